@@ -59,6 +59,7 @@ def load_tokenizer(spec: str):
             tok = PreTrainedTokenizerFast(tokenizer_file=str(path))
         except Exception as e:  # the tokenizers library raises its own Exception subclass
             raise TokenizerUnavailable(f"{path}: not a tokenizers JSON file ({e})") from None
+        _name_special_tokens(tok)
     elif path.is_dir():
         try:
             tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
@@ -71,6 +72,21 @@ def load_tokenizer(spec: str):
     if not getattr(tok, "is_fast", False):
         raise TokenizerUnavailable(f"{spec}: only fast (Rust) tokenizers are supported")
     return tok
+
+
+_EOS_NAMES = (FALLBACK_EOS, "</s>", "<eos>", "<|end_of_text|>")
+_SEP_NAMES = ("[SEP]",)
+_PAD_NAMES = (FALLBACK_PAD, "<pad>", "[PAD]")
+
+
+def _name_special_tokens(tok) -> None:
+    """A bare tokenizer.json has no tokenizer_config.json: name end-of-text, separator and padding
+    from its special added tokens, so that `separator_id` and the identity work as for a directory."""
+    special = {t.content for t in tok.added_tokens_decoder.values() if t.special}
+    for attr, names in (("eos_token", _EOS_NAMES), ("sep_token", _SEP_NAMES), ("pad_token", _PAD_NAMES)):
+        found = next((n for n in names if n in special), None)
+        if getattr(tok, attr) is None and found is not None:
+            setattr(tok, attr, found)
 
 
 def _load_from_hub(name: str):

@@ -1,0 +1,102 @@
+"""Benchmark stage 2 against its target: scraper time + one raw `encode_batch` over the chunk texts.
+
+    python3 bench/bench_chunker.py --repo PATH [--work-dir /tmp/bench_chunker] [--tokenizer DIR]
+    python3 bench/bench_chunker.py             # builds a repository with bench/make_bench_repo.py
+
+Scrapes the repository with stage 1 (timed), chunks it with stage 2 (timed, snapshots at the
+cut-off included), then encodes every chunk text once with the raw Rust tokenizer
+(`encode_batch_fast`, the floor of any token counting). Without --tokenizer, a 16k byte-level
+BPE is trained on the first 8 MB of diffs (the pipeline's offline fallback), untimed.
+Prints each time, the ratio stage 2 / (scrape + encode) (target: at most 1) and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import semantic_chunker as sc
+from pipeline_io import iter_commit_records
+from scrapers.git_scraper_rich import ScrapeConfig, scrape
+from tokenizers_.loading import load_tokenizer, train_fallback_tokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def raw_encode_seconds(chunks: Path, tok_dir: Path) -> tuple[float, int, int]:
+    from tokenizers import Tokenizer
+
+    texts = [json.loads(line)["text"] for line in open(chunks, encoding="utf-8")]
+    tok = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    start = time.perf_counter()
+    n = sum(len(e.ids) for e in tok.encode_batch_fast(texts, add_special_tokens=False))
+    return time.perf_counter() - start, n, len(texts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Benchmark stage 2 against scrape + raw encode_batch.")
+    p.add_argument("--repo", type=Path, default=None, help="repository to measure [build one]")
+    p.add_argument("--commits", type=int, default=600, help="commits of the generated repository")
+    p.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_chunker"), help="where to write")
+    p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory [train a fallback BPE]")
+    p.add_argument("--max-chunk-tokens", type=int, default=512, help="stage 2 budget")
+    p.add_argument("--min-chunk-tokens", type=int, default=64, help="stage 2 minimum")
+    args = p.parse_args(argv)
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    repo = args.repo
+    if repo is None:
+        repo = work / "repo"
+        if not repo.exists():
+            subprocess.run([sys.executable, str(ROOT / "bench" / "make_bench_repo.py"), "--out", str(repo),
+                            "--commits", str(args.commits)], check=True)
+    history = work / "git_history_rich.jsonl"
+    start = time.perf_counter()
+    scrape(ScrapeConfig(repo=str(repo), output=str(history), output_json=None, progress=False))
+    scrape_s = time.perf_counter() - start
+
+    tok_dir = args.tokenizer
+    if tok_dir is None:
+        tok_dir = work / "tokenizer"
+        if not tok_dir.exists():
+            def sample():
+                size = 0
+                for rec in iter_commit_records(history):
+                    for f in rec["files"]:
+                        if size < 8e6 and f.get("diff"):
+                            size += len(f["diff"])
+                            yield f["diff"]
+            train_fallback_tokenizer(sample(), tok_dir)
+    tok = load_tokenizer(str(tok_dir))
+
+    out = work / "chunks_semantic.jsonl"
+    cfg = sc.ChunkConfig(repo=str(repo), commits=str(history), output=str(out), progress=False,
+                         max_chunk_tokens=args.max_chunk_tokens, min_chunk_tokens=args.min_chunk_tokens)
+    start = time.perf_counter()
+    stats = sc.run(cfg, tokenizer=tok)
+    chunk_s = time.perf_counter() - start
+    enc_s, n_tokens, n_chunks = raw_encode_seconds(out, tok_dir)
+
+    n_commits, n_changes = stats["commits"], stats["file_changes_chunked"]
+    print(f"repository: {repo}  ({n_commits} commits, {n_changes:,} file changes chunked, "
+          f"{n_chunks:,} chunks, {n_tokens:,} tokens)")
+    print(f"scrape (stage 1):             {scrape_s:8.2f} s")
+    print(f"chunk (stage 2):              {chunk_s:8.2f} s")
+    print(f"raw encode_batch over chunks: {enc_s:8.2f} s")
+    print(f"ratio: stage 2 / (scrape + raw encode) = {chunk_s / (scrape_s + enc_s):.2f} (target <= 1)")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Write chunk records and their token ids as they come; drop exact duplicates; count what was written.
+
+    with ChunkWriter("data/x/chunks_semantic.jsonl", dedup=True) as out:
+        out.write_commit(chunks)          # yields the chunks actually written
+    out.write_stats(stats)                # adds the counters and the sha256 of the .jsonl
+
+Token ids go to a temporary raw uint32 file while chunks stream, and become
+`chunks_semantic.tokens.npy` (1-D uint32, in file order) at the end; the `.jsonl`, then the
+stats, are renamed into place last, so a killed run leaves no file half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from pipeline_io import atomic_write, dumps, sha256_file, write_json
+
+
+def normalized_digest(text: str) -> bytes:
+    """Duplicate key: the text after its first line (commit/snapshot line), trailing spaces ignored."""
+    body = text.split("\n", 1)[1] if "\n" in text else text
+    norm = "\n".join(line.rstrip() for line in body.split("\n"))
+    return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def companion(output: Path, suffix: str) -> Path:
+    """`chunks_semantic.jsonl` -> `chunks_semantic<suffix>` beside it."""
+    return output.with_name(output.name.removesuffix(".jsonl") + suffix)
+
+
+class ChunkWriter:
+    def __init__(self, output: str | os.PathLike, dedup: bool = True, min_tokens: int = 0):
+        self.path = Path(output)
+        self.tokens_path = companion(self.path, ".tokens.npy")
+        self.stats_path = companion(self.path, ".stats.json")
+        self.dedup = dedup
+        self.min_tokens = min_tokens
+        self.seen: set[bytes] = set()
+        self.chunks: Counter = Counter()
+        self.tokens: Counter = Counter()
+        self.under_min: Counter = Counter()
+        self.duplicates = 0
+        self.n_ids = 0
+
+    def __enter__(self) -> "ChunkWriter":
+        self._stack = contextlib.ExitStack()
+        self._jsonl = self._stack.enter_context(atomic_write(self.path))
+        self._raw_path = self.path.with_name(f".{self.path.name}.ids-{os.getpid()}")
+        self._raw = self._stack.enter_context(open(self._raw_path, "wb"))
+        self._stack.callback(lambda: self._raw_path.exists() and self._raw_path.unlink())
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._raw.flush()
+                with atomic_write(self.tokens_path, "wb") as f, open(self._raw_path, "rb") as raw:
+                    np.lib.format.write_array_header_1_0(
+                        f, {"descr": "<u4", "fortran_order": False, "shape": (self.n_ids,)})
+                    shutil.copyfileobj(raw, f, 1 << 20)
+        finally:
+            self._stack.__exit__(exc_type, exc, tb)
+
+    def _write(self, chunks: Iterable[dict]) -> Iterator[dict]:
+        for index, chunk in enumerate(chunks):
+            if self.dedup:
+                digest = normalized_digest(chunk["text"])
+                if digest in self.seen:
+                    self.duplicates += 1
+                    continue
+                self.seen.add(digest)
+            ids = chunk.pop("_ids")
+            key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
+            chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+            self._jsonl.write(dumps(chunk) + "\n")
+            np.asarray(ids, dtype="<u4").tofile(self._raw)
+            self.n_ids += len(ids)
+            self.chunks[chunk["kind"]] += 1
+            self.tokens[chunk["kind"]] += chunk["n_tokens"]
+            if chunk["n_tokens"] < self.min_tokens:
+                self.under_min[chunk["kind"]] += 1
+            yield chunk
+
+    def write_commit(self, chunks: list[dict]) -> Iterator[dict]:
+        """Write one commit's chunks (ids count positions within the commit); yield those kept."""
+        return self._write(chunks)
+
+    def write_snapshots(self, chunks: Iterable[dict]) -> None:
+        for _ in self._write(chunks):
+            pass
+
+    def stats(self) -> dict:
+        return {"chunks": dict(sorted(self.chunks.items())), "tokens": dict(sorted(self.tokens.items())),
+                "chunks_under_min": dict(sorted(self.under_min.items())),
+                "duplicates_dropped": self.duplicates, "dedup": self.dedup,
+                "token_ids": self.n_ids, "tokens_file": self.tokens_path.name}
+
+    def write_stats(self, stats: dict) -> None:
+        stats["chunks_sha256"] = sha256_file(self.path)
+        write_json(self.stats_path, stats)

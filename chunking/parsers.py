@@ -1,0 +1,187 @@
+"""Function / class / impl boundaries: tree-sitter for the languages it has a grammar for, else a heuristic.
+
+    >>> defs = definitions("class A:\\n    def f(self):\\n        return 1\\n", "python")
+    >>> [(d.start, d.end, d.name) for d in defs]
+    [(0, 2, 'A'), (1, 2, 'A.f')]
+
+Rows are 0-based line indexes into the text given. A `Definition` spans `start..end` inclusive
+and carries its qualified name (`Counter::bump` in Rust and C++, `Shape.area` elsewhere;
+`impl Counter` for a Rust impl block). Text that tree-sitter cannot fully parse (a diff hunk
+cut out of a file) still yields the definitions it can recognise: tree-sitter recovers from
+errors. Languages without a grammar package get `heuristic_boundaries` (a non-blank line at
+indentation 0 after a blank line starts a new block) and no symbol names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from tree_sitter import Language, Parser, Query, QueryCursor
+
+# extension -> parser language name
+EXTENSIONS = {
+    ".py": "python", ".pyi": "python", ".rs": "rust", ".js": "javascript", ".mjs": "javascript",
+    ".cjs": "javascript", ".jsx": "javascript", ".ts": "typescript", ".mts": "typescript",
+    ".cts": "typescript", ".tsx": "tsx", ".go": "go", ".java": "java", ".c": "c", ".h": "c",
+    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+}
+
+# language -> (module, attribute of the grammar function, node types that are definitions)
+_GRAMMARS = {
+    "python": ("tree_sitter_python", "language", ("function_definition", "class_definition")),
+    "rust": ("tree_sitter_rust", "language", ("function_item", "function_signature_item", "impl_item",
+                                              "trait_item", "struct_item", "enum_item", "mod_item", "macro_definition")),
+    "javascript": ("tree_sitter_javascript", "language", ("function_declaration", "generator_function_declaration",
+                                                          "class_declaration", "method_definition")),
+    "typescript": ("tree_sitter_typescript", "language_typescript", (
+        "function_declaration", "generator_function_declaration", "class_declaration", "abstract_class_declaration",
+        "method_definition", "interface_declaration", "enum_declaration", "internal_module")),
+    "go": ("tree_sitter_go", "language", ("function_declaration", "method_declaration", "type_declaration")),
+    "java": ("tree_sitter_java", "language", ("class_declaration", "interface_declaration", "enum_declaration",
+                                              "record_declaration", "method_declaration", "constructor_declaration")),
+    "c": ("tree_sitter_c", "language", ("function_definition", "struct_specifier")),
+    "cpp": ("tree_sitter_cpp", "language", ("function_definition", "class_specifier", "struct_specifier",
+                                            "namespace_definition")),
+}
+_GRAMMARS["tsx"] = ("tree_sitter_typescript", "language_tsx", _GRAMMARS["typescript"][2])
+_SEPARATOR = {"rust": "::", "cpp": "::"}
+_NAME_NODES = ("identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name",
+               "type_identifier", "property_identifier")
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    start: int  # first row (0-based), decorators included
+    end: int  # last row, inclusive
+    name: str  # qualified: enclosing definitions joined with the language's separator
+
+
+_PARSERS: dict[str, tuple[Parser, Query, frozenset]] = {}
+
+
+def parser_language(path: str) -> str | None:
+    """The tree-sitter language for a path, from its extension; None when there is no grammar."""
+    return EXTENSIONS.get(PurePosixPath(path).suffix.lower())
+
+
+def _parser(lang: str) -> tuple[Parser, Query, frozenset]:
+    """One parser and one query per language, created on first use and kept."""
+    if lang not in _PARSERS:
+        module, attr, types = _GRAMMARS[lang]
+        language = Language(getattr(importlib.import_module(module), attr)())
+        query = Query(language, "[" + " ".join(f"({t})" for t in types) + "] @def")
+        _PARSERS[lang] = (Parser(language), query, frozenset(types))
+    return _PARSERS[lang]
+
+
+def _text(node) -> str:
+    return node.text.decode("utf-8", "replace") if node is not None else ""
+
+
+def _own_name(node, lang: str) -> str | None:
+    """The name a definition node declares, or None (anonymous / unparsable)."""
+    t = node.type
+    if t == "impl_item":
+        trait, typ = node.child_by_field_name("trait"), node.child_by_field_name("type")
+        return f"impl {_text(trait)} for {_text(typ)}" if trait is not None else f"impl {_text(typ)}"
+    if t == "type_declaration":
+        spec = next((c for c in node.named_children if c.type in ("type_spec", "type_alias")), None)
+        return _text(spec.child_by_field_name("name")) if spec is not None else None
+    if t == "method_declaration" and lang == "go":
+        receiver = node.child_by_field_name("receiver")
+        rtype = re.sub(r"^\(\s*(?:\w+\s+)?\*?|\)$", "", _text(receiver)).strip() if receiver is not None else ""
+        name = _text(node.child_by_field_name("name"))
+        return f"{rtype}.{name}" if rtype else name
+    name = node.child_by_field_name("name")
+    if name is not None:
+        return _text(name)
+    declarator = node.child_by_field_name("declarator")  # C / C++ functions: dig to the identifier
+    while declarator is not None and declarator.type not in _NAME_NODES:
+        declarator = declarator.child_by_field_name("declarator")
+    return _text(declarator) if declarator is not None else None
+
+
+def _container_name(name: str) -> str:
+    """What a method is qualified by: `impl Counter` -> `Counter`, `impl Display for Counter` -> `Counter`."""
+    return name.rsplit(" for ", 1)[-1].removeprefix("impl ") if name.startswith("impl ") else name
+
+
+def qualify(name: str, context_symbol: str | None, lang: str | None) -> str:
+    """Qualify a method found in a hunk by the container git named in the hunk header.
+
+    >>> qualify("bump", "impl Counter", "rust"), qualify("area", "Shape", "python"), qualify("a.b", "C", "python")
+    ('Counter::bump', 'Shape.area', 'a.b')
+    """
+    sep = _SEPARATOR.get(lang or "", ".")
+    if not context_symbol or sep in name or context_symbol == name:
+        return name
+    return f"{_container_name(context_symbol)}{sep}{name}"
+
+
+def definitions(text: str, lang: str) -> list[Definition]:
+    """Every definition tree-sitter finds in `text`, outermost first, in source order."""
+    parser, query, types = _parser(lang)
+    tree = parser.parse(text.encode("utf-8", "surrogatepass"))
+    nodes = QueryCursor(query).captures(tree.root_node).get("def", [])
+    sep = _SEPARATOR.get(lang, ".")
+    out = []
+    for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
+        own = _own_name(node, lang)
+        if not own:
+            continue
+        outer = node.parent
+        chain = []
+        while outer is not None:
+            if outer.type in types:
+                outer_name = _own_name(outer, lang)
+                if outer_name:
+                    chain.append(_container_name(outer_name))
+            outer = outer.parent
+        start = node.parent.start_point.row if node.parent is not None and node.parent.type == "decorated_definition" \
+            else node.start_point.row
+        end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > start else 0)
+        out.append(Definition(start, end, sep.join([*reversed(chain), own])))
+    return out
+
+
+def definition_boundaries(defs: list[Definition]) -> set[int]:
+    """Rows where a cut is clean: where a definition starts, and just after one ends."""
+    rows = set()
+    for d in defs:
+        rows.add(d.start)
+        rows.add(d.end + 1)
+    return rows
+
+
+def heuristic_boundaries(lines: list[str]) -> set[int]:
+    """For languages without a grammar: a non-blank line at indentation 0 that follows a blank line."""
+    return {i for i in range(1, len(lines))
+            if lines[i][:1] not in ("", " ", "\t", "\n", "\r") and not lines[i - 1].strip()}
+
+
+def innermost(defs: list[Definition], row: int) -> Definition | None:
+    """The smallest definition containing `row`."""
+    best = None
+    for d in defs:
+        if d.start <= row <= d.end and (best is None or d.end - d.start <= best.end - best.start):
+            best = d
+    return best
+
+
+_CONTEXT_NAME = re.compile(r"\b(?:def|class|fn|func|function|impl|struct|enum|trait|interface|mod|module|"
+                           r"namespace|type)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*(?:(?:::|\.)[A-Za-z_$][\w$]*)*)")
+
+
+def symbol_from_context(context: str) -> str | None:
+    """A name from the function context git prints after a hunk header (`@@ ... @@ def area(w, h):`).
+
+    >>> symbol_from_context("impl Counter {"), symbol_from_context("    def area(self):")
+    ('impl Counter', 'area')
+    """
+    m = _CONTEXT_NAME.search(context)
+    if m is None:
+        return None
+    return f"impl {m.group(1)}" if re.search(r"\bimpl\s", context[:m.end()]) else m.group(1)

@@ -1,0 +1,231 @@
+"""The splittable units a chunk is made of: diff hunks (diff chunks) and blocks of a file (snapshots).
+
+    >>> hunks = parse_hunks("@@ -1,2 +1,3 @@ def area(w, h):\\n x = 1\\n-y = 2\\n+y = 3\\n+z = 4\\n", "python")
+    >>> hunks[0].render()
+    '@@ -1,2 +1,3 @@ def area(w, h):\\n x = 1\\n-y = 2\\n+y = 3\\n+z = 4\\n'
+    >>> hunks[0].symbols()
+    ['area']
+
+A unit knows its text, the function/class names it touches (`symbols`), and how to cut itself
+into smaller units at function/class boundaries (`split`). A diff hunk is parsed with
+tree-sitter on its own new-side text (context and added lines; the old side for a pure
+deletion): the parser recovers from the partial file, so definitions that start inside the hunk
+are found, and a changed line outside any of them takes the name git printed after the `@@`
+(git's function context). A piece of a split hunk gets its own `@@ -a,b +c,d @@` header with
+line numbers recomputed, so every piece is still a valid hunk.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+from chunking.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
+    symbol_from_context
+from chunking.split import cut_text, split_rows
+
+_HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@ ?(.*)")
+MAX_SYMBOLS = 3
+
+
+class DiffFormatError(ValueError):
+    """A diff text this stage cannot read (the commit falls back to one raw chunk)."""
+
+
+def _join_symbols(names: list[str]) -> list[str]:
+    seen = []
+    for n in names:
+        if n and n not in seen:
+            seen.append(n)
+    return seen
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """One tree-sitter parse of a unit's lines, shared by every piece cut from it.
+
+    `owner[i]` is the innermost definition around line i (None outside all), `boundaries` the
+    sorted line indexes where a cut is clean.
+    """
+
+    owner: list[Definition | None]
+    boundaries: list[int]
+    defs: list[Definition]
+    first_line: dict[Definition, int]  # the line each definition starts on
+
+    def cuts(self, a: int, b: int) -> list[int]:
+        """Boundaries strictly inside [a, b), relative to a."""
+        return [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
+
+
+def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None) -> _Parsed:
+    """Parse `code_lines`; rows[i] is unit line i's row in that code (None: not on this side)."""
+    if lang is None:
+        bounds, defs = heuristic_boundaries(code_lines), []
+    else:
+        defs = definitions("\n".join(code_lines) + "\n", lang)
+        bounds = definition_boundaries(defs)
+    by_row: list[Definition | None] = [None] * (len(code_lines) + 1)
+    for d in defs:  # outermost first, so inner definitions overwrite
+        by_row[d.start:d.end + 1] = [d] * (min(d.end, len(code_lines)) + 1 - d.start)
+    line_of_row, owner = {}, []
+    for i, r in enumerate(rows):
+        if r is not None and r not in line_of_row:
+            line_of_row[r] = i
+        owner.append(by_row[r] if r is not None and r < len(by_row) else None)
+    return _Parsed(owner, sorted(line_of_row[r] for r in bounds if r in line_of_row), defs,
+                   {d: line_of_row[d.start] for d in defs if d.start in line_of_row})
+
+
+@dataclass(slots=True)
+class _HunkInfo:
+    """What the pieces of one original hunk share: its parse, changed lines, old/new line counts."""
+
+    parsed: _Parsed
+    changed: list[bool]  # line i is a change on the parsed side
+    indented: list[bool]  # line i's code starts with whitespace
+    old_before: list[int]  # old-side lines before line i
+    new_before: list[int]
+
+
+@dataclass(slots=True)
+class Hunk:
+    """One `@@` hunk of a file's diff (or a piece of one): start lines, git's function context, lines."""
+
+    old_start: int
+    new_start: int
+    context: str
+    lines: list[str]
+    lang: str | None
+    base: int = 0  # index of lines[0] in the original hunk
+    _info: _HunkInfo | None = None
+
+    def render(self) -> str:
+        old_n = sum(1 for l in self.lines if l[:1] in (" ", "-"))
+        new_n = sum(1 for l in self.lines if l[:1] in (" ", "+"))
+        ctx = f" {self.context}" if self.context else ""
+        return f"@@ -{self.old_start},{old_n} +{self.new_start},{new_n} @@{ctx}\n" + "".join(l + "\n" for l in self.lines)
+
+    def _parse(self) -> _HunkInfo:
+        if self._info is None:
+            side = "+" if any(l[:1] == "+" for l in self.lines) else "-"
+            code, rows, old_before, new_before = [], [], [], []
+            n_old = n_new = 0
+            for l in self.lines:
+                old_before.append(n_old)
+                new_before.append(n_new)
+                n_old += l[:1] in (" ", "-")
+                n_new += l[:1] in (" ", "+")
+                if l[:1] in (" ", side):
+                    rows.append(len(code))
+                    code.append(l[1:])
+                else:
+                    rows.append(None)
+            self._info = _HunkInfo(_analyse(code, rows, self.lang), [l[:1] == side for l in self.lines],
+                                   [l[1:2] in (" ", "\t") for l in self.lines], old_before, new_before)
+        return self._info
+
+    def symbols(self) -> list[str]:
+        info = self._parse()
+        ctx = symbol_from_context(self.context)
+        names, last = [], object()
+        for i in range(self.base, self.base + len(self.lines)):
+            if not info.changed[i]:
+                continue
+            d = info.parsed.owner[i]
+            if d is last:
+                continue
+            last = d
+            if d is None:
+                names.append(ctx)
+            elif self._starts_indented(d):  # a method whose class / impl line is above the hunk: git named it
+                names.append(qualify(d.name, ctx, self.lang))
+            else:
+                names.append(d.name)
+        if not any(info.changed[self.base:self.base + len(self.lines)]):
+            names.append(ctx)
+        return _join_symbols(names)
+
+    def _starts_indented(self, d: Definition) -> bool:
+        first = self._info.parsed.first_line.get(d)
+        return first is not None and self._info.indented[first]
+
+    def split(self, target: float, ratio: float) -> list["Hunk"]:
+        """Pieces of this hunk within `target` estimated tokens, cut at function/class boundaries first."""
+        info = self._parse()
+        sizes = [(len(l) + 1) * ratio for l in self.lines]
+        pieces = []
+        for a, b in split_rows(sizes, info.parsed.cuts(self.base, self.base + len(self.lines)), target):
+            if b - a == 1 and sizes[a] > target:  # one line alone over budget: the only mid-line cut
+                line = self.lines[a]
+                pieces.extend(self._piece(a, a + 1, [line[0] + part])
+                              for part in cut_text(line[1:], int(sizes[a] // target) + 1))
+            else:
+                pieces.append(self._piece(a, b, self.lines[a:b]))
+        return pieces
+
+    def _piece(self, a: int, b: int, lines: list[str]) -> "Hunk":
+        info, i = self._info, self.base + a
+        return Hunk(self.old_start + info.old_before[i] - info.old_before[self.base],
+                    self.new_start + info.new_before[i] - info.new_before[self.base],
+                    self.context, lines, self.lang, i, info)
+
+
+def parse_hunks(diff: str, lang: str | None) -> list[Hunk]:
+    """The hunks of one file's unified diff (lines before the first `@@`, such as `---`/`+++`, are dropped)."""
+    hunks: list[Hunk] = []
+    for line in diff.split("\n"):
+        if line.startswith("@@"):
+            m = _HUNK_HEADER.match(line)
+            if m is None:
+                raise DiffFormatError(f"bad hunk header: {line[:80]!r}")
+            hunks.append(Hunk(int(m.group(1)), int(m.group(2)), m.group(3).strip(), [], lang))
+        elif hunks and line[:1] in (" ", "+", "-", "\\"):
+            hunks[-1].lines.append(line)
+        elif hunks and line == "":
+            continue  # the split's final empty string, or a blank context line stripped of its space
+        elif hunks:
+            raise DiffFormatError(f"unexpected line in a hunk: {line[:80]!r}")
+    return hunks
+
+
+@dataclass(slots=True)
+class Block:
+    """Consecutive lines [start, end) of one file (a snapshot); `parsed` is the whole file's parse."""
+
+    lines: list[str]  # the whole file's lines, shared
+    start: int
+    end: int
+    parsed: _Parsed
+
+    @classmethod
+    def whole_file(cls, text: str, lang: str | None) -> "Block":
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return cls(lines, 0, len(lines), _analyse(lines, list(range(len(lines))), lang))
+
+    def render(self) -> str:
+        return "".join(l + "\n" for l in self.lines[self.start:self.end])
+
+    def symbols(self) -> list[str]:
+        """Definitions starting in the block (outermost ones), else the one the block sits inside."""
+        inside = [d for d in self.parsed.defs if self.start <= d.start < self.end]
+        top = [d.name for d in inside if not any(o is not d and o.start <= d.start and d.end <= o.end
+                                                   and (o.start, -o.end) < (d.start, -d.end) for o in inside)]
+        if top:
+            return _join_symbols(top)
+        d = self.parsed.owner[self.start] if self.start < len(self.parsed.owner) else None
+        return [d.name] if d is not None else []
+
+    def split(self, target: float, ratio: float) -> list["Block"]:
+        sizes = [(len(l) + 1) * ratio for l in self.lines[self.start:self.end]]
+        out = []
+        for a, b in split_rows(sizes, self.parsed.cuts(self.start, self.end), target):
+            if b - a == 1 and sizes[a] > target:
+                for part in cut_text(self.lines[self.start + a], int(sizes[a] // target) + 1):
+                    out.append(Block([part], 0, 1, _Parsed([None], [], [], {})))
+            else:
+                out.append(Block(self.lines, self.start + a, self.start + b, self.parsed))
+        return out

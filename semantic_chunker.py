@@ -1,0 +1,388 @@
+"""Stage 2: cut every change and the code itself into chunks within a token budget, at function/class boundaries.
+
+    python3 semantic_chunker.py --repo PATH --commits data/NAME/git_history_rich.json \
+        --output data/NAME/chunks_semantic.jsonl --max-chunk-tokens 512 --min-chunk-tokens 64
+
+Reads stage 1's commit records (`.json` or `.jsonl`), oldest first, one commit at a time, and
+writes `chunks_semantic.jsonl` (one chunk per line: diff chunks in commit order, then snapshot
+chunks), `chunks_semantic.tokens.npy` (every chunk's token ids, concatenated in file order, so
+stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference:
+docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
+(`splits.split_commits`, the function stage 4 uses) and the files at that commit become
+snapshot chunks, which belong to train.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+if __package__ in (None, ""):  # run as a script: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from chunking.assemble import Fitter, Piece, Section  # noqa: E402
+from chunking.filters import FileFilter  # noqa: E402
+from chunking.output import ChunkWriter  # noqa: E402
+from chunking.parsers import parser_language  # noqa: E402
+from chunking.units import Block, parse_hunks  # noqa: E402
+from chunking.snapshots import TreeReader, git_output  # noqa: E402
+from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
+from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
+from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_AT = ("cutoff", "head", "none")
+SUBJECT_CHARS = 120
+SNAPSHOT_BATCH_FILES = 64
+MAX_SYMBOLS = 3
+
+
+@dataclass
+class ChunkConfig:
+    repo: str | None = None  # the repository, for file snapshots (not needed with snapshot_at="none")
+    commits: str = "data/repo/git_history_rich.jsonl"
+    output: str = "data/repo/chunks_semantic.jsonl"
+    max_chunk_tokens: int = 512
+    min_chunk_tokens: int = 64
+    tokenizer: str = DEFAULT_MODEL
+    snapshot_at: str = "cutoff"  # "cutoff" (train cut-off commit) | "head" (leaks later code) | "none"
+    split_ratios: tuple[float, float, float] = DEFAULT_RATIOS
+    filter_binary: bool = True
+    filter_build_artifacts: bool = True
+    filter_lock_files: bool = True
+    filter_generated: bool = True
+    max_file_bytes: int = 1_000_000
+    dedup: bool = True
+    redact: bool = True
+    progress: bool = True
+
+    def file_filter(self) -> FileFilter:
+        return FileFilter(self.filter_binary, self.filter_build_artifacts, self.filter_lock_files,
+                          self.filter_generated, self.max_file_bytes)
+
+
+@dataclass
+class _Counts:
+    filtered: Counter = field(default_factory=Counter)
+    secrets: Counter = field(default_factory=Counter)
+
+
+class Chunker:
+    """Everything created once per run: the tokenizer's fitter, the filters, the redactor."""
+
+    def __init__(self, config: ChunkConfig, tok):
+        self.cfg, self.tok = config, tok
+        self.fitter = Fitter(tok, config.max_chunk_tokens, config.min_chunk_tokens)
+        self.filter = config.file_filter()
+        if config.redact:
+            from scrapers.redaction import redact
+            self._redact = redact
+        else:
+            self._redact = None
+
+    def redact(self, text: str, counts: _Counts) -> str:
+        if self._redact is None or not text:
+            return text
+        text, found = self._redact(text)
+        counts.secrets.update(found)
+        return text
+
+    def _diff_reason(self, f: dict) -> str | None:
+        if f.get("missing_object"):
+            return "missing_object"
+        if f.get("is_binary"):
+            return "binary" if self.filter.binary else None
+        diff = f.get("diff") or ""
+        reason = self.filter.path_reason(f["path"]) or self.filter.size_reason(len(diff.encode("utf-8", "replace")))
+        if reason is None and self.filter.generated:
+            added = "\n".join(l[1:] for l in diff.split("\n") if l[:1] == "+" and not l.startswith("+++"))
+            reason = self.filter.content_reason(added)
+        return reason
+
+    def commit_chunks(self, rec: dict, counts: _Counts) -> list[dict]:
+        """The diff chunks of one commit (raises on a change it cannot read: the caller falls back)."""
+        prefix = self.redact(commit_line(rec), counts)
+        sections = []
+        for f in rec.get("files") or []:
+            reason = self._diff_reason(f)
+            if reason is not None:
+                counts.filtered[reason] += 1
+                continue
+            lang = parser_language(f["path"])
+            hunks = parse_hunks(self.redact(f.get("diff") or "", counts), lang)
+            sections.append(Section(f["path"], f.get("language"), f.get("change_type"), file_title(f), hunks))
+        pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
+        return [chunk_record("diff", rec, p, prefix) for p in pieces]
+
+    def fallback_chunk(self, rec: dict, counts: _Counts) -> dict:
+        """One raw `commit` chunk: message and diffs, cut at a line end to fit the budget."""
+        parts = [commit_line(rec), rec.get("message") or "", "\n"]
+        for f in rec.get("files") or []:
+            parts.append(f"{file_title(f)}\n{f.get('diff') or ''}\n")
+        text = self.redact("".join(parts), counts)
+        text = text[:self.cfg.max_chunk_tokens * 12]
+        ids = encode_batch(self.tok, [text])[0]
+        while len(ids) > self.cfg.max_chunk_tokens:
+            cut = int(len(text) * self.cfg.max_chunk_tokens / len(ids) * 0.95)
+            text = text[:text.rfind("\n", 0, cut) + 1 or cut]
+            ids = encode_batch(self.tok, [text])[0]
+        files = rec.get("files") or [{}]
+        piece = Piece([Section(files[0].get("path", ""), files[0].get("language"), None, "", [])], text, ids)
+        return chunk_record("commit", rec, piece, "")
+
+    def snapshot_chunks(self, repo: str, commit: str, meta: dict, counts: _Counts, kept: Counter) -> Iterable[dict]:
+        """Chunks of every text file at `commit`, after the same filters and redaction as the diffs."""
+        prefix = f"snapshot {commit[:12]} {meta['date']}\n"
+        flt = self.filter
+
+        def keep(path: str, size: int) -> bool:
+            reason = flt.path_reason(path) or flt.size_reason(size)
+            if reason:
+                counts.filtered[reason] += 1
+            return reason is None
+
+        batch: list[Section] = []
+        with TreeReader(repo) as tree:
+            for path, size, data in tree.files(commit, keep):
+                reason = ("not_a_file" if size == 0 and data is None else "missing_object" if data is None
+                          else "binary" if b"\0" in data[:8000] else None)
+                text = None
+                if reason is None:
+                    try:
+                        text = data.decode("utf-8")
+                    except UnicodeDecodeError:
+                        reason = "binary" if flt.binary else "not_utf8"
+                if reason is None:
+                    text = text.replace("\r\n", "\n")
+                    reason = flt.content_reason(text)
+                if reason is not None:
+                    counts.filtered[reason] += 1
+                    continue
+                if not text.strip():
+                    counts.filtered["empty"] += 1
+                    continue
+                kept["files"] += 1
+                text = self.redact(text, counts)
+                batch.append(Section(path, meta["language_of"](path), None, f"file {path}",
+                                     [Block.whole_file(text, parser_language(path))]))
+                if len(batch) >= SNAPSHOT_BATCH_FILES:
+                    yield from self._snapshot_batch(prefix, batch, meta)
+                    batch = []
+        yield from self._snapshot_batch(prefix, batch, meta)
+
+    def _snapshot_batch(self, prefix: str, sections: list[Section], meta: dict) -> list[dict]:
+        pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
+        return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces]
+
+
+def commit_date(rec: dict) -> str:
+    stamp = rec.get("committed_at") or rec.get("authored_at") or ""
+    return stamp[:10]
+
+
+def commit_line(rec: dict) -> str:
+    subject = (rec.get("subject") or "").replace("\n", " ")
+    if len(subject) > SUBJECT_CHARS:
+        subject = subject[:SUBJECT_CHARS] + "..."
+    return f"commit {rec['hash'][:12]} {commit_date(rec)} {subject}\n"
+
+
+def file_title(f: dict) -> str:
+    change = f.get("change_type") or "modified"
+    old = f.get("old_path")
+    moved = f" from {old}" if old and old != f["path"] else ""
+    cut = " [diff truncated]" if f.get("truncated") else ""
+    return f"file {f['path']} ({change}{moved}){cut}"
+
+
+def chunk_record(kind: str, rec: dict, piece: Piece, prefix: str) -> dict:
+    symbols = []
+    for s in piece.sections:
+        symbols.extend(n for n in s.symbols() if n not in symbols)
+    first = piece.sections[0]
+    text = prefix + piece.body
+    return {
+        "id": None,  # set by the writer: depends on the position within the commit
+        "kind": kind,
+        "commit": rec["hash"],
+        "short_hash": rec["hash"][:12],
+        "timestamp": rec.get("timestamp"),
+        "order": rec["order"],
+        "path": first.path,
+        "paths": list(dict.fromkeys(s.path for s in piece.sections)),
+        "language": first.language,
+        "change_type": first.change_type,
+        "symbol": ", ".join(symbols[:MAX_SYMBOLS]) + (", ..." if len(symbols) > MAX_SYMBOLS else "") or None,
+        "text": text,
+        "n_tokens": len(piece.ids),
+        "_ids": piece.ids,
+    }
+
+
+def _check(config: ChunkConfig) -> None:
+    if not 16 <= config.max_chunk_tokens:
+        raise UserError(f"--max-chunk-tokens must be at least 16, got {config.max_chunk_tokens}")
+    if not 0 <= config.min_chunk_tokens < config.max_chunk_tokens:
+        raise UserError(f"--min-chunk-tokens must be in [0, max-chunk-tokens), got {config.min_chunk_tokens}")
+    if config.snapshot_at not in SNAPSHOT_AT:
+        raise UserError(f"--snapshot-at must be one of {', '.join(SNAPSHOT_AT)}, got {config.snapshot_at!r}")
+    try:
+        check_ratios(config.split_ratios)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if config.snapshot_at != "none" and not config.repo:
+        raise UserError("file snapshots need --repo (or --snapshot-at none)")
+
+
+def _valid(rec) -> bool:
+    return (isinstance(rec, dict) and isinstance(rec.get("hash"), str) and isinstance(rec.get("files", []), list)
+            and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in rec.get("files", [])))
+
+
+def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = None) -> dict:
+    """Write the chunks, their token ids and the stats; return the stats."""
+    from tqdm import tqdm
+
+    _check(config)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer)
+    chunker = Chunker(config, tok)
+    records = commits if commits is not None else iter_commit_records(config.commits)
+    counts, snap_counts = _Counts(), _Counts()
+    token_counts: Counter = Counter()
+    metas: dict[int, dict] = {}
+    stats = {"commits": 0, "bad_records": 0, "file_changes_chunked": 0, "fallback_commits": 0, "fallback_hashes": []}
+    with ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out:
+        for i, rec in enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress)):
+            if not _valid(rec):
+                stats["bad_records"] += 1
+                logger.warning("commit record %d is not a commit record; skipped", i)
+                continue
+            rec = dict(rec, order=rec.get("order", i))
+            stats["commits"] += 1
+            metas[rec["order"]] = {"hash": rec["hash"], "timestamp": rec.get("timestamp"), "date": commit_date(rec)}
+            local = _Counts()
+            try:
+                chunks = chunker.commit_chunks(rec, local)
+                stats["file_changes_chunked"] += len(rec.get("files") or []) - sum(local.filtered.values())
+            except Exception as e:  # one commit the chunker cannot handle must not stop the stage
+                logger.warning("commit %s: chunking failed (%s: %s); kept as one raw chunk", rec["hash"][:12],
+                               type(e).__name__, e)
+                local = _Counts()
+                chunks = [chunker.fallback_chunk(rec, local)]
+                stats["fallback_commits"] += 1
+                stats["fallback_hashes"].append(rec["hash"])
+            counts.filtered.update(local.filtered)
+            counts.secrets.update(local.secrets)
+            for c in out.write_commit(chunks):
+                token_counts.update(commit_token_counts([c]))
+        if not metas:
+            raise UserError(f"{config.commits}: no commit records")
+        plan = None
+        if token_counts:
+            plan = split_commits(token_counts.items(), config.split_ratios)
+        stats["cutoff"] = None if plan is None else {
+            "train_last_order": plan.train_last_order, "val_last_order": plan.val_last_order,
+            "commit": metas[plan.train_last_order]["hash"], "ratios": list(config.split_ratios)}
+        stats.update(_snapshots(config, chunker, out, plan, metas, snap_counts))
+    stats.update(out.stats())
+    stats.update({
+        "diff_filtered": dict(sorted(counts.filtered.items())),
+        "secrets_redacted": {"diffs": dict(sorted(counts.secrets.items())),
+                             "snapshots": dict(sorted(snap_counts.secrets.items()))},
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()
+                     if k not in ("repo", "commits", "output", "progress", "tokenizer")},
+        "tokenizer": tokenizer_identity(tok),
+    })
+    out.write_stats(stats)
+    return stats
+
+
+def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts) -> dict:
+    """Write the snapshot chunks; return what the stats say about them."""
+    info = {"snapshot_at": config.snapshot_at, "snapshot_commit": None, "snapshot_leak": None,
+            "snapshot_filtered": {}, "snapshot_files": 0}
+    if config.snapshot_at == "none":
+        return info
+    if plan is None:
+        logger.warning("no diff chunks: no train cut-off, so no file snapshots")
+        return info
+    cut = metas[plan.train_last_order]
+    if config.snapshot_at == "head":
+        commit = git_output(config.repo, "rev-parse", "--verify", "HEAD^{commit}").strip()
+        later = [o for o, m in metas.items() if o > plan.train_last_order]
+        if commit != cut["hash"] and later:
+            info["snapshot_leak"] = (f"snapshots are taken at HEAD {commit[:12]}, after the train cut-off "
+                                     f"{cut['hash'][:12]} (order {plan.train_last_order}); code first added in the "
+                                     f"val/test commits (orders {min(later)}..{max(later)}) is in train snapshot chunks")
+            logger.warning(info["snapshot_leak"])
+    else:
+        commit = cut["hash"]
+    meta = {"date": cut["date"], "language_of": parser_language,
+            "record": {"hash": commit, "timestamp": cut["timestamp"], "order": plan.train_last_order}}
+    kept: Counter = Counter()
+    out.write_snapshots(chunker.snapshot_chunks(config.repo, commit, meta, counts, kept))
+    info.update(snapshot_commit=commit, snapshot_filtered=dict(sorted(counts.filtered.items())),
+                snapshot_files=kept["files"])
+    return info
+
+
+def parse_args(argv=None):
+    import argparse
+
+    d = ChunkConfig()
+    p = argparse.ArgumentParser(description="Stage 2: semantic chunks of every change and of the code at the train cut-off.")
+    p.add_argument("--repo", type=str, default=None, help="the git repository (for file snapshots)")
+    p.add_argument("--commits", type=str, required=True, help="stage 1 output: git_history_rich.json or .jsonl")
+    p.add_argument("--output", type=str, required=True, help="chunks_semantic.jsonl to write (tokens and stats beside it)")
+    p.add_argument("--max-chunk-tokens", type=int, default=d.max_chunk_tokens, help="token budget of one chunk")
+    p.add_argument("--min-chunk-tokens", type=int, default=d.min_chunk_tokens,
+                   help="smaller changes are merged with their neighbours in the same commit")
+    p.add_argument("--tokenizer", type=str, default=d.tokenizer,
+                   help="tokenizer that measures chunks: hub name, directory or tokenizer.json")
+    p.add_argument("--snapshot-at", choices=SNAPSHOT_AT, default=d.snapshot_at,
+                   help="file snapshots at the train cut-off (default), at HEAD (leaks later code into train), or none")
+    p.add_argument("--split-ratios", type=float, nargs=3, default=list(d.split_ratios), metavar=("TRAIN", "VAL", "TEST"),
+                   help="train/val/test token shares, for the cut-off (same as stage 4)")
+    p.add_argument("--no-binary", action="store_true", help="do not leave out binary files")
+    p.add_argument("--no-build-artifacts", action="store_true",
+                   help="do not leave out build outputs and vendored trees (target/, node_modules/, *.o, ...)")
+    p.add_argument("--no-lock-files", action="store_true", help="do not leave out lock files (Cargo.lock, ...)")
+    p.add_argument("--no-generated", action="store_true", help="do not leave out generated or minified files")
+    p.add_argument("--max-file-bytes", type=int, default=d.max_file_bytes,
+                   help="leave out file changes / files larger than this (0: no bound)")
+    p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
+    p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
+    p.add_argument("--stats", action="store_true", help="print the stats JSON on stdout when done")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    config = ChunkConfig(
+        repo=args.repo, commits=args.commits, output=args.output, max_chunk_tokens=args.max_chunk_tokens,
+        min_chunk_tokens=args.min_chunk_tokens, tokenizer=args.tokenizer, snapshot_at=args.snapshot_at,
+        split_ratios=tuple(args.split_ratios), filter_binary=not args.no_binary,
+        filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
+        filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
+        redact=not args.no_redact, progress=not args.no_progress)
+
+    def go() -> int:
+        stats = run(config)
+        if args.stats:
+            print(json.dumps(stats, indent=2, ensure_ascii=False))
+        return 0
+
+    return run_main(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

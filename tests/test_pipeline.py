@@ -1,0 +1,159 @@
+"""End to end: comprehensive_pipeline.py on a generated repository, offline, small settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import comprehensive_pipeline
+from conftest import ROOT, build_sample_repo
+from pipeline_config import PipelineConfig
+from pipeline_io import UserError, iter_jsonl, read_json
+
+SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
+         "--max-chunk-tokens", "96", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
+         "--context-window", "48", "--target-window", "16", "--no-progress"]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "comprehensive_pipeline.py"), *args],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def tree_bytes(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != ".pipeline.lock"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One full run of the pipeline (through the command line) on the sample repository."""
+    base = tmp_path_factory.mktemp("pipeline")
+    repo = build_sample_repo(base / "sample").path
+    result = run_cli("--repo", str(repo), *SMALL, cwd=base)
+    assert result.returncode == 0, result.stderr
+    return repo, base / "data" / "sample", result
+
+
+def test_default_output_layout_and_summary(built):
+    repo, out, result = built
+    for name in ["git_history_rich.jsonl", "git_history_rich.json", "chunks_semantic.jsonl",
+                 "chunks_tokenized.json", "dataset/training_data_train.json", "dataset/training_data_val.json",
+                 "dataset/training_data_test.json", "dataset/dataset_stats.json", "tokenizer/tokenizer.json"]:
+        assert (out / name).is_file(), name
+    # The summary names every stage, the fallback taken and the training command.
+    for text in ["1 scrape", "2 chunk", "3 tokenize", "4 dataset", "FALLBACK: tokenizer",
+                 "training/model_trainer_unified.py", "training_data_train.json"]:
+        assert text in result.stdout, text
+    assert "no-such-org/no-such-tokenizer" in result.stderr  # the one-line reason for the fallback
+
+
+def test_every_commit_reaches_the_history(built):
+    repo, out, _ = built
+    git_hashes = subprocess.run(["git", "-C", str(repo), "rev-list", "--all"], capture_output=True,
+                                text=True, check=True).stdout.split()
+    commits = list(iter_jsonl(out / "git_history_rich.jsonl"))
+    assert sorted(c["hash"] for c in commits) == sorted(git_hashes)
+    assert [c["order"] for c in commits] == list(range(len(commits)))
+
+
+def test_dataset_is_chronological_and_uses_the_fallback_tokenizer(built):
+    _, out, _ = built
+    manifest = read_json(out / "dataset" / "dataset_stats.json")
+    assert manifest["tokenizer"]["fallback"] is True
+    tokenized = read_json(out / "chunks_tokenized.json")
+    assert manifest["tokenizer"]["sha256"] == tokenized["tokenizer"]["sha256"]
+    splits = manifest["splits"]
+    assert splits["train"]["examples"] > 0
+    assert splits["train"]["last_order"] < splits["val"]["first_order"] <= splits["val"]["last_order"] \
+        < splits["test"]["first_order"]
+    vocab = manifest["tokenizer"]["vocab_size"]
+    for split in ("train", "val", "test"):
+        data = read_json(out / "dataset" / f"training_data_{split}.json")
+        stream = np.load(out / "dataset" / data["tokens_file"])
+        assert stream.size and int(stream.max()) < vocab
+
+
+def test_second_run_skips_every_stage_and_changes_nothing(built, tmp_path):
+    repo, out, _ = built
+    before = tree_bytes(out)
+    result = run_cli("--repo", str(repo), "--output-dir", str(out), *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("skipped") >= 4
+    assert tree_bytes(out) == before
+
+
+def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
+    repo, out, _ = built
+    expected = tree_bytes(out)
+    killed = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "comprehensive_pipeline.py"), "--repo", str(repo),
+                             "--output-dir", str(killed), *SMALL], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "chunks_semantic.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    result = run_cli("--repo", str(repo), "--output-dir", str(killed), *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert tree_bytes(killed) == expected
+
+
+def test_a_second_run_on_a_locked_directory_is_refused(built, tmp_path):
+    repo, out, _ = built
+    from pipeline_state import OutputLock
+
+    with OutputLock(out):
+        result = run_cli("--repo", str(repo), "--output-dir", str(out), *SMALL, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "another pipeline run" in result.stderr
+
+
+def test_chunking_failure_falls_back_to_raw_commits(built, tmp_path, monkeypatch):
+    repo, _, _ = built
+    import semantic_chunker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated chunker bug")
+
+    monkeypatch.setattr(semantic_chunker, "run", broken)
+    out = tmp_path / "out"
+    cfg = comprehensive_pipeline.parse_args(["--repo", str(repo), "--output-dir", str(out), *SMALL])
+    info = comprehensive_pipeline.run_pipeline(cfg)
+    assert info["splits"]["train"]["examples"] > 0
+    tokenized = read_json(out / "chunks_tokenized.json")
+    assert {c["kind"] for c in tokenized["chunks"]} == {"commit"}
+    assert not (out / "chunks_semantic.jsonl").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "no such directory"),
+    (lambda p: (p / "plain").mkdir() or p / "plain", "not a git repository"),
+])
+def test_bad_repo_is_one_line_and_exit_2(tmp_path, make, message):
+    result = run_cli("--repo", str(make(tmp_path)), *SMALL, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr.lower(), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_file_is_read_and_flags_win(tmp_path):
+    cfg_file = tmp_path / "p.yaml"
+    cfg_file.write_text("context_window: 99\ntarget_window: 7\n")
+    cfg = comprehensive_pipeline.parse_args(["--config", str(cfg_file), "--target-window", "5"])
+    assert (cfg.context_window, cfg.target_window) == (99, 5)
+    assert cfg.max_chunk_tokens == PipelineConfig().max_chunk_tokens
+    cfg_file.write_text("context_windw: 99\n")
+    with pytest.raises(UserError, match="context_windw"):
+        comprehensive_pipeline.parse_args(["--config", str(cfg_file)])

@@ -1,0 +1,147 @@
+"""Stage 2 on hand-written commit records and on real repositories scraped by stage 1."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import semantic_chunker as sc
+from conftest import PY_V1, PY_V2, RS_V1
+from tokenizers_.loading import encode_batch, load_tokenizer
+
+AWS = "AKIA" + "QWERTYUIOPASDFGH"
+
+
+@pytest.fixture(scope="module")
+def tok(trained_tokenizer_dir):
+    return load_tokenizer(str(trained_tokenizer_dir))
+
+
+def udiff(old: str, new: str) -> str:
+    return "".join(list(difflib.unified_diff(old.splitlines(True), new.splitlines(True), n=3))[2:])
+
+
+def record(order: int, subject: str, files: list[dict]) -> dict:
+    h = f"{order + 1:x}" * 40
+    return {"hash": h[:40], "order": order, "timestamp": 1700000000 + order * 86400,
+            "committed_at": f"2024-01-{order + 1:02d}T12:00:00+02:00", "subject": subject, "message": subject + "\n",
+            "files": [dict({"change_type": "modified", "language": None, "is_binary": False, "truncated": False}, **f)
+                      for f in files]}
+
+
+def change(path: str, old: str, new: str, **kw) -> dict:
+    return dict(path=path, diff=udiff(old, new), change_type="added" if not old else "modified", **kw)
+
+
+def chunk_run(tmp_path, tok, commits, name="out", **kw) -> tuple[dict, list[dict]]:
+    kw.setdefault("snapshot_at", "none")
+    cfg = sc.ChunkConfig(output=str(tmp_path / name / "chunks_semantic.jsonl"), progress=False, **kw)
+    stats = sc.run(cfg, tokenizer=tok, commits=commits)
+    chunks = [json.loads(l) for l in open(cfg.output, encoding="utf-8")]
+    return stats, chunks
+
+
+def check_tokens(tmp_path, tok, chunks, name="out"):
+    """n_tokens is the exact encoding of the text; the .npy holds every chunk's ids in file order."""
+    ids = encode_batch(tok, [c["text"] for c in chunks])
+    assert [len(i) for i in ids] == [c["n_tokens"] for c in chunks]
+    arr = np.load(tmp_path / name / "chunks_semantic.tokens.npy")
+    assert arr.dtype == np.uint32
+    assert arr.tolist() == [t for i in ids for t in i]
+
+
+def test_change_to_one_function_names_it_and_sizes_stay_in_budget(tmp_path, tok):
+    big_rs = RS_V1 + "".join(f"\npub fn f{i}(x: u64) -> u64 {{\n    x * {i} + {i}\n}}\n" for i in range(40))
+    commits = [record(0, "Add code", [change("src/geometry.py", "", PY_V1), change("rust/src/lib.rs", "", big_rs)]),
+               record(1, "Validate area input", [change("src/geometry.py", PY_V1, PY_V2)]),
+               record(2, "Bump by two", [change("rust/src/lib.rs", big_rs, big_rs.replace("+= 1", "+= 2"))])]
+    # git prints the enclosing unindented line after the hunk header; difflib does not
+    commits[2]["files"][0]["diff"] = commits[2]["files"][0]["diff"].replace(" @@\n", " @@ impl Counter {\n", 1)
+    stats, chunks = chunk_run(tmp_path, tok, commits, max_chunk_tokens=160, min_chunk_tokens=40)
+    check_tokens(tmp_path, tok, chunks)
+    assert all(c["n_tokens"] <= 160 for c in chunks)
+    assert stats["chunks_under_min"] == {} and stats["fallback_commits"] == 0
+    by_order = {o: [c for c in chunks if c["order"] == o] for o in range(3)}
+    assert [c["symbol"] for c in by_order[1]] == ["area"]
+    assert [c["symbol"] for c in by_order[2]] == ["Counter::bump"]
+    first = by_order[1][0]["text"].split("\n")
+    assert first[0] == f"commit {'2' * 12} 2024-01-02 Validate area input"
+    assert first[1] == "file src/geometry.py (modified)"
+    assert "+    if width < 0 or height < 0:" in first
+    # the big added file was split at function boundaries: every piece starts a hunk at a definition
+    rs = [c for c in by_order[0] if c["path"] == "rust/src/lib.rs"]
+    assert len(rs) > 3
+    for c in rs[1:]:
+        hunk_first = c["text"].split("\n")[3]
+        assert hunk_first.startswith(("+pub fn", "+impl", "+}", "+", "+    pub fn")), hunk_first
+    assert "f39" in rs[-1]["symbol"]
+    # ids are unique and the stats name the cut-off the snapshots would use
+    assert len({c["id"] for c in chunks}) == len(chunks)
+    assert stats["cutoff"]["commit"] in {c["hash"] for c in commits}
+
+
+def test_small_changes_are_merged_within_their_commit(tmp_path, tok):
+    files = [change(f"pkg/m{i}.py", "", f"def f{i}(x):\n    return x + {i}\n") for i in range(6)]
+    commits = [record(0, "Many small files", files), record(1, "One more", [change("a.py", "", "X = 1\n")])]
+    stats, chunks = chunk_run(tmp_path, tok, commits, max_chunk_tokens=400, min_chunk_tokens=150)
+    first = [c for c in chunks if c["order"] == 0]
+    assert len(first) < 6 and sum(len(c["paths"]) for c in first) == 6
+    assert all(c["n_tokens"] >= 150 for c in first[:-1])
+    assert stats["chunks_under_min"] == {"diff": 1}  # commit 1 has nothing more to merge with
+    check_tokens(tmp_path, tok, chunks)
+
+
+def test_each_filter_is_counted_and_switchable(tmp_path, tok):
+    files = [dict(path="assets/logo.png", is_binary=True, diff=""),
+             change("web/node_modules/x/index.js", "", "module.exports = 1;\n"),
+             change("target/debug/app.d", "", "app: src/main.rs\n"),
+             change("Cargo.lock", "", "version = 3\n"),
+             change("gen/api.py", "", "# Code generated by protoc. DO NOT EDIT.\nX = 1\n"),
+             change("static/app.js", "", "var a=" + "1+" * 600 + "1;\n"),
+             change("data/big.txt", "", "word\n" * 600),
+             change("src/ok.py", "", "def ok():\n    return 1\n")]
+    stats, chunks = chunk_run(tmp_path, tok, [record(0, "Everything", files)], max_file_bytes=2500)
+    assert stats["diff_filtered"] == {"binary": 1, "build_artifact": 2, "lock_file": 1, "generated": 1,
+                                      "minified": 1, "too_large": 1}
+    assert [c["paths"] for c in chunks] == [["src/ok.py"]]
+    stats, chunks = chunk_run(tmp_path, tok, [record(0, "Everything", files)], name="off", max_file_bytes=0,
+                              filter_binary=False, filter_build_artifacts=False, filter_lock_files=False,
+                              filter_generated=False)
+    assert stats["diff_filtered"] == {}
+    assert {p for c in chunks for p in c["paths"]} == {f["path"] for f in files}
+
+
+def test_unreadable_commit_falls_back_to_one_raw_chunk(tmp_path, tok):
+    bad = record(1, "Broken diff", [dict(path="x.py", diff="@@ -x +y @@\n+print('hi')\n" + "+z = 1\n" * 300)])
+    commits = [record(0, "Fine", [change("a.py", "", PY_V1)]), bad]
+    stats, chunks = chunk_run(tmp_path, tok, commits, max_chunk_tokens=128, min_chunk_tokens=16)
+    assert stats["fallback_commits"] == 1 and stats["fallback_hashes"] == [bad["hash"]]
+    raw = [c for c in chunks if c["order"] == 1]
+    assert [c["kind"] for c in raw] == ["commit"]
+    assert raw[0]["n_tokens"] <= 128 and raw[0]["text"].startswith(f"commit {bad['hash'][:12]}")
+    check_tokens(tmp_path, tok, chunks)
+
+
+def test_duplicates_kept_once_and_secrets_redacted(tmp_path, tok):
+    same = change("a.py", "", "def f():\n    return 1\n")
+    secret = change("settings.py", "", f'AWS_KEY = "{AWS}"\n')
+    commits = [record(0, "Add f", [same]), record(1, "Cherry-pick f", [same]), record(2, "Config", [secret])]
+    stats, chunks = chunk_run(tmp_path, tok, commits)
+    assert stats["duplicates_dropped"] == 1 and [c["order"] for c in chunks] == [0, 2]
+    assert stats["secrets_redacted"]["diffs"] == {"AWS_KEY": 1}
+    assert AWS not in (tmp_path / "out" / "chunks_semantic.jsonl").read_text()
+    assert "<SECRET_AWS_KEY>" in chunks[1]["text"]
+    stats, chunks = chunk_run(tmp_path, tok, commits, name="keep", dedup=False)
+    assert stats["duplicates_dropped"] == 0 and [c["order"] for c in chunks] == [0, 1, 2]
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    assert sc.main(["--commits", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o.jsonl"),
+                    "--snapshot-at", "none", "--tokenizer", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert sc.main(["--commits", "x", "--output", "y", "--min-chunk-tokens", "600"]) == 2

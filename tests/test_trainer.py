@@ -1,0 +1,278 @@
+"""The trainer on real split files: real tokens of the sample repository's history, a real
+tokenizer, tiny real GPT-2 models on the CPU. Nothing is mocked.
+
+The split files are written here in stage 4's format (docs/dataset.md) by `write_splits`, from
+the token ids of `git log -p` over the sample repository, so these tests do not depend on the
+other stages; tests/test_pipeline.py covers the splits that dataset_builder.py writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import build_sample_repo
+from pipeline_io import UserError
+from tokenizers_.loading import encode_batch, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+from training import model_trainer_unified as trainer
+from training.checkpoint import FILE as CKPT_FILE
+from training.config import FIELDS, load_config
+from training.data import epoch_batches, load_split
+from training.device import select_device, select_dtype
+from training.loop import Amp, forward_loss, train_step
+
+CONTEXT, TARGET = 24, 8
+TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "batch_size": 4, "learning_rate": 3e-3, "warmup_steps": 0,
+        "device": "cpu", "progress": False, "log_every": 1, "patience": 0, "eval_max_batches": 2}
+
+
+def plan(first_target: int, end: int, stride: int = TARGET) -> list[tuple[int, int, int]]:
+    """(start, context, target) of each window whose targets tile [first_target, end)."""
+    out = []
+    for t0 in range(first_target, end, stride):
+        c = min(CONTEXT, t0)
+        out.append((t0 - c, c, min(TARGET, end - t0)))
+    return out
+
+
+def write_splits(out: Path, tok_dir: Path, stream: np.ndarray, inline: bool = False) -> Path:
+    """Stage 4's three split files (70/15/15 of `stream`), offsets into per-split .npy streams."""
+    tok = load_tokenizer(str(tok_dir))
+    identity = tokenizer_identity(tok)
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(stream)
+    cuts = [0, int(n * 0.7), int(n * 0.85), n]
+    for i, split in enumerate(("train", "val", "test")):
+        b, e = cuts[i], cuts[i + 1]
+        prefix = min(CONTEXT, b)
+        part = stream[b - prefix:e].astype(np.uint16)
+        np.save(out / f"training_data_{split}.tokens.npy", part)
+        examples = []
+        for s, c, t in plan(max(prefix, 1), len(part)):
+            ex = {"input_ids": part[s:s + c + t].tolist()} if inline else {"start": s}
+            examples.append({**ex, "context_length": c, "target_length": t, "first_commit": "a" * 40,
+                             "last_commit": "b" * 40})
+        header = {"format": "gitlm-dataset", "version": 1, "split": split, "tokenizer": identity,
+                  "tokenizer_dir": str(Path("..") / tok_dir.name), "context_window": CONTEXT,
+                  "target_window": TARGET, "stride": TARGET, "tokens_file": f"training_data_{split}.tokens.npy",
+                  "dtype": "uint16", "prefix_tokens": prefix, "n_tokens": len(part), "examples": examples}
+        (out / f"training_data_{split}.json").write_text(json.dumps(header), encoding="utf-8")
+    return out / "training_data_train.json"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, trained_tokenizer_dir) -> Path:
+    base = tmp_path_factory.mktemp("trainer")
+    shutil.copytree(trained_tokenizer_dir, base / "tokenizer")
+    repo = build_sample_repo(base / "repo")
+    tok = load_tokenizer(str(base / "tokenizer"))
+    text = repo.git("log", "-p", "--reverse", "--all")  # the latin-1 file comes back surrogate-escaped
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    ids = encode_batch(tok, [text])[0]
+    assert len(ids) > 2000, len(ids)
+    write_splits(base / "dataset", base / "tokenizer", np.asarray(ids))
+    return base / "dataset"
+
+
+def cfg(data_dir: Path, out: Path, **kw):
+    return load_config(None, {**TINY, "train_path": str(data_dir / "training_data_train.json"),
+                              "output_dir": str(out), **kw})
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("run") / "model"
+    summary = trainer.run(cfg(data_dir, out, max_steps=30, eval_every=10))
+    return out, summary
+
+
+def test_split_batches_pad_left_and_label_the_target_only(data_dir):
+    split = load_split(data_dir / "training_data_train.json")
+    assert int(split.context[0]) == 1 and int(split.target[-1]) <= TARGET  # a short window at each end
+    b = split.batch([0, 5], loss_on="target")
+    ids, mask, labels = b["input_ids"], b["attention_mask"], b["labels"]
+    assert ids.shape == (2, CONTEXT + TARGET)
+    pad = 1 + TARGET  # example 0 holds context 1 + target 8
+    assert mask[0].tolist() == [0] * (ids.shape[1] - pad) + [1] * pad
+    assert (ids[0, :-pad] == split.pad_id).all() and (labels[0, :-TARGET] == -100).all()
+    s = int(split.starts[5])
+    assert ids[1].tolist() == split.tokens[s:s + CONTEXT + TARGET].tolist()
+    assert labels[1, -TARGET:].tolist() == ids[1, -TARGET:].tolist() and (labels[1, :-TARGET] == -100).all()
+    assert b["position_ids"][0, -pad:].tolist() == list(range(pad))
+    every = split.batch([5], loss_on="all")
+    assert every["labels"][0].tolist() == every["input_ids"][0].tolist() and every["attention_mask"] is None
+
+
+def test_inline_examples_read_the_same_as_offsets(data_dir, tmp_path):
+    stream = np.concatenate([np.load(data_dir / f"training_data_{s}.tokens.npy") for s in ("train",)])
+    write_splits(tmp_path / "ds", data_dir.parent / "tokenizer", stream, inline=False)
+    write_splits(tmp_path / "inline", data_dir.parent / "tokenizer", stream, inline=True)
+    a, b = load_split(tmp_path / "ds/training_data_val.json"), load_split(tmp_path / "inline/training_data_val.json")
+    assert len(a) == len(b) > 0
+    for k in ("input_ids", "labels", "position_ids"):
+        assert torch.equal(a.batch(range(len(a)))[k], b.batch(range(len(b)))[k])
+
+
+def test_unknown_format_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "training_data_train.json"
+    bad.write_text(json.dumps({"format": "something-else", "version": 7, "examples": []}))
+    assert trainer.main(["--sequences", str(bad), "--device", "cpu", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not a gitlm-dataset split file" in err
+
+
+def test_epoch_order_is_seeded_and_sharded():
+    a, b = epoch_batches(10, 3, seed=1, epoch=0), epoch_batches(10, 3, seed=1, epoch=0)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b]
+    assert sorted(np.concatenate(a).tolist()) == list(range(10))
+    assert np.concatenate(epoch_batches(10, 3, 1, 1)).tolist() != np.concatenate(a).tolist()
+    r0, r1 = (np.concatenate(epoch_batches(11, 2, 1, 0, rank=r, world=2)) for r in (0, 1))
+    assert len(r0) == len(r1) == 5 and not set(r0) & set(r1)
+
+
+def test_accumulated_loss_is_the_true_mean(data_dir):
+    from training.model import scratch_model
+    split = load_split(data_dir / "training_data_train.json")
+    c = cfg(data_dir, data_dir / "unused")
+    torch.manual_seed(0)
+    model = scratch_model(c, split.identity, CONTEXT + TARGET)
+    batches = [split.batch([0, 1, 2]), split.batch([3])]  # unequal target counts (example 0 is short)
+    amp = Amp(torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        whole = forward_loss(model, split.batch([0, 1, 2, 3]), torch.device("cpu"), amp, True)
+        full = forward_loss(model, split.batch([0, 1, 2, 3]), torch.device("cpu"), amp, False)
+    n = sum(b["n_target"] for b in batches)
+    assert torch.allclose(whole, full, atol=1e-4)  # logits_to_keep changes nothing in the loss
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    loss, _ = train_step(model, batches, opt, sched, None, torch.device("cpu"), amp, 1.0, True)
+    assert loss.item() == pytest.approx(whole.item() / n, rel=1e-5)
+
+
+def test_tiny_model_learns_and_saves_a_loadable_model(trained):
+    out, summary = trained
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    train = [x["loss"] for x in lines if x["event"] == "train"]
+    evals = [x for x in lines if x["event"] == "eval"]
+    assert len(train) == 30 and len(evals) == 3
+    assert sum(train[-5:]) / 5 < train[0] - 1.0, train  # from ~ln(640) down by well over a nat
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]
+    assert evals[0]["val_perplexity"] == pytest.approx(math.exp(evals[0]["val_loss"]))
+    assert summary["test_perplexity"] == pytest.approx(math.exp(summary["test_loss"]))
+    assert summary["best_val_loss"] == min(e["val_loss"] for e in evals)
+    assert (out / CKPT_FILE).exists() is False and (out / "checkpoint" / CKPT_FILE).is_file()
+
+    from transformers import AutoModelForCausalLM, pipeline
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    assert model.config.n_layer == 2 and model.config.n_positions == CONTEXT + TARGET
+    gen = pipeline("text-generation", model=str(out), device="cpu")
+    text = gen("def area(", max_new_tokens=5, do_sample=False)[0]["generated_text"]
+    assert text.startswith("def area(") and len(text) > len("def area(")
+
+
+def test_generate_command_completes_a_prompt(trained, capsys):
+    from training import generate
+    out, _ = trained
+    assert generate.main(["--model", str(out), "--prompt", "pub fn add(", "--max-new-tokens", "6",
+                          "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out[:-1]  # print's newline
+    from transformers import AutoModelForCausalLM
+    tok, model = load_tokenizer(str(out)), AutoModelForCausalLM.from_pretrained(str(out))
+    ids = torch.tensor([encode_batch(tok, ["pub fn add("])[0]])
+    new = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)[0, ids.shape[1]:]
+    assert len(new) == 6 and printed == "pub fn add(" + tok.decode(new, skip_special_tokens=True)
+    assert len(printed) > len("pub fn add(")
+
+
+def test_resume_ends_with_the_same_weights(data_dir, tmp_path):
+    # dropout > 0 so the restored RNG matters; accumulation and an epoch boundary inside the run
+    kw = dict(epochs=3, grad_accum=2, dropout=0.1, eval_every=2, final_weights="last")
+    full = trainer.run(cfg(data_dir, tmp_path / "full", **kw))
+    half = trainer.run(cfg(data_dir, tmp_path / "split", stop_at_step=4, **kw))
+    assert half["step"] == 4 and not half["finished"]
+    rest = trainer.run(cfg(data_dir, tmp_path / "split", resume="last", **kw))
+    assert rest["step"] == full["step"] > 4 and rest["epoch"] == full["epoch"]
+    a = torch.load(tmp_path / "full/checkpoint" / CKPT_FILE, weights_only=False)["model"]
+    b = torch.load(tmp_path / "split/checkpoint" / CKPT_FILE, weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert rest["test_loss"] == full["test_loss"]
+
+
+def test_pretrained_model_with_another_tokenizer_is_refused(data_dir, tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    other = train_fallback_tokenizer(["fn main() { println!(\"other\"); }\n"] * 20, tmp_path / "other", vocab_size=300)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(other))).save_pretrained(tmp_path / "other")
+    capsys.readouterr()
+    code = trainer.main(["--sequences", str(data_dir / "training_data_train.json"), "--model", str(tmp_path / "other"),
+                         "--device", "cpu", "--output", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is not the dataset's" in err[0]
+
+
+def test_fine_tune_with_lora_from_a_saved_model(trained, data_dir, tmp_path):
+    base, _ = trained
+    s = trainer.run(cfg(data_dir, tmp_path / "lora", model=str(base), lora=True, lora_r=4, max_steps=2))
+    from transformers import AutoModelForCausalLM
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "lora"))
+    assert s["finished"] and not any("lora" in k for k in merged.state_dict())
+
+
+def test_device_selection_through_torch():
+    assert select_device("cpu").type == "cpu"
+    want = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert select_device("auto").type == want
+    assert select_dtype(torch.device("cpu"), "auto") == (torch.float32, False)
+    assert select_dtype(torch.device("cpu"), "bf16") == (torch.bfloat16, False)
+    with pytest.raises(UserError, match="fp16"):
+        select_dtype(torch.device("cpu"), "fp16")
+    with pytest.raises(UserError, match="expected auto"):
+        select_device("tpu")
+
+
+def test_cuda_request(data_dir, tmp_path, capsys):
+    if torch.cuda.is_available():
+        assert select_device("cuda").type == "cuda"
+        assert select_dtype(torch.device("cuda"), "auto")[0] in (torch.bfloat16, torch.float16)
+        return
+    code = trainer.main(["--sequences", str(data_dir / "training_data_train.json"), "--device", "cuda",
+                         "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "CUDA is not available" in err[0]
+
+
+def test_mps_request():
+    if not torch.backends.mps.is_available():
+        with pytest.raises(UserError, match="MPS"):
+            select_device("mps")
+        pytest.skip("no Apple Metal (MPS) on this machine: only the refusal is tested")
+    assert select_device("mps").type == "mps"
+    assert select_dtype(torch.device("mps"), "auto") == (torch.float32, False)
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("n_layer: 2\nlearning_rat: 0.1\n")
+    assert trainer.main(["--config", str(bad), "--sequences", "x.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "learning_rat" in err
+    with pytest.raises(UserError, match="expected int"):
+        load_config(None, {"n_layer": "two"})
+
+
+def test_config_files_document_every_key():
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "training_config.yaml").read_text()
+    assert set(yaml.safe_load(text)) == set(FIELDS)
+    keyed = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert all("  # " in ln for ln in keyed), [ln for ln in keyed if "  # " not in ln]
+    big = load_config(root / "training_config.yaml")
+    assert (big.n_layer, big.n_embd, big.model) == (12, 768, None)
+    tiny = load_config(root / "training_config_tiny.yaml", {"epochs": 2})
+    assert tiny.n_layer == 2 and tiny.epochs == 2 and tiny.device == "cpu"

@@ -1,0 +1,309 @@
+"""Stage 3: tokenize every chunk once and cut it into overlapping sequences that never cross chunks.
+
+    python3 tokenizers_/file_snapshot_tokenizer.py --input data/NAME/chunks_semantic.jsonl \\
+        --sequences data/NAME/chunks_tokenized.json --model microsoft/codebert-base \\
+        --sequence-length 512 --overlap 128 --stats
+
+Writes, beside `--sequences` (format: docs/tokens.md):
+- `chunks_tokenized.json`: tokenizer identity, settings, stats, one line per chunk;
+- `chunks_tokenized.ids.npy`: every chunk's ids concatenated in input order, each token once;
+- `chunks_tokenized.sequences.npy`: (n, 3) int64 rows (chunk index, start in chunk, length);
+- `tokenizer/`: the tokenizer used, saved with `save_pretrained`, so training loads it offline.
+
+Each chunk is encoded once, in batches, by the Rust tokenizer, and its ids are streamed to the
+`.npy` (no Python list of the whole corpus). When stage 2 left its ids
+(`chunks_semantic.tokens.npy`) for the same chunks file and the same tokenizer, they are reused
+instead of encoding again. Stage 4 and the orchestrator read the output with
+`tokenizers_.tokenized_chunks.load_tokenized`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline_io import (UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
+                         sha256_file)
+from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
+                                 load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
+from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, NpyStream, check_windows, sequence_table, write_meta
+
+logger = logging.getLogger(__name__)
+
+IDS_SUFFIX = ".ids.npy"
+SEQUENCES_SUFFIX = ".sequences.npy"
+TOKENIZER_DIR = "tokenizer"
+BATCH_SIZE = 2048  # texts per Rust encode_batch call: enough to keep every core busy, little memory
+CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path")
+
+
+@dataclass
+class TokenizeConfig:
+    input: str  # stage 2's chunks_semantic.jsonl (any JSONL of records with `id` and `text`)
+    sequences: str | None = None  # output chunks_tokenized.json; default: beside the input
+    model: str = DEFAULT_MODEL  # hub name, save_pretrained directory or tokenizer.json
+    sequence_length: int = 512
+    overlap: int = 128
+    fallback: bool = False  # train a byte-level BPE on the chunks when the model cannot be loaded
+    fallback_vocab_size: int = FALLBACK_VOCAB_SIZE
+    stats: bool = False  # print the statistics
+    progress: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) -> dict:
+    """Tokenize config.input; write the sequences file, its arrays and `tokenizer/`. Returns a summary.
+
+    `tokenizer`/`identity`: already resolved by the orchestrator (loaded, or the fallback it
+    trained). When None, config.model is loaded, or with config.fallback a byte-level BPE is
+    trained on the chunk texts when it cannot be.
+    """
+    check_windows(config.sequence_length, config.overlap)
+    input_path = Path(config.input)
+    if not input_path.is_file():
+        raise UserError(f"{input_path}: no such file (expected stage 2's chunks_semantic.jsonl)")
+    out = Path(config.sequences) if config.sequences else input_path.with_name("chunks_tokenized.json")
+    tok_dir = out.parent / TOKENIZER_DIR
+    if tokenizer is None:
+        tokenizer, identity = _resolve_tokenizer(config, input_path, tok_dir)
+    elif identity is None:
+        identity = tokenizer_identity(tokenizer, source=config.model)
+    _save_tokenizer(tokenizer, identity, tok_dir)
+    identity = {**identity, "files": TOKENIZER_DIR}
+
+    ids_path, seq_path = out.with_name(out.stem + IDS_SUFFIX), out.with_name(out.stem + SEQUENCES_SUFFIX)
+    cache = _stage2_cache(input_path, identity)
+    try:
+        encoded = _write_ids(input_path, ids_path, tokenizer, cache, config.progress)
+    except _CacheMismatch as e:
+        logger.warning("stage 2's token cache does not match %s (%s); encoding the chunks again", input_path, e)
+        cache = None
+        encoded = _write_ids(input_path, ids_path, tokenizer, None, config.progress)
+    chunks, n_tokens = encoded["chunks"], np.array([c["n_tokens"] for c in encoded["chunks"]], dtype=np.int64)
+
+    table = sequence_table(n_tokens, config.sequence_length, config.overlap)
+    counts = np.bincount(table[:, 0], minlength=len(chunks)) if len(chunks) else np.zeros(0, np.int64)
+    firsts = np.cumsum(counts) - counts
+    for c, first, count in zip(chunks, firsts.tolist(), counts.tolist()):
+        c["first_sequence"], c["n_sequences"] = first, count
+    with atomic_write(seq_path, "wb") as f:
+        np.save(f, table)
+
+    stats = _stats(n_tokens, len(table), encoded, config.sequence_length)
+    if stats["n_tokens_mismatch"]:
+        logger.warning("%d chunks have a different token count than stage 2 measured: was stage 2 run with "
+                       "another tokenizer?", stats["n_tokens_mismatch"])
+    if encoded["bad_records"]:
+        logger.warning("%d bad chunk records skipped (see the messages above)", encoded["bad_records"])
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "tokenizer": identity,
+            "sequence_length": config.sequence_length, "overlap": config.overlap,
+            "ids_file": ids_path.name, "ids_dtype": encoded["dtype"], "sequences_file": seq_path.name,
+            "stats": stats}
+    write_meta(out, meta, chunks)
+    if config.stats:
+        _print_stats(stats)
+    return {"sequences": str(out), "ids": str(ids_path), "sequences_npy": str(seq_path), "tokenizer": identity,
+            "stats": stats, "ids_source": "stage 2 cache" if cache is not None else "encoded"}
+
+
+def _resolve_tokenizer(config: TokenizeConfig, input_path: Path, tok_dir: Path):
+    try:
+        tok = load_tokenizer(config.model)
+        return tok, tokenizer_identity(tok, source=config.model)
+    except TokenizerUnavailable as e:
+        if not config.fallback:
+            raise
+        logger.warning("%s; training a byte-level BPE tokenizer on the chunks instead, saved in %s", e, tok_dir)
+    texts = (r["text"] for r in iter_jsonl(input_path) if isinstance(r, dict) and isinstance(r.get("text"), str))
+    tok = train_fallback_tokenizer(texts, tok_dir, vocab_size=config.fallback_vocab_size)
+    return tok, tokenizer_identity(tok, source=TOKENIZER_DIR, fallback=True)
+
+
+def _save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
+    """Save the tokenizer beside the data, unless the same one (same hash) is already there."""
+    if (tok_dir / "tokenizer.json").is_file():
+        try:
+            if tokenizer_identity(load_tokenizer(str(tok_dir)))["sha256"] == identity["sha256"]:
+                return
+        except UserError:
+            pass  # something else is there: replace it
+    tmp = tok_dir.with_name(f".{tok_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok.save_pretrained(str(tmp))
+    shutil.rmtree(tok_dir, ignore_errors=True)
+    os.replace(tmp, tok_dir)
+
+
+class _CacheMismatch(Exception):
+    """Stage 2's ids do not line up with the chunk records' n_tokens."""
+
+
+def _stage2_cache(input_path: Path, identity: dict) -> np.ndarray | None:
+    """Stage 2's ids (`chunks_semantic.tokens.npy`), when they are for this very file and this tokenizer."""
+    stem = input_path.name.removesuffix(".jsonl")
+    stats_path, tokens_path = input_path.with_name(stem + ".stats.json"), input_path.with_name(stem + ".tokens.npy")
+    if not (stats_path.is_file() and tokens_path.is_file()):
+        return None
+    stats = read_json(stats_path)
+    tok = stats.get("tokenizer") if isinstance(stats, dict) else None
+    if not isinstance(tok, dict) or tok.get("sha256") != identity["sha256"]:
+        logger.info("stage 2's token cache is for another tokenizer: encoding the chunks")
+        return None
+    if stats.get("chunks_sha256") != sha256_file(input_path):
+        logger.info("stage 2's token cache is for another version of %s: encoding the chunks", input_path.name)
+        return None
+    try:
+        cache = np.load(tokens_path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        logger.warning("cannot read %s (%s): encoding the chunks", tokens_path, e)
+        return None
+    if cache.ndim != 1 or cache.dtype.kind not in "ui":
+        logger.warning("%s is not a 1-D integer array: encoding the chunks", tokens_path)
+        return None
+    return cache
+
+
+def _id_dtype(tok) -> np.dtype:
+    bound = max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))
+    return np.dtype(np.uint16 if bound <= 1 << 16 else np.uint32)
+
+
+def _unknown_id(tok) -> int | None:
+    """The id the model emits for text it cannot represent (None for byte-level models)."""
+    model = json.loads(tok.backend_tokenizer.to_str())["model"]
+    if isinstance(model.get("unk_id"), int):  # Unigram
+        return model["unk_id"]
+    if isinstance(model.get("unk_token"), str):  # BPE, WordPiece, WordLevel
+        return tok.backend_tokenizer.token_to_id(model["unk_token"])
+    return None
+
+
+def _write_ids(input_path: Path, ids_path: Path, tok, cache: np.ndarray | None, progress: bool) -> dict:
+    """Stream every chunk's ids into ids_path (a .npy) in batches; return the chunk list and counters."""
+    from tqdm import tqdm
+
+    dtype, unk_id = _id_dtype(tok), _unknown_id(tok)
+    chunks: list[dict] = []
+    counters = {"bad_records": 0, "n_tokens_mismatch": 0, "unknown_tokens": 0}
+    offset, cache_pos = 0, 0
+    with NpyStream(ids_path, dtype) as sink, tqdm(unit=" chunks", disable=not progress, desc="tokenize") as bar:
+        records = iter_jsonl(input_path)
+        while batch := list(itertools.islice(records, BATCH_SIZE)):
+            good = []
+            for number, r in enumerate(batch, len(chunks) + counters["bad_records"] + 1):
+                if not isinstance(r, dict) or not isinstance(r.get("text"), str) or r.get("id") is None:
+                    logger.warning("%s: record %d skipped: it needs an `id` and a string `text`", input_path, number)
+                    counters["bad_records"] += 1
+                    if cache is not None:
+                        cache_pos += _cached_length(r)
+                    continue
+                good.append(r)
+            if cache is None:
+                lists = encode_batch(tok, [r["text"] for r in good])
+                lengths = [len(ids) for ids in lists]
+                flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=sum(lengths))
+            else:
+                lengths = [_cached_length(r) for r in good]
+                if cache_pos + sum(lengths) > len(cache):
+                    raise _CacheMismatch(f"{len(cache)} cached ids, more in the records' n_tokens")
+                flat = np.asarray(cache[cache_pos:cache_pos + sum(lengths)], dtype=np.int64)
+                cache_pos += sum(lengths)
+            assert not len(flat) or int(flat.max()) <= np.iinfo(dtype).max, "token id over the id dtype"
+            sink.write(flat.astype(dtype))
+            if unk_id is not None:
+                counters["unknown_tokens"] += int(np.count_nonzero(flat == unk_id))
+            for r, n in zip(good, lengths):
+                stage2 = r.get("n_tokens")
+                if isinstance(stage2, int) and stage2 != n:
+                    counters["n_tokens_mismatch"] += 1
+                chunks.append({**{k: r.get(k) for k in CHUNK_FIELDS}, "n_tokens": n, "offset": offset})
+                offset += n
+            bar.update(len(batch))
+    if cache is not None and cache_pos != len(cache):
+        raise _CacheMismatch(f"{len(cache)} cached ids, {cache_pos} in the records' n_tokens")
+    return {"chunks": chunks, "dtype": dtype.name, "unknown_token_id": unk_id, **counters}
+
+
+def _cached_length(r) -> int:
+    n = r.get("n_tokens") if isinstance(r, dict) else None
+    if not isinstance(n, int) or n < 0:
+        raise _CacheMismatch("a record without a valid n_tokens")
+    return n
+
+
+def _stats(n_tokens: np.ndarray, n_sequences: int, encoded: dict, sequence_length: int) -> dict:
+    total = int(n_tokens.sum())
+    return {
+        "chunks": len(n_tokens),
+        "bad_records": encoded["bad_records"],
+        "tokens": total,
+        "sequences": n_sequences,
+        "tokens_per_chunk": {"min": int(n_tokens.min()) if len(n_tokens) else 0,
+                             "median": float(np.median(n_tokens)) if len(n_tokens) else 0.0,
+                             "max": int(n_tokens.max()) if len(n_tokens) else 0},
+        "unknown_token_id": encoded["unknown_token_id"],
+        "unknown_tokens": encoded["unknown_tokens"],
+        "unknown_token_rate": encoded["unknown_tokens"] / total if total else 0.0,
+        "chunks_over_sequence_length": int(np.count_nonzero(n_tokens > sequence_length)),
+        "n_tokens_mismatch": encoded["n_tokens_mismatch"],
+    }
+
+
+def _print_stats(stats: dict) -> None:
+    per = stats["tokens_per_chunk"]
+    print(f"chunks:              {stats['chunks']:,} ({stats['bad_records']:,} bad records skipped)")
+    print(f"tokens:              {stats['tokens']:,}")
+    print(f"sequences:           {stats['sequences']:,}")
+    print(f"tokens per chunk:    min {per['min']:,}, median {per['median']:,.1f}, max {per['max']:,}")
+    print(f"unknown-token rate:  {stats['unknown_token_rate']:.4%} ({stats['unknown_tokens']:,} tokens)")
+    print(f"chunks over length:  {stats['chunks_over_sequence_length']:,}")
+    print(f"n_tokens mismatches: {stats['n_tokens_mismatch']:,} (chunks stage 2 counted differently)")
+
+
+def parse_args(argv=None) -> TokenizeConfig:
+    p = argparse.ArgumentParser(description="Stage 3: tokenize chunks and cut them into overlapping sequences.")
+    p.add_argument("--input", type=str, required=True, help="stage 2's chunks_semantic.jsonl")
+    p.add_argument("--sequences", type=str, default=None,
+                   help="output chunks_tokenized.json (default: chunks_tokenized.json beside --input)")
+    p.add_argument("--model", type=str, default=DEFAULT_MODEL,
+                   help=f"tokenizer: hub name, save_pretrained directory or tokenizer.json (default {DEFAULT_MODEL})")
+    p.add_argument("--sequence-length", type=int, default=512, help="tokens per sequence (default 512)")
+    p.add_argument("--overlap", type=int, default=128,
+                   help="tokens a sequence shares with the one before it in its chunk (default 128)")
+    p.add_argument("--fallback-tokenizer", action="store_true",
+                   help="when --model cannot be loaded, train a byte-level BPE on the chunks instead")
+    p.add_argument("--fallback-vocab-size", type=int, default=FALLBACK_VOCAB_SIZE,
+                   help=f"vocabulary size of the fallback tokenizer (default {FALLBACK_VOCAB_SIZE})")
+    p.add_argument("--stats", action="store_true", help="print token, sequence and unknown-token statistics")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    a = p.parse_args(argv)
+    setup_logging(a.verbose)
+    return TokenizeConfig(input=a.input, sequences=a.sequences, model=a.model, sequence_length=a.sequence_length,
+                          overlap=a.overlap, fallback=a.fallback_tokenizer,
+                          fallback_vocab_size=a.fallback_vocab_size, stats=a.stats, progress=not a.no_progress)
+
+
+def main(argv=None) -> int:
+    def cli() -> None:
+        run(parse_args(argv))
+    return run_main(cli)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

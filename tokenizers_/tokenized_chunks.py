@@ -1,0 +1,179 @@
+"""The chunks_tokenized format of stage 3: the sequence arithmetic, the writer's pieces, the reader.
+
+    from tokenizers_.tokenized_chunks import load_tokenized
+    tc = load_tokenized("data/NAME/chunks_tokenized.json")
+    tc.tokenizer["sha256"], len(tc), tc.chunk_tokens(0), tc.chunks[0]["order"]
+
+Written by tokenizers_/file_snapshot_tokenizer.py, read by stage 4 and the orchestrator's checks.
+Field reference: docs/tokens.md.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline_io import UserError, atomic_write, dumps, read_json
+
+FORMAT = "chunks_tokenized"
+FORMAT_VERSION = 1
+
+
+def sequence_table(n_tokens: np.ndarray, sequence_length: int, overlap: int) -> np.ndarray:
+    """Windows of every chunk: (n, 3) int64 rows (chunk index, start inside the chunk, length).
+
+    Windows start every `sequence_length - overlap` tokens inside a chunk, the last one ends at the
+    chunk's end, and none crosses into the next chunk. An empty chunk has no window. Every window
+    but the first of its chunk repeats exactly `overlap` tokens of the one before it.
+
+    >>> sequence_table(np.array([10, 0, 3]), 4, 1).tolist()
+    [[0, 0, 4], [0, 3, 4], [0, 6, 4], [2, 0, 3]]
+    """
+    check_windows(sequence_length, overlap)
+    n = np.asarray(n_tokens, dtype=np.int64)
+    stride = sequence_length - overlap
+    counts = np.where(n > 0, 1 + (np.maximum(n - sequence_length, 0) + stride - 1) // stride, 0)
+    chunk = np.repeat(np.arange(len(n), dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    start = (np.arange(len(chunk), dtype=np.int64) - first[chunk]) * stride
+    length = np.minimum(sequence_length, n[chunk] - start)
+    return np.stack([chunk, start, length], axis=1).reshape(-1, 3)
+
+
+def check_windows(sequence_length: int, overlap: int) -> None:
+    if sequence_length < 1:
+        raise UserError(f"--sequence-length must be at least 1 (got {sequence_length})")
+    if not 0 <= overlap < sequence_length:
+        raise UserError(f"--overlap must be at least 0 and below --sequence-length {sequence_length} (got {overlap})")
+
+
+@dataclass
+class TokenizedChunks:
+    """Stage 3's output, with the two arrays memory-mapped.
+
+    `meta` is chunks_tokenized.json (`meta["tokenizer"]`, `meta["chunks"]`, `meta["stats"]`, ...);
+    `ids` holds every chunk's tokens once, concatenated in input order; `sequences` is the
+    (n, 3) table of `sequence_table`.
+    """
+
+    path: Path
+    meta: dict
+    ids: np.ndarray
+    sequences: np.ndarray
+
+    @property
+    def chunks(self) -> list[dict]:
+        return self.meta["chunks"]
+
+    @property
+    def tokenizer(self) -> dict:
+        return self.meta["tokenizer"]
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        """The saved tokenizer, loadable with `tokenizers_.loading.load_tokenizer` offline."""
+        return self.path.parent / self.meta["tokenizer"]["files"]
+
+    def __len__(self) -> int:
+        return len(self.meta["chunks"])
+
+    def chunk_tokens(self, i: int) -> np.ndarray:
+        """Chunk i's token ids, each once (a view into the memory-mapped ids)."""
+        c = self.meta["chunks"][i]
+        return self.ids[c["offset"]:c["offset"] + c["n_tokens"]]
+
+    def chunk_sequences(self, i: int) -> np.ndarray:
+        """Chunk i's rows of the sequences table."""
+        c = self.meta["chunks"][i]
+        return self.sequences[c["first_sequence"]:c["first_sequence"] + c["n_sequences"]]
+
+    def sequence_tokens(self, j: int) -> np.ndarray:
+        """The ids of sequence j (with the tokens it shares with the sequence before it)."""
+        chunk, start, length = (int(v) for v in self.sequences[j])
+        offset = self.meta["chunks"][chunk]["offset"]
+        return self.ids[offset + start:offset + start + length]
+
+    def chunk_from_sequences(self, i: int) -> np.ndarray:
+        """Chunk i rebuilt from its sequences, the overlapped duplicates dropped."""
+        parts, covered = [], 0
+        for j in range(self.meta["chunks"][i]["first_sequence"],
+                       self.meta["chunks"][i]["first_sequence"] + self.meta["chunks"][i]["n_sequences"]):
+            start = int(self.sequences[j, 1])
+            parts.append(self.sequence_tokens(j)[covered - start:])
+            covered = start + int(self.sequences[j, 2])
+        return np.concatenate(parts) if parts else self.ids[:0]
+
+
+def load_tokenized(path: str | os.PathLike) -> TokenizedChunks:
+    """Open chunks_tokenized.json and its arrays; a wrong format or a mismatch is a UserError."""
+    path = Path(path)
+    meta = read_json(path)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{path}: not a {FORMAT} file (written by tokenizers_/file_snapshot_tokenizer.py)")
+    if meta.get("version") != FORMAT_VERSION:
+        raise UserError(f"{path}: {FORMAT} version {meta.get('version')}, this code reads version "
+                        f"{FORMAT_VERSION}; rerun stage 3")
+    try:
+        ids = np.load(path.parent / meta["ids_file"], mmap_mode="r")
+        sequences = np.load(path.parent / meta["sequences_file"], mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot read its arrays ({e}); rerun stage 3") from None
+    chunks = meta["chunks"]
+    if (ids.ndim != 1 or len(ids) != sum(c["n_tokens"] for c in chunks) or sequences.shape[1:] != (3,)
+            or len(sequences) != sum(c["n_sequences"] for c in chunks)):
+        raise UserError(f"{path}: its .npy arrays do not match its chunk list; rerun stage 3")
+    return TokenizedChunks(path, meta, ids, sequences)
+
+
+
+class NpyStream:
+    """Write a 1-D .npy of unknown length, atomically: the header is rewritten with the length at the end.
+
+    A version 1.0 header is 128 bytes for any length below 10**40, so the final header fits in
+    the place of the first.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype):
+        self._ctx, self._dtype, self._n = atomic_write(path, "wb"), dtype, 0
+
+    def _header(self, n: int) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            buf, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": (n,)})
+        return buf.getvalue()
+
+    def __enter__(self):
+        self._f = self._ctx.__enter__()
+        self._f.write(self._header(0))
+        return self
+
+    def write(self, arr: np.ndarray) -> None:
+        self._f.write(arr.tobytes())
+        self._n += len(arr)
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            header = self._header(self._n)
+            assert len(header) == len(self._header(0)), "npy header grew"
+            self._f.seek(0)
+            self._f.write(header)
+            self._f.seek(0, os.SEEK_END)
+        return self._ctx.__exit__(*exc)
+
+
+
+def write_meta(path: Path, meta: dict, chunks: list[dict]) -> None:
+    """JSON with one top-level key per line and one chunk per line: readable, diffable, streamable."""
+    with atomic_write(path) as f:
+        f.write("{\n")
+        for key, value in meta.items():
+            f.write(f"{dumps(key)}: {dumps(value)},\n")
+        f.write('"chunks": [\n')
+        f.write(",\n".join(dumps(c) for c in chunks))
+        f.write("\n]}\n" if chunks else "]}\n")
+
+

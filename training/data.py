@@ -1,0 +1,148 @@
+"""Read stage 4's split files and cut them into padded batches, in a seeded order per epoch.
+
+    split = load_split("data/x/dataset/training_data_train.json")
+    for idx in epoch_batches(len(split), batch_size=8, seed=42, epoch=0):
+        batch = split.batch(idx, loss_on="target")     # input_ids, attention_mask, position_ids, labels
+
+A split file is `{"format": "gitlm-dataset", "version": 1, "tokenizer": identity, "tokens_file": ...,
+"examples": [{"start", "context_length", "target_length", ...}]}` (docs/dataset.md); example i is
+`stream[start : start + c + t]` and its target is the last t tokens. The token stream is opened
+with `np.load(mmap_mode="r")`, so a split of any size costs only its example index in memory.
+Examples may instead carry `input_ids` inline (c + t ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline_io import UserError, read_json
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "gitlm-dataset"
+VERSIONS = (1,)
+
+
+@dataclass
+class Split:
+    path: Path
+    meta: dict                 # the file's header: everything but "examples"
+    tokens: np.ndarray         # 1-D stream (memory-mapped) or the inline ids concatenated
+    starts: np.ndarray         # (n,) int64 offset of each example in `tokens`
+    context: np.ndarray        # (n,) int64 context length c
+    target: np.ndarray         # (n,) int64 target length t
+    pad_id: int
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def identity(self) -> dict:
+        return self.meta["tokenizer"]
+
+    @property
+    def tokenizer_dir(self) -> Path | None:
+        rel = self.meta.get("tokenizer_dir")
+        return (self.path.parent / rel) if rel else None
+
+    def batch(self, idx, loss_on: str = "target") -> dict[str, torch.Tensor]:
+        """Left-pad the examples `idx` to their longest; labels -100 on pads (and on context for 'target').
+
+        Returns int64 tensors of shape (B, T), plus `n_target` (tokens that carry the loss) and
+        `max_target` (the longest target window, for computing only the logits that are needed).
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        lengths = self.context[idx] + self.target[idx]
+        width = int(lengths.max())
+        ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        labels = np.full((len(idx), width), -100, dtype=np.int64)
+        for row, (i, n) in enumerate(zip(idx, lengths)):
+            s = int(self.starts[i])
+            ids[row, width - n:] = self.tokens[s:s + n]
+            mask[row, width - n:] = 1
+            first_label = width - int(self.target[i]) if loss_on == "target" else width - n
+            labels[row, first_label:] = ids[row, first_label:]
+        positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)  # real tokens count from 0
+        padded = bool((mask == 0).any())
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(mask) if padded else None,
+            "position_ids": torch.from_numpy(positions),
+            "labels": torch.from_numpy(labels),
+            "n_target": int((labels[:, 1:] != -100).sum()),
+            "n_tokens": int(mask.sum()),
+            "max_target": int(self.target[idx].max()) if loss_on == "target" else 0,
+        }
+
+
+def _pad_id(identity: dict) -> int:
+    pad = identity.get("special_tokens", {}).get("pad_token")
+    return int(pad["id"]) if pad and pad.get("id") is not None else int(identity["separator_id"])
+
+
+def load_split(path: str | Path) -> Split:
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") not in VERSIONS:
+        got = (data.get("format"), data.get("version")) if isinstance(data, dict) else type(data).__name__
+        raise UserError(f"{path}: not a {FORMAT} split file of version {VERSIONS[-1]} (got {got}); "
+                        "build it with dataset_builder.py")
+    examples = data.pop("examples", None)
+    for key in ("tokenizer", "context_window", "target_window"):
+        if key not in data:
+            raise UserError(f"{path}: missing '{key}'")
+    if not isinstance(examples, list):
+        raise UserError(f"{path}: missing the 'examples' list")
+    n = len(examples)
+    context = np.fromiter((e["context_length"] for e in examples), dtype=np.int64, count=n)
+    target = np.fromiter((e["target_length"] for e in examples), dtype=np.int64, count=n)
+    if n and (context.min() < 1 or target.min() < 1):
+        raise UserError(f"{path}: every example needs context_length >= 1 and target_length >= 1")
+    if n and "input_ids" in examples[0]:
+        tokens = np.concatenate([np.asarray(e["input_ids"], dtype=np.int64) for e in examples])
+        starts = np.concatenate([[0], np.cumsum(context + target)[:-1]]).astype(np.int64)
+        if len(tokens) != int((context + target).sum()):
+            raise UserError(f"{path}: an example's input_ids length differs from context_length + target_length")
+    else:
+        tokens_file = path.parent / data.get("tokens_file", "")
+        if not data.get("tokens_file") or not tokens_file.is_file():
+            raise UserError(f"{path}: token stream {tokens_file} not found")
+        tokens = np.load(tokens_file, mmap_mode="r")
+        starts = np.fromiter((e["start"] for e in examples), dtype=np.int64, count=n)
+        if n and int((starts + context + target).max()) > len(tokens):
+            raise UserError(f"{path}: an example runs past the end of {tokens_file.name} ({len(tokens)} tokens)")
+    if n and len(tokens) <= 1 << 24 and int(tokens.max()) >= data["tokenizer"]["vocab_size"]:  # cheap check
+        raise UserError(f"{path}: token ids beyond the tokenizer's vocab_size {data['tokenizer']['vocab_size']}")
+    logger.debug("%s: %d examples", path, n)
+    return Split(path, data, tokens, starts, context, target, _pad_id(data["tokenizer"]))
+
+
+def sibling_split(train_path: str | Path, name: str) -> Path | None:
+    """training_data_train.json -> training_data_{name}.json beside it, if that file exists."""
+    train_path = Path(train_path)
+    if not train_path.name.endswith("_train.json"):
+        return None
+    p = train_path.with_name(train_path.name[: -len("_train.json")] + f"_{name}.json")
+    return p if p.is_file() else None
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                  shuffle: bool = True) -> list[np.ndarray]:
+    """This rank's micro-batches of example indices for one epoch: a seeded shuffle, sharded by rank.
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches. The tail
+    that does not divide by `world` is dropped so every rank runs the same number of batches.
+    """
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(n, generator=g).numpy()
+    else:
+        order = np.arange(n)
+    order = order[: n - n % world][rank::world]
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,110 @@
+"""Build the model: a GPT-2 or Llama-style causal LM from scratch, or a pretrained one (full or LoRA).
+
+    model = build_model(cfg, identity, positions=2304)
+
+A pretrained model is only accepted when its tokenizer is the dataset's (same content hash and
+vocab size, `tokenizers_.loading.same_tokenizer`): otherwise the ids in the data would mean
+other tokens to the model, and training would be meaningless.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from pipeline_io import UserError
+from tokenizers_.loading import TokenizerUnavailable, load_tokenizer, same_tokenizer, tokenizer_identity
+from training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return n if multiple <= 1 else -(-n // multiple) * multiple
+
+
+def scratch_model(cfg: TrainConfig, identity: dict, positions: int):
+    """A randomly initialised causal LM sized by the config; vocab from the dataset's tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    vocab = _round_up(int(identity["vocab_size"]), cfg.vocab_multiple)
+    positions = max(cfg.n_positions, positions)
+    sep = int(identity["separator_id"])
+    pad = (identity.get("special_tokens", {}).get("pad_token") or {}).get("id", sep)
+    common = dict(vocab_size=vocab, bos_token_id=sep, eos_token_id=sep, pad_token_id=pad)
+    if cfg.architecture == "gpt2":
+        conf = GPT2Config(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=positions,
+                          resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
+        model_cls = GPT2LMHeadModel
+    else:
+        conf = LlamaConfig(num_hidden_layers=cfg.n_layer, hidden_size=cfg.n_embd, num_attention_heads=cfg.n_head,
+                           intermediate_size=_round_up(8 * cfg.n_embd // 3, 64), max_position_embeddings=positions,
+                           attention_dropout=cfg.dropout, tie_word_embeddings=True, **common)
+        model_cls = LlamaForCausalLM
+    conf._attn_implementation = "sdpa"
+    return model_cls(conf)
+
+
+def check_tokenizer(spec: str, identity: dict) -> None:
+    """Refuse a pretrained model whose tokenizer differs from the one the dataset was built with."""
+    try:
+        tok = load_tokenizer(spec)
+    except TokenizerUnavailable as e:
+        raise UserError(f"--model {spec}: cannot check its tokenizer against the dataset's ({e})") from None
+    theirs = tokenizer_identity(tok, source=spec)
+    if not same_tokenizer(theirs, identity):
+        raise UserError(f"--model {spec}: its tokenizer ({theirs['name_or_path']}, vocab {theirs['vocab_size']}, "
+                        f"sha256 {theirs['sha256'][:12]}) is not the dataset's ({identity['name_or_path']}, "
+                        f"vocab {identity['vocab_size']}, sha256 {identity['sha256'][:12]}); rebuild the dataset "
+                        f"with --model {spec} or train from scratch")
+
+
+def pretrained_model(cfg: TrainConfig, identity: dict):
+    from transformers import AutoModelForCausalLM
+
+    check_tokenizer(cfg.model, identity)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, attn_implementation="sdpa", dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--model {cfg.model}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
+    if model.get_input_embeddings().num_embeddings < int(identity["vocab_size"]):
+        raise UserError(f"--model {cfg.model}: fewer embedding rows than the tokenizer's {identity['vocab_size']} ids")
+    if cfg.lora:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise UserError("lora: true needs the peft package: python3 -m pip install peft") from None
+        targets = cfg.lora_target_modules
+        targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, task_type="CAUSAL_LM",
+                                                 lora_dropout=cfg.lora_dropout, target_modules=targets))
+    return model
+
+
+def build_model(cfg: TrainConfig, identity: dict, positions: int):
+    model = pretrained_model(cfg, identity) if cfg.model else scratch_model(cfg, identity, positions)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model
+
+
+def exportable(model):
+    """The plain transformers model to save: LoRA adapters merged in, so from_pretrained just works."""
+    if hasattr(model, "merge_and_unload"):
+        import copy
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
+def count_params(model) -> tuple[int, int]:
+    """(all parameters, trainable parameters); tied weights counted once."""
+    seen, total, trainable = set(), 0, 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return total, trainable
