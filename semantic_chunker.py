@@ -31,6 +31,7 @@ from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
 from chunking.snapshots import TreeReader, git_output  # noqa: E402
+from scrapers.languages import language_of  # noqa: E402
 from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
 from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
 from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
@@ -169,7 +170,7 @@ class Chunker:
                     continue
                 kept["files"] += 1
                 text = self.redact(text, counts)
-                batch.append(Section(path, meta["language_of"](path), None, f"file {path}",
+                batch.append(Section(path, language_of(path), None, f"file {path}",
                                      [Block.whole_file(text, parser_language(path))]))
                 if len(batch) >= SNAPSHOT_BATCH_FILES:
                     yield from self._snapshot_batch(prefix, batch, meta)
@@ -323,7 +324,7 @@ def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, co
             logger.warning(info["snapshot_leak"])
     else:
         commit = cut["hash"]
-    meta = {"date": cut["date"], "language_of": parser_language,
+    meta = {"date": cut["date"],
             "record": {"hash": commit, "timestamp": cut["timestamp"], "order": plan.train_last_order}}
     kept: Counter = Counter()
     out.write_snapshots(chunker.snapshot_chunks(config.repo, commit, meta, counts, kept))

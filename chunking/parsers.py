@@ -162,15 +162,6 @@ def heuristic_boundaries(lines: list[str]) -> set[int]:
             if lines[i][:1] not in ("", " ", "\t", "\n", "\r") and not lines[i - 1].strip()}
 
 
-def innermost(defs: list[Definition], row: int) -> Definition | None:
-    """The smallest definition containing `row`."""
-    best = None
-    for d in defs:
-        if d.start <= row <= d.end and (best is None or d.end - d.start <= best.end - best.start):
-            best = d
-    return best
-
-
 _CONTEXT_NAME = re.compile(r"\b(?:def|class|fn|func|function|impl|struct|enum|trait|interface|mod|module|"
                            r"namespace|type)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*(?:(?:::|\.)[A-Za-z_$][\w$]*)*)")
 

@@ -25,7 +25,8 @@ from chunking.parsers import Definition, definition_boundaries, definitions, heu
     symbol_from_context
 from chunking.split import cut_text, split_rows
 
-_HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@ ?(.*)")
+# `@@ -a,b +c,d @@ ctx`, and for a merge's combined diff `@@@ -a,b -c,d +e,f @@@ ctx` (one `-` per parent)
+_HUNK_HEADER = re.compile(r"(@@+) ((?:-\d+(?:,\d+)? )+)\+(\d+)(?:,\d+)? \1 ?(.*)")
 MAX_SYMBOLS = 3
 
 
@@ -85,7 +86,7 @@ class _HunkInfo:
     parsed: _Parsed
     changed: list[bool]  # line i is a change on the parsed side
     indented: list[bool]  # line i's code starts with whitespace
-    old_before: list[int]  # old-side lines before line i
+    old_before: list[list[int]]  # per parent: its lines before line i
     new_before: list[int]
 
 
@@ -93,7 +94,7 @@ class _HunkInfo:
 class Hunk:
     """One `@@` hunk of a file's diff (or a piece of one): start lines, git's function context, lines."""
 
-    old_start: int
+    old_starts: list[int]  # one per parent (two or more in a merge's combined diff)
     new_start: int
     context: str
     lines: list[str]
@@ -102,28 +103,37 @@ class Hunk:
     _info: _HunkInfo | None = None
 
     def render(self) -> str:
-        old_n = sum(1 for l in self.lines if l[:1] in (" ", "-"))
-        new_n = sum(1 for l in self.lines if l[:1] in (" ", "+"))
+        w = len(self.old_starts)
+        olds = " ".join(f"-{start},{sum(1 for l in self.lines if l[k:k + 1] in (' ', '-'))}"
+                        for k, start in enumerate(self.old_starts))
+        new_n = sum(1 for l in self.lines if _on_new_side(l, w))
         ctx = f" {self.context}" if self.context else ""
-        return f"@@ -{self.old_start},{old_n} +{self.new_start},{new_n} @@{ctx}\n" + "".join(l + "\n" for l in self.lines)
+        at = "@" * (w + 1)
+        return f"{at} {olds} +{self.new_start},{new_n} {at}{ctx}\n" + "".join(l + "\n" for l in self.lines)
 
     def _parse(self) -> _HunkInfo:
         if self._info is None:
-            side = "+" if any(l[:1] == "+" for l in self.lines) else "-"
-            code, rows, old_before, new_before = [], [], [], []
-            n_old = n_new = 0
+            w = len(self.old_starts)
+            new_side = any("+" in l[:w] for l in self.lines)  # else a pure deletion: parse the old side
+            code, rows, changed, old_before, new_before = [], [], [], [[] for _ in range(w)], []
+            n_old, n_new = [0] * w, 0
             for l in self.lines:
-                old_before.append(n_old)
+                prefix = l[:w]
+                for k in range(w):
+                    old_before[k].append(n_old[k])
+                    n_old[k] += prefix[k:k + 1] in (" ", "-")
                 new_before.append(n_new)
-                n_old += l[:1] in (" ", "-")
-                n_new += l[:1] in (" ", "+")
-                if l[:1] in (" ", side):
+                on_new = _on_new_side(l, w)
+                n_new += on_new
+                if (on_new if new_side else "+" not in prefix) and l[:1] != "\\":
                     rows.append(len(code))
-                    code.append(l[1:])
+                    code.append(l[w:])
+                    changed.append(prefix.strip() != "")
                 else:
                     rows.append(None)
-            self._info = _HunkInfo(_analyse(code, rows, self.lang), [l[:1] == side for l in self.lines],
-                                   [l[1:2] in (" ", "\t") for l in self.lines], old_before, new_before)
+                    changed.append(False)
+            self._info = _HunkInfo(_analyse(code, rows, self.lang), changed,
+                                   [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before)
         return self._info
 
     def symbols(self) -> list[str]:
@@ -152,35 +162,44 @@ class Hunk:
         return first is not None and self._info.indented[first]
 
     def split(self, target: float, ratio: float) -> list["Hunk"]:
-        """Pieces of this hunk within `target` estimated tokens, cut at function/class boundaries first."""
+        """Pieces of this hunk within `target` estimated tokens, cut at function/class boundaries first.
+
+        A piece with no changed line (context between two changes far apart) is left out.
+        """
         info = self._parse()
         sizes = [(len(l) + 1) * ratio for l in self.lines]
         pieces = []
         for a, b in split_rows(sizes, info.parsed.cuts(self.base, self.base + len(self.lines)), target):
             if b - a == 1 and sizes[a] > target:  # one line alone over budget: the only mid-line cut
-                line = self.lines[a]
-                pieces.extend(self._piece(a, a + 1, [line[0] + part])
-                              for part in cut_text(line[1:], int(sizes[a] // target) + 1))
-            else:
+                line, w = self.lines[a], len(self.old_starts)
+                pieces.extend(self._piece(a, a + 1, [line[:w] + part])
+                              for part in cut_text(line[w:], int(sizes[a] // target) + 1))
+            elif any(info.changed[self.base + a:self.base + b]):  # pieces of context alone are left out
                 pieces.append(self._piece(a, b, self.lines[a:b]))
         return pieces
 
     def _piece(self, a: int, b: int, lines: list[str]) -> "Hunk":
         info, i = self._info, self.base + a
-        return Hunk(self.old_start + info.old_before[i] - info.old_before[self.base],
+        return Hunk([start + before[i] - before[self.base] for start, before in zip(self.old_starts, info.old_before)],
                     self.new_start + info.new_before[i] - info.new_before[self.base],
                     self.context, lines, self.lang, i, info)
 
 
+def _on_new_side(line: str, width: int) -> bool:
+    """A hunk line is in the new file when no parent column marks it removed."""
+    return "-" not in line[:width] and line[:1] != "\\"
+
+
 def parse_hunks(diff: str, lang: str | None) -> list[Hunk]:
-    """The hunks of one file's unified diff (lines before the first `@@`, such as `---`/`+++`, are dropped)."""
+    """The hunks of one file's unified or combined diff (lines before the first `@@`, such as `---`/`+++`, are dropped)."""
     hunks: list[Hunk] = []
     for line in diff.split("\n"):
         if line.startswith("@@"):
             m = _HUNK_HEADER.match(line)
             if m is None:
                 raise DiffFormatError(f"bad hunk header: {line[:80]!r}")
-            hunks.append(Hunk(int(m.group(1)), int(m.group(2)), m.group(3).strip(), [], lang))
+            olds = [int(part[1:].split(",")[0]) for part in m.group(2).split()]
+            hunks.append(Hunk(olds, int(m.group(3)), m.group(4).strip(), [], lang))
         elif hunks and line[:1] in (" ", "+", "-", "\\"):
             hunks[-1].lines.append(line)
         elif hunks and line == "":

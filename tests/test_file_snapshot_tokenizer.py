@@ -262,3 +262,16 @@ def test_unknown_token_rate_and_uint32_ids_for_a_large_vocabulary(tmp_path, caps
     assert stats["unknown_token_id"] == 0 and stats["unknown_tokens"] == 2 and stats["unknown_token_rate"] == 2 / 6
     out = capsys.readouterr().out
     assert "unknown-token rate:  33.3333% (2 tokens)" in out and "sequences:           3" in out
+
+
+def test_reader_refuses_other_versions_and_arrays_that_do_not_match(chunks_file, trained_tokenizer_dir):
+    out = Path(run(config(chunks_file, trained_tokenizer_dir))["sequences"])
+    meta = json.loads(out.read_text())
+    write_json(out, {**meta, "version": 99})
+    with pytest.raises(UserError, match="version 99"):
+        load_tokenized(out)
+    write_json(out, {**meta, "chunks": meta["chunks"][:-1]})
+    with pytest.raises(UserError, match="do not match"):
+        load_tokenized(out)
+    with pytest.raises(UserError, match="no such file"):
+        run(config(chunks_file.with_name("missing.jsonl"), trained_tokenizer_dir))

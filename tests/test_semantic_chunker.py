@@ -11,6 +11,7 @@ import pytest
 
 import semantic_chunker as sc
 from conftest import PY_V1, PY_V2, RS_V1
+from pipeline_io import iter_commit_records
 from tokenizers_.loading import encode_batch, load_tokenizer
 
 AWS = "AKIA" + "QWERTYUIOPASDFGH"
@@ -145,3 +146,100 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert sc.main(["--commits", "x", "--output", "y", "--min-chunk-tokens", "600"]) == 2
+
+
+# --- real repositories, scraped by stage 1 -------------------------------------------------------
+
+LATE_MARKER = "late_feature_marker_value"
+
+
+def build_code_repo(path: Path):
+    """The conftest sample history, then a config file with a secret, then late commits (val/test)."""
+    from conftest import build_sample_repo
+
+    b = build_sample_repo(path)
+    b.commit("Add settings", {"config/settings.py": f'AWS_KEY = "{AWS}"\nDEBUG = False\n'})
+    for i in range(3):
+        body = "".join(f"\ndef {LATE_MARKER}_{i}_{k}(x):\n    return x * {k}\n" for k in range(12))
+        b.commit(f"Late feature {i}", {f"src/late{i}.py": body})
+    return b
+
+
+@pytest.fixture(scope="module")
+def scraped(tmp_path_factory):
+    from scrapers.git_scraper_rich import ScrapeConfig, scrape
+
+    base = tmp_path_factory.mktemp("scraped")
+    b = build_code_repo(base / "repo")
+    history = base / "git_history_rich.jsonl"
+    scrape(ScrapeConfig(repo=str(b.path), output=str(history), output_json=str(base / "git_history_rich.json"),
+                        progress=False))
+    return b, history
+
+
+def run_on_repo(out: Path, tok, b, history: Path, **kw) -> tuple[dict, list[dict]]:
+    kw.setdefault("split_ratios", (0.6, 0.2, 0.2))
+    cfg = sc.ChunkConfig(repo=str(b.path), commits=str(history), output=str(out / "chunks_semantic.jsonl"),
+                         max_chunk_tokens=kw.pop("max_chunk_tokens", 256), min_chunk_tokens=kw.pop("min_chunk_tokens", 48),
+                         progress=False, **kw)
+    stats = sc.run(cfg, tokenizer=tok)
+    return stats, [json.loads(l) for l in open(cfg.output, encoding="utf-8")]
+
+
+def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped):
+    b, history = scraped
+    stats, chunks = run_on_repo(tmp_path / "out", tok, b, history)
+    check_tokens(tmp_path, tok, chunks)
+    assert all(c["n_tokens"] <= 256 for c in chunks)
+    assert sum(c["n_tokens"] < 48 for c in chunks) == sum(stats["chunks_under_min"].values())
+    commits = {rec["subject"]: rec for rec in iter_commit_records(history)}
+    hashes = b.git("log", "--all", "--format=%H %s").splitlines()
+    assert {h.split(" ", 1)[1]: h.split(" ", 1)[0] for h in hashes}["Validate area input"] == \
+        commits["Validate area input"]["hash"]
+
+    def symbols_of(subject):
+        return [c["symbol"] for c in chunks if c["kind"] == "diff" and c["commit"] == commits[subject]["hash"]]
+
+    assert symbols_of("Validate area input") == ["area"]
+    assert symbols_of("Counter starts at ten") == ["Counter::new"]
+    assert "Counter::reset" in symbols_of("Feature: add reset")[0]
+    # the Cargo.lock and the PNG were left out, and counted
+    assert stats["diff_filtered"]["lock_file"] == 1 and stats["diff_filtered"]["binary"] >= 1
+
+    # snapshots: the tree at the train cut-off, which comes before the late commits
+    cut = stats["cutoff"]
+    snaps = [c for c in chunks if c["kind"] == "snapshot"]
+    assert snaps and chunks[-len(snaps):] == snaps
+    assert {c["commit"] for c in snaps} == {cut["commit"]}
+    assert {c["order"] for c in snaps} == {cut["train_last_order"]}
+    at_cut = set(b.git("ls-tree", "-r", "--name-only", cut["commit"]).splitlines())
+    snap_paths = {p for c in snaps for p in c["paths"]}
+    assert snap_paths == at_cut - {"rust/Cargo.lock", "assets/logo.png", "docs/notes.txt"}
+    snap_text = "".join(c["text"] for c in snaps)
+    late = [commits[f"Late feature {i}"] for i in range(3)]
+    assert late[-1]["order"] > cut["train_last_order"]
+    for i, rec in enumerate(late):  # code first added after the cut-off is not in any snapshot
+        assert (f"{LATE_MARKER}_{i}_" in snap_text) == (rec["order"] <= cut["train_last_order"])
+    assert "square" in " ".join(c["symbol"] or "" for c in snaps)
+
+    # the planted key: not in any file written, counted where it was redacted
+    for f in (tmp_path / "out").iterdir():
+        assert AWS.encode() not in f.read_bytes(), f
+    assert stats["secrets_redacted"]["snapshots"] == {"AWS_KEY": 1}
+    assert any("<SECRET_AWS_KEY>" in c["text"] for c in snaps)
+
+
+def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scraped):
+    b, history = scraped
+    run_on_repo(tmp_path / "a", tok, b, history)
+    json_history = history.with_name("git_history_rich.json")
+    assert sc.main(["--repo", str(b.path), "--commits", str(json_history), "--output",
+                    str(tmp_path / "b" / "chunks_semantic.jsonl"), "--max-chunk-tokens", "256",
+                    "--min-chunk-tokens", "48", "--split-ratios", "0.6", "0.2", "0.2",
+                    "--tokenizer", str(tok.name_or_path), "--no-progress"]) == 0
+    for name in ("chunks_semantic.jsonl", "chunks_semantic.tokens.npy", "chunks_semantic.stats.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    stats, chunks = run_on_repo(tmp_path / "head", tok, b, history, snapshot_at="head")
+    head = b.git("rev-parse", "HEAD")
+    assert stats["snapshot_commit"] == head and "HEAD" in stats["snapshot_leak"]
+    assert any(LATE_MARKER in c["text"] for c in chunks if c["kind"] == "snapshot")

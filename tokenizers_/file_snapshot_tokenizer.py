@@ -62,10 +62,6 @@ class TokenizeConfig:
     progress: bool = True
 
 
-# ---------------------------------------------------------------------------------------------
-# The stage
-
-
 def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) -> dict:
     """Tokenize config.input; write the sequences file, its arrays and `tokenizer/`. Returns a summary.
 

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import socket
+import weakref
 from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
@@ -148,14 +149,15 @@ def _raw_backend(tok):
     return backend
 
 
-_BACKENDS: dict[int, object] = {}
+_BACKENDS: dict[int, tuple] = {}  # id(tok) -> (weak reference to tok, its raw backend)
 
 
 def encode_batch(tok, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text, no special tokens added, encoded in one Rust batch call."""
-    backend = _BACKENDS.get(id(tok))
-    if backend is None:
-        backend = _BACKENDS[id(tok)] = _raw_backend(tok)
+    ref, backend = _BACKENDS.get(id(tok), (None, None))
+    if ref is None or ref() is not tok:  # an id is reused once its object is gone
+        backend = _raw_backend(tok)
+        _BACKENDS[id(tok)] = (weakref.ref(tok), backend)
     return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
 
 

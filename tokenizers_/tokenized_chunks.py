@@ -99,13 +99,11 @@ class TokenizedChunks:
 
     def chunk_from_sequences(self, i: int) -> np.ndarray:
         """Chunk i rebuilt from its sequences, the overlapped duplicates dropped."""
-        parts, covered = [], 0
-        for j in range(self.meta["chunks"][i]["first_sequence"],
-                       self.meta["chunks"][i]["first_sequence"] + self.meta["chunks"][i]["n_sequences"]):
-            start = int(self.sequences[j, 1])
-            parts.append(self.sequence_tokens(j)[covered - start:])
-            covered = start + int(self.sequences[j, 2])
-        return np.concatenate(parts) if parts else self.ids[:0]
+        stream, parts, covered = self.chunk_tokens(i), [], 0
+        for _, start, length in self.chunk_sequences(i).tolist():
+            parts.append(stream[max(covered, start):start + length])  # drop what the last window had
+            covered = start + length
+        return np.concatenate(parts) if parts else stream[:0]
 
 
 def load_tokenized(path: str | os.PathLike) -> TokenizedChunks:
@@ -120,21 +118,21 @@ def load_tokenized(path: str | os.PathLike) -> TokenizedChunks:
     try:
         ids = np.load(path.parent / meta["ids_file"], mmap_mode="r")
         sequences = np.load(path.parent / meta["sequences_file"], mmap_mode="r")
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read its arrays ({e}); rerun stage 3") from None
-    chunks = meta["chunks"]
-    if (ids.ndim != 1 or len(ids) != sum(c["n_tokens"] for c in chunks) or sequences.shape[1:] != (3,)
-            or len(sequences) != sum(c["n_sequences"] for c in chunks)):
+        chunks = meta["chunks"]
+        matches = (ids.ndim == 1 and len(ids) == sum(c["n_tokens"] for c in chunks)
+                   and sequences.shape[1:] == (3,) and len(sequences) == sum(c["n_sequences"] for c in chunks))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: cannot read it or its arrays ({type(e).__name__}: {e}); rerun stage 3") from None
+    if not matches:
         raise UserError(f"{path}: its .npy arrays do not match its chunk list; rerun stage 3")
     return TokenizedChunks(path, meta, ids, sequences)
-
 
 
 class NpyStream:
     """Write a 1-D .npy of unknown length, atomically: the header is rewritten with the length at the end.
 
-    A version 1.0 header is 128 bytes for any length below 10**40, so the final header fits in
-    the place of the first.
+    A version 1.0 header of a 1-D array is 128 bytes for any int64 length, so the final header
+    takes the place of the first.
     """
 
     def __init__(self, path: Path, dtype: np.dtype):
@@ -165,15 +163,15 @@ class NpyStream:
         return self._ctx.__exit__(*exc)
 
 
-
 def write_meta(path: Path, meta: dict, chunks: list[dict]) -> None:
     """JSON with one top-level key per line and one chunk per line: readable, diffable, streamable."""
     with atomic_write(path) as f:
         f.write("{\n")
         for key, value in meta.items():
             f.write(f"{dumps(key)}: {dumps(value)},\n")
-        f.write('"chunks": [\n')
-        f.write(",\n".join(dumps(c) for c in chunks))
-        f.write("\n]}\n" if chunks else "]}\n")
+        f.write('"chunks": [')
+        for i, c in enumerate(chunks):
+            f.write(("\n" if i == 0 else ",\n") + dumps(c))
+        f.write("\n]}\n")
 
 

@@ -74,7 +74,8 @@ def restore(ckpt: dict, model, optimizer, scheduler, scaler, config) -> dict:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise UserError(f"--resume: the checkpoint's model does not match this config ({str(e).splitlines()[0]})") from None
+        first = str(e).splitlines()[0]
+        raise UserError(f"--resume: the checkpoint's model does not match this config ({first})") from None
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt["scaler"] is not None:

@@ -36,13 +36,15 @@ def run(cfg: GenerateConfig) -> str:
 
     from tokenizers_.loading import load_tokenizer
     from training.device import select_device
+    from training.model import quiet_transformers
 
     if not cfg.prompt:
         raise UserError("empty prompt: give --prompt TEXT or --prompt-file PATH")
     device = select_device(cfg.device)
     tok = load_tokenizer(cfg.model)
     try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.model).to(device).eval()
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(cfg.model).to(device).eval()
     except (OSError, ValueError) as e:
         raise UserError(f"--model {cfg.model}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
     torch.manual_seed(cfg.seed)

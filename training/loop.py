@@ -48,9 +48,10 @@ def forward_loss(model, batch: dict, device: torch.device, amp: Amp, keep_logits
         kwargs["logits_to_keep"] = batch["max_target"] + 1
     with amp():
         logits = model(**kwargs, use_cache=False).logits  # (B, K, V), K = kept positions
-    labels = batch["labels"][:, -logits.size(1):].to(device, non_blocking=True)  # (B, K)
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                           ignore_index=-100, reduction="sum")
+    labels = batch["labels"][:, -logits.size(1):]  # (B, K)
+    # Shift the labels, not the logits: slicing (B, K, V) logits would copy them all.
+    shifted = F.pad(labels[:, 1:], (0, 1), value=-100).to(device, non_blocking=True)  # (B, K)
+    return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
 
 
 def train_step(model, micro_batches: list[dict], optimizer, scheduler, scaler, device: torch.device,

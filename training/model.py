@@ -9,6 +9,7 @@ other tokens to the model, and training would be meaningless.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import torch
@@ -65,7 +66,8 @@ def pretrained_model(cfg: TrainConfig, identity: dict):
 
     check_tokenizer(cfg.model, identity)
     try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, attn_implementation="sdpa", dtype=torch.float32)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(cfg.model, attn_implementation="sdpa", dtype=torch.float32)
     except (OSError, ValueError) as e:
         raise UserError(f"--model {cfg.model}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
     if model.get_input_embeddings().num_embeddings < int(identity["vocab_size"]):
@@ -88,6 +90,19 @@ def build_model(cfg: TrainConfig, identity: dict, positions: int):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
     return model
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No 'Writing model shards' / 'Loading weights' bars from transformers on every save and load."""
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def exportable(model):

@@ -12,7 +12,9 @@ DistributedDataParallel. Writes to the output directory:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +48,8 @@ class Metrics:
 
 def _splits(cfg: TrainConfig) -> tuple[Split, Split | None, Split | None]:
     if not cfg.train_path:
-        raise UserError("no training data: give --sequences PATH/training_data_train.json (or train_path in the config)")
+        raise UserError("no training data: give --sequences PATH/training_data_train.json "
+                        "(or train_path in the config)")
     train = load_split(cfg.train_path)
     if len(train) == 0:
         raise UserError(f"{cfg.train_path}: no examples to train on")
@@ -82,13 +85,14 @@ def _tokenizer(cfg: TrainConfig, train: Split):
 
 
 def _save_model(model, tok, out: Path, identity: dict) -> None:
-    from training.model import exportable
+    from training.model import exportable, quiet_transformers
     model = exportable(model)
     model.config.use_cache = True
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = model.config.pad_token_id or identity["separator_id"]
         model.generation_config.eos_token_id = identity["separator_id"]
-    model.save_pretrained(str(out))
+    with quiet_transformers():
+        model.save_pretrained(str(out))
     if tok is not None:
         tok.save_pretrained(str(out))
 
@@ -107,8 +111,7 @@ def run(cfg: TrainConfig) -> dict:
     device = select_device(cfg.device, dist.local_rank)
     dtype, use_scaler = select_dtype(device, cfg.dtype)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for whatever autocast leaves in fp32
     train, val, test = _splits(cfg)
     out = Path(cfg.output_dir)
     positions = int(train.meta["context_window"]) + int(train.meta["target_window"])
@@ -173,65 +176,68 @@ def run(cfg: TrainConfig) -> dict:
         return cfg.patience > 0 and loop["bad_evals"] >= cfg.patience
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=total_steps, initial=loop["step"], disable=not (cfg.progress and dist.main), unit="step")
-    stop_at = min(total_steps, cfg.stop_at_step) if cfg.stop_at_step > 0 else total_steps
-    train_time, run_tokens, last_log = 0.0, 0, (time.perf_counter(), loop["tokens"])
-    stopped_early, evaluated_at = False, None
-    try:
-        while loop["step"] < stop_at and not stopped_early:
-            batches = epoch_batches(len(train), cfg.batch_size, cfg.seed, loop["epoch"], dist.rank, dist.world)
-            while loop["step_in_epoch"] < steps_per_epoch and loop["step"] < stop_at:
-                first = loop["step_in_epoch"] * cfg.grad_accum
-                micro = [train.batch(idx, cfg.loss_on) for idx in batches[first:first + cfg.grad_accum]]
-                t0 = time.perf_counter()
-                loss, norm = train_step(model, micro, optimizer, scheduler, scaler, device, amp, cfg.grad_clip,
-                                        keep, ddp=dist.world > 1)
-                loop["step"] += 1
-                loop["step_in_epoch"] += 1
-                step_tokens = sum(b["n_tokens"] for b in micro) * dist.world
-                loop["tokens"] += step_tokens
-                run_tokens += step_tokens
-                bar.update(1)
-                if loop["step"] % cfg.log_every == 0 or loop["step"] == stop_at:
-                    loss_v = loss.item()  # the one host sync per logged step
-                    if dist.world > 1:
-                        t = torch.tensor([loss_v], device=device)
-                        torch.distributed.all_reduce(t)
-                        loss_v = t.item() / dist.world
-                    now = time.perf_counter()
-                    tps = (loop["tokens"] - last_log[1]) / max(now - last_log[0], 1e-9)
-                    record = {"event": "train", "step": loop["step"], "epoch": loop["epoch"], "loss": loss_v,
-                              "lr": scheduler.get_last_lr()[0], "tokens": loop["tokens"], "tokens_per_s": tps}
-                    if norm is not None:
-                        record["grad_norm"] = norm.item()
-                    if peak:
-                        record["mfu"] = 6 * n_trainable * tps / dist.world / peak
-                    metrics.write(record)
-                    bar.set_postfix(loss=f"{loss_v:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{tps:,.0f}")
-                    last_log = (time.perf_counter(), loop["tokens"])
-                train_time += time.perf_counter() - t0
-                if val is not None and cfg.eval_every and loop["step"] % cfg.eval_every == 0:
-                    evaluated_at, stopped_early = loop["step"], run_eval()
-                    last_log = (time.perf_counter(), loop["tokens"])  # tokens/s leaves evaluation out
-                    if stopped_early:
-                        break
-                elif cfg.save_every and loop["step"] % cfg.save_every == 0:
-                    save_checkpoint()
-            if loop["step_in_epoch"] >= steps_per_epoch:  # the epoch is complete
-                loop["epoch"] += 1
-                loop["step_in_epoch"] = 0
-                if val is not None and not cfg.eval_every and not stopped_early:
-                    evaluated_at, stopped_early = loop["step"], run_eval()
-                    last_log = (time.perf_counter(), loop["tokens"])
-        if val is not None and evaluated_at != loop["step"] and loop["step"] == total_steps:
-            run_eval()
-        save_checkpoint()
-    except torch.OutOfMemoryError:
-        raise UserError(f"out of memory on {device} at batch_size={cfg.batch_size} with {positions} tokens per "
-                        "example: lower batch_size (raise grad_accum to keep tokens/step), set "
-                        "gradient_checkpointing: true, or use a smaller model") from None
-    finally:
-        bar.close()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+    with contextlib.ExitStack() as stack:
+        if cfg.progress and dist.main:
+            stack.enter_context(logging_redirect_tqdm())  # log lines above the bar, not through it
+        bar = stack.enter_context(tqdm(total=total_steps, initial=loop["step"], unit="step",
+                                       disable=not (cfg.progress and dist.main)))
+        stop_at = min(total_steps, cfg.stop_at_step) if cfg.stop_at_step > 0 else total_steps
+        train_time, run_tokens, last_log = 0.0, 0, (time.perf_counter(), loop["tokens"])
+        stopped_early, evaluated_at = False, None
+        try:
+            while loop["step"] < stop_at and not stopped_early:
+                batches = epoch_batches(len(train), cfg.batch_size, cfg.seed, loop["epoch"], dist.rank, dist.world)
+                while loop["step_in_epoch"] < steps_per_epoch and loop["step"] < stop_at:
+                    first = loop["step_in_epoch"] * cfg.grad_accum
+                    micro = [train.batch(idx, cfg.loss_on) for idx in batches[first:first + cfg.grad_accum]]
+                    t0, lr = time.perf_counter(), scheduler.get_last_lr()[0]
+                    loss, norm = train_step(model, micro, optimizer, scheduler, scaler, device, amp, cfg.grad_clip,
+                                            keep, ddp=dist.world > 1)
+                    loop["step"] += 1
+                    loop["step_in_epoch"] += 1
+                    step_tokens = sum(b["n_tokens"] for b in micro) * dist.world
+                    loop["tokens"] += step_tokens
+                    run_tokens += step_tokens
+                    bar.update(1)
+                    if loop["step"] % cfg.log_every == 0 or loop["step"] == stop_at:
+                        loss_v = loss.item()  # the one host sync per logged step
+                        if dist.world > 1:
+                            t = torch.tensor([loss_v], device=device)
+                            torch.distributed.all_reduce(t)
+                            loss_v = t.item() / dist.world
+                        now = time.perf_counter()
+                        tps = (loop["tokens"] - last_log[1]) / max(now - last_log[0], 1e-9)
+                        record = {"event": "train", "step": loop["step"], "epoch": loop["epoch"], "loss": loss_v,
+                                  "lr": lr, "tokens": loop["tokens"], "tokens_per_s": tps}
+                        if norm is not None:
+                            record["grad_norm"] = norm.item()
+                        if peak:
+                            record["mfu"] = 6 * n_trainable * tps / dist.world / peak
+                        metrics.write(record)
+                        bar.set_postfix(loss=f"{loss_v:.4f}", lr=f"{record['lr']:.2e}", tok_s=f"{tps:,.0f}")
+                        last_log = (time.perf_counter(), loop["tokens"])
+                    train_time += time.perf_counter() - t0
+                    if val is not None and cfg.eval_every and loop["step"] % cfg.eval_every == 0:
+                        evaluated_at, stopped_early = loop["step"], run_eval()
+                        last_log = (time.perf_counter(), loop["tokens"])  # tokens/s leaves evaluation out
+                        if stopped_early:
+                            break
+                    elif cfg.save_every and loop["step"] % cfg.save_every == 0:
+                        save_checkpoint()
+                if loop["step_in_epoch"] >= steps_per_epoch:  # the epoch is complete
+                    loop["epoch"] += 1
+                    loop["step_in_epoch"] = 0
+                    if val is not None and not cfg.eval_every and not stopped_early:
+                        evaluated_at, stopped_early = loop["step"], run_eval()
+                        last_log = (time.perf_counter(), loop["tokens"])
+            if val is not None and evaluated_at != loop["step"] and loop["step"] == total_steps:
+                run_eval()
+            save_checkpoint()
+        except torch.OutOfMemoryError:
+            raise UserError(f"out of memory on {device} at batch_size={cfg.batch_size} with {positions} tokens per "
+                            "example: lower batch_size (raise grad_accum to keep tokens/step), set "
+                            "gradient_checkpointing: true, or use a smaller model") from None
     summary = {"event": "summary", "step": loop["step"], "epoch": loop["epoch"], "tokens": loop["tokens"],
                "train_tokens_per_s": run_tokens / train_time if train_time else 0.0,
                "best_val_loss": loop["best_val"], "stopped_early": stopped_early, "parameters": n_params,
@@ -240,7 +246,10 @@ def run(cfg: TrainConfig) -> dict:
         final = core
         if cfg.final_weights == "best" and loop["best_val"] is not None and (out / "best").is_dir():
             from transformers import AutoModelForCausalLM
-            final = AutoModelForCausalLM.from_pretrained(str(out / "best"), dtype=torch.float32).to(device)
+
+            from training.model import quiet_transformers
+            with quiet_transformers():
+                final = AutoModelForCausalLM.from_pretrained(str(out / "best"), dtype=torch.float32).to(device)
         if test is not None:
             loss, ppl = evaluate(final, test, eval_batches["test"], device, amp, cfg.loss_on,
                                  keep and supports_logits_to_keep(final), dist.world)
@@ -253,6 +262,7 @@ def run(cfg: TrainConfig) -> dict:
     metrics.close()
     if dist.world > 1:
         torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return summary
 
 
@@ -276,6 +286,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     config_path, verbose, overrides = parse_args(argv)
     setup_logging(verbose)
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 talks
+        logging.getLogger().setLevel(logging.WARNING)
 
     def train() -> None:
         run(load_config(config_path, overrides))

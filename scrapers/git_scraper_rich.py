@@ -1,0 +1,284 @@
+"""Stage 1: scrape a repository's whole history into commit records, fast and complete.
+
+    python3 scrapers/git_scraper_rich.py --repo PATH --output data/NAME/git_history_rich.jsonl \\
+        --output-json data/NAME/git_history_rich.json --stats
+
+Reads every commit of every branch and tag (oldest first, parents before children, ties by
+time) through one `git log` stream, and writes one JSON record per commit as it arrives (fields:
+docs/history.md), then the `{"commits": [...], "repository": {...}}` JSON and the statistics.
+From Python: `iter_commits(ScrapeConfig(repo=...))` yields the records; `scrape(config)` writes
+the files and returns the statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+if __package__ in (None, ""):  # run as a script: make the project root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tqdm import tqdm
+
+from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json, write_json
+from scrapers.aggregates import RepositoryAggregates
+from scrapers.commit_record import RecordBuilder
+from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REVS = ["--branches", "--remotes", "--tags"]  # every branch and tag; not refs/stash, not notes
+DEFAULT_MAX_DIFF_BYTES = 512 * 1024
+
+
+@dataclass
+class ScrapeConfig:
+    repo: str = "."
+    output: str | None = None  # default: data/<repo name>/git_history_rich.jsonl
+    output_json: str | None = None
+    stats_path: str | None = None  # default: git_history_stats.json beside `output`
+    revs: list[str] = field(default_factory=list)  # empty: all branches, remote branches, tags, HEAD
+    since: str | None = None
+    until: str | None = None
+    max_commits: int | None = None  # the first N commits of the output (the oldest)
+    max_diff_bytes: int = DEFAULT_MAX_DIFF_BYTES
+    redact: bool = True
+    function_complexity: bool = True
+    progress: bool = True
+
+    def output_path(self) -> Path:
+        if self.output:
+            return Path(self.output)
+        return Path("data") / Path(self.repo).resolve().name / "git_history_rich.jsonl"
+
+    def stats_file(self) -> Path:
+        return Path(self.stats_path) if self.stats_path else self.output_path().with_name("git_history_stats.json")
+
+
+class _Scrape:
+    """One scrape: validates the repository, lists commits and refs, then streams records."""
+
+    def __init__(self, config: ScrapeConfig):
+        if config.max_diff_bytes < 1:
+            raise UserError(f"--max-diff-bytes must be positive, got {config.max_diff_bytes}")
+        if config.max_commits is not None and config.max_commits < 1:
+            raise UserError(f"--max-commits must be positive, got {config.max_commits}")
+        self.config = config
+        repo = Path(config.repo)
+        if not repo.is_dir():
+            raise UserError(f"{repo}: no such directory (pass --repo PATH to a git repository)")
+        self.git = git = Git(repo)
+        try:
+            flags = git.run("rev-parse", "--is-bare-repository", "--is-shallow-repository").decode().split()
+        except FileNotFoundError:
+            raise UserError("git is not installed or not on PATH") from None
+        except GitError as e:
+            raise UserError(f"{repo}: not a git repository ({e})") from None
+        self.bare, self.shallow = (f == "true" for f in flags)
+        head = self._try("rev-parse", "--verify", "-q", "HEAD")
+        self.detached = head is not None and self._try("symbolic-ref", "-q", "HEAD") is None
+        self.branch_tips, self.tags = self._refs()
+        if head is None and not self.branch_tips and not self.tags:
+            raise UserError(f"{repo}: the repository has no commits yet")
+        revs = config.revs or DEFAULT_REVS + (["HEAD"] if head is not None else [])
+        self.revs = revs
+        try:
+            self.hashes = list_commits(git, revs, config.since, config.until, config.max_commits)
+        except GitError as e:
+            raise UserError(f"cannot list commits for {' '.join(revs)}: {e}") from None
+        if not self.hashes:
+            raise UserError(f"no commits match {' '.join(revs)}"
+                            + (f" since {config.since}" if config.since else "")
+                            + (f" until {config.until}" if config.until else ""))
+        self.aggregates = RepositoryAggregates()
+        self.builder: RecordBuilder | None = None
+
+    def _try(self, *args: str) -> str | None:
+        try:
+            return self.git.run(*args).decode().strip() or None
+        except GitError:
+            return None
+
+    def _refs(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Branch name -> tip commit (local and remote), tag name -> commit it points at (peeled)."""
+        fmt = "--format=%(refname)%00%(objectname)%00%(symref)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
+        out = self.git.run("for-each-ref", fmt, "refs/heads", "refs/remotes", "refs/tags").decode("utf-8", "replace")
+        branches: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        for line in out.splitlines():
+            ref, obj, symref, kind, peeled, peeled_kind = line.split("\0")
+            if ref.startswith("refs/tags/"):
+                if (peeled_kind or kind) == "commit":
+                    tags[ref[len("refs/tags/"):]] = peeled or obj
+            elif not symref and kind == "commit":
+                branches[ref.split("/", 2)[2]] = obj
+        return branches, tags
+
+    def _branches_by_commit(self) -> dict[str, list[str]]:
+        """Which branches contain each listed commit: labels flow from tips to parents, in one walk."""
+        tips: dict[str, set[str]] = {}
+        for name, tip in self.branch_tips.items():
+            tips.setdefault(tip, set()).add(name)
+        if not tips:
+            return {}
+        wanted = set(self.hashes)
+        empty: frozenset[str] = frozenset()
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        pending: dict[str, frozenset[str]] = {}
+        result: dict[str, list[str]] = {}
+        sorted_labels: dict[frozenset[str], list[str]] = {}
+        out = self.git.run("rev-list", "--topo-order", "--parents", "--stdin",
+                           input="".join(t + "\n" for t in sorted(tips)).encode())
+        for line in out.decode().splitlines():  # children always come before their parents
+            commit, *parents = line.split()
+            labels = pending.pop(commit, empty) | tips.get(commit, empty)
+            labels = interned.setdefault(labels, labels)
+            if commit in wanted:
+                result[commit] = sorted_labels.setdefault(labels, sorted(labels))
+            for p in parents:
+                merged = pending.get(p, empty) | labels
+                pending[p] = interned.setdefault(merged, merged)
+        return result
+
+    def records(self) -> Iterator[dict]:
+        config = self.config
+        branches = self._branches_by_commit()
+        tags: dict[str, list[str]] = {}
+        for name, commit in sorted(self.tags.items()):
+            tags.setdefault(commit, []).append(name)
+        self.builder = builder = RecordBuilder(self.git, config.max_diff_bytes, config.redact,
+                                               config.function_complexity)
+        order = 0
+        try:
+            bar = tqdm(total=len(self.hashes), unit="commit", disable=not config.progress, desc="scrape")
+            try:
+                for index, raw, missing in stream_commits(self.git, self.hashes):
+                    commit = self.hashes[index]
+                    record = builder.build(parse_commit(raw), missing, order, branches.get(commit, []),
+                                           tags.get(commit, []))
+                    self.aggregates.add(record)
+                    order += 1
+                    bar.update(1)
+                    yield record
+            except GitError as e:
+                raise UserError(f"git failed while reading history: {e}") from None
+            finally:
+                bar.close()
+        finally:
+            builder.close()
+
+    def stats(self) -> dict:
+        config = self.config
+        counts = dict(sorted(self.builder.counts.items())) if self.builder else {}
+        return {
+            "repository": Path(config.repo).resolve().name,
+            "settings": {k: v for k, v in asdict(config).items()
+                         if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact",
+                                  "function_complexity")},
+            "revs": self.revs,
+            "bare": self.bare,
+            "shallow": self.shallow,
+            "detached_head": self.detached,
+            "counts": counts,
+            "secrets_redacted": dict(sorted(self.builder.secrets.items())) if self.builder else {},
+            "aggregates": self.aggregates.result(self.branch_tips, self.tags),
+        }
+
+
+def iter_commits(config: ScrapeConfig) -> Iterator[dict]:
+    """Yield the commit records, oldest first, each with its `order` (0-based index)."""
+    yield from _Scrape(config).records()
+
+
+def scrape(config: ScrapeConfig) -> dict:
+    """Write the `.jsonl` as commits stream in, then the `.json` and the statistics; return the stats."""
+    job = _Scrape(config)
+    out = config.output_path()
+    with atomic_write(out) as f:
+        for record in job.records():
+            f.write(dumps(record))
+            f.write("\n")
+    stats = job.stats()
+    if config.output_json:
+        write_history_json(config.output_json, out, stats["aggregates"])
+    write_json(config.stats_file(), stats)
+    logger.info("%d commits, %d file changes -> %s", stats["counts"].get("commits", 0),
+                stats["counts"].get("file_changes", 0), out)
+    return stats
+
+
+run = scrape  # the stage convention's name for the function that does the work
+
+
+def summary(stats: dict, top: int = 5) -> str:
+    """A readable summary of the statistics, for `--stats`."""
+    c = stats["counts"]
+    agg = stats["aggregates"]
+    lines = [f"repository {stats['repository']}: {c.get('commits', 0)} commits ({c.get('merges', 0)} merges), "
+             f"{c.get('file_changes', 0)} file changes, {c.get('diff_bytes', 0) / 1e6:.1f} MB of diff",
+             f"  binary {c.get('binary', 0)}, truncated {c.get('truncated', 0)}, missing objects "
+             f"{c.get('missing_objects', 0)}, empty commits {c.get('empty_commits', 0)}, shallow {stats['shallow']}",
+             f"  secrets redacted: {sum(stats['secrets_redacted'].values())} {stats['secrets_redacted'] or ''}".rstrip(),
+             f"  {len(agg['branches'])} branches, {len(agg['tags'])} tags, {len(agg['authors'])} authors, "
+             f"{len(agg['files'])} files"]
+    lines.append("  most changed files:")
+    for path, f in sorted(agg["files"].items(), key=lambda kv: (-kv[1]["changes"], kv[0]))[:top]:
+        lines.append(f"    {f['changes']:6d}  {path}  (top owner {f['top_owner']}, {f['top_owner_share']:.0%})")
+    lines.append("  most active authors:")
+    for key, a in sorted(agg["authors"].items(), key=lambda kv: (-kv[1]["commits"], kv[0]))[:top]:
+        lines.append(f"    {a['commits']:6d}  {key}  +{a['additions']} -{a['deletions']}, {a['files_touched']} files")
+    if agg["collaboration"]:
+        lines.append("  most shared files between two authors:")
+        for pair in agg["collaboration"][:top]:
+            lines.append(f"    {pair['shared_files']:6d}  {' & '.join(pair['authors'])}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> tuple[ScrapeConfig, argparse.Namespace]:
+    p = argparse.ArgumentParser(description="Scrape a git repository's history into commit records.")
+    p.add_argument("--repo", type=str, default=".", help="path to the git repository (default: .)")
+    p.add_argument("--output", type=str, default=None,
+                   help="JSON Lines output (default: data/<repo name>/git_history_rich.jsonl)")
+    p.add_argument("--output-json", type=str, default=None,
+                   help='also write {"commits": [...], "repository": {...}} here')
+    p.add_argument("--stats-path", type=str, default=None,
+                   help="statistics JSON (default: git_history_stats.json beside --output)")
+    p.add_argument("--stats", action="store_true", help="print a summary of the statistics")
+    p.add_argument("revs", nargs="*", default=[], help="revisions or ranges (default: all branches and tags)")
+    p.add_argument("--rev", action="append", default=[], help="a revision or range (repeatable)")
+    p.add_argument("--since", type=str, default=None, help="only commits after this date (git's --since)")
+    p.add_argument("--until", type=str, default=None, help="only commits before this date (git's --until)")
+    p.add_argument("--max-commits", type=int, default=None, help="keep only the N oldest selected commits")
+    p.add_argument("--max-diff-bytes", type=int, default=DEFAULT_MAX_DIFF_BYTES,
+                   help=f"per-file bound on diff text (default: {DEFAULT_MAX_DIFF_BYTES})")
+    p.add_argument("--no-redact", action="store_true", help="keep secrets in diffs and messages")
+    p.add_argument("--no-function-complexity", action="store_true",
+                   help="skip measuring the cyclomatic complexity of changed functions")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = p.parse_args(argv)
+    config = ScrapeConfig(repo=args.repo, output=args.output, output_json=args.output_json,
+                          stats_path=args.stats_path, revs=[*args.rev, *args.revs], since=args.since,
+                          until=args.until, max_commits=args.max_commits, max_diff_bytes=args.max_diff_bytes,
+                          redact=not args.no_redact, function_complexity=not args.no_function_complexity,
+                          progress=not args.no_progress)
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    setup_logging(args.verbose)
+
+    def _run() -> None:
+        stats = scrape(config)
+        if args.stats:
+            print(summary(stats))
+    return run_main(_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
