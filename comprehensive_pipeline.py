@@ -133,7 +133,7 @@ class Pipeline:
                                             info.get("out", ""), info.get("note", "")))
             logger.info("%s: unchanged since its last run, skipped", name)
             return info
-        logger.info("%s ...", name)
+        logger.debug("%s ...", name)
         info, rec_in, rec_out, note = work()
         info = {**info, "in": rec_in, "out": rec_out, "note": note}
         self.state.record(name, key, outputs, info)
@@ -238,7 +238,7 @@ class Pipeline:
                 max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
                 tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
                 redact=cfg.redact, progress=cfg.progress)
-            semantic_chunker.run(cc, tokenizer=tok)
+            semantic_chunker.run(cc, tokenizer=tok, identity=identity)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
             return counts, "commits", f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""

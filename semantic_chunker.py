@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
-from chunking.filters import FileFilter  # noqa: E402
+from chunking.filters import FileFilter, is_binary_bytes  # noqa: E402
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
@@ -152,7 +152,7 @@ class Chunker:
         with TreeReader(repo) as tree:
             for path, size, data in tree.files(commit, keep):
                 reason = ("not_a_file" if size == 0 and data is None else "missing_object" if data is None
-                          else "binary" if b"\0" in data[:8000] else None)
+                          else "binary" if is_binary_bytes(data) else None)
                 text = None
                 if reason is None:
                     try:
@@ -246,8 +246,13 @@ def _valid(rec) -> bool:
             and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in rec.get("files", [])))
 
 
-def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = None) -> dict:
-    """Write the chunks, their token ids and the stats; return the stats."""
+def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = None,
+        identity: dict | None = None) -> dict:
+    """Write the chunks, their token ids and the stats; return the stats.
+
+    `tokenizer` and its `identity` come resolved from the orchestrator; by default the
+    tokenizer is loaded from `config.tokenizer` and identified by that name.
+    """
     from tqdm import tqdm
 
     _check(config)
@@ -298,7 +303,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                              "snapshots": dict(sorted(snap_counts.secrets.items()))},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()
                      if k not in ("repo", "commits", "output", "progress", "tokenizer")},
-        "tokenizer": tokenizer_identity(tok),
+        "tokenizer": identity or tokenizer_identity(tok, source=config.tokenizer),
     })
     out.write_stats(stats)
     return stats

@@ -1,11 +1,11 @@
 """Benchmark stage 2 against its target: scraper time + one raw `encode_batch` over the chunk texts.
 
-    python3 bench/bench_chunker.py --repo PATH [--work-dir /tmp/bench_chunker] [--tokenizer DIR]
+    python3 bench/bench_chunker.py --repo PATH [--work-dir /tmp/bench_chunker] [--tokenizer DIR] [--no-function-complexity]
     python3 bench/bench_chunker.py             # builds a repository with bench/make_bench_repo.py
 
 Scrapes the repository with stage 1 (timed), chunks it with stage 2 (timed, snapshots at the
 cut-off included), then encodes every chunk text once with the raw Rust tokenizer
-(`encode_batch_fast`, the floor of any token counting). Without --tokenizer, a 16k byte-level
+(`encode_batch_fast` in batches of 2048 texts, the floor of any token counting). Without --tokenizer, a 16k byte-level
 BPE is trained on the first 8 MB of diffs (the pipeline's offline fallback), untimed.
 Prints each time, the ratio stage 2 / (scrape + encode) (target: at most 1) and peak RSS.
 """
@@ -29,6 +29,7 @@ from scrapers.git_scraper_rich import ScrapeConfig, scrape
 from tokenizers_.loading import load_tokenizer, train_fallback_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
+RAW_BATCH = 2048
 
 
 def raw_encode_seconds(chunks: Path, tok_dir: Path) -> tuple[float, int, int]:
@@ -39,7 +40,9 @@ def raw_encode_seconds(chunks: Path, tok_dir: Path) -> tuple[float, int, int]:
     tok.no_truncation()
     tok.no_padding()
     start = time.perf_counter()
-    n = sum(len(e.ids) for e in tok.encode_batch_fast(texts, add_special_tokens=False))
+    n = 0
+    for i in range(0, len(texts), RAW_BATCH):  # batches, so the encodings of 100 MB are not all held at once
+        n += sum(len(e.ids) for e in tok.encode_batch_fast(texts[i:i + RAW_BATCH], add_special_tokens=False))
     return time.perf_counter() - start, n, len(texts)
 
 
@@ -51,6 +54,8 @@ def main(argv=None) -> int:
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory [train a fallback BPE]")
     p.add_argument("--max-chunk-tokens", type=int, default=512, help="stage 2 budget")
     p.add_argument("--min-chunk-tokens", type=int, default=64, help="stage 2 minimum")
+    p.add_argument("--no-function-complexity", action="store_true",
+                   help="scrape without per-function complexity (lizard), as the scraper's flag of that name")
     args = p.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -62,7 +67,8 @@ def main(argv=None) -> int:
                             "--commits", str(args.commits)], check=True)
     history = work / "git_history_rich.jsonl"
     start = time.perf_counter()
-    scrape(ScrapeConfig(repo=str(repo), output=str(history), output_json=None, progress=False))
+    scrape(ScrapeConfig(repo=str(repo), output=str(history), output_json=None, progress=False,
+                        function_complexity=not args.no_function_complexity))
     scrape_s = time.perf_counter() - start
 
     tok_dir = args.tokenizer

@@ -22,6 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REFS = ["--branches", "--remotes", "--tags", "HEAD"]
 
+SCRAPER = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+from scrapers.git_scraper_rich import ScrapeConfig, scrape
+scrape(ScrapeConfig(repo=sys.argv[2], output=sys.argv[3], progress=False, function_complexity=sys.argv[4] == "1"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
 PYDRILLER = """
 import sys
 from pydriller import Repository
@@ -75,13 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         commits = int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", *REFS],
                                      capture_output=True, check=True).stdout)
         rows = [("git log -p (floor)", git_s, git_rss)]
-        scraper = [sys.executable, str(ROOT / "scrapers" / "git_scraper_rich.py"), "--repo", str(repo),
-                   "--no-progress"]
-        for label, extra in (("scraper, no function complexity", ["--no-function-complexity"]),
-                             ("scraper, with function complexity", [])):
+        for label, functions in (("scraper, no function complexity", "0"), ("scraper, with function complexity", "1")):
             out = tmp / label.replace(" ", "_").replace(",", "")
-            s, rss, _ = timed([*scraper, "--output", str(out / "h.jsonl"), *extra], stderr=subprocess.DEVNULL)
-            rows.append((label, s, rss))
+            s, _, stdout = timed([sys.executable, "-c", SCRAPER, str(ROOT), str(repo), str(out / "h.jsonl"), functions])
+            rows.append((label + " *", s, int(stdout.split()[-1])))
         stats = json.loads((out / "git_history_stats.json").read_text())
         pyd = None
         if args.skip_pydriller:
@@ -100,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, s, rss in rows:
             vs_pyd = f"{pyd / s:11.1f}" if pyd else f"{'-':>11s}"
             print(f"{label:36s} {s:8.2f} {commits / s:10.0f} {mb / s:7.1f} {s / git_s:6.2f} {vs_pyd} {rss:7d}")
+    print("RSS: peak of the process and its children (git's mmap of the pack counts);"
+          " * the scraper's Python process alone (its git child is about the floor's)")
     return 0
 
 

@@ -27,7 +27,6 @@ from chunking.split import cut_text, split_rows
 
 # `@@ -a,b +c,d @@ ctx`, and for a merge's combined diff `@@@ -a,b -c,d +e,f @@@ ctx` (one `-` per parent)
 _HUNK_HEADER = re.compile(r"(@@+) ((?:-\d+(?:,\d+)? )+)\+(\d+)(?:,\d+)? \1 ?(.*)")
-MAX_SYMBOLS = 3
 
 
 class DiffFormatError(ValueError):
@@ -101,8 +100,14 @@ class Hunk:
     lang: str | None
     base: int = 0  # index of lines[0] in the original hunk
     _info: _HunkInfo | None = None
+    _text: str | None = None
 
     def render(self) -> str:
+        if self._text is None:
+            self._text = self._render()
+        return self._text
+
+    def _render(self) -> str:
         w = len(self.old_starts)
         olds = " ".join(f"-{start},{sum(1 for l in self.lines if l[k:k + 1] in (' ', '-'))}"
                         for k, start in enumerate(self.old_starts))
@@ -217,6 +222,7 @@ class Block:
     start: int
     end: int
     parsed: _Parsed
+    _text: str | None = None
 
     @classmethod
     def whole_file(cls, text: str, lang: str | None) -> "Block":
@@ -226,7 +232,9 @@ class Block:
         return cls(lines, 0, len(lines), _analyse(lines, list(range(len(lines))), lang))
 
     def render(self) -> str:
-        return "".join(l + "\n" for l in self.lines[self.start:self.end])
+        if self._text is None:
+            self._text = "".join(l + "\n" for l in self.lines[self.start:self.end])
+        return self._text
 
     def symbols(self) -> list[str]:
         """Definitions starting in the block (outermost ones), else the one the block sits inside."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, BlobReader, changed_functions, changed_line_ranges,
+from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, MAX_FUNCTION_FILES_PER_COMMIT, BlobReader, changed_functions, changed_line_ranges,
                                  commit_complexity, measurable)
 from scrapers.git_log_stream import NULL_SHA, FileChange, Git, GitError, ParsedCommit
 from scrapers.languages import language_of
@@ -154,7 +154,8 @@ class RecordBuilder:
 
     def _functions(self, changes: list[FileChange]) -> list[dict]:
         """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
-        out = []
+        out: list[dict] = []
+        measured = 0
         for fc in changes:
             new_blob = fc.blobs[-1]
             if new_blob == NULL_SHA or fc.binary or fc.modes[-1] not in ("100644", "100755"):
@@ -162,9 +163,14 @@ class RecordBuilder:
             path = _path(fc.path)
             if not measurable(path):
                 continue
+            if measured == MAX_FUNCTION_FILES_PER_COMMIT:
+                self.counts["function_files_skipped"] += 1
+                continue
             content = self.blobs.read(new_blob)
             if content is None or len(content) > MAX_FUNCTION_FILE_BYTES:
+                self.counts["function_files_skipped"] += content is not None
                 continue
+            measured += 1
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
             out += changed_functions(path, content, ranges)
         return out

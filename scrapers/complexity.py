@@ -7,7 +7,8 @@ The score is `log2(1 + lines changed) * (1 + H)`, where H is the Shannon entropy
 the changed lines spread over the files: big changes score higher, and a change spread evenly
 over many files scores higher than the same number of lines in one file.
 
-Changed functions: for source files lizard can parse (and under a size bound), the new file
+Changed functions: for source files lizard can parse (up to 16 files of at most 64 KiB per
+commit, in the commit's file order; the rest are counted as skipped), the new file
 content is read through one long-running `git cat-file --batch` process and lizard measures the
 cyclomatic complexity of every function that overlaps an added or changed line.
 """
@@ -23,7 +24,9 @@ from lizard_languages import get_reader_for
 
 from scrapers.git_log_stream import Git
 
-MAX_FUNCTION_FILE_BYTES = 256 * 1024
+# lizard reads ~2 MB/s: these bounds keep a commit that rewrites hundreds of files affordable
+MAX_FUNCTION_FILE_BYTES = 64 * 1024
+MAX_FUNCTION_FILES_PER_COMMIT = 16
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
 _HUNK = re.compile(rb"^@@@? (?:-\d+(?:,\d+)? )+\+(\d+)(?:,(\d+))? @@", re.M)
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -138,7 +140,7 @@ def _stream_from(git: Git, hashes: list[str], start: int):
             buf = bytearray()
             scan_from = 0
             marker = MARK + hashes[i + 1].encode() if i + 1 < len(hashes) else None
-            while chunk := proc.stdout.read(READ_SIZE):
+            for chunk in _read_ahead(proc.stdout):
                 buf += chunk
                 while marker is not None:
                     pos = buf.find(marker, scan_from)
@@ -163,6 +165,32 @@ def _stream_from(git: Git, hashes: list[str], start: int):
         logger.warning("git log stopped at commit %d of %d (%s); reading on commit by commit",
                        i + 1, len(hashes), message)
         return i, message
+
+
+def _read_ahead(stream, depth: int = 16) -> Iterator[bytes]:
+    """Chunks of `stream`, read by a thread up to `depth` MiB ahead: git keeps writing while we parse."""
+    chunks: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            while not stop.is_set() and (chunk := stream.read1(READ_SIZE)):
+                chunks.put(chunk)
+        finally:
+            chunks.put(b"")
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        while chunk := chunks.get():
+            yield chunk
+    finally:
+        stop.set()
+        while thread.is_alive():  # a consumer that stopped early: unblock the pump's put
+            try:
+                chunks.get(timeout=0.1)
+            except queue.Empty:
+                pass
 
 
 def _single_commit(git: Git, commit: str, stream_error: str) -> tuple[bytes, list[FileChange]]:

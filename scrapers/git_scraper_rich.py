@@ -13,6 +13,7 @@ the files and returns the statistics.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from tqdm import tqdm
 
-from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json, write_json
+from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
@@ -205,7 +206,8 @@ def scrape(config: ScrapeConfig) -> dict:
     stats = job.stats()
     if config.output_json:
         write_history_json(config.output_json, out, stats["aggregates"])
-    write_json(config.stats_file(), stats)
+    with atomic_write(config.stats_file()) as f:  # one dumps, not json.dump's many small writes
+        f.write(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     logger.info("%d commits, %d file changes -> %s", stats["counts"].get("commits", 0),
                 stats["counts"].get("file_changes", 0), out)
     return stats

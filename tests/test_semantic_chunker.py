@@ -181,7 +181,7 @@ def run_on_repo(out: Path, tok, b, history: Path, **kw) -> tuple[dict, list[dict
     kw.setdefault("split_ratios", (0.6, 0.2, 0.2))
     cfg = sc.ChunkConfig(repo=str(b.path), commits=str(history), output=str(out / "chunks_semantic.jsonl"),
                          max_chunk_tokens=kw.pop("max_chunk_tokens", 256), min_chunk_tokens=kw.pop("min_chunk_tokens", 48),
-                         progress=False, **kw)
+                         tokenizer=str(tok.name_or_path), progress=False, **kw)
     stats = sc.run(cfg, tokenizer=tok)
     return stats, [json.loads(l) for l in open(cfg.output, encoding="utf-8")]
 
@@ -192,6 +192,7 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
     check_tokens(tmp_path, tok, chunks)
     assert all(c["n_tokens"] <= 256 for c in chunks)
     assert sum(c["n_tokens"] < 48 for c in chunks) == sum(stats["chunks_under_min"].values())
+    assert stats["fallback_commits"] == 0  # the merge's combined diff (`@@@`) included
     commits = {rec["subject"]: rec for rec in iter_commit_records(history)}
     hashes = b.git("log", "--all", "--format=%H %s").splitlines()
     assert {h.split(" ", 1)[1]: h.split(" ", 1)[0] for h in hashes}["Validate area input"] == \
@@ -203,6 +204,8 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
     assert symbols_of("Validate area input") == ["area"]
     assert symbols_of("Counter starts at ten") == ["Counter::new"]
     assert "Counter::reset" in symbols_of("Feature: add reset")[0]
+    merge = [c for c in chunks if c["commit"] == commits["Merge feature, counter starts at five"]["hash"]]
+    assert merge and "@@@ -" in merge[0]["text"] and "Counter::new" in merge[0]["symbol"]
     # the Cargo.lock and the PNG were left out, and counted
     assert stats["diff_filtered"]["lock_file"] == 1 and stats["diff_filtered"]["binary"] >= 1
 
