@@ -278,11 +278,12 @@ def _commit_details(path: Path | None, wanted: set[str]) -> dict[str, dict]:
     return found
 
 
-def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np.ndarray, commit_sorted: np.ndarray,
+def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np.ndarray, perm: np.ndarray,
                        bounds: tuple[int, int, int, int], config: DatasetConfig, header_base: dict,
                        data: Stage3Tokens) -> tuple[dict, dict[str, str]]:
     """training_data_{split}.tokens.npy and .json for one split: its manifest entry, {file: sha256}."""
     c0, c1, b, e = bounds
+    commit_sorted = data.commit_index[perm]
     prefix = 0 if b == e else min(config.context_window, b)  # borrowed context from earlier splits
     part = stream[b - prefix:e]
     first_target = max(prefix, 1)  # the first token of the stream has no context: never a target
@@ -315,11 +316,15 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
         "unique_target_tokens": unique_targets,
         "repeated_target_fraction": repeated / target_tokens if target_tokens else 0.0,
         "chunks": c1 - c0, "commits": len(np.unique(commit_sorted[c0:c1])),
-        "first_commit": data.commit_info(int(commit_sorted[c0])) if c1 > c0 else None,
-        "last_commit": data.commit_info(int(commit_sorted[c1 - 1])) if c1 > c0 else None,
-        "first_order": data.commit_orders[int(commit_sorted[c0])] if c1 > c0 else None,
-        "last_order": data.commit_orders[int(commit_sorted[c1 - 1])] if c1 > c0 else None,
+        "first_commit": None, "last_commit": None, "first_order": None, "last_order": None,
     }
+    # The commit range comes from diff/commit chunks: snapshots taken at HEAD (an opt-in, stated leak)
+    # carry HEAD's hash and would otherwise stretch train's range over val and test.
+    content = c0 + np.flatnonzero(data.ranks[perm[c0:c1]] != KIND_RANK["snapshot"])
+    if content.size:
+        first, last = int(commit_sorted[content[0]]), int(commit_sorted[content[-1]])
+        stats.update(first_commit=data.commit_info(first), last_commit=data.commit_info(last),
+                     first_order=data.commit_orders[first], last_order=data.commit_orders[last])
     return stats, {json_name: sha256_file(out_dir / json_name), tokens_name: tokens_sha}
 
 
@@ -351,10 +356,9 @@ def run(config: DatasetConfig) -> dict:
     ident_out = {k: v for k, v in identity.items() if k != "files"}
     header_base = {"tokenizer": ident_out, "tokenizer_dir": tokenizer_dir, "context_window": config.context_window,
                    "target_window": config.target_window, "stride": config.stride}
-    commit_sorted = data.commit_index[perm]
     split_stats, files = {}, {}
     for split, bounds in zip(SPLITS, _split_bounds(split_sorted, starts, len(stream))):
-        split_stats[split], hashes = _write_split_files(out_dir, split, stream, starts, commit_sorted, bounds,
+        split_stats[split], hashes = _write_split_files(out_dir, split, stream, starts, perm, bounds,
                                                         config, header_base, data)
         files.update(hashes)
 
