@@ -184,10 +184,9 @@ class Pipeline:
 
             def work():
                 texts = list(self._fallback_sample())
-                train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
+                trained = train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
                 mb = sum(len(t) for t in texts) / 1e6
-                return {}, f"{mb:.1f} MB of train-period history", f"vocab {cfg.fallback_vocab_size}", \
-                    "fallback tokenizer"
+                return {}, f"{mb:.1f} MB of train-period history", f"vocab {len(trained)}", "fallback tokenizer"
 
             self._stage("  tokenizer", settings, {"history": self._hash("1 scrape", "history")},
                         {"tokenizer": tok_dir}, work)
