@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import FileFilter, is_binary_bytes  # noqa: E402
 from chunking.output import ChunkWriter  # noqa: E402
+from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
 from chunking.snapshots import TreeReader, git_output  # noqa: E402
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 SNAPSHOT_AT = ("cutoff", "head", "none")
 SUBJECT_CHARS = 120
 SNAPSHOT_BATCH_FILES = 64
+AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 MAX_SYMBOLS = 3
 
 
@@ -61,6 +63,7 @@ class ChunkConfig:
     max_file_bytes: int = 1_000_000
     dedup: bool = True
     redact: bool = True
+    workers: int = 1  # >1: threads chunk commits while others are encoded (the tokenizer releases the GIL)
     progress: bool = True
 
     def file_filter(self) -> FileFilter:
@@ -121,6 +124,19 @@ class Chunker:
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("diff", rec, p, prefix) for p in pieces]
 
+    def commit_job(self, item: tuple[int, dict]) -> tuple[dict | None, list[dict], _Counts, Exception | None]:
+        """(record with its order, chunks, counts, the error that made it fall back) of one input record."""
+        i, rec = item
+        if not _valid(rec):
+            return None, [], _Counts(), None
+        rec = dict(rec, order=rec.get("order", i))
+        local = _Counts()
+        try:
+            return rec, self.commit_chunks(rec, local), local, None
+        except Exception as e:  # one commit the chunker cannot handle must not stop the stage
+            local = _Counts()
+            return rec, [self.fallback_chunk(rec, local)], local, e
+
     def fallback_chunk(self, rec: dict, counts: _Counts) -> dict:
         """One raw `commit` chunk: message and diffs, cut at a line end to fit the budget."""
         parts = [commit_line(rec), rec.get("message") or "", "\n"]
@@ -148,38 +164,46 @@ class Chunker:
                 counts.filtered[reason] += 1
             return reason is None
 
-        batch: list[Section] = []
-        with TreeReader(repo) as tree:
-            for path, size, data in tree.files(commit, keep):
-                reason = ("not_a_file" if size == 0 and data is None else "missing_object" if data is None
-                          else "binary" if is_binary_bytes(data) else None)
-                text = None
-                if reason is None:
-                    try:
-                        text = data.decode("utf-8")
-                    except UnicodeDecodeError:
-                        reason = "binary" if flt.binary else "not_utf8"
-                if reason is None:
-                    text = text.replace("\r\n", "\n")
-                    reason = flt.content_reason(text)
-                if reason is not None:
-                    counts.filtered[reason] += 1
-                    continue
-                if not text.strip():
-                    counts.filtered["empty"] += 1
-                    continue
-                kept["files"] += 1
-                text = self.redact(text, counts)
-                batch.append(Section(path, language_of(path), None, f"file {path}",
-                                     [Block.whole_file(text, parser_language(path))]))
-                if len(batch) >= SNAPSHOT_BATCH_FILES:
-                    yield from self._snapshot_batch(prefix, batch, meta)
-                    batch = []
-        yield from self._snapshot_batch(prefix, batch, meta)
+        def batches() -> Iterator[list[tuple[str, str]]]:  # (path, text) of up to SNAPSHOT_BATCH_FILES files
+            batch: list[tuple[str, str]] = []
+            with TreeReader(repo) as tree:
+                for path, size, data in tree.files(commit, keep):
+                    reason = ("not_a_file" if size == 0 and data is None else "missing_object" if data is None
+                              else "binary" if is_binary_bytes(data) else None)
+                    text = None
+                    if reason is None:
+                        try:
+                            text = data.decode("utf-8")
+                        except UnicodeDecodeError:
+                            reason = "binary" if flt.binary else "not_utf8"
+                    if reason is None:
+                        text = text.replace("\r\n", "\n")
+                        reason = flt.content_reason(text)
+                    if reason is not None:
+                        counts.filtered[reason] += 1
+                        continue
+                    if not text.strip():
+                        counts.filtered["empty"] += 1
+                        continue
+                    kept["files"] += 1
+                    batch.append((path, text))
+                    if len(batch) >= SNAPSHOT_BATCH_FILES:
+                        yield batch
+                        batch = []
+            yield batch
 
-    def _snapshot_batch(self, prefix: str, sections: list[Section], meta: dict) -> list[dict]:
+        for chunks, local in ordered_map(lambda b: self._snapshot_batch(prefix, b, meta), batches(),
+                                         self.cfg.workers, AHEAD_PER_WORKER * self.cfg.workers):
+            counts.secrets.update(local.secrets)
+            yield from chunks
+
+    def _snapshot_batch(self, prefix: str, files: list[tuple[str, str]], meta: dict) -> tuple[list[dict], _Counts]:
+        local = _Counts()
+        sections = [Section(path, language_of(path), None, f"file {path}",
+                            [Block.whole_file(self.redact(text, local), parser_language(path))])
+                    for path, text in files]
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
-        return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces]
+        return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
 
 
 def commit_date(rec: dict) -> str:
@@ -231,6 +255,8 @@ def _check(config: ChunkConfig) -> None:
         raise UserError(f"--max-chunk-tokens must be at least 16, got {config.max_chunk_tokens}")
     if not 0 <= config.min_chunk_tokens < config.max_chunk_tokens:
         raise UserError(f"--min-chunk-tokens must be in [0, max-chunk-tokens), got {config.min_chunk_tokens}")
+    if config.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {config.workers}")
     if config.snapshot_at not in SNAPSHOT_AT:
         raise UserError(f"--snapshot-at must be one of {', '.join(SNAPSHOT_AT)}, got {config.snapshot_at!r}")
     try:
@@ -264,23 +290,20 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     metas: dict[int, dict] = {}
     stats = {"commits": 0, "bad_records": 0, "file_changes_chunked": 0, "fallback_commits": 0, "fallback_hashes": []}
     with ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out:
-        for i, rec in enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress)):
-            if not _valid(rec):
+        items = enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress))
+        jobs = ordered_map(chunker.commit_job, items, config.workers, AHEAD_PER_WORKER * config.workers)
+        for i, (rec, chunks, local, error) in enumerate(jobs):
+            if rec is None:
                 stats["bad_records"] += 1
                 logger.warning("commit record %d is not a commit record; skipped", i)
                 continue
-            rec = dict(rec, order=rec.get("order", i))
             stats["commits"] += 1
             metas[rec["order"]] = {"hash": rec["hash"], "timestamp": rec.get("timestamp"), "date": commit_date(rec)}
-            local = _Counts()
-            try:
-                chunks = chunker.commit_chunks(rec, local)
+            if error is None:
                 stats["file_changes_chunked"] += len(rec.get("files") or []) - sum(local.filtered.values())
-            except Exception as e:  # one commit the chunker cannot handle must not stop the stage
+            else:
                 logger.warning("commit %s: chunking failed (%s: %s); kept as one raw chunk", rec["hash"][:12],
-                               type(e).__name__, e)
-                local = _Counts()
-                chunks = [chunker.fallback_chunk(rec, local)]
+                               type(error).__name__, error)
                 stats["fallback_commits"] += 1
                 stats["fallback_hashes"].append(rec["hash"])
             counts.filtered.update(local.filtered)
@@ -302,7 +325,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
         "secrets_redacted": {"diffs": dict(sorted(counts.secrets.items())),
                              "snapshots": dict(sorted(snap_counts.secrets.items()))},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()
-                     if k not in ("repo", "commits", "output", "progress", "tokenizer")},
+                     if k not in ("repo", "commits", "output", "progress", "tokenizer", "workers")},
         "tokenizer": identity or tokenizer_identity(tok, source=config.tokenizer),
     })
     out.write_stats(stats)
@@ -364,6 +387,8 @@ def parse_args(argv=None):
                    help="leave out file changes / files larger than this (0: no bound)")
     p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
     p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="threads that chunk commits while others are encoded (1: none; output is the same)")
     p.add_argument("--stats", action="store_true", help="print the stats JSON on stdout when done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -379,7 +404,7 @@ def main(argv=None) -> int:
         split_ratios=tuple(args.split_ratios), filter_binary=not args.no_binary,
         filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
         filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
-        redact=not args.no_redact, progress=not args.no_progress)
+        redact=not args.no_redact, workers=args.workers, progress=not args.no_progress)
 
     def go() -> int:
         stats = run(config)

@@ -15,6 +15,8 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -55,6 +57,7 @@ class ChunkWriter:
         self._jsonl = self._stack.enter_context(atomic_write(self.path))
         self._raw_path = self.path.with_name(f".{self.path.name}.ids-{os.getpid()}")
         self._raw = self._stack.enter_context(open(self._raw_path, "wb"))
+        assert array("I").itemsize == 4
         self._stack.callback(lambda: self._raw_path.exists() and self._raw_path.unlink())
         return self
 
@@ -81,7 +84,10 @@ class ChunkWriter:
             key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
             chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
             self._jsonl.write(dumps(chunk) + "\n")
-            np.asarray(ids, dtype="<u4").tofile(self._raw)
+            raw = array("I", ids)  # uint32 (checked in __enter__), little-endian as the .npy header says
+            if sys.byteorder == "big":
+                raw.byteswap()
+            raw.tofile(self._raw)  # buffered: numpy's tofile flushes on every call
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1
             self.tokens[chunk["kind"]] += chunk["n_tokens"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -59,7 +60,7 @@ class Definition:
     name: str  # qualified: enclosing definitions joined with the language's separator
 
 
-_PARSERS: dict[str, tuple[Parser, Query, frozenset]] = {}
+_LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set per thread (stage 2 runs two)
 
 
 def parser_language(path: str) -> str | None:
@@ -68,13 +69,14 @@ def parser_language(path: str) -> str | None:
 
 
 def _parser(lang: str) -> tuple[Parser, Query, frozenset]:
-    """One parser and one query per language, created on first use and kept."""
-    if lang not in _PARSERS:
+    """One parser and one query per language and thread, created on first use and kept."""
+    parsers = _LOCAL.__dict__.setdefault("parsers", {})
+    if lang not in parsers:
         module, attr, types = _GRAMMARS[lang]
         language = Language(getattr(importlib.import_module(module), attr)())
         query = Query(language, "[" + " ".join(f"({t})" for t in types) + "] @def")
-        _PARSERS[lang] = (Parser(language), query, frozenset(types))
-    return _PARSERS[lang]
+        parsers[lang] = (Parser(language), query, frozenset(types))
+    return parsers[lang]
 
 
 def _text(node) -> str:

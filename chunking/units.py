@@ -109,6 +109,12 @@ class Hunk:
 
     def _render(self) -> str:
         w = len(self.old_starts)
+        if w == 1:  # an ordinary diff: count by first character (the loops below, in one pass of C)
+            firsts = [l[:1] for l in self.lines]
+            removed, context = firsts.count("-"), firsts.count(" ")
+            new_n = len(firsts) - removed - firsts.count("\\")
+            return (f"@@ -{self.old_starts[0]},{context + removed} +{self.new_start},{new_n} @@"
+                    f"{' ' + self.context if self.context else ''}\n" + "".join(l + "\n" for l in self.lines))
         olds = " ".join(f"-{start},{sum(1 for l in self.lines if l[k:k + 1] in (' ', '-'))}"
                         for k, start in enumerate(self.old_starts))
         new_n = sum(1 for l in self.lines if _on_new_side(l, w))
@@ -128,9 +134,10 @@ class Hunk:
                     old_before[k].append(n_old[k])
                     n_old[k] += prefix[k:k + 1] in (" ", "-")
                 new_before.append(n_new)
-                on_new = _on_new_side(l, w)
+                first = prefix[:1]
+                on_new = "-" not in prefix and first != "\\"  # _on_new_side, inline: this loop sees every line
                 n_new += on_new
-                if (on_new if new_side else "+" not in prefix) and l[:1] != "\\":
+                if (on_new if new_side else "+" not in prefix) and first != "\\":
                     rows.append(len(code))
                     code.append(l[w:])
                     changed.append(prefix.strip() != "")

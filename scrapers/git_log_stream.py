@@ -138,20 +138,25 @@ def _stream_from(git: Git, hashes: list[str], start: int):
             proc.stdin.close()
             i = start
             buf = bytearray()
-            scan_from = 0
+            head = scan_from = 0  # buf[head:] is the current record's start and what follows
             marker = MARK + hashes[i + 1].encode() if i + 1 < len(hashes) else None
             for chunk in _read_ahead(proc.stdout):
+                if head:  # drop the records already yielded before growing the buffer
+                    del buf[:head]
+                    scan_from -= head
+                    head = 0
                 buf += chunk
                 while marker is not None:
                     pos = buf.find(marker, scan_from)
                     if pos < 0:
-                        scan_from = max(0, len(buf) - len(marker))
+                        scan_from = max(head, len(buf) - len(marker))
                         break
-                    yield i, bytes(buf[:pos]), []
-                    del buf[:pos]
+                    yield i, bytes(buf[head:pos]), []
+                    head = pos
                     i += 1
-                    scan_from = len(marker)
+                    scan_from = pos + len(marker)
                     marker = MARK + hashes[i + 1].encode() if i + 1 < len(hashes) else None
+            del buf[:head]
             rc = proc.wait()
         finally:
             if proc.poll() is None:

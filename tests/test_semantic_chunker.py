@@ -234,12 +234,13 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
 
 def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scraped):
     b, history = scraped
+    # the second run is threaded (--workers 3): threads must not change a byte
     run_on_repo(tmp_path / "a", tok, b, history)
     json_history = history.with_name("git_history_rich.json")
     assert sc.main(["--repo", str(b.path), "--commits", str(json_history), "--output",
                     str(tmp_path / "b" / "chunks_semantic.jsonl"), "--max-chunk-tokens", "256",
                     "--min-chunk-tokens", "48", "--split-ratios", "0.6", "0.2", "0.2",
-                    "--tokenizer", str(tok.name_or_path), "--no-progress"]) == 0
+                    "--tokenizer", str(tok.name_or_path), "--no-progress", "--workers", "3"]) == 0
     for name in ("chunks_semantic.jsonl", "chunks_semantic.tokens.npy", "chunks_semantic.stats.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     stats, chunks = run_on_repo(tmp_path / "head", tok, b, history, snapshot_at="head")
