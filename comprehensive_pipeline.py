@@ -22,7 +22,7 @@ import hashlib
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_checks import check_chunks, check_dataset, check_history, check_tokenized

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ import semantic_chunker as sc
 from pipeline_io import iter_commit_records
 from scrapers.git_scraper_rich import ScrapeConfig, scrape
 from tokenizers_.loading import load_tokenizer, train_fallback_tokenizer
+
+from make_bench_repo import ensure_repo  # bench/ is the script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_BATCH = 2048
@@ -59,12 +60,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    repo = args.repo
-    if repo is None:
-        repo = work / "repo"
-        if not repo.exists():
-            subprocess.run([sys.executable, str(ROOT / "bench" / "make_bench_repo.py"), "--out", str(repo),
-                            "--commits", str(args.commits)], check=True)
+    repo = args.repo or ensure_repo(work / "repo", args.commits)
     history = work / "git_history_rich.jsonl"
     start = time.perf_counter()
     scrape(ScrapeConfig(repo=str(repo), output=str(history), output_json=None, progress=False,

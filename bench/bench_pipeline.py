@@ -24,10 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from make_bench_repo import ensure_repo  # noqa: E402  (bench/ is the script's directory)
+
 
 def git_log_seconds(repo: Path) -> tuple[float, int]:
     start = time.perf_counter()
-    proc = subprocess.Popen(["git", "-C", str(repo), "log", "-p", "--all", "--no-color", "--topo-order"],
+    proc = subprocess.Popen(["git", "-C", str(repo), "log", "-p", "--branches", "--remotes", "--tags", "HEAD",
+                             "--no-color", "--topo-order"],
                             stdout=subprocess.PIPE)
     size = 0
     while block := proc.stdout.read(1 << 20):
@@ -60,12 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline_state import OutputLock
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    repo = args.repo
-    if repo is None:
-        repo = work / "repo"
-        if not repo.exists():
-            subprocess.run([sys.executable, str(ROOT / "bench" / "make_bench_repo.py"), "--out", str(repo),
-                            "--commits", str(args.commits)], check=True)
+    repo = args.repo or ensure_repo(work / "repo", args.commits)
     out = work / "out"
     cfg = parse_args(["--repo", str(repo), "--output-dir", str(out), "--model", "bench/offline-fallback",
                       "--force", "--no-progress"])

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from make_bench_repo import ensure_repo  # bench/ is the script's directory
+
 ROOT = Path(__file__).resolve().parent.parent
 REFS = ["--branches", "--remotes", "--tags", "HEAD"]
 
@@ -74,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_scraper_") as tmp:
         tmp = Path(tmp)
-        repo = args.repo
-        if repo is None:
-            repo = tmp / "repo"
-            subprocess.run([sys.executable, str(ROOT / "bench" / "make_bench_repo.py"), "--out", str(repo),
-                            "--commits", str(args.commits)], check=True, stdout=subprocess.DEVNULL)
+        repo = args.repo or ensure_repo(tmp / "repo", args.commits)
         git_s, git_rss, patch_bytes = git_log_floor(repo)
         commits = int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", *REFS],
                                      capture_output=True, check=True).stdout)

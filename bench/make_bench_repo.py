@@ -153,6 +153,14 @@ def build(out_dir: Path, commits: int, seed: int, adds: int, edits: int, source_
     subprocess.run(["git", "-C", str(out_dir), "checkout", "-q", "main"], check=True)
 
 
+def ensure_repo(repo: Path, commits: int) -> Path:
+    """`repo` as it is if it exists, else a benchmark repository of `commits` commits built there."""
+    if not repo.exists():
+        subprocess.run([sys.executable, __file__, "--out", str(repo), "--commits", str(commits)], check=True,
+                       stdout=subprocess.DEVNULL)
+    return repo
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Build a benchmark repository from installed Python sources.")
     p.add_argument("--out", type=Path, required=True, help="directory to create (must be empty or absent)")
