@@ -1,7 +1,12 @@
-"""A file's language from its name: the extension, or the whole name for files like `Makefile`.
+"""A file's language from its name (the extension, or the whole name for files like `Makefile`),
+and the category of content it holds (code, tests, docs, config, data/other).
 
     >>> language_of("src/lib.rs"), language_of("build/Dockerfile"), language_of("notes.xyz")
     ('rust', 'dockerfile', 'other')
+    >>> category_of("src/app.py"), category_of("tests/test_app.py"), category_of("docs/index.rst")
+    ('code', 'tests', 'docs')
+    >>> category_of("pyproject.toml"), category_of("logo.svg"), category_of("src/app_test.go")
+    ('config', 'data', 'tests')
 """
 
 from __future__ import annotations
@@ -46,3 +51,32 @@ def language_of(path: str) -> str:
     if dot and stem:
         return _BY_EXTENSION.get(ext, "other")
     return "other"
+
+
+CATEGORIES = ("code", "tests", "docs", "config", "data")
+_DOCS = frozenset({"markdown", "restructuredtext", "text", "tex"})
+_CONFIG = frozenset({"json", "yaml", "toml", "ini", "xml", "dotenv", "gitignore", "gitattributes",
+                     "gitmodules", "lockfile", "cmake", "gradle", "makefile", "dockerfile", "starlark"})
+_DATA = frozenset({"csv", "svg", "image", "pdf", "archive", "other"})
+_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "testdata", "fuzzing"})
+
+
+def category_of(path: str) -> str:
+    """The kind of content at `path`, one of CATEGORIES: tests (a test directory or a test file
+    name such as `test_x.py`, `x_test.go`, `x.spec.js`),
+    docs (prose: Markdown, reST, plain text, TeX), config (settings formats, build files), data
+    (tables, images, archives, unknown formats), else code."""
+    parts = path.lower().split("/")
+    name, dirs = parts[-1], parts[:-1]
+    lang = language_of(path)
+    stem = name.rsplit(".", 1)[0]
+    if (any(d in _TEST_DIRS for d in dirs) or stem.startswith("test_") or stem.endswith(("_test", "_tests"))
+            or stem.endswith((".test", ".spec")) or stem in ("test", "tests", "conftest")):
+        return "tests"
+    if lang in _DOCS:
+        return "docs"
+    if lang in _CONFIG:
+        return "config"
+    if lang in _DATA:
+        return "data"
+    return "code"
