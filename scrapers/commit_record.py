@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, MAX_FUNCTION_FILES_PER_COMMIT, BlobReader, changed_functions, changed_line_ranges,
-                                 commit_complexity, measurable)
+from scrapers.complexity import BlobReader, FunctionMeter, changed_line_ranges, commit_complexity, measurable
 from scrapers.git_log_stream import NULL_SHA, FileChange, Git, GitError, ParsedCommit
 from scrapers.languages import language_of
 from scrapers.redaction import add_counts, redact
@@ -45,6 +44,7 @@ class RecordBuilder:
         self.max_diff_bytes = max_diff_bytes
         self.redact = redact
         self.blobs = BlobReader(git) if function_complexity else None
+        self.meter = FunctionMeter()
         self.counts: Counter = Counter()
         self.secrets: dict[str, int] = {}
 
@@ -155,7 +155,6 @@ class RecordBuilder:
     def _functions(self, changes: list[FileChange]) -> list[dict]:
         """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
         out: list[dict] = []
-        measured = 0
         for fc in changes:
             new_blob = fc.blobs[-1]
             if new_blob == NULL_SHA or fc.binary or fc.modes[-1] not in ("100644", "100755"):
@@ -163,16 +162,11 @@ class RecordBuilder:
             path = _path(fc.path)
             if not measurable(path):
                 continue
-            if measured == MAX_FUNCTION_FILES_PER_COMMIT:
-                self.counts["function_files_skipped"] += 1
-                continue
-            content = self.blobs.read(new_blob)
-            if content is None or len(content) > MAX_FUNCTION_FILE_BYTES:
-                self.counts["function_files_skipped"] += content is not None
-                continue
-            measured += 1
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
-            out += changed_functions(path, content, ranges)
+            if ranges == []:
+                continue  # a rename or mode change without a changed line
+            out += self.meter.changed_functions(path, new_blob, self.blobs.read, ranges)
+        self.counts["function_blobs_parsed"] = self.meter.parsed
         return out
 
     def _merge(self, commit: str, parents: list[str], files: list[dict]) -> dict:

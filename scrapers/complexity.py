@@ -2,35 +2,72 @@
 
     >>> commit_complexity([(10, 0), (5, 5)])["score"]
     8.785
+    >>> [(f.name, f.ccn) for f in FunctionIndex(b"def f(x):\\n    return 1 if x and x > 2 else 0\\n", "python").touching(None)]
+    [('f', 3)]
 
 The score is `log2(1 + lines changed) * (1 + H)`, where H is the Shannon entropy (bits) of how
 the changed lines spread over the files: big changes score higher, and a change spread evenly
 over many files scores higher than the same number of lines in one file.
 
-Changed functions: for Python files Python's own parser (`ast`) counts the decision points (lizard's
-Python reader is slow, even quadratic on f-strings); for the other languages lizard parses, (up to 4 files of at most 64 KiB per
-commit, in the commit's file order; the rest are counted as skipped), the new file
-content is read through one long-running `git cat-file --batch` process and lizard measures the
-cyclomatic complexity of every function that overlaps an added or changed line is measured.
+Changed functions: every language stage 2 has a tree-sitter grammar for (`chunking.parsers`:
+Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
+blob id), and only the functions that overlap an added or changed line get a cyclomatic
+complexity: McCabe's 1 + the decision points in the function's own body (nested functions are
+measured on their own), counted on the syntax tree's tokens the way lizard counts its tokens
+(`if`, `for`, `while`, `catch`, `case`, `&&`, `||`, `?`, per language; Python's `elif`,
+`except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
+the first). tests/test_complexity.py checks it against lizard on real code. The new content is
+read through one long-running `git cat-file --batch` process.
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 import subprocess
+from collections import OrderedDict
+from dataclasses import dataclass
 
-from lizard import analyze_file
-from lizard_languages import get_reader_for
+from tree_sitter import QueryCursor
 
-from scrapers.git_log_stream import Git
+from chunking.parsers import definition_types, grammar, own_name, parser, parser_language, qualified_name, query
 
-# lizard reads ~2 MB/s: these bounds keep a commit that rewrites hundreds of files affordable
-MAX_FUNCTION_FILE_BYTES = 64 * 1024
-MAX_FUNCTION_FILES_PER_COMMIT = 4
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
 _HUNK = re.compile(rb"^@@@? (?:-\d+(?:,\d+)? )+\+(\d+)(?:,(\d+))? @@", re.M)
+
+# Per language: the nodes that are functions (each gets its own CCN) and the tokens that are decision points.
+_JS_FUNCTIONS = ("function_declaration", "function_expression", "function", "generator_function",
+                 "generator_function_declaration", "arrow_function", "method_definition")
+_C_DECISIONS = ("if", "for", "while", "catch", "case", "&&", "||", "?")
+_PREPROCESSOR = ("#if", "#ifdef", "#ifndef", "#elif")
+_JS_DECISIONS = ("if", "for", "while", "catch", "case", "&&", "||", "??")
+_FUNCTIONS = {
+    "python": ("function_definition",),
+    "rust": ("function_item",),
+    "javascript": _JS_FUNCTIONS, "typescript": _JS_FUNCTIONS, "tsx": _JS_FUNCTIONS,
+    "go": ("function_declaration", "method_declaration", "func_literal"),
+    "java": ("method_declaration", "constructor_declaration", "compact_constructor_declaration"),
+    "c": ("function_definition",),
+    "cpp": ("function_definition",),
+}
+_DECISIONS = {
+    "python": ("if", "elif", "for", "while", "except", "finally", "and", "or", "case"),
+    "rust": ("if", "for", "while", "where", "&&", "||", "?"),
+    "c": _C_DECISIONS + _PREPROCESSOR, "cpp": _C_DECISIONS + _PREPROCESSOR,
+    "javascript": _JS_DECISIONS, "typescript": _JS_DECISIONS, "tsx": _JS_DECISIONS,
+}
+# Rust: `let ... else` is a branch; a match with n arms adds n - 1 (the arms are captured, each match takes one off).
+# A closure without parameters (`|| x`) is the token `||` to lizard. C and C++: lizard counts `#if`,
+# `#ifdef`, `#ifndef`, `#elif` but not the operators of their conditions (captured as `x`, left out).
+_EXTRA = {"rust": '(let_declaration "else" @d) (match_arm) @d (match_block) @m (closure_parameters) @z'}
+_EXTRA["c"] = _EXTRA["cpp"] = "(preproc_if condition: (_) @x) (preproc_elif condition: (_) @x)"
+# JavaScript and TypeScript: `?` only as the conditional operator (not `x?: T`), and, as lizard
+# does, a default value of a parameter or a destructured name.
+_EXTRA["javascript"] = '(ternary_expression "?" @d) (assignment_pattern) @d (object_assignment_pattern) @d'
+_EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
+    " (required_parameter value: (_) @d) (optional_parameter value: (_) @d)"
+_COMMENT_START = ("#", "//", "/*", "*")
+BLOB_CACHE_SIZE = 256
 
 
 def commit_complexity(changes: list[tuple[int, int]]) -> dict:
@@ -50,7 +87,7 @@ def commit_complexity(changes: list[tuple[int, int]]) -> dict:
 class BlobReader:
     """Reads blobs by hash through one `git cat-file --batch` process (one request at a time)."""
 
-    def __init__(self, git: Git):
+    def __init__(self, git):
         self.proc = subprocess.Popen(git.argv(["cat-file", "--batch"]), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git.env)
 
@@ -100,54 +137,119 @@ def _extend(ranges: list[tuple[int, int]], line: int) -> None:
 
 
 def measurable(path: str) -> bool:
-    """Whether there is a parser for this file name (Python's `ast`, or lizard)."""
-    return path.endswith((".py", ".pyi")) or get_reader_for(path) is not None
+    """Whether there is a grammar for this file name (the languages of `chunking.parsers`)."""
+    return parser_language(path) is not None
 
 
-def changed_functions(path: str, content: bytes, ranges: list[tuple[int, int]] | None) -> list[dict]:
-    """Functions in `content` overlapping `ranges` (all of them when `ranges` is None), with CCN."""
-    text = content.decode("utf-8", "replace")
-    if path.endswith((".py", ".pyi")):
-        functions = _python_functions(text)
-    else:
-        functions = [(fn.name, fn.start_line, fn.end_line, fn.cyclomatic_complexity, fn.nloc)
-                     for fn in analyze_file.analyze_source_code(path, text).function_list]
-    return [{"path": path, "name": name, "start_line": start, "end_line": end, "cyclomatic_complexity": ccn,
-             "nloc": nloc}
-            for name, start, end, ccn, nloc in functions
-            if ranges is None or any(a <= end and start <= b for a, b in ranges)]
+@dataclass(slots=True)
+class Function:
+    name: str
+    start_line: int  # 1-based, inclusive
+    end_line: int
+    ccn: int
+    nloc: int
 
 
-_BRANCHES = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.IfExp, ast.match_case)
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+class FunctionIndex:
+    """One blob parsed once: its functions, measured on demand (only those a change touches)."""
 
+    def __init__(self, content: bytes, lang: str):
+        self.content = content
+        self.lang = lang
+        self.tree = parser(lang).parse(content)
+        types = [t for t in _FUNCTIONS[lang] if grammar(lang).id_for_node_kind(t, True)]
+        fn_query = query(lang, "[" + " ".join(f"({t})" for t in types) + "] @f")
+        nodes = QueryCursor(fn_query).captures(self.tree.root_node).get("f", [])
+        self.nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))  # outer before inner
+        self.measured: dict[int, Function] = {}
 
-def _python_functions(text: str) -> list[tuple[str, int, int, int, int]]:
-    """`(name, start, end, ccn, nloc)` per function: CCN = 1 + branches + comprehension clauses +
-    extra boolean operands, as lizard counts them; nested functions are measured on their own."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return []
-    lines = text.split("\n")
-    out = []
-    for fn in ast.walk(tree):
-        if not isinstance(fn, _FUNCTIONS):
-            continue
+    def touching(self, ranges: list[tuple[int, int]] | None) -> list[Function]:
+        """Functions overlapping the 1-based line `ranges` (every function when None), in source order."""
+        out = []
+        for i, node in enumerate(self.nodes):
+            start, end = node.start_point.row + 1, node.end_point.row + 1
+            if ranges is None or any(a <= end and start <= b for a, b in ranges):
+                if i not in self.measured:
+                    self.measured[i] = self._measure(i)
+                out.append(self.measured[i])
+        return out
+
+    def _measure(self, i: int) -> Function:
+        node = self.nodes[i]
+        lo, hi = node.start_byte, node.end_byte
+        nested = []  # byte ranges of the functions directly or indirectly inside this one
+        for other in self.nodes[i + 1:]:
+            if other.start_byte >= hi:
+                break
+            if other.end_byte <= hi and (not nested or other.start_byte >= nested[-1][1]):
+                nested.append((other.start_byte, other.end_byte))
+        cursor = QueryCursor(_decision_query(self.lang))
+        cursor.set_byte_range(lo, hi)
+        captures = cursor.captures(self.tree.root_node)
+        nested += [(n.start_byte, n.end_byte) for n in captures.pop("x", [])]
         ccn = 1
-        stack = list(ast.iter_child_nodes(fn))
-        while stack:
-            node = stack.pop()
-            if isinstance(node, _FUNCTIONS + (ast.Lambda, ast.ClassDef)):
-                continue
-            if isinstance(node, _BRANCHES):
-                ccn += 1
-            elif isinstance(node, ast.comprehension):
-                ccn += 1 + len(node.ifs)
-            elif isinstance(node, ast.BoolOp):
-                ccn += len(node.values) - 1
-            stack.extend(ast.iter_child_nodes(node))
-        body = lines[fn.lineno - 1:fn.end_lineno]
-        nloc = sum(1 for ln in body if ln.strip() and not ln.lstrip().startswith("#"))
-        out.append((fn.name, fn.lineno, fn.end_lineno, ccn, nloc))
-    return sorted(out, key=lambda f: (f[1], f[0]))
+        for name, found in captures.items():
+            for n in found:
+                b = n.start_byte
+                if lo <= b < hi and not any(s <= b < e for s, e in nested):
+                    ccn += _WEIGHT[name](n)
+        return Function(self._name(node), node.start_point.row + 1, node.end_point.row + 1, ccn, self._nloc(node))
+
+    def _name(self, node) -> str:
+        own = own_name(node, self.lang)
+        if not own:
+            parent = node.parent
+            holder = parent.child_by_field_name("name") or parent.child_by_field_name("key") \
+                or parent.child_by_field_name("left") if parent is not None else None
+            own = holder.text.decode("utf-8", "replace") if holder is not None else "(anonymous)"
+        return qualified_name(node, own, self.lang, definition_types(self.lang))
+
+    def _nloc(self, node) -> int:
+        """Lines of the function with code on them (not blank, not only a comment)."""
+        text = self.content[node.start_byte:node.end_byte].decode("utf-8", "replace")
+        return sum(1 for ln in text.split("\n") if (s := ln.strip()) and not s.startswith(_COMMENT_START))
+
+
+_WEIGHT = {
+    "d": lambda n: 1,
+    "m": lambda n: -any(c.type == "match_arm" for c in n.named_children),
+    "z": lambda n: n.text == b"||",
+}
+
+
+def _decision_query(lang: str):
+    tokens = [t for t in _DECISIONS.get(lang, _C_DECISIONS) if grammar(lang).id_for_node_kind(t, False)]
+    source = "[" + " ".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tokens) + "] @d"
+    return query(lang, source + " " + _EXTRA.get(lang, ""))
+
+
+class FunctionMeter:
+    """Changed functions of blobs, each blob parsed at most once (the last `size` blobs kept)."""
+
+    def __init__(self, size: int = BLOB_CACHE_SIZE):
+        self.size = size
+        self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
+        self.parsed = 0
+
+    def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None) -> list[dict]:
+        """Functions of blob `blob` (file `path`) overlapping `ranges` (all when None), with CCN.
+
+        `content_of(blob)` gives the bytes (or None) on a cache miss.
+        """
+        lang = parser_language(path)
+        if lang is None:
+            return []
+        key = (blob, lang)
+        index = self.cache.get(key)
+        if index is None:
+            content = content_of(blob)
+            if content is None:
+                return []
+            index = self.cache[key] = FunctionIndex(content, lang)
+            self.parsed += 1
+            if len(self.cache) > self.size:
+                self.cache.popitem(last=False)
+        else:
+            self.cache.move_to_end(key)
+        return [{"path": path, "name": f.name, "start_line": f.start_line, "end_line": f.end_line,
+                 "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in index.touching(ranges)]
