@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 
 from scrapers.complexity import BlobReader, FunctionMeter, changed_line_ranges, commit_complexity, measurable
-from scrapers.git_log_stream import NULL_SHA, FileChange, Git, GitError, ParsedCommit
+from scrapers.git_log_stream import NULL_SHA, FileChange, Git, MergeDetails, ParsedCommit
 from scrapers.languages import language_of
 from scrapers.redaction import add_counts, redact
 
@@ -39,8 +39,10 @@ def _blob(sha: str) -> str | None:
 
 
 class RecordBuilder:
-    def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool):
+    def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool,
+                 merges: dict[str, MergeDetails] | None = None):
         self.git = git
+        self.merges = merges or {}  # merge hash -> base and conflict candidates (`merge_details`)
         self.max_diff_bytes = max_diff_bytes
         self.redact = redact
         self.blobs = BlobReader(git) if function_complexity else None
@@ -64,8 +66,6 @@ class RecordBuilder:
         h = commit.header
         parents = h["parents"].split()
         message = self._text(h["message"].rstrip("\n"))
-        if commit.combined and commit.files:
-            self._first_parent_counts(h["hash"], parents[0], commit.files)
         files = [self._file(fc) for fc in commit.files + missing]
         functions = self._functions(commit.files) if self.blobs is not None else []
         complexity = commit_complexity([(f["additions"], f["deletions"]) for f in files])
@@ -98,7 +98,7 @@ class RecordBuilder:
             "branches": branches,
             "tags": tags,
             "is_merge": is_merge,
-            "merge": self._merge(h["hash"], parents, files) if is_merge else None,
+            "merge": self._merge(h["hash"], parents, commit) if is_merge else None,
             "files": files,
             "complexity": complexity,
         }
@@ -133,25 +133,6 @@ class RecordBuilder:
             "missing_object": fc.missing_object,
         }
 
-    def _first_parent_counts(self, merge: str, first_parent: str, changes: list[FileChange]) -> None:
-        """A merge's line counts against its first parent, as `git log --cc --numstat` prints them.
-
-        (The combined diff hides the hunks that took one side whole, so its own lines undercount.)
-        """
-        paths = [":(literal)" + fc.path.decode("utf-8", "surrogateescape") for fc in changes if not fc.missing_object]
-        try:
-            out = self.git.run("diff", "--numstat", "-z", "--no-renames", first_parent, merge, "--", *paths)
-        except GitError as e:
-            logger.warning("merge %s: no line counts against its first parent (%s)", merge[:12], e)
-            return
-        counts = {}
-        for tok in out.split(b"\0"):
-            if tok.count(b"\t") >= 2:
-                added, deleted, path = tok.split(b"\t", 2)
-                counts[path] = (0, 0) if added == b"-" else (int(added), int(deleted))
-        for fc in changes:
-            fc.additions, fc.deletions = counts.get(fc.path, (fc.additions, fc.deletions))
-
     def _functions(self, changes: list[FileChange]) -> list[dict]:
         """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
         out: list[dict] = []
@@ -169,25 +150,17 @@ class RecordBuilder:
         self.counts["function_blobs_parsed"] = self.meter.parsed
         return out
 
-    def _merge(self, commit: str, parents: list[str], files: list[dict]) -> dict:
-        """Merge base, the files both sides changed since it, and the combined diff (`--cc`)."""
-        base = None
-        both: list[str] = []
-        try:
-            base_args = ["merge-base", "--octopus", *parents] if len(parents) > 2 else ["merge-base", *parents]
-            base = self.git.run(*base_args).decode().split()[0]
-            changed: Counter = Counter()
-            for p in parents:
-                names = self.git.run("diff", "--name-only", "-z", "--no-renames", base, p, "--")
-                changed.update({n for n in names.split(b"\0") if n})
-            both = sorted(_path(n) for n, k in changed.items() if k > 1)
-        except (GitError, IndexError) as e:  # unrelated histories, or parents cut off by a shallow clone
+    def _merge(self, commit: str, parents: list[str], parsed: ParsedCommit) -> dict:
+        """Merge base, the files both sides changed since it, and the conflicts the merge resolved."""
+        details = self.merges.get(commit)
+        if details is None or details.base is None:  # unrelated histories, or parents cut off by a shallow clone
             self.counts["merges_without_base"] += 1
-            logger.debug("merge %s: no merge base (%s)", commit[:12], e)
+        self.counts["clean_merges"] += not parsed.files and not parsed.conflicts
+        self.counts["octopus_merges"] += len(parents) > 2
         return {
             "parents": parents,
-            "merge_base": base,
-            "both_sides_changed": both,
-            "resolved_files": [f["path"] for f in files],
-            "combined_diff": "".join(f["diff"] for f in files),
+            "merge_base": details.base if details is not None else None,
+            "both_sides_changed": [_path(p) for p in details.both_sides_changed] if details is not None else [],
+            "resolved_files": [_path(p) for p in parsed.conflicts] if not parsed.combined
+            else [_path(fc.path) for fc in parsed.files],
         }

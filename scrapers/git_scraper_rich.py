@@ -28,7 +28,8 @@ from tqdm import tqdm
 from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
-from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
+from scrapers.git_log_stream import Git, GitError, list_commits, merge_details, merge_diff_option, parse_commit, \
+    stream_commits
 
 logger = logging.getLogger(__name__)
 
@@ -151,13 +152,18 @@ class _Scrape:
         tags: dict[str, list[str]] = {}
         for name, commit in sorted(self.tags.items()):
             tags.setdefault(commit, []).append(name)
+        try:
+            merges = merge_details(self.git, self.hashes)
+            merge_diff = merge_diff_option(self.git)
+        except GitError as e:
+            raise UserError(f"git failed while reading merges: {e}") from None
         self.builder = builder = RecordBuilder(self.git, config.max_diff_bytes, config.redact,
-                                               config.function_complexity)
+                                               config.function_complexity, merges)
         order = 0
         try:
             bar = tqdm(total=len(self.hashes), unit="commit", disable=not config.progress, desc="scrape")
             try:
-                for index, raw, missing in stream_commits(self.git, self.hashes):
+                for index, raw, missing in stream_commits(self.git, self.hashes, merges, merge_diff):
                     commit = self.hashes[index]
                     record = builder.build(parse_commit(raw), missing, order, branches.get(commit, []),
                                            tags.get(commit, []))
