@@ -135,7 +135,7 @@ class RecordBuilder:
 
     def _functions(self, changes: list[FileChange]) -> list[dict]:
         """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
-        out: list[dict] = []
+        wanted = []
         for fc in changes:
             new_blob = fc.blobs[-1]
             if new_blob == NULL_SHA or fc.binary or fc.modes[-1] not in ("100644", "100755"):
@@ -144,9 +144,16 @@ class RecordBuilder:
             if not measurable(path):
                 continue
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
-            if ranges == []:
-                continue  # a rename or mode change without a changed line
-            out += self.meter.changed_functions(path, new_blob, self.blobs.read, ranges)
+            if ranges != []:  # else a rename or mode change without a changed line
+                wanted.append((fc, path, ranges))
+        if not wanted:
+            return []
+        blobs = self.blobs.read_many(list(dict.fromkeys(
+            fc.blobs[-1] for fc, path, _ in wanted if self.meter.needs(path, fc.blobs[-1]))))
+        out: list[dict] = []
+        for fc, path, ranges in wanted:
+            old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
+            out += self.meter.changed_functions(path, fc.blobs[-1], blobs.get, ranges, old, fc.patch)
         self.counts["function_blobs_parsed"] = self.meter.parsed
         return out
 

@@ -22,13 +22,14 @@ read through one long-running `git cat-file --batch` process.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import subprocess
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from tree_sitter import QueryCursor
+from tree_sitter import Point, QueryCursor
 
 from chunking.parsers import definition_types, grammar, own_name, parser, parser_language, qualified_name, query
 
@@ -93,13 +94,23 @@ class BlobReader:
 
     def read(self, blob: str) -> bytes | None:
         """The blob's content, or None when it is missing or not a blob."""
-        self.proc.stdin.write(blob.encode() + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if len(header) != 3:
-            return None  # "<sha> missing"
-        data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
-        return data if header[1] == b"blob" else None
+        return self.read_many([blob])[blob]
+
+    def read_many(self, blobs: list[str], group: int = 256) -> dict[str, bytes | None]:
+        """Several blobs, asked for in groups (one round trip each; a group's requests fit the pipe)."""
+        out: dict[str, bytes | None] = {}
+        for i in range(0, len(blobs), group):
+            ask = blobs[i:i + group]
+            self.proc.stdin.write("".join(b + "\n" for b in ask).encode())
+            self.proc.stdin.flush()
+            for blob in ask:
+                header = self.proc.stdout.readline().split()
+                if len(header) != 3:
+                    out[blob] = None  # "<sha> missing"
+                    continue
+                data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
+                out[blob] = data if header[1] == b"blob" else None
+        return out
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -151,47 +162,54 @@ class Function:
 
 
 class FunctionIndex:
-    """One blob parsed once: its functions, measured on demand (only those a change touches)."""
+    """One blob parsed once (or re-parsed from its previous version's tree); functions measured on demand.
 
-    def __init__(self, content: bytes, lang: str):
+    `previous` is the index of the blob this one was changed from and `patch` the unified diff
+    between them: tree-sitter then re-parses only what the hunks changed (on a copy of the tree).
+    """
+
+    def __init__(self, content: bytes, lang: str, previous: "FunctionIndex | None" = None, patch: bytes = b""):
         self.content = content
         self.lang = lang
-        self.tree = parser(lang).parse(content)
-        types = [t for t in _FUNCTIONS[lang] if grammar(lang).id_for_node_kind(t, True)]
-        fn_query = query(lang, "[" + " ".join(f"({t})" for t in types) + "] @f")
-        nodes = QueryCursor(fn_query).captures(self.tree.root_node).get("f", [])
-        self.nodes = sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))  # outer before inner
-        self.measured: dict[int, Function] = {}
+        old_tree = previous.tree.copy() if previous is not None else None
+        self.incremental = old_tree is not None and _edit(old_tree, previous.content, content, patch)
+        if self.incremental:
+            self.tree = parser(lang).parse(content, old_tree)
+        else:
+            self.tree = parser(lang).parse(content)
+        self.measured: dict[tuple[int, int], Function] = {}
 
     def touching(self, ranges: list[tuple[int, int]] | None) -> list[Function]:
         """Functions overlapping the 1-based line `ranges` (every function when None), in source order."""
+        cursor = QueryCursor(_function_query(self.lang))
+        if ranges is not None:
+            if not ranges:
+                return []
+            cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
+        nodes = cursor.captures(self.tree.root_node).get("f", [])
         out = []
-        for i, node in enumerate(self.nodes):
+        for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
             start, end = node.start_point.row + 1, node.end_point.row + 1
             if ranges is None or any(a <= end and start <= b for a, b in ranges):
-                if i not in self.measured:
-                    self.measured[i] = self._measure(i)
-                out.append(self.measured[i])
+                key = (node.start_byte, node.end_byte)
+                if key not in self.measured:
+                    self.measured[key] = self._measure(node)
+                out.append(self.measured[key])
         return out
 
-    def _measure(self, i: int) -> Function:
-        node = self.nodes[i]
+    def _measure(self, node) -> Function:
         lo, hi = node.start_byte, node.end_byte
-        nested = []  # byte ranges of the functions directly or indirectly inside this one
-        for other in self.nodes[i + 1:]:
-            if other.start_byte >= hi:
-                break
-            if other.end_byte <= hi and (not nested or other.start_byte >= nested[-1][1]):
-                nested.append((other.start_byte, other.end_byte))
         cursor = QueryCursor(_decision_query(self.lang))
         cursor.set_byte_range(lo, hi)
         captures = cursor.captures(self.tree.root_node)
-        nested += [(n.start_byte, n.end_byte) for n in captures.pop("x", [])]
+        # functions inside this one are measured on their own, and C's `#if` conditions not at all
+        skip = [(n.start_byte, n.end_byte) for n in captures.pop("f", []) if lo < n.start_byte and n.end_byte <= hi]
+        skip += [(n.start_byte, n.end_byte) for n in captures.pop("x", [])]
         ccn = 1
         for name, found in captures.items():
             for n in found:
                 b = n.start_byte
-                if lo <= b < hi and not any(s <= b < e for s, e in nested):
+                if lo <= b < hi and not any(s <= b < e for s, e in skip):
                     ccn += _WEIGHT[name](n)
         return Function(self._name(node), node.start_point.row + 1, node.end_point.row + 1, ccn, self._nloc(node))
 
@@ -210,6 +228,33 @@ class FunctionIndex:
         return sum(1 for ln in text.split("\n") if (s := ln.strip()) and not s.startswith(_COMMENT_START))
 
 
+_UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
+
+
+def _line_starts(content: bytes) -> list[int]:
+    """Byte offset of each line's start, and the content's length last."""
+    return [0, *(m.end() for m in re.finditer(b"\n", content)), len(content)]
+
+
+def _edit(tree, old: bytes, new: bytes, patch: bytes) -> bool:
+    """Tell `tree` (parsed from `old`) where the unified diff `patch` turns it into `new`; False if it cannot."""
+    hunks = [tuple(int(g) if g is not None else 1 for g in m.groups()) for m in _UNIFIED_HUNK.finditer(patch)]
+    if not hunks:
+        return False
+    old_at, new_at = _line_starts(old), _line_starts(new)
+    last_old, last_new = len(old_at) - 1, len(new_at) - 1
+    for a, b, c, d in reversed(hunks):  # from the end: the edits before a hunk keep their offsets
+        old_row, new_row = (a - 1 if b else a), (c - 1 if d else c)
+        if old_row + b > last_old or new_row + d > last_new:
+            return False
+        start = old_at[old_row]
+        length = new_at[new_row + d] - new_at[new_row]
+        tree.edit(start_byte=start, old_end_byte=old_at[old_row + b], new_end_byte=start + length,
+                  start_point=Point(old_row, 0), old_end_point=Point(old_row + b, 0),
+                  new_end_point=Point(old_row + d, 0))
+    return True
+
+
 _WEIGHT = {
     "d": lambda n: 1,
     "m": lambda n: -any(c.type == "match_arm" for c in n.named_children),
@@ -217,24 +262,50 @@ _WEIGHT = {
 }
 
 
+@functools.cache
+def _function_query_source(lang: str) -> str:
+    types = [t for t in _FUNCTIONS[lang] if grammar(lang).id_for_node_kind(t, True)]
+    return "[" + " ".join(f"({t})" for t in types) + "] @f"
+
+
+def _function_query(lang: str):
+    return query(lang, _function_query_source(lang))
+
+
 def _decision_query(lang: str):
+    return query(lang, _decision_query_source(lang))
+
+
+@functools.cache
+def _decision_query_source(lang: str) -> str:
+    """Decision tokens (`d`), the extra rules of `_EXTRA`, and the functions (`f`) nested inside."""
     tokens = [t for t in _DECISIONS.get(lang, _C_DECISIONS) if grammar(lang).id_for_node_kind(t, False)]
     source = "[" + " ".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tokens) + "] @d"
-    return query(lang, source + " " + _EXTRA.get(lang, ""))
+    return f"{source} {_EXTRA.get(lang, '')} {_function_query_source(lang)}"
 
 
 class FunctionMeter:
-    """Changed functions of blobs, each blob parsed at most once (the last `size` blobs kept)."""
+    """Changed functions of blobs, each blob parsed at most once (the last `size` blobs kept).
+
+    A blob changed from one in the cache is parsed incrementally from that one's tree.
+    """
 
     def __init__(self, size: int = BLOB_CACHE_SIZE):
         self.size = size
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
         self.parsed = 0
 
-    def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None) -> list[dict]:
+    def needs(self, path: str, blob: str) -> bool:
+        """Whether `changed_functions` will want this blob's content (a parseable file not in the cache)."""
+        lang = parser_language(path)
+        return lang is not None and (blob, lang) not in self.cache
+
+    def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
+                          old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
         """Functions of blob `blob` (file `path`) overlapping `ranges` (all when None), with CCN.
 
-        `content_of(blob)` gives the bytes (or None) on a cache miss.
+        `content_of(blob)` gives the bytes (or None) on a cache miss; `patch`, the unified diff from
+        `old_blob`, lets tree-sitter re-parse only the changed parts when that blob is cached.
         """
         lang = parser_language(path)
         if lang is None:
@@ -245,7 +316,8 @@ class FunctionMeter:
             content = content_of(blob)
             if content is None:
                 return []
-            index = self.cache[key] = FunctionIndex(content, lang)
+            previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
+            index = self.cache[key] = FunctionIndex(content, lang, previous, patch)
             self.parsed += 1
             if len(self.cache) > self.size:
                 self.cache.popitem(last=False)

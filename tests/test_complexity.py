@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from lizard import analyze_file
 
-from scrapers.complexity import FunctionIndex, FunctionMeter, changed_line_ranges
+from scrapers.complexity import BlobReader, FunctionIndex, FunctionMeter, changed_line_ranges
+from scrapers.git_log_stream import Git
 from chunking.parsers import parser_language
 
 BUNDLES = Path(__file__).resolve().parents[1].parent / "shared" / "repos"
@@ -100,3 +101,35 @@ def test_nested_functions_and_rust_rules():
                        b"    match y { 0 => None, 1 => Some(1), _ => Some(y?) }\n}\n", "rust").touching(None)
     # lizard: 1 + let-else + 2 more match arms + `?`
     assert [(f.name, f.ccn) for f in rs] == [("f", 5)]
+
+
+def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
+    bundle = BUNDLES / "log.bundle"
+    if not bundle.exists():
+        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
+    repo = tmp_path / "log"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
+
+    # each version of src/lib.rs along the first parent: its blob and the diff from the one before
+    log = git("log", "--first-parent", "--reverse", "--format=%x01", "--raw", "--no-abbrev", "-p", "--", "src/lib.rs")
+    versions = []
+    for entry in log.split(b"\x01")[1:]:
+        raw, _, patch = entry.partition(b"\ndiff --git")
+        blob = raw.split()[3].decode()
+        if set(blob) != {"0"}:
+            versions.append((blob, b"diff --git" + patch))
+    assert len(versions) > 50
+    versions = versions[:80]  # the first 80 versions: seconds
+    reader = BlobReader(Git(repo))
+    contents = reader.read_many([blob for blob, _ in versions])
+    reader.close()
+    previous, reused = None, 0
+    for blob, patch in versions:
+        index = FunctionIndex(contents[blob], "rust", previous, patch)
+        assert index.touching(None) == FunctionIndex(contents[blob], "rust").touching(None), blob
+        reused += index.incremental
+        previous = index
+    assert reused == len(versions) - 1
