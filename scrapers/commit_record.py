@@ -47,6 +47,7 @@ class RecordBuilder:
         self.redact = redact
         self.blobs = BlobReader(git) if function_complexity else None
         self.meter = FunctionMeter()
+        self.prefetched: dict[str, tuple[list, list[str]]] = {}  # commit -> (files to measure, blobs asked for)
         self.counts: Counter = Counter()
         self.secrets: dict[str, int] = {}
 
@@ -67,7 +68,7 @@ class RecordBuilder:
         parents = h["parents"].split()
         message = self._text(h["message"].rstrip("\n"))
         files = [self._file(fc) for fc in commit.files + missing]
-        functions = self._functions(commit.files) if self.blobs is not None else []
+        functions = self._functions(commit) if self.blobs is not None else []
         complexity = commit_complexity([(f["additions"], f["deletions"]) for f in files])
         complexity["functions"] = functions
         ccns = [fn["cyclomatic_complexity"] for fn in functions]
@@ -133,8 +134,17 @@ class RecordBuilder:
             "missing_object": fc.missing_object,
         }
 
-    def _functions(self, changes: list[FileChange]) -> list[dict]:
-        """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
+    def prefetch(self, commit: ParsedCommit) -> None:
+        """Ask git for the blobs this commit's functions will need, before `build` measures them."""
+        if self.blobs is None:
+            return
+        wanted = self._wanted(commit.files)
+        blobs = list(dict.fromkeys(fc.blobs[-1] for fc, path, _ in wanted if self.meter.needs(path, fc.blobs[-1])))
+        self.blobs.request(blobs)
+        self.prefetched[commit.header["hash"]] = (wanted, blobs)
+
+    def _wanted(self, changes: list[FileChange]) -> list[tuple[FileChange, str, list[tuple[int, int]] | None]]:
+        """The readable, text, parseable new files of a commit, with their changed line ranges."""
         wanted = []
         for fc in changes:
             new_blob = fc.blobs[-1]
@@ -146,14 +156,19 @@ class RecordBuilder:
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
             if ranges != []:  # else a rename or mode change without a changed line
                 wanted.append((fc, path, ranges))
-        if not wanted:
-            return []
-        blobs = self.blobs.read_many(list(dict.fromkeys(
-            fc.blobs[-1] for fc, path, _ in wanted if self.meter.needs(path, fc.blobs[-1]))))
+        return wanted
+
+    def _functions(self, commit: ParsedCommit) -> list[dict]:
+        """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
+        if commit.header["hash"] not in self.prefetched:
+            self.prefetch(commit)
+        wanted, requested = self.prefetched.pop(commit.header["hash"])
+        contents = {blob: self.blobs.get(blob) for blob in requested}
         out: list[dict] = []
         for fc, path, ranges in wanted:
             old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
-            out += self.meter.changed_functions(path, fc.blobs[-1], blobs.get, ranges, old, fc.patch)
+            out += self.meter.changed_functions(path, fc.blobs[-1], lambda b: contents[b] if b in contents
+                                                else self.blobs.read(b), ranges, old, fc.patch)
         self.counts["function_blobs_parsed"] = self.meter.parsed
         return out
 

@@ -23,10 +23,12 @@ read through one long-running `git cat-file --batch` process.
 from __future__ import annotations
 
 import functools
+from itertools import accumulate
 import math
 import re
 import subprocess
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 from tree_sitter import Point, QueryCursor
@@ -86,35 +88,64 @@ def commit_complexity(changes: list[tuple[int, int]]) -> dict:
 
 
 class BlobReader:
-    """Reads blobs by hash through one `git cat-file --batch` process (one request at a time)."""
+    """Reads blobs by hash through one `git cat-file --batch` process.
+
+    `request` sends hashes without waiting; a thread reads git's answers as they come, and `get`
+    takes one (in any order). Asking for the blobs of the next commits while this one is measured
+    keeps git busy instead of a round trip per commit. `read` is request + get.
+    """
 
     def __init__(self, git):
         self.proc = subprocess.Popen(git.argv(["cat-file", "--batch"]), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git.env)
+        self.asked: deque[str] = deque()  # requested, not yet answered, in order
+        self.ready: dict[str, list[bytes | None]] = {}  # answered, not yet taken
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._answers, daemon=True)
+        self.thread.start()
+
+    def request(self, blobs: list[str]) -> None:
+        if not blobs:
+            return
+        with self.cond:
+            self.asked.extend(blobs)
+        self.proc.stdin.write("".join(b + "\n" for b in blobs).encode())
+        self.proc.stdin.flush()
+
+    def get(self, blob: str) -> bytes | None:
+        """A requested blob's content, or None when it is missing or not a blob."""
+        with self.cond:
+            while not self.ready.get(blob):
+                if not self.thread.is_alive():
+                    raise RuntimeError("git cat-file --batch stopped")
+                self.cond.wait(1.0)
+            answers = self.ready[blob]
+            data = answers.pop(0)
+            if not answers:
+                del self.ready[blob]
+            return data
 
     def read(self, blob: str) -> bytes | None:
-        """The blob's content, or None when it is missing or not a blob."""
-        return self.read_many([blob])[blob]
+        self.request([blob])
+        return self.get(blob)
 
-    def read_many(self, blobs: list[str], group: int = 256) -> dict[str, bytes | None]:
-        """Several blobs, asked for in groups (one round trip each; a group's requests fit the pipe)."""
-        out: dict[str, bytes | None] = {}
-        for i in range(0, len(blobs), group):
-            ask = blobs[i:i + group]
-            self.proc.stdin.write("".join(b + "\n" for b in ask).encode())
-            self.proc.stdin.flush()
-            for blob in ask:
-                header = self.proc.stdout.readline().split()
-                if len(header) != 3:
-                    out[blob] = None  # "<sha> missing"
-                    continue
-                data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
-                out[blob] = data if header[1] == b"blob" else None
-        return out
+    def _answers(self) -> None:
+        out = self.proc.stdout
+        while header := out.readline():
+            fields = header.split()
+            data = None
+            if len(fields) == 3:  # else "<sha> missing"
+                data = out.read(int(fields[2]) + 1)[:-1]
+                if fields[1] != b"blob":
+                    data = None
+            with self.cond:
+                self.ready.setdefault(self.asked.popleft(), []).append(data)
+                self.cond.notify_all()
 
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
+        self.thread.join()
 
 
 def changed_line_ranges(patch: bytes) -> list[tuple[int, int]]:
@@ -172,12 +203,18 @@ class FunctionIndex:
         self.content = content
         self.lang = lang
         old_tree = previous.tree.copy() if previous is not None else None
-        self.incremental = old_tree is not None and _edit(old_tree, previous.content, content, patch)
+        self._lines: _Lines | None = None
+        self.incremental = old_tree is not None and _edit(old_tree, previous.lines(), self.lines(), patch)
         if self.incremental:
             self.tree = parser(lang).parse(content, old_tree)
         else:
             self.tree = parser(lang).parse(content)
         self.measured: dict[tuple[int, int], Function] = {}
+
+    def lines(self) -> _Lines:
+        if self._lines is None:
+            self._lines = _Lines(self.content)
+        return self._lines
 
     def touching(self, ranges: list[tuple[int, int]] | None) -> list[Function]:
         """Functions overlapping the 1-based line `ranges` (every function when None), in source order."""
@@ -231,25 +268,34 @@ class FunctionIndex:
 _UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
 
 
-def _line_starts(content: bytes) -> list[int]:
-    """Byte offset of each line's start, and the content's length last."""
-    return [0, *(m.end() for m in re.finditer(b"\n", content)), len(content)]
+class _Lines:
+    """Byte offset where each line starts, from C loops only (split, len, accumulate).
+
+    >>> [_Lines(b"a\\nbb\\nccc").start(k) for k in range(4)]
+    [0, 2, 5, 8]
+    """
+
+    def __init__(self, content: bytes):
+        self.size = len(content)
+        self.before = list(accumulate(map(len, content.split(b"\n")), initial=0))  # bytes before row k, less newlines
+        self.rows = len(self.before) - 1
+
+    def start(self, row: int) -> int:
+        return min(self.before[row] + row, self.size)
 
 
-def _edit(tree, old: bytes, new: bytes, patch: bytes) -> bool:
+def _edit(tree, old: _Lines, new: _Lines, patch: bytes) -> bool:
     """Tell `tree` (parsed from `old`) where the unified diff `patch` turns it into `new`; False if it cannot."""
     hunks = [tuple(int(g) if g is not None else 1 for g in m.groups()) for m in _UNIFIED_HUNK.finditer(patch)]
     if not hunks:
         return False
-    old_at, new_at = _line_starts(old), _line_starts(new)
-    last_old, last_new = len(old_at) - 1, len(new_at) - 1
     for a, b, c, d in reversed(hunks):  # from the end: the edits before a hunk keep their offsets
         old_row, new_row = (a - 1 if b else a), (c - 1 if d else c)
-        if old_row + b > last_old or new_row + d > last_new:
+        if old_row + b > old.rows or new_row + d > new.rows:
             return False
-        start = old_at[old_row]
-        length = new_at[new_row + d] - new_at[new_row]
-        tree.edit(start_byte=start, old_end_byte=old_at[old_row + b], new_end_byte=start + length,
+        start = old.start(old_row)
+        length = new.start(new_row + d) - new.start(new_row)
+        tree.edit(start_byte=start, old_end_byte=old.start(old_row + b), new_end_byte=start + length,
                   start_point=Point(old_row, 0), old_end_point=Point(old_row + b, 0),
                   new_end_point=Point(old_row + d, 0))
     return True

@@ -124,7 +124,8 @@ def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
     assert len(versions) > 50
     versions = versions[:80]  # the first 80 versions: seconds
     reader = BlobReader(Git(repo))
-    contents = reader.read_many([blob for blob, _ in versions])
+    reader.request([blob for blob, _ in versions])
+    contents = {blob: reader.get(blob) for blob, _ in versions}
     reader.close()
     previous, reused = None, 0
     for blob, patch in versions:
