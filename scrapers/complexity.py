@@ -23,6 +23,7 @@ read through one long-running `git cat-file --batch` process.
 from __future__ import annotations
 
 import functools
+from bisect import bisect_right
 from itertools import accumulate
 import math
 import re
@@ -69,7 +70,7 @@ _EXTRA["c"] = _EXTRA["cpp"] = "(preproc_if condition: (_) @x) (preproc_elif cond
 _EXTRA["javascript"] = '(ternary_expression "?" @d) (assignment_pattern) @d (object_assignment_pattern) @d'
 _EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
     " (required_parameter value: (_) @d) (optional_parameter value: (_) @d)"
-_COMMENT_START = ("#", "//", "/*", "*")
+_CODE_LINE = re.compile(rb"^[ \t]*(?![ \t\r\n#]|//|/\*|\*)", re.M)  # a line with code: not blank, not a comment
 BLOB_CACHE_SIZE = 256
 
 
@@ -223,32 +224,44 @@ class FunctionIndex:
             if not ranges:
                 return []
             cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
-        nodes = cursor.captures(self.tree.root_node).get("f", [])
-        out = []
-        for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
-            start, end = node.start_point.row + 1, node.end_point.row + 1
-            if ranges is None or any(a <= end and start <= b for a, b in ranges):
-                key = (node.start_byte, node.end_byte)
-                if key not in self.measured:
-                    self.measured[key] = self._measure(node)
-                out.append(self.measured[key])
-        return out
+        nodes = sorted(cursor.captures(self.tree.root_node).get("f", []), key=lambda n: (n.start_byte, -n.end_byte))
+        if ranges is not None:
+            nodes = [n for n in nodes if any(a <= n.end_point.row + 1 and n.start_point.row + 1 <= b for a, b in ranges)]
+        new = [n for n in nodes if (n.start_byte, n.end_byte) not in self.measured]
+        if new:
+            self._measure(new)
+        return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
 
-    def _measure(self, node) -> Function:
-        lo, hi = node.start_byte, node.end_byte
+    def _measure(self, targets: list) -> None:
+        """CCN of `targets` (sorted by start), from one query over the bytes they span.
+
+        Each decision point counts for the innermost function around it; the functions nested in
+        a target are captured too, so that theirs do not count for it.
+        """
+        lo, hi = targets[0].start_byte, max(n.end_byte for n in targets)
         cursor = QueryCursor(_decision_query(self.lang))
         cursor.set_byte_range(lo, hi)
         captures = cursor.captures(self.tree.root_node)
-        # functions inside this one are measured on their own, and C's `#if` conditions not at all
-        skip = [(n.start_byte, n.end_byte) for n in captures.pop("f", []) if lo < n.start_byte and n.end_byte <= hi]
-        skip += [(n.start_byte, n.end_byte) for n in captures.pop("x", [])]
-        ccn = 1
+        functions = sorted({(n.start_byte, n.end_byte) for n in captures.pop("f", []) if lo <= n.start_byte}
+                           | {(n.start_byte, n.end_byte) for n in targets})
+        starts = [f[0] for f in functions]
+        ccn = dict.fromkeys(functions, 1)
+        skip = sorted((n.start_byte, n.end_byte) for n in captures.pop("x", []))  # C's `#if` conditions
         for name, found in captures.items():
+            weight = _WEIGHT[name]
             for n in found:
                 b = n.start_byte
-                if lo <= b < hi and not any(s <= b < e for s, e in skip):
-                    ccn += _WEIGHT[name](n)
-        return Function(self._name(node), node.start_point.row + 1, node.end_point.row + 1, ccn, self._nloc(node))
+                if skip and any(s <= b < e for s, e in skip):
+                    continue
+                i = bisect_right(starts, b) - 1  # the innermost function around b starts last before it
+                while i >= 0 and functions[i][1] <= b:
+                    i -= 1
+                if i >= 0:
+                    ccn[functions[i]] += weight(n)
+        for n in targets:
+            key = (n.start_byte, n.end_byte)
+            self.measured[key] = Function(self._name(n), n.start_point.row + 1, n.end_point.row + 1, ccn[key],
+                                          self._nloc(n))
 
     def _name(self, node) -> str:
         own = own_name(node, self.lang)
@@ -261,8 +274,8 @@ class FunctionIndex:
 
     def _nloc(self, node) -> int:
         """Lines of the function with code on them (not blank, not only a comment)."""
-        text = self.content[node.start_byte:node.end_byte].decode("utf-8", "replace")
-        return sum(1 for ln in text.split("\n") if (s := ln.strip()) and not s.startswith(_COMMENT_START))
+        line_start = self.content.rfind(b"\n", 0, node.start_byte) + 1
+        return len(_CODE_LINE.findall(self.content, line_start, node.end_byte))
 
 
 _UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)

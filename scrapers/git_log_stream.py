@@ -168,10 +168,9 @@ class _Ancestry:
             commit = heapq.heappop(queue)[2]
             pending.discard(commit)
             f = flags[commit]
-            if f & 3 == 3:
-                if commit not in found:
-                    found.append(commit)
-                f |= 4
+            if f == 3:  # reached from both sides, and not below a common ancestor already found
+                found.append(commit)
+                flags[commit] = f = 7
             for p in self.parents.get(commit, ()):
                 if flags.get(p, 0) & f != f:
                     flags[p] = now = flags.get(p, 0) | f
