@@ -23,7 +23,7 @@ read through one long-running `git cat-file --batch` process.
 from __future__ import annotations
 
 import functools
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from itertools import accumulate
 import math
 import re
@@ -211,6 +211,7 @@ class FunctionIndex:
         else:
             self.tree = parser(lang).parse(content)
         self.measured: dict[tuple[int, int], Function] = {}
+        self._code_lines: list[int] | None = None
 
     def lines(self) -> _Lines:
         if self._lines is None:
@@ -274,8 +275,10 @@ class FunctionIndex:
 
     def _nloc(self, node) -> int:
         """Lines of the function with code on them (not blank, not only a comment)."""
+        if self._code_lines is None:  # where each line with code starts, once per blob
+            self._code_lines = [m.start() for m in _CODE_LINE.finditer(self.content)]
         line_start = self.content.rfind(b"\n", 0, node.start_byte) + 1
-        return len(_CODE_LINE.findall(self.content, line_start, node.end_byte))
+        return bisect_left(self._code_lines, node.end_byte) - bisect_left(self._code_lines, line_start)
 
 
 _UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
