@@ -45,6 +45,8 @@ for c in Repository(sys.argv[1], include_refs=True, include_remotes=True, order=
     for m in c.modified_files:
         files += 1
         m.diff, m.added_lines, m.deleted_lines
+        if sys.argv[2] == "1":  # the scraper's function complexity: changed methods and their CCN (lizard)
+            [f.cyclomatic_complexity for f in m.changed_methods]
 print(n, files)
 """
 
@@ -83,7 +85,7 @@ def git_log_floor(repo: Path) -> tuple[float, float, int, int]:
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, size
 
 
-def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float) -> None:
+def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float, pydriller_methods: bool) -> None:
     git_s, git_cpu, git_rss, patch_bytes = git_log_floor(repo)
     commits = int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", *REFS],
                                  capture_output=True, check=True).stdout)
@@ -95,18 +97,21 @@ def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float) -> N
                                           functions])
         rows.append((label + " *", s, cpu, int(stdout.split()[-1])))
     stats = json.loads((out / "git_history_stats.json").read_text())
-    pyd = None
+    pyd: dict[str, float] = {}  # "0": diffs and line counts, "1": with changed methods' CCN
     if not pydriller:
         print("PyDriller: skipped (--skip-pydriller)")
     else:
         try:
             import pydriller as _  # noqa: F401  (a benchmark-only dependency)
-            got = run_measured([sys.executable, "-c", PYDRILLER, str(repo)], timeout=pydriller_timeout)
-            if got is None:
-                print(f"PyDriller: stopped after {pydriller_timeout:.0f} s (--pydriller-timeout)")
-            else:
-                pyd = got[0]
-                rows.append(("PyDriller (diffs + line counts)", got[0], got[1], got[2]))
+            for label, methods in (("PyDriller (diffs + line counts)", "0"), ("PyDriller + changed methods' CCN", "1")):
+                if methods == "1" and not pydriller_methods:
+                    continue
+                got = run_measured([sys.executable, "-c", PYDRILLER, str(repo), methods], timeout=pydriller_timeout)
+                if got is None:
+                    print(f"{label}: stopped after {pydriller_timeout:.0f} s (--pydriller-timeout)")
+                    continue
+                pyd[methods] = got[0]
+                rows.append((label, got[0], got[1], got[2]))
         except ImportError:
             print("PyDriller: not installed, skipped (pip install pydriller)")
     mb = patch_bytes / 1e6
@@ -114,11 +119,11 @@ def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float) -> N
     print(f"{repo.name}: {commits} commits, {c['file_changes']} file changes, {mb:.1f} MB of `git log -p` "
           f"output, {c['merges']} merges, {c.get('functions_measured', 0)} functions measured")
     print(f"{'':36s} {'seconds':>8s} {'cpu s':>7s} {'commits/s':>10s} {'MB/s':>7s} {'x git':>6s} {'cpu x git':>9s} "
-          f"{'PyDriller/x':>11s} {'RSS MB':>7s}")
+          f"{'PyDriller/x':>11s} {'PyD+CCN/x':>9s} {'RSS MB':>7s}")
     for label, s, cpu, rss in rows:
-        vs_pyd = f"{pyd / s:11.1f}" if pyd else f"{'-':>11s}"
+        vs = [f"{pyd[k] / s:{w}.1f}" if k in pyd else f"{'-':>{w}s}" for k, w in (("0", 11), ("1", 9))]
         print(f"{label:36s} {s:8.2f} {cpu:7.2f} {commits / s:10.0f} {mb / s:7.1f} {s / git_s:6.2f} "
-              f"{cpu / git_cpu:9.2f} {vs_pyd} {rss:7d}")
+              f"{cpu / git_cpu:9.2f} {vs[0]} {vs[1]} {rss:7d}")
 
 
 def rust_sources(tmp: Path) -> Path:
@@ -141,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                         "the log bundle in ../shared/repos for rust)")
     p.add_argument("--skip-pydriller", action="store_true", help="do not run PyDriller")
     p.add_argument("--pydriller-timeout", type=float, default=600, help="give PyDriller up after this many seconds")
+    p.add_argument("--pydriller-methods", action="store_true",
+                   help="also time PyDriller measuring changed methods (lizard), the work of function complexity")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_scraper_") as tmp:
         tmp = Path(tmp)
@@ -149,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             source_root = args.source_root or (rust_sources(tmp) if args.language == "rust" else None)
             repos = [ensure_repo(tmp / f"{args.language}-repo", args.commits, args.language, source_root)]
         for i, repo in enumerate(repos):
-            bench(repo, tmp / f"run{i}", not args.skip_pydriller, args.pydriller_timeout)
+            bench(repo, tmp / f"run{i}", not args.skip_pydriller, args.pydriller_timeout, args.pydriller_methods)
     print("CPU: user + system of the process and the children it waited for (git included). RSS: peak of the"
           " process and its children; * the scraper's Python process alone (its git child is about the floor's)")
     return 0

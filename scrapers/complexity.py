@@ -71,7 +71,7 @@ _EXTRA["javascript"] = '(ternary_expression "?" @d) (assignment_pattern) @d (obj
 _EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
     " (required_parameter value: (_) @d) (optional_parameter value: (_) @d)"
 _CODE_LINE = re.compile(rb"^[ \t]*(?![ \t\r\n#]|//|/\*|\*)", re.M)  # a line with code: not blank, not a comment
-BLOB_CACHE_SIZE = 256
+CACHE_BYTES = 8 << 20  # source bytes of parsed blobs kept (their trees take 10-40x that)
 
 
 def commit_complexity(changes: list[tuple[int, int]]) -> dict:
@@ -347,14 +347,18 @@ def _decision_query_source(lang: str) -> str:
 
 
 class FunctionMeter:
-    """Changed functions of blobs, each blob parsed at most once (the last `size` blobs kept).
+    """Changed functions of blobs, each blob parsed at most once while it is kept.
 
-    A blob changed from one in the cache is parsed incrementally from that one's tree.
+    Parsed blobs are kept up to `cache_bytes` of source (their trees take 10-40 times that),
+    least recently used out first. A blob changed from a kept one is parsed incrementally from
+    that one's tree, which then is the first to leave: the file's newest version is what its
+    next change starts from.
     """
 
-    def __init__(self, size: int = BLOB_CACHE_SIZE):
-        self.size = size
+    def __init__(self, cache_bytes: int = CACHE_BYTES):
+        self.cache_bytes = cache_bytes
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
+        self.cached_bytes = 0
         self.parsed = 0
 
     def needs(self, path: str, blob: str) -> bool:
@@ -379,11 +383,18 @@ class FunctionMeter:
             if content is None:
                 return []
             previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
-            index = self.cache[key] = FunctionIndex(content, lang, previous, patch)
+            index = FunctionIndex(content, lang, previous, patch)
             self.parsed += 1
-            if len(self.cache) > self.size:
-                self.cache.popitem(last=False)
+            if previous is not None:  # the file's next change starts from this version: the old one goes first
+                self.cache.move_to_end((old_blob, lang), last=False)
+            self.cache[key] = index
+            self.cached_bytes += len(content)
+            while self.cached_bytes > self.cache_bytes and len(self.cache) > 1:
+                self._drop(next(iter(self.cache)))
         else:
             self.cache.move_to_end(key)
         return [{"path": path, "name": f.name, "start_line": f.start_line, "end_line": f.end_line,
                  "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in index.touching(ranges)]
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self.cached_bytes -= len(self.cache.pop(key).content)
