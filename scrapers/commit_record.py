@@ -4,8 +4,9 @@
     record = builder.build(parse_commit(raw), missing, order, branches, tags)
 
 Diff text is bounded per file (cut at a line end, `truncated: true`), decoded as UTF-8 with
-replacement characters, and redacted; `additions`/`deletions` always come from git's numstat,
-so they stay exact when the text is cut. Paths that are not UTF-8 keep their bytes as `\\xNN`.
+replacement characters, and redacted, as are messages, paths and author fields; `additions`/`deletions`
+always come from git's numstat, so they stay exact when the text is cut. Paths that are not
+UTF-8 keep their bytes as `\\xNN`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, MAX_FUNCTION_FILES_PER
                                  commit_complexity, measurable)
 from scrapers.git_log_stream import NULL_SHA, FileChange, Git, GitError, ParsedCommit
 from scrapers.languages import language_of
-from scrapers.redaction import add_counts, redact
+from scrapers.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -43,31 +44,27 @@ class RecordBuilder:
     def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool):
         self.git = git
         self.max_diff_bytes = max_diff_bytes
-        self.redact = redact
+        self.redact = Redactor(redact)  # every text of a record goes through it; counts per kind and field
         self.blobs = BlobReader(git) if function_complexity else None
         self.counts: Counter = Counter()
-        self.secrets: dict[str, int] = {}
 
     def close(self) -> None:
         if self.blobs is not None:
             self.blobs.close()
 
-    def _text(self, text: str) -> str:
-        if not self.redact:
-            return text
-        text, counts = redact(text)
-        add_counts(self.secrets, counts)
-        return text
-
     def build(self, commit: ParsedCommit, missing: list[FileChange], order: int,
               branches: list[str], tags: list[str]) -> dict:
         h = commit.header
         parents = h["parents"].split()
-        message = self._text(h["message"].rstrip("\n"))
+        message = self.redact(h["message"].rstrip("\n"), "messages")
         if commit.combined and commit.files:
             self._first_parent_counts(h["hash"], parents[0], commit.files)
         files = [self._file(fc) for fc in commit.files + missing]
         functions = self._functions(commit.files) if self.blobs is not None else []
+        if functions:  # the paths as the record shows them (redacted)
+            shown = {_path(fc.path): f["path"] for fc, f in zip(commit.files, files)}
+            for fn in functions:
+                fn["path"] = shown.get(fn["path"], fn["path"])
         complexity = commit_complexity([(f["additions"], f["deletions"]) for f in files])
         complexity["functions"] = functions
         ccns = [fn["cyclomatic_complexity"] for fn in functions]
@@ -88,8 +85,9 @@ class RecordBuilder:
             "short_hash": h["hash"][:7],
             "order": order,
             "parents": parents,
-            "author": {"name": h["author_name"], "email": h["author_email"]},
-            "committer": {"name": h["committer_name"], "email": h["committer_email"]},
+            "author": {"name": self.redact(h["author_name"], "authors"), "email": self.redact(h["author_email"], "authors")},
+            "committer": {"name": self.redact(h["committer_name"], "authors"),
+                          "email": self.redact(h["committer_email"], "authors")},
             "authored_at": h["authored_at"],
             "committed_at": h["committed_at"],
             "timestamp": int(h["timestamp"]),
@@ -117,14 +115,14 @@ class RecordBuilder:
         c["diff_bytes"] += len(fc.patch)
         path = _path(fc.path)
         return {
-            "path": path,
-            "old_path": _path(fc.old_path) if fc.old_path is not None else None,
+            "path": self.redact(path, "paths"),
+            "old_path": self.redact(_path(fc.old_path), "paths") if fc.old_path is not None else None,
             "change_type": _change_type(fc.status),
             "language": language_of(path),
             "additions": fc.additions,
             "deletions": fc.deletions,
             "is_binary": is_binary,
-            "diff": self._text(patch.decode("utf-8", "replace")),
+            "diff": self.redact(patch.decode("utf-8", "replace"), "diffs", path),
             "truncated": truncated,
             "old_mode": None if fc.modes[0] == "000000" else fc.modes[0],
             "new_mode": None if fc.modes[-1] == "000000" else fc.modes[-1],
@@ -186,7 +184,7 @@ class RecordBuilder:
             for p in parents:
                 names = self.git.run("diff", "--name-only", "-z", "--no-renames", base, p, "--")
                 changed.update({n for n in names.split(b"\0") if n})
-            both = sorted(_path(n) for n, k in changed.items() if k > 1)
+            both = sorted(self.redact(_path(n), "paths") for n, k in changed.items() if k > 1)
         except (GitError, IndexError) as e:  # unrelated histories, or parents cut off by a shallow clone
             self.counts["merges_without_base"] += 1
             logger.debug("merge %s: no merge base (%s)", commit[:12], e)

@@ -29,6 +29,7 @@ from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging,
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
+from scrapers.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class _Scrape:
         self.bare, self.shallow = (f == "true" for f in flags)
         head = self._try("rev-parse", "--verify", "-q", "HEAD")
         self.detached = head is not None and self._try("symbolic-ref", "-q", "HEAD") is None
+        self.redact_refs = Redactor(config.redact)  # branch and tag names reach the records and the stats
         self.branch_tips, self.tags = self._refs()
         if head is None and not self.branch_tips and not self.tags:
             raise UserError(f"{repo}: the repository has no commits yet")
@@ -114,9 +116,9 @@ class _Scrape:
             ref, obj, symref, kind, peeled, peeled_kind = line.split("\0")
             if ref.startswith("refs/tags/"):
                 if (peeled_kind or kind) == "commit":
-                    tags[ref[len("refs/tags/"):]] = peeled or obj
+                    tags[self.redact_refs(ref[len("refs/tags/"):], "refs")] = peeled or obj
             elif not symref and kind == "commit":
-                branches[ref.split("/", 2)[2]] = obj
+                branches[self.redact_refs(ref.split("/", 2)[2], "refs")] = obj
         return branches, tags
 
     def _branches_by_commit(self) -> dict[str, list[str]]:
@@ -175,17 +177,23 @@ class _Scrape:
     def stats(self) -> dict:
         config = self.config
         counts = dict(sorted(self.builder.counts.items())) if self.builder else {}
+        revs = [self.redact_refs(r, "refs") for r in self.revs]
+        secrets = Redactor()
+        for r in (self.redact_refs, self.builder.redact if self.builder else None):
+            if r is not None:
+                secrets.add(r)
         return {
             "repository": Path(config.repo).resolve().name,
-            "settings": {k: v for k, v in asdict(config).items()
+            "settings": {k: (revs if config.revs else []) if k == "revs" else v for k, v in asdict(config).items()
                          if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact",
                                   "function_complexity")},
-            "revs": self.revs,
+            "revs": revs,
             "bare": self.bare,
             "shallow": self.shallow,
             "detached_head": self.detached,
             "counts": counts,
-            "secrets_redacted": dict(sorted(self.builder.secrets.items())) if self.builder else {},
+            "secrets_redacted": secrets.stats()["kinds"],
+            "secrets_redacted_fields": secrets.stats()["fields"],
             "aggregates": self.aggregates.result(self.branch_tips, self.tags),
         }
 
@@ -224,7 +232,8 @@ def summary(stats: dict, top: int = 5) -> str:
              f"{c.get('file_changes', 0)} file changes, {c.get('diff_bytes', 0) / 1e6:.1f} MB of diff",
              f"  binary {c.get('binary', 0)}, truncated {c.get('truncated', 0)}, missing objects "
              f"{c.get('missing_objects', 0)}, empty commits {c.get('empty_commits', 0)}, shallow {stats['shallow']}",
-             f"  secrets redacted: {sum(stats['secrets_redacted'].values())} {stats['secrets_redacted'] or ''}".rstrip(),
+             f"  secrets redacted: {sum(stats['secrets_redacted'].values())} {stats['secrets_redacted'] or ''} "
+             f"{stats['secrets_redacted_fields'] or ''}".rstrip(),
              f"  {len(agg['branches'])} branches, {len(agg['tags'])} tags, {len(agg['authors'])} authors, "
              f"{len(agg['files'])} files"]
     lines.append("  most changed files:")
