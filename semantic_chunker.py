@@ -90,10 +90,10 @@ class Chunker:
         else:
             self._redact = None
 
-    def redact(self, text: str, counts: _Counts) -> str:
+    def redact(self, text: str, counts: _Counts, path: str | None = None) -> str:
         if self._redact is None or not text:
             return text
-        text, found = self._redact(text)
+        text, found = self._redact(text, path)
         counts.secrets.update(found)
         return text
 
@@ -119,8 +119,9 @@ class Chunker:
                 counts.filtered[reason] += 1
                 continue
             lang = parser_language(f["path"])
-            hunks = parse_hunks(self.redact(f.get("diff") or "", counts), lang)
-            sections.append(Section(f["path"], f.get("language"), f.get("change_type"), file_title(f), hunks))
+            hunks = parse_hunks(self.redact(f.get("diff") or "", counts, f["path"]), lang)
+            shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
+            sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("diff", rec, p, prefix) for p in pieces]
 
@@ -199,9 +200,11 @@ class Chunker:
 
     def _snapshot_batch(self, prefix: str, files: list[tuple[str, str]], meta: dict) -> tuple[list[dict], _Counts]:
         local = _Counts()
-        sections = [Section(path, language_of(path), None, f"file {path}",
-                            [Block.whole_file(self.redact(text, local), parser_language(path))])
-                    for path, text in files]
+        sections = []
+        for path, text in files:
+            shown = self.redact(path, local)  # a secret in a file name reaches the chunk header
+            sections.append(Section(shown, language_of(path), None, f"file {shown}",
+                                    [Block.whole_file(self.redact(text, local, path), parser_language(path))]))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
 

@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from typing import Callable
 
-__all__ = ["redact", "add_counts", "KINDS", "Redactor"]
+__all__ = ["redact", "add_counts", "count_placeholders", "KINDS", "Redactor"]
 
 _Repl = Callable[[re.Match[str]], "str | None"]
 
@@ -341,6 +341,16 @@ def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
     """Add `counts` into `total` in place and return it (for stage statistics)."""
     for kind, n in counts.items():
         total[kind] = total.get(kind, 0) + n
+    return total
+
+
+_PLACEHOLDER = re.compile(r"<SECRET_([A-Z_]+)>")
+
+
+def count_placeholders(text: str, total: Counter) -> Counter:
+    """Add the placeholders in `text` to `total`, per kind (what redaction removed from an output)."""
+    if "<SECRET_" in text:
+        total.update(_PLACEHOLDER.findall(text))
     return total
 
 
