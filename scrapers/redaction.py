@@ -41,10 +41,10 @@ def _placeholder(kind: str) -> str:
 _NB = r"(?<![A-Za-z0-9])"
 _PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _SHAPED: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
-    # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`, `Version:`
+    # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
     # header lines), so code that merely names the header stays
     ("PRIVATE_KEY", ("PRIVATE KEY",), re.compile(
-        _PEM + r"(?=(?:\s|\\n|[+\"']|[A-Z][A-Za-z-]+:[^\n]*)*[A-Za-z0-9+/]{32})[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
+        _PEM + r"(?=(?:\s|\\n|[+\-\"']|[A-Z][A-Za-z-]+:[^\n]*)*[A-Za-z0-9+/]{32})[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
     ("GITHUB_TOKEN", ("gh", "github_pat_"), re.compile(_NB + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
     ("GITLAB_TOKEN", ("gl",), re.compile(_NB + r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_\-]{20,}")),
     ("SLACK_TOKEN", ("xox",), re.compile(_NB + r"xox[baprse]-[A-Za-z0-9-]{10,}")),

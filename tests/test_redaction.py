@@ -118,6 +118,12 @@ def test_unquoted_letters_only_password_in_config(path, text):
     assert LETTERS not in out and counts == {"PASSWORD": 1}
 
 
+def test_private_key_removed_in_a_diff():
+    removed = "\n".join("-" + line for line in PEM.splitlines())
+    out, counts = redact(f"@@ -1,4 +0,0 @@\n{removed}\n")
+    assert "Zz9y" not in out and counts == {"PRIVATE_KEY": 1}
+
+
 def test_letters_only_bare_name_in_code_is_a_variable():
     assert redact(f"password = {LETTERS}\n", "app/db.py") == (f"password = {LETTERS}\n", {})
 
