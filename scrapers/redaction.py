@@ -21,6 +21,8 @@ runs its regex only where one occurs, so clean code costs a few fast scans.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections import Counter
@@ -83,7 +85,7 @@ _URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^\s/?#@'\"<>\\:]*:[^\
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 # `Authorization: Bearer X`, `"Authorization": "token X"`, `-H 'Authorization: Basic X'`, `Bearer X`
-_AUTH = re.compile(r"(?i)(?:(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?:bearer|basic|token|digest|api-?key)\s+)?"
+_AUTH = re.compile(r"(?i)(?:(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?P<scheme>bearer|basic|token|digest|api-?key)\s+)?"
                    r"|bearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{8,})")
 
 # --- values assigned to secret-like names, in code, config and env files --------------------------
@@ -92,7 +94,7 @@ _ASSIGN = re.compile(
     r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|passphrase|pwd|_pass|secret|token|credentials?|"
     r"apikey|(?:api|secret|private|access|auth|signing|encryption|master|client)[_-]?key))"
     r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_][A-Za-z0-9_.\[\], |]*?[ \t]*(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
-    r"(?:(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>]+)(?P<after>[(.\[]?))")
+    r"(?:(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>\\]+)(?P<after>[(.\[]?))")
 _XML_ASSIGN = re.compile(r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|secret|token|apikey|api[_-]?key))>"
                          r"(?P<v>[^<\n]+)</")
 _ASSIGN_FOLLOW = re.compile(r"[A-Za-z0-9_.-]*[\"']?[ \t]*(?:=>|:=|[:=]|>)(?!=)")  # rest of the name, a separator
@@ -101,6 +103,7 @@ _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 _LINE_HEAD = re.compile(r"[+\- ]?[ \t]*(?:(?:export|ENV|set|-)[ \t]+)?[\"']?")  # diff marker, `export`, YAML list
 _LINE_TAIL = re.compile(r"[\"']?[ \t]*(?:[ \t]#.*)?\r?(?:\n|\Z)")
 _ENV_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # `new_password`, `os.environ`
 
 # File names whose bare values are literals (`.env`, YAML, `.properties`, ini/toml, rc files)
 _CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".conf", ".toml", ".tfvars",
@@ -126,6 +129,8 @@ valid correct other another some flask django web site
 """.split())
 _TEMPLATE = re.compile(r"\$\{|\{\{|\{%|%\(|%s|\{\d*\}|#\{|\$\(|^[$%<{\[(*@:/~]|\benv(?:iron)?\b|getenv|secrets\.|vault:", re.I)
 _WORDS = re.compile(r"[a-z]+|[0-9]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_WORD = re.compile(r"(?:[a-z]{1,12}|[A-Z][a-z]{0,11}|[A-Z]{1,12}|[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+){2,})\Z")
 _CAMEL_IDENT = re.compile(r"[A-Za-z][a-z]+(?:[_.\-]?[A-Z]?[a-z]+)*\Z")  # accessToken, session_key, SecretKeyBase
 
 
@@ -145,8 +150,9 @@ def _entropy(value: str) -> float:
 
 
 def _harmless(value: str) -> bool:
-    """Short, repetitive, a template or reference, or made only of placeholder words and short numbers."""
-    if len(value) < 6 or len(set(value)) <= 2 or _TEMPLATE.search(value):
+    """Short, repetitive, a template or reference, a UUID (an id), one word (`ferret`, `dataStoreQuery`:
+    letters only, up to 12 in one case or camel case), or only placeholder words and short numbers."""
+    if len(value) < 6 or len(set(value)) <= 2 or _TEMPLATE.search(value) or _UUID.match(value) or _WORD.match(value):
         return True
     parts = _WORDS.findall(value.lower())
     return all(_segments(p) if p.isalpha() else len(p) <= 6 for p in parts)
@@ -178,6 +184,15 @@ def _credential(value: str, kind: str) -> bool:
     return kind == "PASSWORD" or _random_looking(value)
 
 
+def _basic_password(value: str) -> str | None:
+    """The password inside a Basic credential (`dG9iaTpmZXJyZXQ=` -> `ferret`); None if it does not decode."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[-1] if decoded.isprintable() else None
+
+
 def _assign_kind(word: str) -> str:
     w = word.lower()
     if "pass" in w or w == "pwd":
@@ -203,16 +218,20 @@ def _bare_is_literal(text: str, m: re.Match[str], config: bool) -> bool:
     env (`KEY=value`) or YAML (`key: value`) form; in code it is one only if it is no identifier."""
     if m.group("after"):  # `token = make_token(...)`, `password = os.environ[...]`
         return False
+    value, sep = m.group("bare"), m.group("sep")
+    if value.startswith("\\"):  # `"Password:\n"`: an escape in a string, not a value
+        return False
     if config:
         return True
-    value, sep = m.group("bare"), m.group("sep")
+    if sep == ":":  # `Password:x` in code is no assignment (YAML and JSON put a space or a quote)
+        return False
     start = text.rfind("\n", 0, m.start()) + 1
     if _LINE_HEAD.fullmatch(text, start, m.start()) and _LINE_TAIL.match(text, m.end()):
         if sep == "=" and _ENV_KEY.fullmatch(m.group("key")):
             return True
         if sep.startswith(":") and sep[1:].strip() == "" and len(sep) > 1:
             return True
-    return not re.fullmatch(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", value)
+    return not _IDENTIFIER.fullmatch(value)
 
 
 def _starts(hay: str, needles: tuple[str, ...], word_chars: frozenset[str],
@@ -309,7 +328,13 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
     low = _lower(text)  # again: every rule above may have changed the text
     if "bearer" in low or "authorization" in low:
         def auth(m: re.Match[str]) -> str | None:
-            return _keep_outside(m, "v", bump("AUTH_HEADER")) if _credential(m.group("v"), "TOKEN") else None
+            value = m.group("v")
+            if (m.group("scheme") or "").lower() == "basic":  # base64 of `user:password`: judge the password
+                value = _basic_password(value)
+                ok = value is None or _credential(value, "PASSWORD")
+            else:
+                ok = _credential(value, "TOKEN")
+            return _keep_outside(m, "v", bump("AUTH_HEADER")) if ok else None
         text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS), lambda i: _AUTH.match(text, i), auth)
         low = _lower(text)
 
