@@ -37,45 +37,59 @@ def _placeholder(kind: str) -> str:
     return f"<SECRET_{kind}>"
 
 
-# --- fixed-shape credentials: (kind, literals that gate the regex, regex) ------------------------
-# A match is replaced whole, or only its group "v" when the regex has one. `_NB`: not after a letter
-# or digit (`_` may precede, so `v1_ghp_...` in a tag name is found).
-_NB = r"(?<![A-Za-z0-9])"
-_PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-_SHAPED: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = [
-    # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
-    # header lines), so code that merely names the header stays
-    ("PRIVATE_KEY", ("PRIVATE KEY",), re.compile(
-        _PEM + r"(?=(?:\s|\\n|[+\-\"']|[A-Z][A-Za-z-]+:[^\n]*)*[A-Za-z0-9+/]{32})[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
-    ("GITHUB_TOKEN", ("gh", "github_pat_"), re.compile(_NB + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
-    ("GITLAB_TOKEN", ("gl",), re.compile(_NB + r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_\-]{20,}")),
-    ("SLACK_TOKEN", ("xox",), re.compile(_NB + r"xox[baprse]-[A-Za-z0-9-]{10,}")),
-    ("SLACK_WEBHOOK", ("hooks.slack.com",), re.compile(
-        r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,}")),
-    ("STRIPE_KEY", ("k_live_", "k_test_"), re.compile(_NB + r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}")),
-    ("GOOGLE_API_KEY", ("AIza",), re.compile(_NB + r"AIza[0-9A-Za-z_\-]{35}")),
-    ("GOOGLE_OAUTH_SECRET", ("GOCSPX-",), re.compile(_NB + r"GOCSPX-[A-Za-z0-9_\-]{28}")),
-    ("AZURE_STORAGE_KEY", ("ccountKey", "ccessKey="), re.compile(
-        r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<v>[A-Za-z0-9+/]{40,}={0,2})")),
-    ("AZURE_CLIENT_SECRET", ("Q~",), re.compile(_NB + r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}")),
-    ("JWT", ("eyJ",), re.compile(_NB + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("NPM_TOKEN", ("npm_",), re.compile(_NB + r"npm_[A-Za-z0-9]{36}")),
-    ("PYPI_TOKEN", ("pypi-AgE",), re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,}")),
-    ("OPENAI_KEY", ("sk-",), re.compile(
-        _NB + r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})")),
-    ("ANTHROPIC_KEY", ("sk-ant-",), re.compile(_NB + r"sk-ant-[a-z]+\d\d-[A-Za-z0-9_-]{80,}")),
-    ("HUGGINGFACE_TOKEN", ("hf_",), re.compile(_NB + r"hf_[A-Za-z]{34,}")),
-    ("SENDGRID_KEY", ("SG.",), re.compile(_NB + r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
-    ("TWILIO_KEY", ("SK",), re.compile(_NB + r"SK[0-9a-f]{32}(?![A-Za-z0-9])")),
-    ("SHOPIFY_TOKEN", ("shp",), re.compile(_NB + r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}")),
-    ("DIGITALOCEAN_TOKEN", ("_v1_",), re.compile(_NB + r"do[por]_v1_[a-f0-9]{64}")),
-]
-
 # An AWS key id, and the 40-character secret key when it follows on the same line (the console's
 # `credentials.csv`: `AKIA...,wJalr...`).
-_AWS_LITERALS = ("AKIA", "ASIA", "ABIA", "ACCA", "A3T")
-_AWS_KEY = re.compile(_NB + r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+_AWS_KEY = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
                       r"(?:(?P<sep>[\"']?[ \t]*[,;:|=\t][ \t]*[\"']?|[ \t]+)(?P<sec>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?")
+
+# --- fixed-shape credentials: (kind, literals that gate the regex or None, regex) ----------------
+# A match is replaced whole, or only its group "v" when the regex has one; a match right after a
+# letter or digit is part of a longer word and stays (`_` may precede: `v1_ghp_...` in a tag name).
+# A regex that starts with a literal is scanned for as fast as `in` would; the others are gated by
+# literals.
+_PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+_SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
+    # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
+    # header lines), so code that merely names the header stays
+    ("PRIVATE_KEY", None, re.compile(
+        _PEM + r"(?=(?:\s|\\n|[+\-\"']|[A-Z][A-Za-z-]+:[^\n]*)*[A-Za-z0-9+/]{32})[\s\S]*?"
+        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
+    ("AWS_KEY", None, _AWS_KEY),
+    ("GITHUB_TOKEN", None, re.compile(
+        r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
+    ("GITLAB_TOKEN", None, re.compile(
+        r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_\-]{20,}")),
+    ("SLACK_TOKEN", None, re.compile(r"xox[baprse]-[A-Za-z0-9-]{10,}")),
+    ("SLACK_WEBHOOK", None, re.compile(
+        r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,}")),
+    ("STRIPE_KEY", ("k_live_", "k_test_"), re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("GOOGLE_API_KEY", None, re.compile(r"AIza[0-9A-Za-z_\-]{35}")),
+    ("GOOGLE_OAUTH_SECRET", None, re.compile(r"GOCSPX-[A-Za-z0-9_\-]{28}")),
+    ("AZURE_STORAGE_KEY", ("ccountKey", "ccessKey="), re.compile(
+        r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<v>[A-Za-z0-9+/]{40,}={0,2})")),
+    ("AZURE_CLIENT_SECRET", ("Q~",), re.compile(r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}")),
+    ("JWT", None, re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("NPM_TOKEN", None, re.compile(r"npm_[A-Za-z0-9]{36}")),
+    ("PYPI_TOKEN", None, re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,}")),
+    ("OPENAI_KEY", None, re.compile(
+        r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})")),
+    ("ANTHROPIC_KEY", None, re.compile(r"sk-ant-[a-z]+\d\d-[A-Za-z0-9_-]{80,}")),
+    ("HUGGINGFACE_TOKEN", None, re.compile(r"hf_[A-Za-z]{34,}")),
+    ("SENDGRID_KEY", None, re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
+    ("TWILIO_KEY", None, re.compile(r"SK[0-9a-f]{32}(?![A-Za-z0-9])")),
+    ("SHOPIFY_TOKEN", None, re.compile(r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}")),
+    ("DIGITALOCEAN_TOKEN", None, re.compile(r"do[por]_v1_[a-f0-9]{64}")),
+]
+
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _glued(m: re.Match[str]) -> bool:
+    """The match continues a longer word (`xghp_...`, not `\\nghp_...`): not a token of its own."""
+    i, s = m.start(), m.string
+    return i > 0 and s[i] in _WORD_CHARS and s[i - 1] in _WORD_CHARS and not (i > 1 and s[i - 2] == "\\")
+
+
 # `aws_secret_access_key = wJalr...`: 40 base64 characters under an AWS secret name, whatever they look like
 _AWS_SECRET = re.compile(r"(?i)[A-Za-z0-9_.-]*?aws_?secret_?(?:access_?)?key[\"']?\s*(?:=>|:=|[:=])\s*[\"']?"
                          r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])")
@@ -110,7 +124,7 @@ _CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".co
                     "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf")
 _CONFIG_NAMES = frozenset({"credentials", "config", "dockerfile", "containerfile", "procfile"})
 
-KINDS = ("PRIVATE_KEY", "AWS_KEY", "AWS_SECRET") + tuple(k for k, _, _ in _SHAPED[1:]) + (
+KINDS = ("AWS_SECRET",) + tuple(k for k, _, _ in _SHAPED) + (
     "URL_CREDENTIALS", "AUTH_HEADER", "PASSWORD", "TOKEN", "API_KEY", "SECRET")
 
 # --- what a value must look like to be redacted ---------------------------------------------------
@@ -302,17 +316,21 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
         return _placeholder(kind)
 
     def whole_or_v(kind: str) -> _Repl:
-        return lambda m: _keep_outside(m, "v", bump(kind)) if "v" in m.re.groupindex else bump(kind)
+        def repl(m: re.Match[str]) -> str:
+            if _glued(m):
+                return m.group(0)
+            return _keep_outside(m, "v", bump(kind)) if "v" in m.re.groupindex else bump(kind)
+        return repl
 
     def aws(m: re.Match[str]) -> str:
+        if _glued(m):
+            return m.group(0)
         key = bump("AWS_KEY")
         return key if m.group("sec") is None else key + m.group("sep") + bump("AWS_SECRET")
 
-    if any(lit in text for lit in _AWS_LITERALS):
-        text = _AWS_KEY.sub(aws, text)
-    for kind, literals, pattern in _SHAPED:
-        if any(lit in text for lit in literals):
-            text = pattern.sub(whole_or_v(kind), text)
+    for kind, literals, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
+        if (literals is None or any(lit in text for lit in literals)) and pattern.search(text):
+            text = pattern.sub(aws if kind == "AWS_KEY" else whole_or_v(kind), text)
 
     low = _lower(text)
     if "aws" in low:
