@@ -96,14 +96,14 @@ def compare(repeat: int) -> None:
         # recall
         out, _ = ours(full_paths, rels)
         ds = detect_secrets_scan(full_paths, full)
-        missed: dict[str, list[str]] = {"ours": [], "detect-secrets": []}
+        missed: dict[str, list[str]] = {"ours": [], "detect-secrets": []}  # "KIND (path)"
         for kind, value, rel in corpus.planted:
             pieces = [p for p in value.replace("\\n", "\n").splitlines() if len(p) >= 8] or [value]
             if any(p in out[rel] for p in pieces):
-                missed["ours"].append(kind)
+                missed["ours"].append(f"{kind} ({rel})")
             span = lines_of(text_of[rel], value)
             if not any(line in span for line, _, _ in ds.get(rel, [])):
-                missed["detect-secrets"].append(kind)
+                missed["detect-secrets"].append(f"{kind} ({rel})")
         # false alarms: findings on the corpus without the planted secrets
         _, ours_clean = ours(clean_paths, rels)
         ds_clean = detect_secrets_scan(clean_paths, clean)
@@ -122,7 +122,7 @@ def compare(repeat: int) -> None:
     print(f"speed-up: {t_ds / t_ours:.1f}x")
     for name in missed:
         if missed[name]:
-            print(f"{name} missed: {', '.join(sorted(Counter(missed[name]).elements()))}")
+            print(f"{name} missed: {', '.join(sorted(missed[name]))}")
     print("detect-secrets false alarms:", ", ".join(f"{v[2][:24]!r} ({v[1]})" for vs in ds_clean.values() for v in vs))
     if ours_clean:
         print("our false alarms:", dict(ours_clean))
