@@ -159,10 +159,11 @@ class Pipeline:
                               redact=cfg.redact, progress=cfg.progress)
             if cfg.max_diff_bytes is not None:
                 sc.max_diff_bytes = cfg.max_diff_bytes
-            scrape(sc)
+            secrets = sum(scrape(sc)["secrets_redacted"].values())
             counts = check_history(self.p["history"], self.p["history_json"])
             return counts, "all refs" if not cfg.revs else " ".join(cfg.revs), \
-                f"{counts['commits']} commits, {counts['file_changes']} file changes", ""
+                f"{counts['commits']} commits, {counts['file_changes']} file changes", \
+                f"{secrets} secrets redacted" if secrets else ""
 
         self._stage("1 scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work)
 

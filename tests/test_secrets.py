@@ -81,7 +81,7 @@ def planted_repo(path: Path) -> Path:
     return b.path
 
 
-def test_no_planted_secret_appears_under_the_output_directory(tmp_path):
+def test_no_planted_secret_appears_under_the_output_directory(tmp_path, capsys):
     repo = planted_repo(tmp_path / "repo")
     out = tmp_path / "out"
     cfg = comprehensive_pipeline.parse_args([
@@ -110,3 +110,5 @@ def test_no_planted_secret_appears_under_the_output_directory(tmp_path):
             assert not any(p in text for p in value.splitlines() if len(p) >= 12), f"{kind} in the {split} tokens"
     stats = json.loads((out / "git_history_stats.json").read_text(encoding="utf-8"))
     assert {"paths", "refs", "authors", "diffs", "messages"} <= set(stats["secrets_redacted_fields"])
+    n = sum(stats["secrets_redacted"].values())
+    assert f"[{n} secrets redacted]" in capsys.readouterr().out  # the run's summary says so
