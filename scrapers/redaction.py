@@ -141,7 +141,8 @@ login db database postgres mysql redis prod production staging stage super very 
 secure shh sekrit hidden xyz abc abcd qwerty letmein hello world random new old wrong bad invalid
 valid correct other another some flask django web site
 """.split())
-_TEMPLATE = re.compile(r"\$\{|\{\{|\{%|%\(|%s|\{\d*\}|#\{|\$\(|^[$%<{\[(*@:/~]|\benv(?:iron)?\b|getenv|secrets\.|vault:", re.I)
+_TEMPLATE = re.compile(r"\$\{|\{\{|\{%|%\(|%s|\{\d*\}|#\{|\$\(|^[$%<{\[(*:/~]|^@[\w.-]+@\Z|\benv(?:iron)?\b|getenv|"
+                       r"secrets\.|vault:", re.I)
 _WORDS = re.compile(r"[a-z]+|[0-9]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _WORD = re.compile(r"(?:[a-z]{1,12}|[A-Z][a-z]{0,11}|[A-Z]{1,12}|[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+){2,})\Z")
@@ -233,8 +234,6 @@ def _bare_is_literal(text: str, m: re.Match[str], config: bool) -> bool:
     if m.group("after"):  # `token = make_token(...)`, `password = os.environ[...]`
         return False
     value, sep = m.group("bare"), m.group("sep")
-    if value.startswith("\\"):  # `"Password:\n"`: an escape in a string, not a value
-        return False
     if config:
         return True
     if sep == ":":  # `Password:x` in code is no assignment (YAML and JSON put a space or a quote)

@@ -91,6 +91,9 @@ def test_redaction_is_idempotent():
     text = "\n".join(t for t, _, _ in PLANTED)
     once, _ = redact(text)
     assert redact(once) == (once, {})
+    for path, text in build_corpus().files:  # stage 2 redacts stage 1's redacted text again
+        once, _ = redact(text, path)
+        assert redact(once, path) == (once, {}), path
 
 
 # --- the leaks of issue 11, each a test ------------------------------------------------------------
