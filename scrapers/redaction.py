@@ -50,9 +50,10 @@ _AWS_KEY = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-
 _PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
     # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
-    # header lines), so code that merely names the header stays
+    # header lines), so code that merely names the header stays; each part of it can match one way
+    # only, so it takes linear time
     ("PRIVATE_KEY", None, re.compile(
-        _PEM + r"(?=(?:\s|\\n|[+\-\"']|[A-Z][A-Za-z-]+:[^\n]*)*[A-Za-z0-9+/]{32})[\s\S]*?"
+        _PEM + r"(?=(?:[\s+\-\"']|\\n)*(?:[A-Z][A-Za-z-]+:[^\n]*\n(?:[\s+\-\"']|\\n)*)*[A-Za-z0-9+/]{32})[\s\S]*?"
         r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
     ("AWS_KEY", None, _AWS_KEY),
     ("GITHUB_TOKEN", None, re.compile(
@@ -107,7 +108,7 @@ _AUTH = re.compile(r"(?i)(?:(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?
 _ASSIGN = re.compile(
     r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|passphrase|pwd|_pass|secret|token|credentials?|"
     r"apikey|(?:api|secret|private|access|auth|signing|encryption|master|client)[_-]?key))"
-    r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_][A-Za-z0-9_.\[\], |]*?[ \t]*(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
+    r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_][A-Za-z0-9_.\[\], |]*?(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
     r"(?:(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>\\]+)(?P<after>[(.\[]?))")
 _XML_ASSIGN = re.compile(r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|secret|token|apikey|api[_-]?key))>"
                          r"(?P<v>[^<\n]+)</")

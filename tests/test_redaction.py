@@ -132,6 +132,21 @@ def test_private_key_removed_in_a_diff():
     assert "Zz9y" not in out and counts == {"PRIVATE_KEY": 1}
 
 
+def test_annotated_assignments():
+    assert redact('password: str = "hunter2xyz"') == ('password: str = "<SECRET_PASSWORD>"', {"PASSWORD": 1})
+    text = 'token: Optional[str] | None = "9f8e7d6c5b4a39281706"'
+    assert redact(text) == ('token: Optional[str] | None = "<SECRET_TOKEN>"', {"TOKEN": 1})
+
+
+@pytest.mark.parametrize("text", [
+    "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: " + "Ab: " * 60 + "\n!",  # was exponential
+    "password: a" + " " * 20000 + "!",  # was quadratic
+    "http://" + "a:" * 20000 + " ",
+])
+def test_pathological_inputs_end_and_are_left_alone(text):
+    assert redact(text) == (text, {})
+
+
 def test_letters_only_bare_name_in_code_is_a_variable():
     assert redact(f"password = {LETTERS}\n", "app/db.py") == (f"password = {LETTERS}\n", {})
 
