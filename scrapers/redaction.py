@@ -40,7 +40,7 @@ def _placeholder(kind: str) -> str:
 # An AWS key id, and the 40-character secret key when it follows on the same line (the console's
 # `credentials.csv`: `AKIA...,wJalr...`).
 _AWS_KEY = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
-                      r"(?:(?P<sep>[\"']?[ \t]*[,;:|=\t][ \t]*[\"']?|[ \t]+)(?P<sec>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?")
+                      r"(?:(?P<sep>[\"']?[ \t]*[,;:|=][ \t]*[\"']?|[ \t]+)(?P<sec>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?")
 
 # --- fixed-shape credentials: (kind, literals that gate the regex or None, regex) ----------------
 # A match is replaced whole, or only its group "v" when the regex has one; a match right after a
