@@ -247,3 +247,23 @@ def test_no_report_flag_writes_none_and_the_summary_names_the_page(tmp_path, cap
     from reporting.report import main
 
     assert main([str(tmp_path / "missing")]) == 2  # one line, not a traceback
+
+
+def test_without_chunk_text_the_report_reads_stage_3s_index(run, tmp_path):
+    """As after stage 2's raw-commit fallback: the same token figures, no header share."""
+    import shutil
+
+    from reporting.report import write_report
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "chunks_semantic.jsonl").unlink()
+    page, full = parse(write_report(copy)), parse(run / "report.html")
+    for table_id in ("splits", "timeline", "cutoffs", "language", "category", "top_files"):
+        assert page.tables[table_id] == full.tables[table_id], table_id
+    # Stage 2's stats are not this run's either: no chunk bounds, no stage-2 counts.
+    assert page.tables["chunk_lengths"][0][:5] == full.tables["chunk_lengths"][0][:5]
+    assert page.tables["chunk_lengths"][0][5:7] == ["", ""]
+    assert not any(r[0].startswith("2 chunk") for r in page.tables["left_out"])
+    assert "headers" not in page.tables and ["per-chunk figures from", "chunks_tokenized.json"] in page.tables["run"]
+    assert [[r[1], r[5]] for r in page.tables["top_commits"]] == [[r[1], r[5]] for r in full.tables["top_commits"]]
