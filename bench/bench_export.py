@@ -90,7 +90,8 @@ def main(argv=None) -> int:
         info = run_dir / "export" / fmt / "export_info.json"
         if info.exists():
             info.unlink()  # a previous run's export would be skipped as unchanged
-        seconds, cpu, rss = child([sys.executable, "-m", "reporting.export", str(run_dir), "--format", fmt])
+        seconds, cpu, rss = child([sys.executable, "-m", "reporting.export", str(run_dir), "--format", fmt,
+                                   "--no-progress"])
         base = floor(run_dir / "dataset", args.work_dir)
         print(f"export {fmt}: {seconds:.1f} s ({cpu:.1f} s CPU), peak RSS {rss:,.0f} MiB, {disk_mib(run_dir / 'export' / fmt):,.0f} MiB "
               f"on disk; floor {base:.1f} s; export / floor = {seconds / base:.1f}x")

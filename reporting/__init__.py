@@ -18,5 +18,5 @@ def report_and_export(run_dir: Path, report: bool, formats, progress: bool = Fal
     if formats:
         from reporting.export import export
 
-        done += [(f"export {fmt}", dest) for fmt, dest in export(run_dir, formats).items()]
+        done += [(f"export {fmt}", dest) for fmt, dest in export(run_dir, formats, progress=progress).items()]
     return done

@@ -122,6 +122,17 @@ def _index_chunks(out_dir: Path) -> Iterator[dict]:
     yield from load_tokenized(out_dir / "chunks_tokenized.json").chunks
 
 
+def _tokenizer(dataset_dir: Path, manifest: dict):
+    """The run's tokenizer (its saved copy, else its name), or None when it cannot be loaded."""
+    spec = str(dataset_dir / manifest["tokenizer_dir"]) if manifest.get("tokenizer_dir") \
+        else manifest["tokenizer"]["name_or_path"]
+    try:
+        return load_tokenizer(spec)
+    except UserError as e:
+        logger.warning("report: header share not measured: %s", e)
+        return None
+
+
 def _optional_json(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
@@ -141,10 +152,8 @@ def collect(out_dir: str | Path, progress: bool = False) -> Facts:
                   _optional_json(out_dir / "git_history_stats.json"),
                   source="chunks_semantic.jsonl" if use_text else "chunks_tokenized.json")
     plan = SplitPlan(**manifest["cutoff"])
-    tok = None
-    if use_text:
-        tok = load_tokenizer(str(manifest_path.parent / manifest["tokenizer_dir"])) if manifest.get("tokenizer_dir") \
-            else load_tokenizer(manifest["tokenizer"]["name_or_path"])
+    tok = _tokenizer(manifest_path.parent, manifest) if use_text else None
+    if tok is not None:
         facts.header_tokens = dict.fromkeys(SPLITS, 0)
     chunks = iter_jsonl(out_dir / "chunks_semantic.jsonl") if use_text else _index_chunks(out_dir)
     pending: list[tuple[str, str]] = []  # (split, header) waiting for one batched encode

@@ -138,9 +138,10 @@ def _hf_schema():
                       ("first_commit", pa.string()), ("last_commit", pa.string())])
 
 
-def export_hf(dataset_dir: Path, dest: Path, manifest: dict, repository: str) -> list[Path]:
+def export_hf(dataset_dir: Path, dest: Path, manifest: dict, repository: str, progress: bool = False) -> list[Path]:
     """export/hf/data/{split}.parquet and README.md; returns the files written."""
     import pyarrow.parquet as pq
+    from tqdm import tqdm
 
     written = []
     for split in SPLITS:
@@ -151,8 +152,12 @@ def export_hf(dataset_dir: Path, dest: Path, manifest: dict, repository: str) ->
         # no dictionary for the id lists: it costs half the write time and makes the files larger
         with atomic_write(target, "wb") as f, pq.ParquetWriter(
                 f, _hf_schema(), compression="zstd", use_dictionary=["first_commit", "last_commit"]) as writer:
+            bar = tqdm(total=header.get("n_examples"), unit="example", desc=f"export hf {split}",
+                       disable=not progress, mininterval=1.0)
             for batch in _batches(examples, EXAMPLES_PER_BATCH):
                 writer.write_table(_hf_table(batch, stream))
+                bar.update(len(batch))
+            bar.close()
         written.append(target)
     card = dest / "README.md"
     with atomic_write(card) as f:
@@ -211,7 +216,7 @@ def export_nanogpt(dataset_dir: Path, dest: Path, manifest: dict) -> list[Path]:
     return written + [meta]
 
 
-def export(run_dir: str | Path, formats, repository: str | None = None) -> dict[str, Path]:
+def export(run_dir: str | Path, formats, repository: str | None = None, progress: bool = False) -> dict[str, Path]:
     """Write each format of `formats` under `run_dir/export/`; {format: its directory}."""
     run_dir = Path(run_dir)
     dataset_dir = run_dir / "dataset"
@@ -230,7 +235,7 @@ def export(run_dir: str | Path, formats, repository: str | None = None) -> dict[
         if info.get("manifest_sha256") == manifest_sha and all((dest / n).is_file() for n in info.get("files", [])):
             logger.info("export %s: unchanged since the last export, skipped", fmt)
         else:
-            files = export_hf(dataset_dir, dest, manifest, repository) if fmt == "hf" else \
+            files = export_hf(dataset_dir, dest, manifest, repository, progress) if fmt == "hf" else \
                 export_nanogpt(dataset_dir, dest, manifest)
             write_json(info_path, {"format": fmt, "manifest_sha256": manifest_sha,
                                    "files": [p.relative_to(dest).as_posix() for p in files]})
@@ -243,12 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Export a finished dataset for Hugging Face datasets or nanoGPT.")
     p.add_argument("run_dir", type=Path, help="the run's output directory (data/NAME)")
     p.add_argument("--format", default="hf,nanogpt", help=f"comma-separated, of {', '.join(FORMATS)} [hf,nanogpt]")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
 
     def go() -> int:
-        for fmt, dest in export(args.run_dir, args.format).items():
+        for fmt, dest in export(args.run_dir, args.format, progress=not args.no_progress).items():
             print(f"{fmt}: {dest}")
         return 0
 
