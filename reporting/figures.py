@@ -29,7 +29,7 @@ def _png(fig) -> bytes:
 def timeline(step: str, labels: list[str], per_split: dict[str, list[int]],
              cutoffs: list[tuple[int, str]]) -> bytes:
     """Stacked bars of tokens per time bucket; a dashed line at each (bucket index, label) cut-off."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(labels) + 3), 3.6))
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.25 * len(labels) + 3)), 3.6))
     x = list(range(len(labels)))
     bottom = [0] * len(labels)
     for split, values in per_split.items():
