@@ -15,7 +15,7 @@ from splits import DEFAULT_RATIOS, check_ratios
 from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -47,6 +47,8 @@ class PipelineConfig:
     train: bool = False
     training_config: str = "training_config.yaml"
     progress: bool = True
+    report: bool = True                       # report.html and report/*.png after stage 4
+    export: list[str] = field(default_factory=list)   # "hf", "nanogpt": extra formats of the splits
 
     @property
     def ratios(self) -> tuple[float, float, float]:
