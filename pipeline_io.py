@@ -14,6 +14,7 @@ file that can be hundreds of megabytes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -175,6 +176,25 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
+# Write failures that are the output location's fault, not the program's.
+DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for the file system"}
+
+
+def disk_error(e: BaseException) -> str | None:
+    """One line for an error caused by where outputs are written (disk full, read-only...), else None.
+
+    Libraries in Rust (tokenizers' `save_pretrained`) raise a plain Exception with the OS message.
+    """
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{DISK_ERRNOS[e.errno]} ({e.strerror}); free space or pass another --output-dir"
+    if type(e) is Exception and any(os.strerror(n) in str(e) for n in DISK_ERRNOS):
+        return f"{e}; free space or pass another --output-dir"
+    return None
+
+
 def run_main(fn: Callable[[], int | None]) -> int:
     """Run a command-line entry point: a UserError becomes one line on stderr and exit code 2.
 
@@ -185,6 +205,12 @@ def run_main(fn: Callable[[], int | None]) -> int:
         return fn() or 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        message = disk_error(e)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

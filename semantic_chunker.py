@@ -26,12 +26,13 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
-from chunking.filters import FileFilter, is_binary_bytes  # noqa: E402
+from chunking.filters import FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
-from chunking.snapshots import TreeReader, git_output  # noqa: E402
+from chunking.snapshots import TreeReader  # noqa: E402
+from scrapers.git_runner import Git  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
 from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
 from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
@@ -102,8 +103,11 @@ class Chunker:
             return "missing_object"
         if f.get("is_binary"):
             return "binary" if self.filter.binary else None
+        if f.get("not_utf8"):
+            return "not_utf8"
         diff = f.get("diff") or ""
-        reason = self.filter.path_reason(f["path"]) or self.filter.size_reason(len(diff.encode("utf-8", "replace")))
+        reason = (self.filter.path_reason(f["path"]) or self.filter.size_reason(len(diff.encode("utf-8", "replace")))
+                  or lfs_pointer_reason(diff, is_diff=True))
         if reason is None and self.filter.generated:
             added = "\n".join(l[1:] for l in diff.split("\n") if l[:1] == "+" and not l.startswith("+++"))
             reason = self.filter.content_reason(added)
@@ -119,7 +123,8 @@ class Chunker:
                 counts.filtered[reason] += 1
                 continue
             lang = parser_language(f["path"])
-            hunks = parse_hunks(self.redact(f.get("diff") or "", counts), lang)
+            diff = normalize_newlines(f.get("diff") or "")
+            hunks = parse_hunks(self.redact(diff, counts), lang)
             sections.append(Section(f["path"], f.get("language"), f.get("change_type"), file_title(f), hunks))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("diff", rec, p, prefix) for p in pieces]
@@ -168,17 +173,18 @@ class Chunker:
             batch: list[tuple[str, str]] = []
             with TreeReader(repo) as tree:
                 for path, size, data in tree.files(commit, keep):
-                    reason = ("not_a_file" if size == 0 and data is None else "missing_object" if data is None
+                    reason = ("non_utf8_path" if not _is_utf8(path)
+                              else "not_a_file" if size == 0 and data is None
+                              else "missing_object" if data is None
                               else "binary" if is_binary_bytes(data) else None)
                     text = None
                     if reason is None:
                         try:
-                            text = data.decode("utf-8")
+                            text = normalize_newlines(data.decode("utf-8"))
                         except UnicodeDecodeError:
-                            reason = "binary" if flt.binary else "not_utf8"
+                            reason = "not_utf8"
                     if reason is None:
-                        text = text.replace("\r\n", "\n")
-                        reason = flt.content_reason(text)
+                        reason = lfs_pointer_reason(text) or flt.content_reason(text)
                     if reason is not None:
                         counts.filtered[reason] += 1
                         continue
@@ -204,6 +210,15 @@ class Chunker:
                     for path, text in files]
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
+
+
+def _is_utf8(path: str) -> bool:
+    """False for a path that came from git with surrogate escapes (its bytes are not UTF-8)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def commit_date(rec: dict) -> str:
@@ -332,6 +347,16 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     return stats
 
 
+def head_commit(repo: str) -> str:
+    """The commit HEAD points at; a UserError when HEAD is unborn (a branch without commits yet)."""
+    commit = Git(repo).try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
+    if commit is None:
+        branch = Git(repo).try_run("symbolic-ref", "-q", "--short", "HEAD") or "HEAD"
+        raise UserError(f"--snapshot-at head: {branch} has no commit yet (unborn HEAD in {repo}); "
+                        "use --snapshot-at cutoff or check out a branch with commits")
+    return commit
+
+
 def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts) -> dict:
     """Write the snapshot chunks; return what the stats say about them."""
     info = {"snapshot_at": config.snapshot_at, "snapshot_commit": None, "snapshot_leak": None,
@@ -343,7 +368,7 @@ def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, co
         return info
     cut = metas[plan.train_last_order]
     if config.snapshot_at == "head":
-        commit = git_output(config.repo, "rev-parse", "--verify", "HEAD^{commit}").strip()
+        commit = head_commit(config.repo)
         later = [o for o, m in metas.items() if o > plan.train_last_order]
         if commit != cut["hash"] and later:
             info["snapshot_leak"] = (f"snapshots are taken at HEAD {commit[:12]}, after the train cut-off "

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
-from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
+from scrapers.git_log_stream import list_commits, parse_commit, stream_commits
+from scrapers.git_runner import Git, GitError, resolve_repo
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class ScrapeConfig:
     def output_path(self) -> Path:
         if self.output:
             return Path(self.output)
-        return Path("data") / Path(self.repo).resolve().name / "git_history_rich.jsonl"
+        return Path("data") / Path(self.repo).resolve().name.removesuffix(".git") / "git_history_rich.jsonl"
 
     def stats_file(self) -> Path:
         return Path(self.stats_path) if self.stats_path else self.output_path().with_name("git_history_stats.json")
@@ -72,13 +73,15 @@ class _Scrape:
         repo = Path(config.repo)
         if not repo.is_dir():
             raise UserError(f"{repo}: no such directory (pass --repo PATH to a git repository)")
-        self.git = git = Git(repo)
-        try:
+        try:  # a subdirectory or `X/.git` means the repository X
+            repo = resolve_repo(repo.resolve())
+            self.git = git = Git(repo)
             flags = git.run("rev-parse", "--is-bare-repository", "--is-shallow-repository").decode().split()
         except FileNotFoundError:
             raise UserError("git is not installed or not on PATH") from None
         except GitError as e:
             raise UserError(f"{repo}: not a git repository ({e})") from None
+        config.repo = str(repo)
         self.bare, self.shallow = (f == "true" for f in flags)
         head = self._try("rev-parse", "--verify", "-q", "HEAD")
         self.detached = head is not None and self._try("symbolic-ref", "-q", "HEAD") is None
@@ -115,6 +118,10 @@ class _Scrape:
             if ref.startswith("refs/tags/"):
                 if (peeled_kind or kind) == "commit":
                     tags[ref[len("refs/tags/"):]] = peeled or obj
+                elif peeled_kind == "tag":  # a tag of a tag: `*` peels one level, rev-parse to the end
+                    commit = self._try("rev-parse", "--verify", "-q", ref + "^{commit}")
+                    if commit is not None:
+                        tags[ref[len("refs/tags/"):]] = commit
             elif not symref and kind == "commit":
                 branches[ref.split("/", 2)[2]] = obj
         return branches, tags
