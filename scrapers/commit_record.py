@@ -31,6 +31,14 @@ def _path(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _change_type(status: str) -> str:
     """`M`, `R087` or a merge's per-parent letters (`MM`: modified against both parents)."""
     letters = set(status[0] if status[0] in "RC" else status)
@@ -192,10 +200,9 @@ class RecordBuilder:
         c["truncated"] += truncated
         c["missing_objects"] += fc.missing_object
         c["diff_bytes"] += len(fc.patch)
-        try:
-            text, not_utf8 = patch.decode("utf-8"), False
-        except UnicodeDecodeError:  # latin-1 and other encodings: kept with U+FFFD, marked, counted
-            text, not_utf8 = patch.decode("utf-8", "replace"), True
+        text = patch.decode("utf-8", "replace")
+        # content in latin-1 or another encoding (the hunks, not the header's path): marked and counted
+        not_utf8 = "\ufffd" in text and not _is_utf8(patch[max(patch.find(b"\n@@"), 0):])
         c["not_utf8_diffs"] += not_utf8
         path = _path(fc.path)
         return {
