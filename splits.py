@@ -15,6 +15,7 @@ out of the count: they sit at the cut-off and must not move it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -43,8 +44,8 @@ class SplitPlan:
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     """Normalise (train, val, test) ratios; raises ValueError on a bad triple."""
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
-        raise ValueError(f"split ratios must be three non-negative numbers with train > 0, got {list(ratios)}")
+    if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or ratios[0] <= 0:
+        raise ValueError(f"split ratios must be three finite non-negative numbers with train > 0, got {list(ratios)}")
     total = float(sum(ratios))
     return ratios[0] / total, ratios[1] / total, ratios[2] / total
 
