@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chunking.snapshots import SNAPSHOT_AT, head_commit
 from pipeline_io import UserError
 from scrapers.git_runner import Git, GitError, resolve_repo
 from splits import DEFAULT_RATIOS, check_ratios
@@ -20,7 +21,6 @@ from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
 
 MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258
 MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
-SNAPSHOT_AT = ("cutoff", "head", "none")
 RATIO_TOLERANCE = 1e-6
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
@@ -160,9 +160,8 @@ def validate(cfg: PipelineConfig) -> tuple[Path, Path]:
         raise UserError("git is not installed or not on PATH") from None
     except GitError as e:
         raise UserError(f"--repo {cfg.repo}: not a git repository ({e})") from None
-    if cfg.snapshot_at == "head" and Git(repo).try_run("rev-parse", "--verify", "-q", "HEAD^{commit}") is None:
-        raise UserError(f"--snapshot-at head: HEAD in {repo} has no commit yet (an unborn branch); "
-                        "use --snapshot-at cutoff or check out a branch with commits")
+    if cfg.snapshot_at == "head":
+        head_commit(repo)
     out = Path(cfg.output_dir) if cfg.output_dir else Path("data") / repo.name.removesuffix(".git")
     return repo, prepare_output_dir(out)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -31,8 +32,7 @@ from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
-from chunking.snapshots import TreeReader  # noqa: E402
-from scrapers.git_runner import Git  # noqa: E402
+from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
 from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
 from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
@@ -40,11 +40,11 @@ from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tok
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_AT = ("cutoff", "head", "none")
 SUBJECT_CHARS = 120
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 MAX_SYMBOLS = 3
+NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
 
 @dataclass
@@ -173,7 +173,7 @@ class Chunker:
             batch: list[tuple[str, str]] = []
             with TreeReader(repo) as tree:
                 for path, size, data in tree.files(commit, keep):
-                    reason = ("non_utf8_path" if not _is_utf8(path)
+                    reason = ("non_utf8_path" if NOT_UTF8_PATH.search(path)
                               else "not_a_file" if size == 0 and data is None
                               else "missing_object" if data is None
                               else "binary" if is_binary_bytes(data) else None)
@@ -210,15 +210,6 @@ class Chunker:
                     for path, text in files]
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
-
-
-def _is_utf8(path: str) -> bool:
-    """False for a path that came from git with surrogate escapes (its bytes are not UTF-8)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def commit_date(rec: dict) -> str:
@@ -345,16 +336,6 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     })
     out.write_stats(stats)
     return stats
-
-
-def head_commit(repo: str) -> str:
-    """The commit HEAD points at; a UserError when HEAD is unborn (a branch without commits yet)."""
-    commit = Git(repo).try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
-    if commit is None:
-        branch = Git(repo).try_run("symbolic-ref", "-q", "--short", "HEAD") or "HEAD"
-        raise UserError(f"--snapshot-at head: {branch} has no commit yet (unborn HEAD in {repo}); "
-                        "use --snapshot-at cutoff or check out a branch with commits")
-    return commit
 
 
 def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts) -> dict:

@@ -7,7 +7,7 @@ Each bundle is cloned into a temporary directory (local, seconds), then `compreh
 runs on it offline (the fallback tokenizer, trained on the repository), every stage forced; its
 own summary is printed, then one table: commits, time, the floor (`git log -p` over the same refs,
 timed in the same run) and the ratio, and what the odd-history rules counted (malformed dates,
-missing objects, non-UTF-8 diffs, LFS pointers, files left out of snapshots).
+missing objects, non-UTF-8 diffs, LFS pointers, snapshot files filtered out for any reason).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def run_one(bundle: Path, work: Path, max_commits: int | None) -> dict:
             "malformed_dates": c.get("malformed_dates", 0), "missing": c.get("missing_objects", 0),
             "not_utf8": c.get("not_utf8_diffs", 0),
             "lfs": chunks["diff_filtered"].get("lfs_pointer", 0) + chunks["snapshot_filtered"].get("lfs_pointer", 0),
-            "snapshot_skipped": sum(chunks["snapshot_filtered"].values()), "fallback_commits": chunks["fallback_commits"]}
+            "snapshot_filtered": sum(chunks["snapshot_filtered"].values()), "fallback_commits": chunks["fallback_commits"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-real-"))
     rows = [run_one(BUNDLES / f"{n}.bundle", work, args.max_commits) for n in args.only]
     head = ("repo", "commits", "seconds", "git log -p", "ratio", "bad dates", "missing", "not utf8", "lfs",
-            "snap skipped", "fallback")
+            "snap filtered", "fallback")
     print("\n" + "  ".join(f"{h:>11}" for h in head))
     for r in rows:
         cells = (r["repo"], r["commits"], f"{r['seconds']:.1f}", f"{r['git_log']:.2f}",
                  f"{r['seconds'] / r['git_log']:.0f}x", r["malformed_dates"], r["missing"], r["not_utf8"], r["lfs"],
-                 r["snapshot_skipped"], r["fallback_commits"])
+                 r["snapshot_filtered"], r["fallback_commits"])
         print("  ".join(f"{c:>11}" for c in cells))
     return 0
 

@@ -19,6 +19,7 @@ from pipeline_io import UserError
 from scrapers.git_runner import Git, GitError, missing_objects
 
 MISSING = -1  # the size of a blob the clone does not have
+SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
 
 
 def git_output(repo: str | Path, *args: str) -> str:
@@ -27,6 +28,17 @@ def git_output(repo: str | Path, *args: str) -> str:
         return Git(repo).run(*args).decode("utf-8", "surrogateescape")
     except GitError as e:
         raise UserError(f"{repo}: git {args[0]} failed: {e}") from None
+
+
+def head_commit(repo: str | Path) -> str:
+    """The commit HEAD points at; a UserError when HEAD is unborn (a branch without commits yet)."""
+    git = Git(repo)
+    commit = git.try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
+    if commit is None:
+        branch = git.try_run("symbolic-ref", "-q", "--short", "HEAD") or "HEAD"
+        raise UserError(f"--snapshot-at head: {branch} has no commit yet (an unborn HEAD in {repo}); "
+                        "use --snapshot-at cutoff or check out a branch with commits")
+    return commit
 
 
 class TreeReader:

@@ -83,8 +83,8 @@ class _Scrape:
             raise UserError(f"{repo}: not a git repository ({e})") from None
         config.repo = str(repo)
         self.bare, self.shallow = (f == "true" for f in flags)
-        head = self._try("rev-parse", "--verify", "-q", "HEAD")
-        self.detached = head is not None and self._try("symbolic-ref", "-q", "HEAD") is None
+        head = self.git.try_run("rev-parse", "--verify", "-q", "HEAD")
+        self.detached = head is not None and self.git.try_run("symbolic-ref", "-q", "HEAD") is None
         self.branch_tips, self.tags = self._refs()
         if head is None and not self.branch_tips and not self.tags:
             raise UserError(f"{repo}: the repository has no commits yet")
@@ -101,12 +101,6 @@ class _Scrape:
         self.aggregates = RepositoryAggregates()
         self.builder: RecordBuilder | None = None
 
-    def _try(self, *args: str) -> str | None:
-        try:
-            return self.git.run(*args).decode().strip() or None
-        except GitError:
-            return None
-
     def _refs(self) -> tuple[dict[str, str], dict[str, str]]:
         """Branch name -> tip commit (local and remote), tag name -> commit it points at (peeled)."""
         fmt = "--format=%(refname)%00%(objectname)%00%(symref)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
@@ -119,7 +113,7 @@ class _Scrape:
                 if (peeled_kind or kind) == "commit":
                     tags[ref[len("refs/tags/"):]] = peeled or obj
                 elif peeled_kind == "tag":  # a tag of a tag: `*` peels one level, rev-parse to the end
-                    commit = self._try("rev-parse", "--verify", "-q", ref + "^{commit}")
+                    commit = self.git.try_run("rev-parse", "--verify", "-q", ref + "^{commit}")
                     if commit is not None:
                         tags[ref[len("refs/tags/"):]] = commit
             elif not symref and kind == "commit":
