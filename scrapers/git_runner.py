@@ -17,6 +17,7 @@ partial or damaged clone lacks, so that callers never ask git for it.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -57,6 +58,23 @@ _DROPPED_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", 
                 "GIT_LITERAL_PATHSPECS", "GIT_GLOB_PATHSPECS", "GIT_NOGLOB_PATHSPECS")
 
 
+@functools.cache
+def _trusted_directories() -> tuple[str, ...]:
+    """The user's `safe.directory` entries, kept: repositories owned by someone else stay readable.
+
+    They are read once from the user's and the system's configuration, which every other git
+    call ignores; they only say which repositories git may open, never what it prints.
+    """
+    try:
+        out = subprocess.run(["git", "config", "--show-scope", "--get-all", "safe.directory"], capture_output=True,
+                             cwd="/").stdout.decode("utf-8", "surrogateescape")
+    except OSError:
+        return ()
+    entries = [line.split("\t", 1) for line in out.splitlines() if "\t" in line]
+    return tuple(arg for scope, d in entries if scope in ("global", "system") and d
+                 for arg in ("-c", f"safe.directory={d}"))
+
+
 class GitError(Exception):
     """A git command failed; the message is git's own first error line."""
 
@@ -74,7 +92,7 @@ class Git:
         self.env = git_env()
 
     def argv(self, args: list[str]) -> list[str]:
-        return ["git", "-C", str(self.repo), *_GLOBAL, *args]
+        return ["git", "-C", str(self.repo), *_GLOBAL, *_trusted_directories(), *args]
 
     def run(self, *args: str, input: bytes | None = None) -> bytes:
         proc = subprocess.run(self.argv(list(args)), input=input, capture_output=True, env=self.env)

@@ -18,7 +18,7 @@ import semantic_chunker
 from chunking.snapshots import MISSING, TreeReader
 from conftest import RepoBuilder
 from pipeline_config import PipelineConfig, validate
-from pipeline_io import iter_jsonl
+from pipeline_io import UserError, iter_jsonl
 from pipeline_state import OutputLock
 from scrapers.git_runner import resolve_repo
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, scrape
@@ -286,3 +286,24 @@ def test_partial_clone_with_an_unreachable_promisor_is_scraped(tmp_path):
     assert all(f["diff"] for r in records for f in r["files"] if f["path"] == "s.py")
     with TreeReader(clone) as tree:
         assert [(p, s) for p, s, _ in tree.files("HEAD")] == [("big.txt", MISSING), ("s.py", 6)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a repository someone else's needs root")
+def test_users_safe_directory_is_kept(tmp_path, monkeypatch):
+    """`~/.gitconfig` is ignored, except `safe.directory`: a repository owned by another user stays readable."""
+    from scrapers import git_runner
+
+    b = RepoBuilder(tmp_path / "theirs")
+    b.commit("one", {"a.py": "x = 1\n"})
+    subprocess.run(["chown", "-R", "12345:12345", str(b.path)], check=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    git_runner._trusted_directories.cache_clear()
+    with pytest.raises(UserError, match="dubious ownership"):
+        list(iter_commits(ScrapeConfig(repo=str(b.path), progress=False)))
+    git(home, "config", "--global", "--add", "safe.directory", str(b.path))
+    git_runner._trusted_directories.cache_clear()
+    assert len(list(iter_commits(ScrapeConfig(repo=str(b.path), progress=False)))) == 1
+    git_runner._trusted_directories.cache_clear()
