@@ -177,9 +177,12 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 # Write failures that are the output location's fault, not the program's.
-DISK_ERRNOS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for the file system"}
+FULL = "free space or pass another --output-dir"
+DISK_ERRNOS = {errno.ENOSPC: ("the disk is full", FULL), errno.EDQUOT: ("the disk quota is exceeded", FULL),
+               errno.EFBIG: ("the file is too large for the file system", FULL),
+               errno.EROFS: ("the file system is read-only", "pass another --output-dir"),
+               errno.EACCES: ("permission denied", "pass another --output-dir"),
+               errno.EPERM: ("permission denied", "pass another --output-dir")}
 
 
 def disk_error(e: BaseException) -> str | None:
@@ -189,9 +192,11 @@ def disk_error(e: BaseException) -> str | None:
     """
     if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
         where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{DISK_ERRNOS[e.errno]} ({e.strerror}); free space or pass another --output-dir"
-    if type(e) is Exception and any(os.strerror(n) in str(e) for n in DISK_ERRNOS):
-        return f"{e}; free space or pass another --output-dir"
+        what, remedy = DISK_ERRNOS[e.errno]
+        return f"{where}{what} ({e.strerror}); {remedy}"
+    for n, (what, remedy) in DISK_ERRNOS.items():
+        if type(e) is Exception and os.strerror(n) in str(e):
+            return f"{what} ({e}); {remedy}"
     return None
 
 
@@ -206,6 +211,8 @@ def run_main(fn: Callable[[], int | None]) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 1
     except Exception as e:
         message = disk_error(e)
         if message is None:
@@ -215,5 +222,3 @@ def run_main(fn: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 1

@@ -7,8 +7,10 @@ Every stage reads a repository through `Git`, so that what it sees does not depe
 it: `/etc/gitconfig`, `~/.gitconfig`, `$XDG_CONFIG_HOME/git/config` and the global attributes
 file are not read, environment variables that redirect or reconfigure git are dropped, and the
 repository-local settings that change what `git log`/`git diff` print are pinned on the command
-line (which beats every configuration file). What stays repository-local: `.gitattributes` in
-the tree (binary marks), `refs/replace`, and `submodule.<name>.ignore` in `.gitmodules`.
+line (which beats every configuration file). The user's `safe.directory` entries are the one
+thing kept from their configuration (which repositories git may open, not what it prints).
+What stays repository-local: `.gitattributes` in the tree (binary marks), `refs/replace`, and
+`submodule.<name>.ignore` in `.gitmodules`.
 
 Partial clones: `GIT_NO_LAZY_FETCH` stops git from fetching missing objects from the promisor
 remote (no network, no password prompt: `GIT_TERMINAL_PROMPT=0`); `missing_objects` finds what a
