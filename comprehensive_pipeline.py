@@ -29,6 +29,8 @@ from pipeline_checks import check_chunks, check_dataset, check_history, check_to
 from pipeline_config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
 from pipeline_io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
 from pipeline_state import OutputLock, RunState, stage_key
+from reporting import report_and_export
+from reporting.export import check_formats
 from splits import SPLITS
 
 logger = logging.getLogger("comprehensive_pipeline")
@@ -71,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--force", action="store_const", const=True, help="redo every stage even if it already finished")
     add("--train", action="store_const", const=True, help="train a model on the splits when done")
     add("--training-config", help=f"config for --train [{d.training_config}]")
+    add("--no-report", dest="report", action="store_const", const=False,
+        help="do not write report.html and report/*.png after stage 4")
+    add("--export", type=lambda v: v.split(","), help="also export the splits as: hf, nanogpt (comma-separated) [none]")
     add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
@@ -106,6 +111,7 @@ class Pipeline:
         self.state = RunState(out)
         self.reports: list[StageReport] = []
         self.fallbacks: list[str] = []
+        self.extras: list[tuple[str, Path]] = []  # the report and exports written after stage 4
         self.p = {
             "history": out / "git_history_rich.jsonl",
             "history_json": out / "git_history_rich.json",
@@ -321,6 +327,7 @@ class Pipeline:
         chunks = self.chunk(tok, identity)
         self.tokenize(chunks, tok, identity)
         info = self.build_dataset()
+        self.extras = report_and_export(self.out, self.cfg.report, self.cfg.export, self.cfg.progress)
         self.summarize(info, identity)
         return info
 
@@ -340,6 +347,7 @@ class Pipeline:
                   f"vocab:    {identity['vocab_size']:,} ({identity['name_or_path']})",
                   f"on disk:  {size / 1e6:.1f} MB in {self.out}"]
         lines += [f"FALLBACK: {f}" for f in self.fallbacks]
+        lines += [f"{label}: {path}" for label, path in self.extras]
         lines += ["", "train on these splits with:", "  " + " ".join(self.train_argv())]
         print("\n".join(lines))
 
@@ -352,6 +360,7 @@ class Pipeline:
 def run_pipeline(cfg: PipelineConfig) -> dict:
     """Run every stage for `cfg`; returns the dataset manifest's counts. Raises UserError on bad input."""
     repo, out = validate(cfg)
+    check_formats(cfg.export)
     with OutputLock(out):
         pipeline = Pipeline(cfg, repo, out)
         info = pipeline.run()

@@ -24,7 +24,7 @@ MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
 RATIO_TOLERANCE = 1e-6
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -56,6 +56,8 @@ class PipelineConfig:
     train: bool = False
     training_config: str = "training_config.yaml"
     progress: bool = True
+    report: bool = True                       # report.html and report/*.png after stage 4
+    export: list[str] = field(default_factory=list)   # "hf", "nanogpt": extra formats of the splits
 
     @property
     def ratios(self) -> tuple[float, float, float]:
