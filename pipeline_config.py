@@ -109,8 +109,10 @@ def _typed(name: str, value, where: str):
             return value
         if typing.get_origin(t) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
+        if t not in (bool, int, float, str) and isinstance(t, type) and isinstance(value, t):
+            return value
     names = " or ".join("null" if t is type(None) else "a list of strings" if typing.get_origin(t) is list
-                        else {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[t]
+                        else {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(t, str(t))
                         for t in options)
     raise UserError(f"{where} must be {names}, got {value!r} ({type(value).__name__})")
 
