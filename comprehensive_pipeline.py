@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pipeline_checks import check_chunks, check_dataset, check_history, check_tokenized
 from pipeline_config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
-from pipeline_io import UserError, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
+from pipeline_io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
 from pipeline_state import OutputLock, RunState, stage_key
 from reporting import report_and_export
 from reporting.export import check_formats
@@ -255,6 +255,8 @@ class Pipeline:
         except UserError:
             raise
         except Exception as e:  # a bug in chunking must not cost the user the run: fall back, loudly
+            if disk_error(e):
+                raise
             logger.error("stage 2 (chunk) failed: %s: %s; stage 3 runs on raw commit records instead",
                          type(e).__name__, e)
             logger.debug("stage 2 traceback", exc_info=True)

@@ -12,7 +12,9 @@ UTF-8 keep their bytes as `\\xNN`.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, MAX_FUNCTION_FILES_PER_COMMIT, BlobReader, changed_functions, changed_line_ranges,
                                  commit_complexity, measurable)
@@ -30,6 +32,14 @@ def _path(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _change_type(status: str) -> str:
     """`M`, `R087` or a merge's per-parent letters (`MM`: modified against both parents)."""
     letters = set(status[0] if status[0] in "RC" else status)
@@ -38,6 +48,79 @@ def _change_type(status: str) -> str:
 
 def _blob(sha: str) -> str | None:
     return None if sha == NULL_SHA else sha
+
+
+_RAW_DATE = re.compile(r"(-?\d+) (\S+)")
+_OFFSET = re.compile(r"([+-])([01]\d|2[0-3])([0-5]\d)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_raw_date(raw: str) -> tuple[int | None, str | None, str | None]:
+    """`(epoch, ISO 8601, problem)` of a date as git recorded it (`"<epoch> <offset>"`).
+
+    The ISO time is in the recorded offset; a malformed offset gives the time in UTC and a
+    problem; a missing or unreadable date gives `(None, None, problem)`.
+
+    >>> parse_raw_date("1315449530 +0200")
+    (1315449530, '2011-09-08T04:38:50+02:00', None)
+    >>> parse_raw_date("1315449530 +51800")
+    (1315449530, '2011-09-08T02:38:50+00:00', "offset '+51800' is malformed (time given in UTC)")
+    >>> parse_raw_date("-100000000 -0500")
+    (-100000000, '1966-10-31T09:13:20-05:00', None)
+    """
+    m = _RAW_DATE.fullmatch(raw.strip())
+    if m is None:
+        return None, None, "missing" if not raw.strip() else f"unreadable ({raw.strip()!r})"
+    epoch, offset = int(m[1]), m[2]
+    tz, problem = timezone.utc, None
+    o = _OFFSET.fullmatch(offset)
+    if o is None:
+        problem = f"offset {offset!r} is malformed (time given in UTC)"
+    else:
+        tz = timezone((-1 if o[1] == "-" else 1) * timedelta(hours=int(o[2]), minutes=int(o[3])))
+    try:
+        when = (_EPOCH + timedelta(seconds=epoch)).astimezone(tz)
+    except OverflowError:
+        return epoch, None, f"epoch {epoch} is out of range"
+    return epoch, when.isoformat(), problem
+
+
+def _raw_header_dates(git: Git, commit: str) -> dict[str, str]:
+    """The `author`/`committer` dates of the commit object itself: what `%ad` cannot print (before 1970)."""
+    out = git.run("cat-file", "commit", commit).decode("utf-8", "replace")
+    dates = {}
+    for line in out.split("\n\n", 1)[0].split("\n"):
+        role, _, rest = line.partition(" ")
+        if role in ("author", "committer"):
+            dates[role] = rest.rpartition(">")[2].strip()
+    return dates
+
+
+def commit_dates(git: Git, header: dict[str, str]) -> dict:
+    """The record's date fields from the raw dates in `header`; problems are listed, never raised.
+
+    A date git cannot print is read from the commit object; a missing committer date falls back
+    to the author date (and the other way round), and both missing to the epoch.
+    """
+    raw = {"author": header["author_date"], "committer": header["committer_date"]}
+    if not raw["author"] or not raw["committer"]:
+        try:
+            raw.update(_raw_header_dates(git, header["hash"]))
+        except GitError as e:
+            logger.warning("commit %s: cannot read its raw dates (%s)", header["hash"][:12], e)
+    parsed = {role: parse_raw_date(raw[role]) for role in raw}
+    problems = [f"{role} date {p[2]}" for role, p in parsed.items() if p[2]]
+    fields = {}
+    for role, other in (("author", "committer"), ("committer", "author")):
+        epoch, iso, _ = parsed[role]
+        if iso is None:
+            epoch, iso, _ = parsed[other]
+        if iso is None:
+            epoch, iso = 0, _EPOCH.isoformat()
+        fields[role] = (epoch, iso)
+    return {"authored_at": fields["author"][1], "committed_at": fields["committer"][1],
+            "timestamp": fields["committer"][0], "author_date_raw": raw["author"],
+            "committer_date_raw": raw["committer"], "date_problems": problems}
 
 
 class RecordBuilder:
@@ -71,7 +154,11 @@ class RecordBuilder:
         complexity["max_function_ccn"] = max(ccns, default=0)
         complexity["mean_function_ccn"] = round(sum(ccns) / len(ccns), 3) if ccns else 0.0
         is_merge = len(parents) > 1
+        dates = commit_dates(self.git, h)
+        if dates["date_problems"]:
+            logger.warning("commit %s: %s", h["hash"][:12], "; ".join(dates["date_problems"]))
         c = self.counts
+        c["malformed_dates"] += bool(dates["date_problems"])
         c["commits"] += 1
         c["merges"] += is_merge
         c["empty_commits"] += not files
@@ -88,9 +175,7 @@ class RecordBuilder:
             "author": {"name": self.redact(h["author_name"], "authors"), "email": self.redact(h["author_email"], "authors")},
             "committer": {"name": self.redact(h["committer_name"], "authors"),
                           "email": self.redact(h["committer_email"], "authors")},
-            "authored_at": h["authored_at"],
-            "committed_at": h["committed_at"],
-            "timestamp": int(h["timestamp"]),
+            **dates,
             "subject": message.split("\n\n", 1)[0].replace("\n", " ").strip(),
             "message": message,
             "branches": branches,
@@ -113,6 +198,10 @@ class RecordBuilder:
         c["truncated"] += truncated
         c["missing_objects"] += fc.missing_object
         c["diff_bytes"] += len(fc.patch)
+        text = patch.decode("utf-8", "replace")
+        # content in latin-1 or another encoding (the hunks, not the header's path): marked and counted
+        not_utf8 = "\ufffd" in text and not _is_utf8(patch[max(patch.find(b"\n@@"), 0):])
+        c["not_utf8_diffs"] += not_utf8
         path = _path(fc.path)
         return {
             "path": self.redact(path, "paths"),
@@ -122,7 +211,8 @@ class RecordBuilder:
             "additions": fc.additions,
             "deletions": fc.deletions,
             "is_binary": is_binary,
-            "diff": self.redact(patch.decode("utf-8", "replace"), "diffs", path),
+            "diff": self.redact(text, "diffs", path),
+            "not_utf8": not_utf8,
             "truncated": truncated,
             "old_mode": None if fc.modes[0] == "000000" else fc.modes[0],
             "new_mode": None if fc.modes[-1] == "000000" else fc.modes[-1],

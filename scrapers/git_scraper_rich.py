@@ -28,7 +28,8 @@ from tqdm import tqdm
 from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
-from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
+from scrapers.git_log_stream import list_commits, parse_commit, stream_commits
+from scrapers.git_runner import Git, GitError, resolve_repo
 from scrapers.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class ScrapeConfig:
     def output_path(self) -> Path:
         if self.output:
             return Path(self.output)
-        return Path("data") / Path(self.repo).resolve().name / "git_history_rich.jsonl"
+        return Path("data") / Path(self.repo).resolve().name.removesuffix(".git") / "git_history_rich.jsonl"
 
     def stats_file(self) -> Path:
         return Path(self.stats_path) if self.stats_path else self.output_path().with_name("git_history_stats.json")
@@ -73,16 +74,18 @@ class _Scrape:
         repo = Path(config.repo)
         if not repo.is_dir():
             raise UserError(f"{repo}: no such directory (pass --repo PATH to a git repository)")
-        self.git = git = Git(repo)
-        try:
+        try:  # a subdirectory or `X/.git` means the repository X
+            repo = resolve_repo(repo.resolve())
+            self.git = git = Git(repo)
             flags = git.run("rev-parse", "--is-bare-repository", "--is-shallow-repository").decode().split()
         except FileNotFoundError:
             raise UserError("git is not installed or not on PATH") from None
         except GitError as e:
             raise UserError(f"{repo}: not a git repository ({e})") from None
+        config.repo = str(repo)
         self.bare, self.shallow = (f == "true" for f in flags)
-        head = self._try("rev-parse", "--verify", "-q", "HEAD")
-        self.detached = head is not None and self._try("symbolic-ref", "-q", "HEAD") is None
+        head = self.git.try_run("rev-parse", "--verify", "-q", "HEAD")
+        self.detached = head is not None and self.git.try_run("symbolic-ref", "-q", "HEAD") is None
         self.redact_refs = Redactor(config.redact)  # branch and tag names reach the records and the stats
         self.branch_tips, self.tags = self._refs()
         if head is None and not self.branch_tips and not self.tags:
@@ -100,12 +103,6 @@ class _Scrape:
         self.aggregates = RepositoryAggregates()
         self.builder: RecordBuilder | None = None
 
-    def _try(self, *args: str) -> str | None:
-        try:
-            return self.git.run(*args).decode().strip() or None
-        except GitError:
-            return None
-
     def _refs(self) -> tuple[dict[str, str], dict[str, str]]:
         """Branch name -> tip commit (local and remote), tag name -> commit it points at (peeled)."""
         fmt = "--format=%(refname)%00%(objectname)%00%(symref)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
@@ -117,6 +114,10 @@ class _Scrape:
             if ref.startswith("refs/tags/"):
                 if (peeled_kind or kind) == "commit":
                     tags[self.redact_refs(ref[len("refs/tags/"):], "refs")] = peeled or obj
+                elif peeled_kind == "tag":  # a tag of a tag: `*` peels one level, rev-parse to the end
+                    commit = self.git.try_run("rev-parse", "--verify", "-q", ref + "^{commit}")
+                    if commit is not None:
+                        tags[self.redact_refs(ref[len("refs/tags/"):], "refs")] = commit
             elif not symref and kind == "commit":
                 branches[self.redact_refs(ref.split("/", 2)[2], "refs")] = obj
         return branches, tags
