@@ -46,7 +46,7 @@ for c in Repository(sys.argv[1], include_refs=True, include_remotes=True, order=
         files += 1
         m.diff, m.added_lines, m.deleted_lines
         if sys.argv[2] == "1":  # the scraper's function complexity: changed methods and their CCN (lizard)
-            [f.cyclomatic_complexity for f in m.changed_methods]
+            [f.complexity for f in m.changed_methods]
 print(n, files)
 """
 

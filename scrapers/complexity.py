@@ -23,7 +23,7 @@ read through one long-running `git cat-file --batch` process.
 from __future__ import annotations
 
 import functools
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from itertools import accumulate
 import math
 import re
@@ -211,7 +211,6 @@ class FunctionIndex:
         else:
             self.tree = parser(lang).parse(content)
         self.measured: dict[tuple[int, int], Function] = {}
-        self._code_lines: list[int] | None = None
 
     def lines(self) -> _Lines:
         if self._lines is None:
@@ -220,36 +219,41 @@ class FunctionIndex:
 
     def touching(self, ranges: list[tuple[int, int]] | None) -> list[Function]:
         """Functions overlapping the 1-based line `ranges` (every function when None), in source order."""
+        if ranges is None:  # every function: one query for them and their decision points
+            captures = QueryCursor(_decision_query(self.lang)).captures(self.tree.root_node)
+            nodes = _in_order(captures.get("f", []))
+            if nodes and any((n.start_byte, n.end_byte) not in self.measured for n in nodes):
+                self._measure(nodes, captures)
+            return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
+        if not ranges:
+            return []
         cursor = QueryCursor(_function_query(self.lang))
-        if ranges is not None:
-            if not ranges:
-                return []
-            cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
-        nodes = sorted(cursor.captures(self.tree.root_node).get("f", []), key=lambda n: (n.start_byte, -n.end_byte))
-        if ranges is not None:
-            nodes = [n for n in nodes if any(a <= n.end_point.row + 1 and n.start_point.row + 1 <= b for a, b in ranges)]
+        cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
+        nodes = [n for n in _in_order(cursor.captures(self.tree.root_node).get("f", []))
+                 if any(a <= n.end_point.row + 1 and n.start_point.row + 1 <= b for a, b in ranges)]
         new = [n for n in nodes if (n.start_byte, n.end_byte) not in self.measured]
         if new:
-            self._measure(new)
+            cursor = QueryCursor(_decision_query(self.lang))
+            cursor.set_byte_range(new[0].start_byte, max(n.end_byte for n in new))
+            self._measure(new, cursor.captures(self.tree.root_node))
         return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
 
-    def _measure(self, targets: list) -> None:
-        """CCN of `targets` (sorted by start), from one query over the bytes they span.
+    def _measure(self, targets: list, captures: dict) -> None:
+        """CCN of `targets` (sorted by start) from the decision query's `captures` over the bytes they span.
 
         Each decision point counts for the innermost function around it; the functions nested in
         a target are captured too, so that theirs do not count for it.
         """
-        lo, hi = targets[0].start_byte, max(n.end_byte for n in targets)
-        cursor = QueryCursor(_decision_query(self.lang))
-        cursor.set_byte_range(lo, hi)
-        captures = cursor.captures(self.tree.root_node)
-        functions = sorted({(n.start_byte, n.end_byte) for n in captures.pop("f", []) if lo <= n.start_byte}
+        lo = targets[0].start_byte
+        functions = sorted({(n.start_byte, n.end_byte) for n in captures.get("f", []) if lo <= n.start_byte}
                            | {(n.start_byte, n.end_byte) for n in targets})
         starts = [f[0] for f in functions]
         ccn = dict.fromkeys(functions, 1)
-        skip = sorted((n.start_byte, n.end_byte) for n in captures.pop("x", []))  # C's `#if` conditions
+        skip = sorted((n.start_byte, n.end_byte) for n in captures.get("x", []))  # C's `#if` conditions
         for name, found in captures.items():
-            weight = _WEIGHT[name]
+            weight = _WEIGHT.get(name)
+            if weight is None:
+                continue
             for n in found:
                 b = n.start_byte
                 if skip and any(s <= b < e for s, e in skip):
@@ -275,10 +279,8 @@ class FunctionIndex:
 
     def _nloc(self, node) -> int:
         """Lines of the function with code on them (not blank, not only a comment)."""
-        if self._code_lines is None:  # where each line with code starts, once per blob
-            self._code_lines = [m.start() for m in _CODE_LINE.finditer(self.content)]
         line_start = self.content.rfind(b"\n", 0, node.start_byte) + 1
-        return bisect_left(self._code_lines, node.end_byte) - bisect_left(self._code_lines, line_start)
+        return len(_CODE_LINE.findall(self.content, line_start, node.end_byte))
 
 
 _UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
@@ -315,6 +317,11 @@ def _edit(tree, old: _Lines, new: _Lines, patch: bytes) -> bool:
                   start_point=Point(old_row, 0), old_end_point=Point(old_row + b, 0),
                   new_end_point=Point(old_row + d, 0))
     return True
+
+
+def _in_order(nodes: list) -> list:
+    """Outer before inner, in source order."""
+    return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
 
 
 _WEIGHT = {
