@@ -11,26 +11,27 @@ over many files scores higher than the same number of lines in one file.
 
 Changed functions: every language stage 2 has a tree-sitter grammar for (`chunking.parsers`:
 Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
-blob id), and only the functions that overlap an added or changed line get a cyclomatic
+blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
+hunks changed it), and only the functions that overlap an added or changed line get a cyclomatic
 complexity: McCabe's 1 + the decision points in the function's own body (nested functions are
 measured on their own), counted on the syntax tree's tokens the way lizard counts its tokens
 (`if`, `for`, `while`, `catch`, `case`, `&&`, `||`, `?`, per language; Python's `elif`,
 `except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
 the first). tests/test_complexity.py checks it against lizard on real code. The new content is
-read through one long-running `git cat-file --batch` process.
+read through one long-running `git cat-file --batch` process, asked a few commits ahead.
 """
 
 from __future__ import annotations
 
 import functools
-from bisect import bisect_right
-from itertools import accumulate
 import math
 import re
 import subprocess
 import threading
+from bisect import bisect_right
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from itertools import accumulate
 
 from tree_sitter import Point, QueryCursor
 
