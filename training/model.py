@@ -96,6 +96,26 @@ def position_slots(model) -> int | None:
     return None
 
 
+def fit_positions(model, splits, max_context: int = 0) -> int:
+    """Shorten every example's context to what `max_context` and the model's position slots allow
+    (the last tokens are kept); returns the positions an example now needs (context + target)."""
+    meta = splits[0].meta
+    target, full = int(meta["target_window"]), int(meta["context_window"])
+    context = min(full, max_context or full)
+    slots = position_slots(model)
+    if slots is not None and slots < context + target:
+        if slots <= target:
+            raise UserError(f"the model reads {slots} positions, not enough for the dataset's {target}-token "
+                            "target window; rebuild the dataset with a smaller --target-window")
+        logger.warning("the model reads at most %d positions: using the last %d of each example's %d context "
+                       "tokens (set --max-context to choose fewer)", slots, slots - target, context)
+        context = slots - target
+    if context < full:
+        for split in splits:
+            split.limit_context(context)
+    return context + target
+
+
 def is_lora(model) -> bool:
     return hasattr(model, "peft_config")
 

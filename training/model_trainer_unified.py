@@ -52,27 +52,6 @@ def _splits(cfg: TrainConfig) -> tuple[Split, Split | None, Split | None]:
     return train, others[0], others[1]
 
 
-def _fit_positions(cfg: TrainConfig, core, splits: list[Split]) -> int:
-    """Shorten every example's context to what `max_context` and the model's position slots allow;
-    returns the positions an example now needs (context + target window)."""
-    from training.model import position_slots
-    meta = splits[0].meta
-    target = int(meta["target_window"])
-    context = min(int(meta["context_window"]), cfg.max_context or int(meta["context_window"]))
-    slots = position_slots(core)
-    if slots is not None and slots < context + target:
-        if slots <= target:
-            raise UserError(f"--model {cfg.model}: it reads {slots} positions, not enough for the dataset's "
-                            f"{target}-token target window; rebuild the dataset with a smaller --target-window")
-        logger.warning("the model reads at most %d positions: using the last %d of each example's %d context "
-                       "tokens (set --max-context to choose fewer)", slots, slots - target, context)
-        context = slots - target
-    if context < int(meta["context_window"]):
-        for split in splits:
-            split.limit_context(context)
-    return context + target
-
-
 def _cpu_estimate(run_micro, steps: int, grad_accum: int) -> None:
     """Time one micro-batch (forward and backward) and say what the run will cost on this CPU."""
     t0 = time.perf_counter()
@@ -95,7 +74,7 @@ def run(cfg: TrainConfig) -> dict:
     import torch
 
     from training.device import init_distributed, select_device, select_dtype
-    from training.model import build_model
+    from training.model import build_model, fit_positions
 
     if cfg.device != "cpu" and cfg.device != "mps":
         from training.device import cuda_alloc_conf
@@ -112,7 +91,7 @@ def run(cfg: TrainConfig) -> dict:
     try:
         torch.manual_seed(cfg.seed)
         core = build_model(cfg, train.identity, positions).to(device)
-        positions = _fit_positions(cfg, core, [train, *evals.values()])
+        positions = fit_positions(core, [train, *evals.values()], cfg.max_context)
         return _train(cfg, core, train, evals, out, dist, device, dtype, use_scaler, positions)
     except Exception as e:
         if not is_out_of_memory(e):
