@@ -108,7 +108,7 @@ def split_losses(model, split, cfg: EvalConfig, device, chunk_map=None) -> dict:
     if chunk_map is not None and len(losses):
         rows = chunk_map.chunk_of(positions)
         for key in ("language", "category"):
-            names = np.array([str(r.get(key)) for r in chunk_map.rows] + ["prefix"])
+            names = np.array([r.get(key) or "(no file)" for r in chunk_map.rows] + ["(prefix)"])
             groups = names[np.where(rows < 0, len(names) - 1, rows)]
             result[f"by_{key}"] = {g: _group(losses[groups == g]) for g in sorted(set(groups.tolist()))}
     return result
@@ -157,7 +157,7 @@ def complete_lines(model, tok, samples: list[tuple[str, str]], cfg: EvalConfig, 
         room = min(room, cfg.max_context)
     out = []
     for prompt, _ in tqdm(samples, desc="completion", unit="line", disable=not cfg.progress, leave=False):
-        ids = tok(prompt, add_special_tokens=False)["input_ids"][-room:]
+        ids = tok(prompt, add_special_tokens=False, verbose=False)["input_ids"][-room:]
         x = torch.tensor([ids], device=device)
         with torch.no_grad():
             y = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=cfg.max_new_tokens,

@@ -52,7 +52,7 @@ def run(cfg: GenerateConfig) -> str:
     except (OSError, ValueError) as e:
         raise UserError(f"--model {cfg.model}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
     torch.manual_seed(cfg.seed)
-    ids = tok(cfg.prompt, add_special_tokens=False)["input_ids"]
+    ids = tok(cfg.prompt, add_special_tokens=False, verbose=False)["input_ids"]
     slots = position_slots(model)
     if slots is not None and len(ids) + cfg.max_new_tokens > slots:
         room = slots - cfg.max_new_tokens

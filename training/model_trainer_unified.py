@@ -62,11 +62,15 @@ def _cpu_estimate(run_micro, steps: int, grad_accum: int) -> None:
 
 
 def _duration(seconds: float) -> str:
-    """'0.3 s', '12 min', '5.0 h', '3.1 days'."""
+    """'0.03 s', '12 s', '5.0 min', '3.1 days'.
+
+    >>> [_duration(s) for s in (0.031, 12.4, 300, 3 * 86400)]
+    ['0.031 s', '12 s', '5.0 min', '3.0 days']
+    """
     for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= 2 * size:
             return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.1f} s"
+    return f"{seconds:.2g} s"
 
 
 def run(cfg: TrainConfig) -> dict:
