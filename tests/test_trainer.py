@@ -256,9 +256,17 @@ def test_fine_tune_with_lora_from_a_saved_model(trained, data_dir, tmp_path):
 
 
 def test_device_selection_through_torch():
-    assert select_device("cpu").type == "cpu"
-    want = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    assert select_device("auto").type == want
+    import os
+    import subprocess
+    import sys
+    assert select_device("cpu").type == "cpu" and select_device(" CPU ").type == "cpu"
+    if torch.cuda.is_available():
+        assert select_device("auto", local_rank=0) == torch.device("cuda:0")  # a torchrun rank's own GPU
+    if sys.platform == "linux":  # no GPU visible (and no MPS on Linux): auto is the CPU, on any machine
+        code = "from training.device import select_device; print(select_device('auto'))"
+        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+                              cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip() == "cpu", done.stderr[-500:]
     assert select_dtype(torch.device("cpu"), "auto") == (torch.float32, False)
     assert select_dtype(torch.device("cpu"), "bf16") == (torch.bfloat16, False)
     with pytest.raises(UserError, match="fp16"):
