@@ -95,9 +95,18 @@ def test_fine_tune_measures_the_start_and_the_change(pretrained, datasets, tmp_p
     assert max(x["lr"] for x in lines if x["event"] == "train") == pytest.approx(5e-5)
     want = (f"val perplexity {s['val_perplexity_start']:.2f} -> {s['val_perplexity']:.2f}, "
             f"test perplexity {s['test_perplexity_start']:.2f} -> {s['test_perplexity']:.2f}")
-    assert want in caplog.text and "finetune_learning_rate: fine-tuning defaults" in caplog.text
+    assert want in caplog.text and "finetune_learning_rate: the fine-tuning rate, not learning_rate" in caplog.text
     assert "effective batch 4 examples = 4 per micro-batch x 1 accumulation x 1 processes" in caplog.text
     assert "training on the CPU: about" in caplog.text
+
+
+def test_learning_rate_flag_sets_the_fine_tuning_rate():
+    from training.config import peak_learning_rate
+    assert peak_learning_rate(load_config(ROOT / "training_config.yaml", {"model": "m"})) == (
+        5e-5, "finetune_learning_rate")  # the file's from-scratch 6e-4 does not apply
+    assert peak_learning_rate(load_config(ROOT / "training_config.yaml", {"model": "m", "learning_rate": 1e-5}))[0] == 1e-5
+    lora = load_config(None, {"model": "m", "lora": True, "learning_rate": 3e-4})
+    assert peak_learning_rate(lora) == (3e-4, "lora_learning_rate")
 
 
 def test_best_is_never_worse_than_the_starting_model(pretrained, datasets, tmp_path):

@@ -50,7 +50,8 @@ class TrainConfig:
     max_steps: int = _f(0, "if > 0: total optimizer steps (overrides epochs for the schedule and the end)")
     batch_size: int = _f(8, "examples per micro-batch per process")
     grad_accum: int = _f(1, "micro-batches per optimizer step")
-    learning_rate: float = _f(3e-4, "from scratch: peak learning rate (after warmup)")
+    learning_rate: float = _f(3e-4, "from scratch: peak learning rate (after warmup); as a flag with model: the "
+                              "fine-tuning rate of this run")
     finetune_learning_rate: float = _f(5e-5, "with model (full fine-tuning): peak learning rate")
     lora_learning_rate: float = _f(2e-4, "with model and lora: peak learning rate")
     min_lr_ratio: float = _f(0.1, "cosine schedule floor, as a fraction of learning_rate")
@@ -154,7 +155,13 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Train
         if key not in FIELDS:
             raise UserError(f"unknown config key: {key}")
         values[key] = value
-    return validate(TrainConfig(**values))
+    cfg = validate(TrainConfig(**values))
+    if cfg.model and "learning_rate" in (overrides or {}):
+        # --learning-rate on the command line of a fine-tuning run means the rate of this run.
+        key = peak_learning_rate(cfg)[1]
+        if key not in overrides:
+            setattr(cfg, key, cfg.learning_rate)
+    return cfg
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:

@@ -154,7 +154,7 @@ def _train(cfg, core, train, evals, out, dist, device, dtype, use_scaler, positi
                     "(<= %s tokens/step)", cfg.batch_size * cfg.grad_accum * dist.world, cfg.batch_size,
                     cfg.grad_accum, dist.world, f"{tokens_per_step:,}")
         logger.info("  learning rate %.2e (%s%s), warmup %d steps, cosine to %.2e", peak_lr, lr_key,
-                    ": fine-tuning defaults" if cfg.model else "", warmup, peak_lr * cfg.min_lr_ratio)
+                    ": the fine-tuning rate, not learning_rate" if cfg.model else "", warmup, peak_lr * cfg.min_lr_ratio)
         logger.info("  steps %d (%d per epoch), from step %d; evaluation and checkpoint %s", total_steps,
                     steps_per_epoch, loop["step"],
                     f"every {cfg.eval_every} steps" if cfg.eval_every else "at the end of each epoch")
