@@ -57,8 +57,8 @@ def _cpu_estimate(run_micro, steps: int, grad_accum: int) -> None:
     t0 = time.perf_counter()
     run_micro()
     per_step = (time.perf_counter() - t0) * grad_accum
-    logger.warning("training on the CPU: about %s per step, %s for the %d steps left (one micro-batch timed); "
-                   "a GPU is usually 50-100x faster", _duration(per_step), _duration(per_step * steps), steps)
+    logger.warning("training on the CPU: about %s per step, %s for the %d steps left (one micro-batch timed)",
+                   _duration(per_step), _duration(per_step * steps), steps)
 
 
 def _duration(seconds: float) -> str:
