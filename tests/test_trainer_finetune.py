@@ -259,6 +259,14 @@ def test_evaluate_compares_models_by_language_and_completion(pretrained, dataset
     assert math.isclose(sum(g["loss"] * g["tokens"] for g in langs.values()) / a["test"]["tokens"],
                         a["test"]["loss"], rel_tol=1e-4)
     assert set(a["test"]["by_category"]) <= {"code", "tests", "docs", "config", "data", "(no file)"}
+    # the token each loss belongs to (the per-language map relies on it), with a shortened context too
+    split = load_split(datasets["log"] / "training_data_test.json")
+    split.limit_context(20)
+    for idx in (np.array([0, 5, 17]), np.array([len(split) - 1, 3])):
+        batch = split.batch(idx)
+        mask, pos = evaluate.predicted_positions(split, idx, batch, batch["max_target"] + 1)
+        labels = batch["labels"][:, -batch["max_target"]:].numpy()
+        assert np.asarray(split.tokens)[pos[mask]].tolist() == labels[labels != -100].tolist()
     # each completion answer is an added line of a test-period diff; the score is the lines' score
     split, tok = load_split(datasets["log"] / "training_data_test.json"), load_tokenizer(str(pretrained))
     cmap = load_chunk_map(split)

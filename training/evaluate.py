@@ -94,12 +94,7 @@ def split_losses(model, split, cfg: EvalConfig, device, chunk_map=None) -> dict:
                       disable=not cfg.progress, leave=False):
             batch = split.batch(b, "target")
             tl = token_losses(model, batch, device, amp, keep).cpu().numpy()  # (B, K)
-            width, k = batch["input_ids"].shape[1], tl.shape[1]
-            labels = batch["labels"][:, width - k:].numpy()
-            mask = np.pad(labels[:, 1:], ((0, 0), (0, 1)), constant_values=-100) != -100  # what each position predicts
-            # Position j predicts column width-k+j+1; column w of a row of n tokens is stream index start+w-(width-n).
-            n = split.context[b] + split.target[b]
-            pos = split.starts[b][:, None] + (width - k + 1 + np.arange(k))[None, :] - (width - n)[:, None]
+            mask, pos = predicted_positions(split, b, batch, tl.shape[1])
             losses.append(tl[mask])
             positions.append(pos[mask])
     losses, positions = np.concatenate(losses), np.concatenate(positions)
@@ -112,6 +107,17 @@ def split_losses(model, split, cfg: EvalConfig, device, chunk_map=None) -> dict:
             groups = names[np.where(rows < 0, len(names) - 1, rows)]
             result[f"by_{key}"] = {g: _group(losses[groups == g]) for g in sorted(set(groups.tolist()))}
     return result
+
+
+def predicted_positions(split, idx: np.ndarray, batch: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the last `k` positions of `batch` (rows `idx` of `split`): which ones predict a labelled
+    token, and that token's index in the split's stream; both (B, k)."""
+    width = batch["input_ids"].shape[1]
+    labels = batch["labels"][:, width - k:].numpy()
+    mask = np.pad(labels[:, 1:], ((0, 0), (0, 1)), constant_values=-100) != -100
+    # Position j predicts column width-k+j+1; column w of a row of n tokens is stream index start+w-(width-n).
+    n = split.context[idx] + split.target[idx]
+    return mask, split.starts[idx][:, None] + (width - k + 1 + np.arange(k))[None, :] - (width - n)[:, None]
 
 
 def _group(losses: np.ndarray) -> dict:
