@@ -125,9 +125,11 @@ def test_lora_saves_an_adapter_that_peft_loads(pretrained, datasets, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
     out = tmp_path / "lora"
-    s = trainer.run(tiny(datasets["log"], out, model=str(pretrained), lora=True, lora_r=4, max_steps=6,
-                         eval_every=3, lora_learning_rate=1e-2, final_weights="last"))
-    assert s["finished"] and (out / "adapter" / "adapter_config.json").is_file()
+    kw = dict(model=str(pretrained), lora=True, lora_r=4, max_steps=6, eval_every=3, lora_learning_rate=1e-2,
+              final_weights="last")
+    assert not trainer.run(tiny(datasets["log"], out, stop_at_step=3, **kw))["finished"]
+    s = trainer.run(tiny(datasets["log"], out, resume="last", **kw))  # from an adapter-only checkpoint
+    assert s["finished"] and s["step"] == 6 and (out / "adapter" / "adapter_config.json").is_file()
     base = AutoModelForCausalLM.from_pretrained(str(pretrained))
     adapted = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()
     merged = AutoModelForCausalLM.from_pretrained(str(out))
