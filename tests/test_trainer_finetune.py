@@ -288,3 +288,21 @@ def test_completion_score_on_known_lines():
     assert line_scores(["return a + b"], [line]) == (100.0, 100.0)  # whitespace runs collapsed
     assert line_scores(["return a - b", "x"], ["return a + b", "y"]) == (0.0, pytest.approx(100 * (22 / 24) / 2))
     assert line_scores([], []) == (0.0, 0.0) and np.isfinite(line_scores(["a"], [""])[1])
+
+
+def test_config_special_ids_are_the_tokenizers(tmp_path):
+    """A RoBERTa-style tokenizer (bos <s> 0, eos </s> 2): config.json must say 0 and 2, not 2 and 2."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tokenizers_.loading import tokenizer_identity
+    from training.model import scratch_model
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.train_from_iterator(["def f(x):\n    return x\n"] * 10, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "<pad>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", pad_token="<pad>", eos_token="</s>")
+    model = scratch_model(load_config(None, {"n_layer": 1, "n_embd": 16, "n_head": 2}), tokenizer_identity(tok), 16)
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id) == (0, 1, 2)
+    assert (model.config.bos_token_id, model.config.pad_token_id, model.config.eos_token_id) == (0, 1, 2)
