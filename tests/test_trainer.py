@@ -343,9 +343,10 @@ def test_two_process_ddp_on_cpu(data_dir, tmp_path):
     assert first["step"] == 0 and first["test_loss"] == pytest.approx(one["test_loss_start"], rel=1e-5)
 
 
-def test_early_stopping_after_patience(data_dir, tmp_path):
+def test_early_stopping_after_patience(data_dir, tmp_path, caplog):
     # learning rate 0: the val loss never improves after the first evaluation
     s = trainer.run(cfg(data_dir, tmp_path / "es", learning_rate=0.0, eval_every=1, patience=2, max_steps=20))
     assert s["stopped_early"] and s["finished"] and s["step"] == 2 and s["best_step"] == 0
     evals = [json.loads(x) for x in (tmp_path / "es/metrics.jsonl").read_text().splitlines()]
     assert [(e["step"], e["best"]) for e in evals if e["event"] == "eval"] == [(0, True), (1, False), (2, False)]
+    assert "stopped early at step 2 of 20: no better val loss in 2 evaluations; best step 0" in caplog.text

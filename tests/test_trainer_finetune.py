@@ -184,9 +184,10 @@ def test_fewer_position_slots_than_the_window(pretrained, datasets, tmp_path, ca
     assert text.startswith(prompt) and "completing its last 40 tokens" in caplog.text
 
 
-def test_resume_takes_the_new_rate_and_length(datasets, tmp_path):
+def test_resume_takes_the_new_rate_and_length(datasets, tmp_path, caplog):
     out = tmp_path / "r"
     trainer.run(tiny(datasets["log"], out, max_steps=10, stop_at_step=4, warmup_steps=0))
+    assert "stopped at step 4 as --stop-at-step 4 asked (the 10-step schedule is unchanged)" in caplog.text
     s = trainer.run(tiny(datasets["log"], out, max_steps=20, learning_rate=2e-3, warmup_steps=0, resume="last"))
     lines = records(out)
     marker = lines.index(next(x for x in lines if x["event"] == "resume"))
