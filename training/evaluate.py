@@ -202,12 +202,11 @@ def evaluate_model(spec: str, cfg: EvalConfig) -> dict:
         raise UserError(f"--model {spec}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
     fit_positions(model, list(splits.values()), cfg.max_context)
     result = {"model": spec}
-    for name, split in splits.items():
-        cmap = load_chunk_map(split) if name == "test" else None
-        result[name] = split_losses(model, split, cfg, device, cmap)
-        logger.info("%s: %s loss %.4f, perplexity %.2f", spec, name, result[name]["loss"], result[name]["perplexity"])
     test = splits.get("test")
     cmap = load_chunk_map(test) if test is not None else None
+    for name, split in splits.items():
+        result[name] = split_losses(model, split, cfg, device, cmap if name == "test" else None)
+        logger.info("%s: %s loss %.4f, perplexity %.2f", spec, name, result[name]["loss"], result[name]["perplexity"])
     if cfg.completion_lines and cmap is not None:
         tok = load_tokenizer(spec)
         samples = completion_samples(test, cmap, tok, cfg.completion_lines, cfg.seed)

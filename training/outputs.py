@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from pipeline_io import UserError, dumps
@@ -54,8 +53,8 @@ class Metrics:
 def change_line(losses: dict[str, tuple[float | None, float | None]]) -> str:
     """'val perplexity 15.00 -> 11.60, test perplexity 14.40 -> 12.10' from (start, end) losses.
 
-    >>> change_line({"test": (math.log(14.4), math.log(12.1))})
-    'test perplexity 14.40 -> 12.10'
+    >>> change_line({"val": (2.0, 1.0), "test": (None, 1.0)})
+    'val perplexity 7.39 -> 2.72'
     """
     from training.loop import perplexity
     parts = [f"{name} perplexity {perplexity(a):.2f} -> {perplexity(b):.2f}"
