@@ -69,15 +69,15 @@ def _cpu_estimate(run_micro, steps: int, grad_accum: int) -> None:
 
 
 def _duration(seconds: float) -> str:
-    """'0.03 s', '12 s', '5.0 min', '3.1 days'.
+    """A duration for people: seconds below 2 minutes, then minutes, hours, days.
 
-    >>> [_duration(s) for s in (0.031, 12.4, 300, 3 * 86400)]
-    ['0.031 s', '12 s', '5.0 min', '3.0 days']
+    >>> [_duration(s) for s in (0.031, 12.4, 119.6, 300, 3 * 86400)]
+    ['0.031 s', '12 s', '120 s', '5.0 min', '3.0 days']
     """
     for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
         if seconds >= 2 * size:
             return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.2g} s"
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def run(cfg: TrainConfig) -> dict:
