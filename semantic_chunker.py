@@ -14,6 +14,7 @@ snapshot chunks, which belong to train.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -27,11 +28,11 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
-from chunking.filters import FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
+from chunking.filters import BlobVerdicts, FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
-from chunking.units import Block, parse_hunks  # noqa: E402
+from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
 from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
@@ -41,6 +42,8 @@ from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tok
 logger = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 120
+WIDEN_CHARS_PER_TOKEN = 2.5  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
+_WHITESPACE = re.compile(r"\s+")
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 MAX_SYMBOLS = 3
@@ -62,6 +65,9 @@ class ChunkConfig:
     filter_lock_files: bool = True
     filter_generated: bool = True
     max_file_bytes: int = 1_000_000
+    deleted_content: bool = False  # a deleted file's old content in its chunk (default: a title line alone)
+    function_context: bool = True  # widen a hunk to its enclosing function / class while it fits
+    formatting_changes: bool = False  # keep file changes that only change whitespace
     dedup: bool = True
     redact: bool = True
     workers: int = 1  # >1: threads chunk commits while others are encoded (the tokenizer releases the GIL)
@@ -76,6 +82,7 @@ class ChunkConfig:
 class _Counts:
     filtered: Counter = field(default_factory=Counter)
     secrets: Counter = field(default_factory=Counter)
+    content: Counter = field(default_factory=Counter)  # file changes kept but changed: deleted_title_only, widened
 
 
 class Chunker:
@@ -85,11 +92,19 @@ class Chunker:
         self.cfg, self.tok = config, tok
         self.fitter = Fitter(tok, config.max_chunk_tokens, config.min_chunk_tokens)
         self.filter = config.file_filter()
+        self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+        self._reader = TreeReader(config.repo).__enter__() if config.repo else None
+        self.blobs = BlobVerdicts(self._reader, self.filter) if self._reader is not None else None
         if config.redact:
             from scrapers.redaction import redact
             self._redact = redact
         else:
             self._redact = None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.__exit__(None, None, None)
+            self._reader = None
 
     def redact(self, text: str, counts: _Counts, path: str | None = None) -> str:
         if self._redact is None or not text:
@@ -99,15 +114,21 @@ class Chunker:
         return text
 
     def _diff_reason(self, f: dict) -> str | None:
+        """Why a file change is left out, decided on its blob where the repository is at hand."""
         if f.get("missing_object"):
             return "missing_object"
         if f.get("is_binary"):
             return "binary" if self.filter.binary else None
         if f.get("not_utf8"):
             return "not_utf8"
-        diff = f.get("diff") or ""
-        reason = (self.filter.path_reason(f["path"]) or self.filter.size_reason(len(diff.encode("utf-8", "replace")))
-                  or lfs_pointer_reason(diff, is_diff=True))
+        reason = self.filter.path_reason(f["path"])
+        if reason is not None:
+            return reason
+        blob = f.get("old_blob") if f.get("change_type") == "deleted" else f.get("new_blob")
+        if self.blobs is not None and blob:
+            return self.blobs.reason(blob, f["path"])
+        diff = f.get("diff") or ""  # no repository: only the diff text can be judged
+        reason = self.filter.size_reason(len(diff.encode("utf-8", "replace"))) or lfs_pointer_reason(diff, is_diff=True)
         if reason is None and self.filter.generated:
             added = "\n".join(l[1:] for l in diff.split("\n") if l[:1] == "+" and not l.startswith("+++"))
             reason = self.filter.content_reason(added)
@@ -115,20 +136,43 @@ class Chunker:
 
     def commit_chunks(self, rec: dict, counts: _Counts) -> list[dict]:
         """The diff chunks of one commit (raises on a change it cannot read: the caller falls back)."""
-        prefix = self.redact(commit_line(rec), counts)
         sections = []
         for f in rec.get("files") or []:
             reason = self._diff_reason(f)
             if reason is not None:
                 counts.filtered[reason] += 1
                 continue
-            lang = parser_language(f["path"])
-            diff = normalize_newlines(f.get("diff") or "")
-            hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
             shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
+            if f.get("change_type") == "deleted" and not self.cfg.deleted_content:
+                counts.content["deleted_title_only"] += 1
+                hunks = []
+            else:
+                lang = parser_language(f["path"])
+                diff = normalize_newlines(f.get("diff") or "")
+                if not self.cfg.formatting_changes and formatting_only(diff):
+                    counts.filtered["formatting_only"] += 1
+                    continue
+                hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
+                if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
+                    hunks = self._widen(hunks, f, lang, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
-        pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
-        return [chunk_record("diff", rec, p, prefix) for p in pieces]
+        if not sections:
+            return []
+        sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
+        pieces = self.fitter.merge("", self.fitter.fit("", sections))
+        return [chunk_record("diff", rec, p, "") for p in pieces]
+
+    def _widen(self, hunks: list, f: dict, lang: str | None, counts: _Counts) -> list:
+        text = self.blobs.text(f["new_blob"])
+        if text is None:
+            return hunks
+        shown = self.redact(text, _Counts(), f["path"])  # the diff was redacted: so are the lines added to it
+        if shown.count("\n") != text.count("\n"):
+            return hunks
+        wide = widen_hunks(hunks, shown, lang, self.widen_chars)
+        if wide is not hunks:
+            counts.content["widened_file_changes"] += 1
+        return wide
 
     def commit_job(self, item: tuple[int, dict]) -> tuple[dict | None, list[dict], _Counts, Exception | None]:
         """(record with its order, chunks, counts, the error that made it fall back) of one input record."""
@@ -161,7 +205,7 @@ class Chunker:
 
     def snapshot_chunks(self, repo: str, commit: str, meta: dict, counts: _Counts, kept: Counter) -> Iterable[dict]:
         """Chunks of every text file at `commit`, after the same filters and redaction as the diffs."""
-        prefix = f"snapshot {commit[:12]} {meta['date']}\n"
+        prefix = f"snapshot {meta['date']}\n"
         flt = self.filter
 
         def keep(path: str, size: int) -> bool:
@@ -215,6 +259,32 @@ class Chunker:
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
 
 
+def formatting_only(diff: str) -> bool:
+    """True when a diff removes and adds the same text once whitespace is ignored (as `git diff -w` would show nothing).
+
+    >>> formatting_only("@@ -1 +1,2 @@\\n-x=f(a,b)\\n+x = f(a,\\n+      b)\\n")
+    True
+    """
+    removed, added = [], []
+    for line in diff.split("\n"):
+        if line[:1] == "-" and not line.startswith("---"):
+            removed.append(line[1:])
+        elif line[:1] == "+" and not line.startswith("+++"):
+            added.append(line[1:])
+    if not removed or not added:
+        return False
+    return _WHITESPACE.sub("", "".join(removed)) == _WHITESPACE.sub("", "".join(added))
+
+
+def commit_lead(rec: dict, max_tokens: int) -> str:
+    """What a commit says once, before its first file: `commit DATE SUBJECT` and the message body
+    (cut at `max_tokens` characters, about a third of the budget)."""
+    body = (rec.get("message") or "").partition("\n\n")[2].strip()
+    if len(body) > max_tokens:
+        body = body[:max_tokens] + "..."
+    return commit_line(rec) + (body + "\n" if body else "")
+
+
 def commit_date(rec: dict) -> str:
     stamp = rec.get("committed_at") or rec.get("authored_at") or ""
     return stamp[:10]
@@ -224,7 +294,7 @@ def commit_line(rec: dict) -> str:
     subject = (rec.get("subject") or "").replace("\n", " ")
     if len(subject) > SUBJECT_CHARS:
         subject = subject[:SUBJECT_CHARS] + "..."
-    return f"commit {rec['hash'][:12]} {commit_date(rec)} {subject}\n"
+    return f"commit {commit_date(rec)} {subject}\n"
 
 
 def file_title(f: dict) -> str:
@@ -298,7 +368,8 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     token_counts: Counter = Counter()
     metas: dict[int, dict] = {}
     stats = {"commits": 0, "bad_records": 0, "file_changes_chunked": 0, "fallback_commits": 0, "fallback_hashes": []}
-    with ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out:
+    with ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out, \
+            contextlib.closing(chunker):
         items = enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress))
         jobs = ordered_map(chunker.commit_job, items, config.workers, AHEAD_PER_WORKER * config.workers)
         for i, (rec, chunks, local, error) in enumerate(jobs):
@@ -317,6 +388,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                 stats["fallback_hashes"].append(rec["hash"])
             counts.filtered.update(local.filtered)
             counts.secrets.update(local.secrets)
+            counts.content.update(local.content)
             for c in out.write_commit(chunks):
                 token_counts.update(commit_token_counts([c]))
         if not metas:
@@ -331,6 +403,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     stats.update(out.stats())
     stats.update({
         "diff_filtered": dict(sorted(counts.filtered.items())),
+        "diff_content": dict(sorted(counts.content.items())),
         "secrets_redacted": {"diffs": dict(sorted(counts.secrets.items())),
                              "snapshots": dict(sorted(snap_counts.secrets.items()))},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()

@@ -35,9 +35,10 @@ class Section:
     change_type: str | None
     title: str
     units: list  # chunking.units.Hunk or Block
+    lead: str = ""  # text before the title, in the first piece only (a commit's message, once per commit)
 
     def text(self) -> str:
-        return self.title + "\n" + "".join(u.render() for u in self.units)
+        return self.lead + self.title + "\n" + "".join(u.render() for u in self.units)
 
     def symbols(self) -> list[str]:
         out = []
@@ -99,8 +100,12 @@ class Fitter:
             size = len(u.render()) * ratio
             units.extend(u.split(target, ratio) if size > target else [u])
         out = []
-        for a, b in pack([len(u.render()) * ratio for u in units], target):
-            s = Section(section.path, section.language, section.change_type, section.title, units[a:b])
+        sizes = [len(u.render()) * ratio for u in units]
+        if sizes:  # the lead goes with the first unit
+            sizes[0] += len(section.lead) * ratio
+        for k, (a, b) in enumerate(pack(sizes, target)):
+            s = Section(section.path, section.language, section.change_type, section.title, units[a:b],
+                        "" if k else section.lead)
             out.append(Piece([s], s.text()))
         return out
 

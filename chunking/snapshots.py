@@ -59,14 +59,26 @@ class TreeReader:
         self.proc.wait()
 
     def _blob(self, sha: str) -> bytes | None:
+        return self.sized_blob(sha)[1]
+
+    def sized_blob(self, sha: str, max_bytes: int = 0) -> tuple[int, bytes | None]:
+        """(size, content) of a blob; content None when it is missing (size MISSING) or over `max_bytes` (> 0).
+
+        The size comes from cat-file's header, so a blob over the bound is skipped, not kept in memory.
+        """
         assert self.proc is not None
         self.proc.stdin.write(sha.encode() + b"\n")
         self.proc.stdin.flush()
         header = self.proc.stdout.readline().split()
-        if len(header) < 3 or header[1] != b"blob":  # "<sha> missing": a damaged or partial clone
-            return None
-        data = self.proc.stdout.read(int(header[2]) + 1)
-        return data[:-1]
+        if len(header) < 3:  # "<sha> missing": a damaged or partial clone
+            return MISSING, None
+        size = int(header[2])
+        if header[1] != b"blob" or (max_bytes and size > max_bytes):
+            left = size + 1
+            while left and (part := self.proc.stdout.read(min(left, 1 << 20))):
+                left -= len(part)
+            return (size if header[1] == b"blob" else MISSING), None
+        return size, self.proc.stdout.read(size + 1)[:-1]
 
     def files(self, commit: str, keep: Callable[[str, int], bool] = lambda p, s: True
               ) -> Iterator[tuple[str, int, bytes | None]]:

@@ -263,3 +263,58 @@ class Block:
             else:
                 out.append(Block(self.lines, self.start + a, self.start + b, self.parsed))
         return out
+
+
+def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) -> list[Hunk]:
+    """Hunks of a one-parent diff widened to the outermost definition of the new file `text` that holds
+    all of a hunk's changed lines and keeps it within `max_chars`; hunks that come to touch become one.
+
+    Context lines added come from `text`; when the hunks do not match `text` line for line (or a
+    language has no grammar) the hunks come back unchanged.
+    """
+    if lang is None or not hunks or any(len(h.old_starts) != 1 or h.new_start < 1 for h in hunks):
+        return hunks
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    spans = []  # (widened start, hunk start, hunk, hunk end, widened end): 0-based rows of the new file
+    defs = None
+    for h in hunks:
+        start = row = h.new_start - 1
+        changed = []
+        for line in h.lines:
+            c = line[:1]
+            if c in ("+", "-"):
+                changed.append(row)
+            if c in (" ", "+"):
+                if row >= len(rows) or rows[row] != line[1:]:
+                    return hunks  # the diff and the blob disagree: leave the file as git showed it
+                row += 1
+        a, b = start, row
+        if changed:
+            defs = definitions(text, lang) if defs is None else defs
+            lo, hi = min(changed), max(changed)
+            size = sum(len(l) + 1 for l in h.lines)
+            for d in defs:  # outermost first: the largest unit that fits
+                if d.start <= lo and hi <= d.end and size + sum(
+                        len(r) + 1 for r in rows[d.start:start] + rows[row:d.end + 1]) <= max_chars:
+                    a, b = min(a, d.start), max(b, min(d.end + 1, len(rows)))
+                    break
+        spans.append((a, start, h, row, b))
+    out: list[Hunk] = []
+    group: list[tuple] = []
+    for span in spans + [None]:
+        if group and (span is None or span[0] > max(g[4] for g in group)):
+            a, first = group[0][0], group[0][2]
+            lines = [" " + r for r in rows[a:group[0][1]]]
+            for k, (_, s, h, e, _) in enumerate(group):
+                if k:
+                    lines.extend(" " + r for r in rows[group[k - 1][3]:s])
+                lines.extend(h.lines)
+            lines.extend(" " + r for r in rows[group[-1][3]:max(g[4] for g in group)])
+            grow = group[0][1] - a
+            out.append(Hunk([first.old_starts[0] - grow], first.new_start - grow, first.context, lines, first.lang))
+            group = []
+        if span is not None:
+            group.append(span)
+    return out
