@@ -42,7 +42,7 @@ from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tok
 logger = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 120
-WIDEN_CHARS_PER_TOKEN = 2.5  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
+WIDEN_CHARS_PER_TOKEN = 2.8  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
 _WHITESPACE = re.compile(r"\s+")
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread

@@ -65,7 +65,7 @@ def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None) ->
         bounds, defs = heuristic_boundaries(code_lines), []
     else:
         defs = definitions("\n".join(code_lines) + "\n", lang)
-        bounds = definition_boundaries(defs)
+        bounds = {_past_blank(code_lines, r) for r in definition_boundaries(defs)}
     by_row: list[Definition | None] = [None] * (len(code_lines) + 1)
     for d in defs:  # outermost first, so inner definitions overwrite
         by_row[d.start:d.end + 1] = [d] * (min(d.end, len(code_lines)) + 1 - d.start)
@@ -76,6 +76,13 @@ def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None) ->
         owner.append(by_row[r] if r is not None and r < len(by_row) else None)
     return _Parsed(owner, sorted(line_of_row[r] for r in bounds if r in line_of_row), defs,
                    {d: line_of_row[d.start] for d in defs if d.start in line_of_row})
+
+
+def _past_blank(code_lines: list[str], row: int) -> int:
+    """The first non-blank row from `row` on: a piece cut there starts with code, the blank lines end the one before."""
+    while row < len(code_lines) and not code_lines[row].strip():
+        row += 1
+    return row
 
 
 @dataclass(slots=True)
@@ -265,9 +272,24 @@ class Block:
         return out
 
 
+def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
+            max_chars: int) -> tuple[int, int]:
+    """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
+    in `max_chars` together (either side may stay the hunk's own `start` / `end`)."""
+    n = len(ends) - 1
+    around_lo = [d.start for d in defs if d.start <= lo <= d.end] + [None]
+    around_hi = [min(d.end + 1, n) for d in defs if d.start <= hi <= d.end] + [None]
+    for a in around_lo:  # outermost first: the largest unit that fits
+        for b in around_hi:
+            if (a, b) != (None, None) and ends[b if b is not None else end] - ends[a if a is not None else start] <= max_chars:
+                return (a if a is not None else start), (b if b is not None else end)
+    return start, end
+
+
 def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) -> list[Hunk]:
-    """Hunks of a one-parent diff widened to the outermost definition of the new file `text` that holds
-    all of a hunk's changed lines and keeps it within `max_chars`; hunks that come to touch become one.
+    """Hunks of a one-parent diff widened to whole definitions of the new file `text`: the outermost
+    definition around the first changed line to the outermost around the last, while the hunk stays
+    within `max_chars` (context before / after those definitions is dropped); hunks that come to touch become one.
 
     Context lines added come from `text`; when the hunks do not match `text` line for line (or a
     language has no grammar) the hunks come back unchanged.
@@ -277,44 +299,51 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
     rows = text.split("\n")
     if rows and rows[-1] == "":
         rows.pop()
-    spans = []  # (widened start, hunk start, hunk, hunk end, widened end): 0-based rows of the new file
+    ends = [0]  # ends[i]: characters of rows[:i], so a span's size is one subtraction
+    for r in rows:
+        ends.append(ends[-1] + len(r) + 1)
+    spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
     defs = None
     for h in hunks:
-        start = row = h.new_start - 1
-        changed = []
+        row, at, changed = h.new_start - 1, [], []
         for line in h.lines:
             c = line[:1]
+            at.append(row if c in (" ", "+") else None)
             if c in ("+", "-"):
                 changed.append(row)
             if c in (" ", "+"):
                 if row >= len(rows) or rows[row] != line[1:]:
                     return hunks  # the diff and the blob disagree: leave the file as git showed it
                 row += 1
-        a, b = start, row
+        start, end, lines, old = h.new_start - 1, row, h.lines, h.old_starts[0]
+        a, b = start, end
         if changed:
             defs = definitions(text, lang) if defs is None else defs
-            lo, hi = min(changed), max(changed)
-            size = sum(len(l) + 1 for l in h.lines)
-            for d in defs:  # outermost first: the largest unit that fits
-                if d.start <= lo and hi <= d.end and size + sum(
-                        len(r) + 1 for r in rows[d.start:start] + rows[row:d.end + 1]) <= max_chars:
-                    a, b = min(a, d.start), max(b, min(d.end + 1, len(rows)))
-                    break
-        spans.append((a, start, h, row, b))
+            a, b = _widest(defs, min(changed), max(changed), start, end, ends,
+                           max_chars - sum(len(l) for l in h.lines if l[:1] == "-"))
+            # the hunk's context lines outside [a, b) are dropped (a changed line never is)
+            first = next(k for k, r in enumerate(at) if lines[k][:1] != " " or r >= a)
+            last = next(k for k in range(len(lines) - 1, -1, -1) if lines[k][:1] != " " or at[k] < b) + 1
+            dropped = sum(1 for l in lines[:first] if l[:1] == " ")
+            old, start = old + dropped, start + dropped
+            end = start + sum(1 for l in lines[first:last] if l[:1] in (" ", "+"))
+            lines = lines[first:last]
+            a, b = min(a, start), max(b, end)
+        spans.append((a, lines, start, end, b, old))
     out: list[Hunk] = []
     group: list[tuple] = []
-    for span in spans + [None]:
-        if group and (span is None or span[0] > max(g[4] for g in group)):
-            a, first = group[0][0], group[0][2]
-            lines = [" " + r for r in rows[a:group[0][1]]]
-            for k, (_, s, h, e, _) in enumerate(group):
+    for span, h in zip(spans + [None], hunks + [None]):
+        if group and (span is None or span[0] > max(g[0][4] for g in group)):
+            a, (first, first_hunk) = group[0][0][0], group[0]
+            lines = [" " + r for r in rows[a:first[2]]]
+            for k, (sp, _) in enumerate(group):
                 if k:
-                    lines.extend(" " + r for r in rows[group[k - 1][3]:s])
-                lines.extend(h.lines)
-            lines.extend(" " + r for r in rows[group[-1][3]:max(g[4] for g in group)])
-            grow = group[0][1] - a
-            out.append(Hunk([first.old_starts[0] - grow], first.new_start - grow, first.context, lines, first.lang))
+                    lines.extend(" " + r for r in rows[group[k - 1][0][3]:sp[2]])
+                lines.extend(sp[1])
+            lines.extend(" " + r for r in rows[group[-1][0][3]:max(g[0][4] for g in group)])
+            grow = first[2] - a
+            out.append(Hunk([first[5] - grow], first[2] + 1 - grow, first_hunk.context, lines, first_hunk.lang))
             group = []
         if span is not None:
-            group.append(span)
+            group.append((span, h))
     return out
