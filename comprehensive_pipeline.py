@@ -70,6 +70,10 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--snapshot-at", choices=["cutoff", "head", "none"],
         help=f"file snapshots at the train cut-off, at HEAD (leaks later code into train), or none [{d.snapshot_at}]")
     add("--no-redact", dest="redact", action="store_const", const=False, help="keep secrets (not recommended)")
+    add("--deleted-content", action="store_const", const=True,
+        help="a deleted file's chunk shows its old content [only a title line]")
+    add("--no-near-dedup", dest="near_dedup", action="store_const", const=False,
+        help="keep train chunks that are near-duplicates of earlier train chunks")
     add("--force", action="store_const", const=True, help="redo every stage even if it already finished")
     add("--train", action="store_const", const=True, help="train a model on the splits when done")
     add("--training-config", help=f"config for --train [{d.training_config}]")
@@ -233,7 +237,8 @@ class Pipeline:
 
         cfg = self.cfg
         settings = {"max_chunk_tokens": cfg.max_chunk_tokens, "min_chunk_tokens": cfg.min_chunk_tokens,
-                    "snapshot_at": cfg.snapshot_at, "ratios": cfg.ratios, "redact": cfg.redact}
+                    "snapshot_at": cfg.snapshot_at, "ratios": cfg.ratios, "redact": cfg.redact,
+                    "deleted_content": cfg.deleted_content}
         inputs = {"history": self._hash("1 scrape", "history"), "tokenizer": identity["sha256"],
                   "repo": _sha(repo_fingerprint(self.repo))}
         outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
@@ -243,7 +248,7 @@ class Pipeline:
                 repo=str(self.repo), commits=str(self.p["history"]), output=str(self.p["chunks"]),
                 max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
                 tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
-                redact=cfg.redact, progress=cfg.progress)
+                redact=cfg.redact, deleted_content=cfg.deleted_content, progress=cfg.progress)
             semantic_chunker.run(cc, tokenizer=tok, identity=identity)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
@@ -303,7 +308,7 @@ class Pipeline:
 
         cfg, ds = self.cfg, self.p["dataset"]
         settings = {"context_window": cfg.context_window, "target_window": cfg.target_window,
-                    "ratios": cfg.ratios, "seed": cfg.seed}
+                    "ratios": cfg.ratios, "seed": cfg.seed, "near_dedup": cfg.near_dedup}
         inputs = {k: self._hash("3 tokenize", k) for k in ("tokenized", "ids", "sequences")}
         outputs = {"manifest": ds / "dataset_stats.json"}
         for split in SPLITS:
@@ -314,7 +319,7 @@ class Pipeline:
             build(DatasetConfig(vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
                                 commits=str(self.p["history"]), context_window=cfg.context_window,
                                 target_window=cfg.target_window, split_ratios=cfg.ratios, output_dir=str(ds),
-                                seed=cfg.seed, progress=cfg.progress))
+                                seed=cfg.seed, near_dedup=cfg.near_dedup, progress=cfg.progress))
             counts = check_dataset(ds)
             total = sum(c["tokens"] for c in counts.values())
             return {"splits": counts}, f"{total:,} tokens", \

@@ -28,6 +28,7 @@ import numpy as np
 
 from pipeline_io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
+from chunking.near_dup import SHINGLE, THRESHOLD, near_duplicates
 from scrapers.languages import category_of, language_of
 from splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
@@ -53,6 +54,7 @@ class DatasetConfig:
     inline_ids: bool = False
     output_dir: Path | None = None   # default: dataset/ beside the chunks file
     seed: int = 42                   # recorded only: nothing here is random
+    near_dedup: bool = True          # drop train diff chunks that are near-duplicates of earlier train chunks
     progress: bool = True
     ratios: tuple[float, float, float] = field(init=False, repr=False)
 
@@ -216,6 +218,25 @@ def token_dtype(vocab_size: int) -> type:
 def order_chunks(orders: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """Chunk indices sorted by (commit order, kind rank, input index)."""
     return np.lexsort((np.arange(len(orders)), ranks, orders))
+
+
+def _drop_near_duplicates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.ndarray,
+                          enabled: bool, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Train diff chunks that are near-duplicates of earlier train chunks (`chunking.near_dup`) left out;
+    val and test are never touched, so nothing moves between splits. Returns the new order and the counts."""
+    near = {"enabled": enabled, "threshold": THRESHOLD, "shingle_tokens": SHINGLE, "split": "train",
+            "chunks": 0, "tokens": 0}
+    if not enabled:
+        return perm, split_sorted, near
+    from tqdm import tqdm
+
+    pos = np.flatnonzero((split_sorted == 0) & (data.ranks[perm] != KIND_RANK["snapshot"]))
+    offsets, n_tokens = data.offsets[perm[pos]].tolist(), data.n_tokens[perm[pos]].tolist()
+    flags = near_duplicates(tqdm((data.ids[o:o + n] for o, n in zip(offsets, n_tokens)), total=len(pos),
+                                 desc="near-duplicates", unit="chunk", disable=not progress))
+    drop = pos[np.asarray(flags, dtype=bool)] if flags else pos[:0]
+    near.update(chunks=int(len(drop)), tokens=int((data.n_tokens[perm[drop]] + 1).sum()))
+    return np.delete(perm, drop), np.delete(split_sorted, drop), near
 
 
 def build_stream(data: Stage3Tokens, perm: np.ndarray, separator: int, dtype, progress: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -385,6 +406,8 @@ def run(config: DatasetConfig) -> dict:
     perm = order_chunks(data.orders, data.ranks)
     split_sorted = split_of[perm]
     assert np.all(np.diff(split_sorted) >= 0), "splits must be contiguous in commit order"
+    perm, split_sorted, near = _drop_near_duplicates(data, perm, split_sorted, config.near_dedup,
+                                                     config.progress)
     stream, starts = build_stream(data, perm, separator, dtype, config.progress)
 
     out_dir = config.output_dir
@@ -420,11 +443,25 @@ def run(config: DatasetConfig) -> dict:
         "tokenizer": ident_out, "tokenizer_dir": tokenizer_dir, "dtype": np.dtype(dtype).name,
         "cutoff": {"train_last_order": plan.train_last_order, "val_last_order": plan.val_last_order},
         "splits": split_stats, "snapshot": snapshot, "files": files,
+        "quality": quality_section(split_stats, near),
     }
     write_json(out_dir / "dataset_stats.json", manifest)
     logger.info("dataset: %s", ", ".join(f"{k} {v['examples']} examples / {v['tokens']} tokens"
                                          for k, v in split_stats.items()))
     return manifest
+
+
+def quality_section(split_stats: dict, near: dict) -> dict:
+    """Noise (tokens of the `data` category and of chunks without a path) per split, next to train's,
+    and the near-duplicates left out of train. Token shares by category are the splits' `tokens_by_category`."""
+    noise = {}
+    for split, st in split_stats.items():
+        cats = st["tokens_by_category"]
+        noise[split] = round((cats.get("data", 0) + cats.get("unknown", 0)) / st["tokens"], 6) if st["tokens"] else 0.0
+    train = noise.get("train") or 0.0
+    return {"noise_share": noise,
+            "noise_vs_train": {s: (round(v / train, 3) if train else None) for s, v in noise.items() if s != "train"},
+            "near_duplicates": dict(near, share=round(near["tokens"] / max(1, near["tokens"] + split_stats["train"]["tokens"]), 6))}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -440,6 +477,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-ratio", type=float, default=0.05, help="share of tokens in test")
     p.add_argument("--inline-ids", action="store_true", help="write each example's input_ids into the JSON instead of an offset")
     p.add_argument("--output-dir", type=Path, default=None, help="output directory (default: dataset/ beside --chunks)")
+    p.add_argument("--no-near-dedup", action="store_true",
+                   help="keep train diff chunks that are near-duplicates (MinHash, Jaccard >= 0.8) of earlier ones")
     p.add_argument("--seed", type=int, default=42, help="recorded in the manifest (nothing here is random)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -450,7 +489,8 @@ def config_from_args(a: argparse.Namespace) -> DatasetConfig:
     return DatasetConfig(vocab=a.vocab, chunks=a.chunks, commits=a.commits, context_window=a.context_window,
                          target_window=a.target_window, stride=a.stride,
                          split_ratios=(a.train_ratio, a.val_ratio, a.test_ratio), inline_ids=a.inline_ids,
-                         output_dir=a.output_dir, seed=a.seed, progress=not a.no_progress)
+                         output_dir=a.output_dir, seed=a.seed, near_dedup=not a.no_near_dedup,
+                         progress=not a.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

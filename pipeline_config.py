@@ -51,6 +51,8 @@ class PipelineConfig:
     max_diff_bytes: int | None = None         # default: the scraper's
     snapshot_at: str = "cutoff"
     redact: bool = True
+    deleted_content: bool = False             # a deleted file's old content in its chunk (default: its title alone)
+    near_dedup: bool = True                   # stage 4 drops train chunks that are near-duplicates of earlier ones
     force: bool = False
     train: bool = False
     training_config: str = "training_config.yaml"

@@ -42,7 +42,7 @@ from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tok
 logger = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 120
-WIDEN_CHARS_PER_TOKEN = 2.8  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
+WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
 _WHITESPACE = re.compile(r"\s+")
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
@@ -410,8 +410,26 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                      if k not in ("repo", "commits", "output", "progress", "tokenizer", "workers")},
         "tokenizer": identity or tokenizer_identity(tok, source=config.tokenizer),
     })
+    stats["quality"] = quality_section(stats, out.by_order_category, plan)
     out.write_stats(stats)
     return stats
+
+
+def quality_section(stats: dict, by_order_category: Counter, plan) -> dict:
+    """What the chunks are made of: tokens per split by category (as written here, before stage 4's
+    near-duplicates), the exact-duplicate share, and every file change or file left out, by reason."""
+    by_split: dict[str, Counter] = {s: Counter() for s in ("train", "val", "test")}
+    for (order, cat), n in by_order_category.items():
+        split = ("train" if plan is None or order <= plan.train_last_order
+                 else "val" if order <= plan.val_last_order else "test")
+        by_split[split][cat] += n
+    written = sum(stats["tokens"].values())
+    dropped = stats["duplicate_tokens_dropped"]
+    return {"tokens_by_category": {s: dict(c.most_common()) for s, c in by_split.items()},
+            "exact_duplicate_share": round(dropped / max(1, dropped + written), 6),
+            "excluded_by_reason": dict(sorted((Counter(stats["diff_filtered"]) +
+                                               Counter(stats.get("snapshot_filtered") or {})).items())),
+            "deleted_title_only": stats["diff_content"].get("deleted_title_only", 0)}
 
 
 def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts) -> dict:
@@ -467,6 +485,12 @@ def parse_args(argv=None):
     p.add_argument("--no-generated", action="store_true", help="do not leave out generated or minified files")
     p.add_argument("--max-file-bytes", type=int, default=d.max_file_bytes,
                    help="leave out file changes / files larger than this (0: no bound)")
+    p.add_argument("--deleted-content", action="store_true",
+                   help="a deleted file's chunk shows its old content (default: its title line alone)")
+    p.add_argument("--no-function-context", action="store_true",
+                   help="keep git's 3 context lines instead of widening a hunk to its enclosing function / class")
+    p.add_argument("--keep-formatting-changes", action="store_true",
+                   help="keep file changes that only change whitespace (left out and counted by default)")
     p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
     p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
     p.add_argument("--workers", type=int, default=d.workers,
@@ -486,6 +510,8 @@ def main(argv=None) -> int:
         split_ratios=tuple(args.split_ratios), filter_binary=not args.no_binary,
         filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
         filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
+        deleted_content=args.deleted_content, function_context=not args.no_function_context,
+        formatting_changes=args.keep_formatting_changes,
         redact=not args.no_redact, workers=args.workers, progress=not args.no_progress)
 
     def go() -> int:

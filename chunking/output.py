@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from pipeline_io import atomic_write, dumps, sha256_file, write_json
+from scrapers.languages import category_of
 from scrapers.redaction import count_placeholders
 
 
@@ -52,6 +53,8 @@ class ChunkWriter:
         self.under_min: Counter = Counter()
         self.placeholders: Counter = Counter()  # secret placeholders in the chunks written, per kind
         self.duplicates = 0
+        self.duplicate_tokens = 0
+        self.by_order_category: Counter = Counter()  # (commit order, category of the chunk's path) -> tokens written
         self.n_ids = 0
 
     def __enter__(self) -> "ChunkWriter":
@@ -80,6 +83,7 @@ class ChunkWriter:
                 digest = normalized_digest(chunk["text"])
                 if digest in self.seen:
                     self.duplicates += 1
+                    self.duplicate_tokens += chunk["n_tokens"]
                     continue
                 self.seen.add(digest)
             ids = chunk.pop("_ids")
@@ -93,6 +97,8 @@ class ChunkWriter:
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1
             self.tokens[chunk["kind"]] += chunk["n_tokens"]
+            self.by_order_category[chunk["order"], category_of(chunk["path"]) if chunk["path"] else "unknown"] += \
+                chunk["n_tokens"]
             count_placeholders(chunk["text"], self.placeholders)
             if chunk["n_tokens"] < self.min_tokens:
                 self.under_min[chunk["kind"]] += 1
@@ -110,7 +116,8 @@ class ChunkWriter:
         return {"chunks": dict(sorted(self.chunks.items())), "tokens": dict(sorted(self.tokens.items())),
                 "chunks_under_min": dict(sorted(self.under_min.items())),
                 "secret_placeholders": dict(sorted(self.placeholders.items())),
-                "duplicates_dropped": self.duplicates, "dedup": self.dedup,
+                "duplicates_dropped": self.duplicates, "duplicate_tokens_dropped": self.duplicate_tokens,
+                "dedup": self.dedup,
                 "token_ids": self.n_ids, "tokens_file": self.tokens_path.name}
 
     def write_stats(self, stats: dict) -> None:
