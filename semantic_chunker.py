@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 SUBJECT_CHARS = 120
 WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
 _WHITESPACE = re.compile(r"\s+")
+_CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
+_HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 MAX_SYMBOLS = 3
@@ -279,7 +281,8 @@ def formatting_only(diff: str) -> bool:
 def commit_lead(rec: dict, max_tokens: int) -> str:
     """What a commit says once, before its first file: `commit DATE SUBJECT` and the message body
     (cut at `max_tokens` characters, about a third of the budget)."""
-    body = (rec.get("message") or "").partition("\n\n")[2].strip()
+    body = (rec.get("message") or "").partition("\n\n")[2]
+    body = _HEX.sub("<hash>", _CHERRY_PICKED.sub("", body)).strip()  # no random hex in the text
     if len(body) > max_tokens:
         body = body[:max_tokens] + "..."
     return commit_line(rec) + (body + "\n" if body else "")

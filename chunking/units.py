@@ -327,9 +327,12 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
             dropped = sum(1 for l in lines[:first] if l[:1] == " ")
             old, start = old + dropped, start + dropped
             end = start + sum(1 for l in lines[first:last] if l[:1] in (" ", "+"))
-            lines = lines[first:last]
+            lines = lines[first:last] if first or last < len(lines) else lines
             a, b = min(a, start), max(b, end)
         spans.append((a, lines, start, end, b, old))
+    if all(sp[1] is h.lines and sp[0] == sp[2] and sp[3] == sp[4] for sp, h in zip(spans, hunks)) and \
+            all(nxt[0] > cur[4] for cur, nxt in zip(spans, spans[1:])):
+        return hunks  # nothing to widen: the caller can tell by identity
     out: list[Hunk] = []
     group: list[tuple] = []
     for span, h in zip(spans + [None], hunks + [None]):
