@@ -155,7 +155,8 @@ class Chunker:
                     counts.filtered["formatting_only"] += 1
                     continue
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
-                if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
+                if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks \
+                        and f.get("change_type") != "added":  # an added file's hunk is the whole file
                     hunks = self._widen(hunks, f, lang, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         if not sections:

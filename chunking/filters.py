@@ -41,8 +41,10 @@ _GO_SUM_LINE = re.compile(r"^\S+ v\S+ h1:[A-Za-z0-9+/=]{40,}$")
 _PIN_LINE = re.compile(r"^[A-Za-z0-9_.\[\],-]+==\S+|^\s+--hash=sha256:|^\s+#\s+(?:via\b|-r )")
 PIN_SHARE = 0.8  # this share of the non-blank lines are pins / hashes / `# via`: a pin file
 # Data-like text: SVG path data, base64, long runs of numbers or hex digits.
-_DATA_RUN = re.compile(r"[A-Za-z0-9+/]{120,}={0,2}|(?:[-+]?\d*\.?\d+[eE]?[-+]?\d*[\s,;]+){40,}|(?:0x[0-9a-fA-F]+,?\s*){24,}"
-                       r"|\bd=\"[^\"]{200,}\"")
+# (possessive quantifiers: no backtracking, so ordinary code is scanned in linear time)
+_DATA_RUN = re.compile(r"[A-Za-z0-9+/]{120,}+={0,2}|(?:[-+]?+[\d.]++(?:[eE][-+]?\d++)?+[\s,;]++){40,}+"
+                       r"|(?:0x[0-9a-fA-F]++,?+\s*+){24,}+|\bd=\"[^\"]{200,}+\"")
+DATA_SAMPLE_CHARS = 8192
 DATA_SHARE = 0.3  # this share of the text in such runs: a data file
 _LFS_POINTER_HUNK = re.compile(r"^@@ -[01](,\d+)? \+[01](,\d+)? @@[^\n]*\n[ +-]" + re.escape(LFS_POINTER), re.M)
 
@@ -78,7 +80,7 @@ class FileFilter:
         if GENERATED_MARKERS.search(head):
             return "generated"
         lines = text.count("\n") + 1
-        if len(text) / lines > MINIFIED_MEAN_CHARS or any(len(line) > MINIFIED_LINE_CHARS for line in text.split("\n")):
+        if len(text) / lines > MINIFIED_MEAN_CHARS or max(map(len, text.split("\n"))) > MINIFIED_LINE_CHARS:
             return "minified"
         return None
 
@@ -99,7 +101,7 @@ def lock_content_reason(text: str) -> str | None:
     if LOCK_CONTENT.search(text[:4096]):
         return "lock_file"
     lines = [l for l in text.split("\n", 2000)[:2000] if l.strip()]
-    if len(lines) >= 3:
+    if len(lines) >= 3 and sum(1 for l in lines[:20] if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l)) >= 10:
         pins = sum(1 for l in lines if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l))
         if pins >= PIN_SHARE * len(lines):
             return "lock_file"
@@ -107,11 +109,15 @@ def lock_content_reason(text: str) -> str | None:
 
 
 def data_reason(text: str) -> str | None:
-    """"data" when a large share of the text is SVG path data, base64 or long numeric / hex runs."""
+    """"data" when a large share of the text (of its first 8 KiB) is SVG path data, base64 or long numeric / hex runs."""
     if len(text) < 2000:
         return None
-    inside = sum(m.end() - m.start() for m in _DATA_RUN.finditer(text))
-    return "data" if inside >= DATA_SHARE * len(text) else None
+    sample = text[:DATA_SAMPLE_CHARS]  # data is data throughout: its start tells, at a bounded cost
+    # the runs below need many digits or a long word: without either, no need to scan (str methods run in C)
+    if sum(map(sample.count, "0123456789")) < DATA_SHARE / 2 * len(sample) and max(map(len, sample.split())) < 120:
+        return None
+    inside = sum(m.end() - m.start() for m in _DATA_RUN.finditer(sample))
+    return "data" if inside >= DATA_SHARE * len(sample) else None
 
 
 def is_binary_bytes(data: bytes) -> bool:

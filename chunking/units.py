@@ -272,6 +272,31 @@ class Block:
         return out
 
 
+WINDOW_LOOKBACK_ROWS = 200
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _definitions_near(rows: list[str], ends: list[int], lo: int, hi: int, lang: str, max_chars: int) -> list[Definition]:
+    """The definitions of rows within `max_chars` characters of rows lo..hi, from one parse of just those rows.
+
+    A definition that starts further up, or ends further down, could not fit in `max_chars` around
+    a change anyway; one cut off by the window's end is left out (its end is not known).
+    """
+    first = bisect_left(ends, ends[lo] - max_chars)
+    # start the parse on a line that is not indented deeper than any line near it: the parser then
+    # reads the definitions below as it would in the whole file
+    top = min(range(max(0, first - WINDOW_LOOKBACK_ROWS), first + 1),
+              key=lambda r: (_indent(rows[r]) if rows[r].strip() else 1 << 30, -r))
+    first = top
+    last = min(len(rows), bisect_right(ends, ends[min(hi + 1, len(rows))] + max_chars))
+    found = definitions("\n".join(rows[first:last]) + "\n", lang)
+    return [Definition(d.start + first, d.end + first, d.name) for d in found
+            if last == len(rows) or d.end < last - 1]
+
+
 def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
             max_chars: int) -> tuple[int, int]:
     """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
@@ -302,8 +327,7 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
     ends = [0]  # ends[i]: characters of rows[:i], so a span's size is one subtraction
     for r in rows:
         ends.append(ends[-1] + len(r) + 1)
-    spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
-    defs = None
+    walked = []  # per hunk: each line's new row (None: removed), its changed rows, its end row
     for h in hunks:
         row, at, changed = h.new_start - 1, [], []
         for line in h.lines:
@@ -315,10 +339,16 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
                 if row >= len(rows) or rows[row] != line[1:]:
                     return hunks  # the diff and the blob disagree: leave the file as git showed it
                 row += 1
+        walked.append((at, changed, row))
+    touched = [r for _, changed, _ in walked for r in changed]
+    if not touched:
+        return hunks
+    defs = _definitions_near(rows, ends, min(touched), max(touched), lang, max_chars)
+    spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
+    for h, (at, changed, row) in zip(hunks, walked):
         start, end, lines, old = h.new_start - 1, row, h.lines, h.old_starts[0]
         a, b = start, end
         if changed:
-            defs = definitions(text, lang) if defs is None else defs
             a, b = _widest(defs, min(changed), max(changed), start, end, ends,
                            max_chars - sum(len(l) for l in h.lines if l[:1] == "-"))
             # the hunk's context lines outside [a, b) are dropped (a changed line never is)
