@@ -43,7 +43,7 @@ PIN_SHARE = 0.8  # this share of the non-blank lines are pins / hashes / `# via`
 # Data-like text: SVG path data, base64, long runs of numbers or hex digits.
 # (possessive quantifiers: no backtracking, so ordinary code is scanned in linear time)
 _DATA_RUN = re.compile(r"[A-Za-z0-9+/]{120,}+={0,2}|(?:[-+]?+[\d.]++(?:[eE][-+]?\d++)?+[\s,;]++){40,}+"
-                       r"|(?:0x[0-9a-fA-F]++,?+\s*+){24,}+|\bd=\"[^\"]{200,}+\"")
+                       r"|(?:0x[0-9a-fA-F]++,?+\s*+){24,}+|\bd=\"[^\"]{200,}+")
 DATA_SAMPLE_CHARS = 8192
 DATA_SHARE = 0.3  # this share of the text in such runs: a data file
 _LFS_POINTER_HUNK = re.compile(r"^@@ -[01](,\d+)? \+[01](,\d+)? @@[^\n]*\n[ +-]" + re.escape(LFS_POINTER), re.M)
