@@ -1,0 +1,290 @@
+"""Run today's per-repository pipeline on many repositories, as Ray tasks, and merge the results.
+
+    python3 comprehensive_pipeline.py --repo A --repo B --output-dir data/team [--workers 2]
+    python3 comprehensive_pipeline.py --repos-file repos.txt --ray-address ray://head:10001
+
+1. Plan: one job per repository, named after its directory (two `app` directories get the
+   first 8 hex digits of a hash of their path appended), each with its own output directory
+   `<out>/repos/<name>/`, its own resume state and its own lock.
+2. The tokenizer is resolved once, in this process: `--model` saved to `<out>/tokenizer/`, or,
+   when it cannot be loaded, a fallback BPE trained on a sample of every repository's train
+   period (stage 1 runs first, as tasks, and `Pipeline._fallback_sample` draws each sample).
+3. Every repository's stages 1-4 run as one Ray task each (at most `--workers` at a time); a
+   repository that fails is one line in the summary and the others go on.
+4. `multirepo.merge` joins the splits in repository-name order, so the dataset does not depend
+   on which task finished first.
+
+`--workers 1` without `--ray-address` runs the same tasks one after another in this process,
+without Ray: the reference the Ray run must equal byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from comprehensive_pipeline import Pipeline
+from pipeline_config import PIPELINE_VERSION, PipelineConfig, validate
+from pipeline_io import UserError
+from pipeline_state import OutputLock, RunState, stage_key
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXIT_SOME_FAILED = 3  # the dataset was built from the others; 2 (UserError) when none could be built
+
+
+@dataclass(frozen=True)
+class RepoJob:
+    name: str       # unique within the run: the directory under <out>/repos/
+    source: str     # the repository as the user gave it (recorded in the manifest)
+    path: str       # resolved path, read by the task
+    out: str        # <out>/repos/<name>
+
+
+def read_repos_file(path: str) -> list[str]:
+    """Repository paths from a list file: one per line, `#` starts a comment, relative to the file.
+
+    >>> read_repos_file("repos.txt")   # doctest: +SKIP   ("# ours\\nclick\\n/srv/git/cobra.git\\n")
+    ['.../click', '/srv/git/cobra.git']
+    """
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--repos-file {path}: {getattr(e, 'strerror', None) or e}") from None
+    entries = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return [str(p.parent / Path(e).expanduser()) if not Path(e).expanduser().is_absolute() else e
+            for e in entries if e]
+
+
+def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
+    """The jobs, sorted by name, and the dataset's output directory."""
+    sources = list(cfg.repos) + (read_repos_file(cfg.repos_file) if cfg.repos_file else [])
+    if not sources:
+        raise UserError(f"--repos-file {cfg.repos_file}: lists no repository")
+    resolved = [str(Path(s).expanduser().resolve()) for s in sources]
+    seen: dict[str, str] = {}
+    for s, r in zip(sources, resolved):
+        if r in seen:
+            raise UserError(f"repository {s} is listed twice (also as {seen[r]})")
+        seen[r] = s
+    base = [Path(r).name.removesuffix(".git") or "repo" for r in resolved]
+    names = [b if base.count(b) == 1 else f"{b}-{hashlib.sha256(r.encode()).hexdigest()[:8]}"
+             for b, r in zip(base, resolved)]
+    if cfg.output_dir:
+        out = Path(cfg.output_dir)
+    else:
+        out = Path("data") / (Path(cfg.repos_file).stem if cfg.repos_file else "multi")
+    jobs = [RepoJob(n, s, r, str(out / "repos" / n)) for n, s, r in zip(names, sources, resolved)]
+    return sorted(jobs, key=lambda j: j.name), out
+
+
+def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int) -> PipelineConfig:
+    """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
+    return dataclasses.replace(cfg, repo=job.path, output_dir=job.out, repos=[], repos_file=None,
+                               ray_address=None, workers=None, train=False, progress=False,
+                               fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
+
+
+def run_repo(cfg: PipelineConfig, job: RepoJob, n_repos: int, tokenizer: tuple[str, dict] | None) -> dict:
+    """One repository's pipeline in `job.out`: stage 1 only when `tokenizer` is None, else stages 1-4.
+
+    Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
+    """
+    from tokenizers_.loading import load_tokenizer
+
+    start = time.perf_counter()
+    result = {"name": job.name, "source": job.source, "error": None, "stages": [], "fallbacks": []}
+    pipeline = None
+    try:
+        repo, out = validate(repo_config(cfg, job, n_repos))
+        with OutputLock(out):
+            pipeline = Pipeline(repo_config(cfg, job, n_repos), repo, out)
+            pipeline.scrape()
+            if tokenizer is not None:
+                tok, identity = load_tokenizer(tokenizer[0]), tokenizer[1]
+                chunks = pipeline.chunk(tok, identity)
+                pipeline.tokenize(chunks, tok, identity)
+                pipeline.build_dataset()
+    except UserError as e:
+        result["error"] = str(e)
+    except Exception as e:  # a bug on one repository's data must not cost the others
+        logger.debug("%s failed", job.name, exc_info=True)
+        result["error"] = f"{type(e).__name__}: {e}"
+    if pipeline is not None:
+        result["stages"] = [(r.stage.strip(), r.skipped) for r in pipeline.reports]
+        result["fallbacks"] = pipeline.fallbacks
+    result["seconds"] = time.perf_counter() - start
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["pid"] = os.getpid()
+    return result
+
+
+@contextlib.contextmanager
+def ray_session(cfg: PipelineConfig, workers: int):
+    """Ray for this run, or None for one worker in this process; an existing Ray session is reused."""
+    if workers == 1 and not cfg.ray_address:
+        yield None
+        return
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT)}}  # workers import the pipeline from this checkout
+    if cfg.ray_address:
+        ray.init(address=cfg.ray_address, runtime_env=runtime_env, logging_level=logging.ERROR)
+    else:
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
+                 object_store_memory=128 << 20, runtime_env=runtime_env)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dict] | None,
+             workers: int, ray) -> list[dict]:
+    """Each job's `run_repo`, at most `workers` at a time (in this process when `ray` is None); in job order."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="repo", desc="stage 1" if tokenizer is None else "repositories",
+               disable=not cfg.progress)
+    results: dict[str, dict] = {}
+    if ray is None:
+        for job in jobs:
+            results[job.name] = run_repo(cfg, job, len(jobs), tokenizer)
+            bar.update()
+    else:
+        task = ray.remote(num_cpus=1, max_retries=0)(run_repo)
+        queue, running = list(jobs), {}
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop(0)
+                running[task.remote(cfg, job, len(jobs), tokenizer)] = job
+            done, _ = ray.wait(list(running), num_returns=1)
+            job = running.pop(done[0])
+            try:
+                results[job.name] = ray.get(done[0])
+            except ray.exceptions.RayError as e:  # the worker died (out of memory, killed)
+                results[job.name] = {"name": job.name, "source": job.source, "stages": [], "fallbacks": [],
+                                     "error": f"Ray task failed: {str(e).splitlines()[0]}"}
+            bar.update()
+    bar.close()
+    return [results[j.name] for j in jobs]
+
+
+def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState, workers: int,
+                      ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
+    """((saved tokenizer directory, identity), stage-1 failures, fallback notes), once for every repository."""
+    from tokenizers_.file_snapshot_tokenizer import _save_tokenizer
+    from tokenizers_.loading import (TokenizerUnavailable, load_tokenizer, tokenizer_identity,
+                                     train_fallback_tokenizer)
+
+    tok_dir = out / "tokenizer"
+    try:
+        tok = load_tokenizer(cfg.model)
+    except TokenizerUnavailable as e:
+        if not cfg.tokenizer_fallback:
+            raise
+        logger.warning("%s; using a byte-level BPE tokenizer trained on the train period of every repository "
+                       "instead (--no-tokenizer-fallback to stop here)", e)
+        scraped = run_jobs(cfg, jobs, None, workers, ray)
+        ok = [j for j, r in zip(jobs, scraped) if r["error"] is None]
+        if not ok:
+            raise UserError("no repository could be read: " + "; ".join(f"{r['name']}: {r['error']}" for r in scraped))
+        histories = {j.name: RunState(Path(j.out)).stages["1 scrape"]["outputs"]["history"] for j in ok}
+        settings = {"version": PIPELINE_VERSION, "fallback_vocab_size": cfg.fallback_vocab_size,
+                    "sample_mb": cfg.fallback_sample_mb, "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
+        key = stage_key(settings, histories)
+        if cfg.force or state.finished("tokenizer", key, {"tokenizer": tok_dir}) is None:
+            # Each repository gives its share of the sample, drawn by the single-repository sampler.
+            texts = [t for j in ok for t in Pipeline(repo_config(cfg, j, len(ok)), Path(j.path),
+                                                      Path(j.out))._fallback_sample()]
+            train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
+            state.record("tokenizer", key, {"tokenizer": tok_dir},
+                         {"repositories": len(ok), "sample_mb": round(sum(map(len, texts)) / 1e6, 3)})
+        tok = load_tokenizer(str(tok_dir))
+        identity = tokenizer_identity(tok, source=f"fallback-bpe:{out.name}", fallback=True)
+        note = (f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE on the train period "
+                f"of {len(ok)} repositories ({tok_dir})")
+        return (str(tok_dir), identity), [r for r in scraped if r["error"] is not None], [note]
+    identity = tokenizer_identity(tok, source=cfg.model)
+    _save_tokenizer(tok, identity, tok_dir)
+    return (str(tok_dir), identity), [], []
+
+
+def run_multi(cfg: PipelineConfig) -> int:
+    """Build one dataset from every repository of `cfg`; returns the exit code (0, or 3 if some failed)."""
+    from multirepo.merge import merge_datasets
+
+    jobs, out = plan_jobs(cfg)
+    if cfg.workers is not None and cfg.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {cfg.workers}")
+    workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
+    start = time.perf_counter()
+    with OutputLock(out), ray_session(cfg, workers) as ray:
+        state = RunState(out)
+        tokenizer, failed, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
+        todo = [j for j in jobs if j.name not in {r["name"] for r in failed}]
+        results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray) if todo else [])
+        results.sort(key=lambda r: r["name"])
+        failed = [r for r in results if r["error"] is not None]
+        built = [j for j in jobs if j.name not in {r["name"] for r in failed}]
+        if not built:
+            raise UserError("no repository could be built: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
+        manifest = merge_datasets(out, built, failed, tokenizer[1], state)
+    print_summary(cfg, out, results, manifest, notes, time.perf_counter() - start)
+    if cfg.train:
+        from training.model_trainer_unified import main as train_main
+
+        code = train_main(train_argv(cfg, out)[2:])
+        if code:
+            raise UserError(f"training failed (exit code {code})")
+    return EXIT_SOME_FAILED if failed else 0
+
+
+def train_argv(cfg: PipelineConfig, out: Path) -> list[str]:
+    return ["python3", "training/model_trainer_unified.py", "--config", cfg.training_config,
+            "--sequences", str(out / "dataset" / "training_data_train.json"), "--epochs", "1",
+            "--output", str(Path("models") / out.name)]
+
+
+def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest: dict, notes: list[str],
+                  seconds: float) -> None:
+    """One row per repository (status, time, examples per split), the totals, fallbacks, failures."""
+    per_repo = {r["name"]: r for r in manifest["repositories"]}
+    rows = [("repository", "status", "time", "train / val / test examples")]
+    for r in results:
+        if r["error"] is not None:
+            status = "FAILED"
+        elif r["stages"] and all(skipped for _, skipped in r["stages"]):
+            status = "unchanged"
+        else:
+            status = "built"
+        splits = per_repo.get(r["name"], {}).get("splits")
+        counts = " / ".join(f"{splits[s]['examples']:,}" for s in ("train", "val", "test")) if splits else "-"
+        rows.append((r["name"], status, f"{r.get('seconds', 0.0):.1f}s", counts))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
+    splits = manifest["splits"]
+    lines += ["",
+              f"dataset:  {len(manifest['repositories'])} of {len(results)} repositories, in {seconds:.1f}s",
+              "examples: " + ", ".join(f"{s} {c['examples']:,}" for s, c in splits.items()),
+              "tokens:   " + ", ".join(f"{s} {c['tokens']:,}" for s, c in splits.items()),
+              f"vocab:    {manifest['tokenizer']['vocab_size']:,} ({manifest['tokenizer']['name_or_path']})",
+              f"on disk:  {out / 'dataset'}"]
+    lines += [f"FALLBACK: {n}" for n in notes]
+    lines += [f"FALLBACK: {r['name']}: {f}" for r in results for f in r["fallbacks"] if r["error"] is None]
+    lines += [f"FAILED:   {r['name']} ({r['source']}): {r['error']}" for r in results if r["error"] is not None]
+    lines += ["", "train on these splits with:", "  " + " ".join(train_argv(cfg, out))]
+    print("\n".join(lines))
