@@ -84,10 +84,11 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     setup_logging(args.verbose)
     values = load_config(args.config)
     flags = {k: v for k, v in vars(args).items() if v is not None and k not in ("config", "verbose")}
-    if "repo" in flags:  # --repo typed: one means today's single-repository run, several the multi mode
+    if "repo" in flags:  # one --repo alone is today's single-repository run; more, or with a list, the multi mode
         repos = flags.pop("repo")
         values.pop("repos", None)
-        flags.update({"repo": repos[0]} if len(repos) == 1 else {"repos": repos})
+        several = len(repos) > 1 or flags.get("repos_file") or values.get("repos_file")
+        flags.update({"repos": repos} if several else {"repo": repos[0]})
     values.update(flags)
     try:
         cfg = PipelineConfig(**values)

@@ -83,7 +83,8 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
         out = Path(cfg.output_dir)
     else:
         out = Path("data") / (Path(cfg.repos_file).stem if cfg.repos_file else "multi")
-    jobs = [RepoJob(n, s, r, str(out / "repos" / n)) for n, s, r in zip(names, sources, resolved)]
+    # Absolute: a Ray worker's working directory is not this process's.
+    jobs = [RepoJob(n, s, r, str((out / "repos" / n).resolve())) for n, s, r in zip(names, sources, resolved)]
     return sorted(jobs, key=lambda j: j.name), out
 
 
@@ -217,10 +218,10 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         identity = tokenizer_identity(tok, source=f"fallback-bpe:{out.name}", fallback=True)
         note = (f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE on the train period "
                 f"of {len(ok)} repositories ({tok_dir})")
-        return (str(tok_dir), identity), [r for r in scraped if r["error"] is not None], [note]
+        return (str(tok_dir.resolve()), identity), [r for r in scraped if r["error"] is not None], [note]
     identity = tokenizer_identity(tok, source=cfg.model)
     _save_tokenizer(tok, identity, tok_dir)
-    return (str(tok_dir), identity), [], []
+    return (str(tok_dir.resolve()), identity), [], []
 
 
 def run_multi(cfg: PipelineConfig) -> int:
