@@ -25,7 +25,10 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import resource
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +48,35 @@ EXIT_SOME_FAILED = 3  # the dataset was built from the others; 2 (UserError) whe
 class RepoJob:
     name: str       # unique within the run: the directory under <out>/repos/
     source: str     # the repository as the user gave it (recorded in the manifest)
-    path: str       # resolved path, read by the task
+    path: str       # resolved path, or the URL to clone
     out: str        # <out>/repos/<name>
+    clone: str | None = None  # a URL's bare mirror, <out>/sources/<name>.git, made by the task
+
+
+def is_url(source: str) -> bool:
+    """A repository to clone on the worker (`https://`, `ssh://`, `file://`, `git@host:path`), not a path."""
+    return "://" in source or re.match(r"^[\w.-]+@[\w.-]+:", source) is not None
+
+
+def fetch_source(url: str, dest: Path) -> None:
+    """A bare mirror of `url` at `dest` (every branch and tag): cloned the first time, fetched after."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a password prompt would hang a worker
+    if (dest / "HEAD").is_file():
+        cmd, tmp = ["git", "-C", str(dest), "fetch", "-q", "--prune", "origin"], None
+    else:
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = ["git", "clone", "-q", "--mirror", url, str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{url}: git {cmd[1] if tmp else 'fetch'} failed ({why})")
+    if tmp is not None:
+        os.replace(tmp, dest)
 
 
 def read_repos_file(path: str) -> list[str]:
-    """Repository paths from a list file: one per line, `#` starts a comment, relative to the file.
+    """Repositories from a list file: one per line, `#` starts a comment; a path is relative to the file.
 
     >>> read_repos_file("repos.txt")   # doctest: +SKIP   ("# ours\\nclick\\n/srv/git/cobra.git\\n")
     ['.../click', '/srv/git/cobra.git']
@@ -61,7 +87,7 @@ def read_repos_file(path: str) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"--repos-file {path}: {getattr(e, 'strerror', None) or e}") from None
     entries = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    return [str(p.parent / Path(e).expanduser()) if not Path(e).expanduser().is_absolute() else e
+    return [e if is_url(e) or Path(e).expanduser().is_absolute() else str(p.parent / Path(e).expanduser())
             for e in entries if e]
 
 
@@ -70,13 +96,14 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
     sources = list(cfg.repos) + (read_repos_file(cfg.repos_file) if cfg.repos_file else [])
     if not sources:
         raise UserError(f"--repos-file {cfg.repos_file}: lists no repository")
-    resolved = [str(Path(s).expanduser().resolve()) for s in sources]
+    resolved = [s if is_url(s) else str(Path(s).expanduser().resolve()) for s in sources]
     seen: dict[str, str] = {}
     for s, r in zip(sources, resolved):
         if r in seen:
             raise UserError(f"repository {s} is listed twice (also as {seen[r]})")
         seen[r] = s
-    base = [Path(r).name.removesuffix(".git") or "repo" for r in resolved]
+    base = [Path(r.rstrip("/").split(":")[-1] if is_url(r) else r).name.removesuffix(".git") or "repo"
+            for r in resolved]
     names = [b if base.count(b) == 1 else f"{b}-{hashlib.sha256(r.encode()).hexdigest()[:8]}"
              for b, r in zip(base, resolved)]
     if cfg.output_dir:
@@ -84,13 +111,15 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
     else:
         out = Path("data") / (Path(cfg.repos_file).stem if cfg.repos_file else "multi")
     # Absolute: a Ray worker's working directory is not this process's.
-    jobs = [RepoJob(n, s, r, str((out / "repos" / n).resolve())) for n, s, r in zip(names, sources, resolved)]
+    jobs = [RepoJob(n, s, r, str((out / "repos" / n).resolve()),
+                    str((out / "sources" / f"{n}.git").resolve()) if is_url(r) else None)
+            for n, s, r in zip(names, sources, resolved)]
     return sorted(jobs, key=lambda j: j.name), out
 
 
 def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int) -> PipelineConfig:
     """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
-    return dataclasses.replace(cfg, repo=job.path, output_dir=job.out, repos=[], repos_file=None,
+    return dataclasses.replace(cfg, repo=job.clone or job.path, output_dir=job.out, repos=[], repos_file=None,
                                ray_address=None, workers=None, train=False, progress=False,
                                fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
 
@@ -106,9 +135,12 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, n_repos: int, tokenizer: tuple[s
     result = {"name": job.name, "source": job.source, "error": None, "stages": [], "fallbacks": []}
     pipeline = None
     try:
-        repo, out = validate(repo_config(cfg, job, n_repos))
+        if job.clone:
+            fetch_source(job.path, Path(job.clone))
+        rcfg = repo_config(cfg, job, n_repos)
+        repo, out = validate(rcfg)
         with OutputLock(out):
-            pipeline = Pipeline(repo_config(cfg, job, n_repos), repo, out)
+            pipeline = Pipeline(rcfg, repo, out)
             pipeline.scrape()
             if tokenizer is not None:
                 tok, identity = load_tokenizer(tokenizer[0]), tokenizer[1]
@@ -178,7 +210,8 @@ def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dic
                 results[job.name] = ray.get(done[0])
             except ray.exceptions.RayError as e:  # the worker died (out of memory, killed)
                 results[job.name] = {"name": job.name, "source": job.source, "stages": [], "fallbacks": [],
-                                     "error": f"Ray task failed: {str(e).splitlines()[0]}"}
+                                     "error": f"Ray task failed: {str(e).splitlines()[0]}",
+                                     "seconds": 0.0, "peak_rss_mb": 0.0, "pid": None}
             bar.update()
     bar.close()
     return [results[j.name] for j in jobs]
@@ -186,7 +219,7 @@ def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dic
 
 def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState, workers: int,
                       ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
-    """((saved tokenizer directory, identity), stage-1 failures, fallback notes), once for every repository."""
+    """((saved tokenizer directory, identity), stage-1 results if it ran first, fallback notes), once for all."""
     from tokenizers_.file_snapshot_tokenizer import _save_tokenizer
     from tokenizers_.loading import (TokenizerUnavailable, load_tokenizer, tokenizer_identity,
                                      train_fallback_tokenizer)
@@ -209,7 +242,7 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         key = stage_key(settings, histories)
         if cfg.force or state.finished("tokenizer", key, {"tokenizer": tok_dir}) is None:
             # Each repository gives its share of the sample, drawn by the single-repository sampler.
-            texts = [t for j in ok for t in Pipeline(repo_config(cfg, j, len(ok)), Path(j.path),
+            texts = [t for j in ok for t in Pipeline(repo_config(cfg, j, len(ok)), Path(j.clone or j.path),
                                                       Path(j.out))._fallback_sample()]
             train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
             state.record("tokenizer", key, {"tokenizer": tok_dir},
@@ -218,32 +251,42 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         identity = tokenizer_identity(tok, source=f"fallback-bpe:{out.name}", fallback=True)
         note = (f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE on the train period "
                 f"of {len(ok)} repositories ({tok_dir})")
-        return (str(tok_dir.resolve()), identity), [r for r in scraped if r["error"] is not None], [note]
+        return (str(tok_dir.resolve()), identity), scraped, [note]
     identity = tokenizer_identity(tok, source=cfg.model)
     _save_tokenizer(tok, identity, tok_dir)
     return (str(tok_dir.resolve()), identity), [], []
 
 
-def run_multi(cfg: PipelineConfig) -> int:
-    """Build one dataset from every repository of `cfg`; returns the exit code (0, or 3 if some failed)."""
+def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]:
+    """Build one dataset from every repository of `cfg`: (output dir, per-repository results, manifest, notes)."""
     from multirepo.merge import merge_datasets
 
     jobs, out = plan_jobs(cfg)
     if cfg.workers is not None and cfg.workers < 1:
         raise UserError(f"--workers must be at least 1, got {cfg.workers}")
     workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
-    start = time.perf_counter()
     with OutputLock(out), ray_session(cfg, workers) as ray:
         state = RunState(out)
-        tokenizer, failed, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
+        tokenizer, scraped, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
+        failed = [r for r in scraped if r["error"] is not None]
         todo = [j for j in jobs if j.name not in {r["name"] for r in failed}]
         results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray) if todo else [])
         results.sort(key=lambda r: r["name"])
+        for first, r in ((f, r) for f in scraped for r in results if f["name"] == r["name"] and f is not r):
+            r["seconds"] += first["seconds"]  # stage 1 ran as a task of its own, before the tokenizer
+            r["peak_rss_mb"] = max(r["peak_rss_mb"], first["peak_rss_mb"])
         failed = [r for r in results if r["error"] is not None]
         built = [j for j in jobs if j.name not in {r["name"] for r in failed}]
         if not built:
             raise UserError("no repository could be built: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
         manifest = merge_datasets(out, built, failed, tokenizer[1], state)
+    return out, results, manifest, notes
+
+
+def run_multi(cfg: PipelineConfig) -> int:
+    """The command: build, print the summary, train if asked; exit code 0, or 3 if some repositories failed."""
+    start = time.perf_counter()
+    out, results, manifest, notes = build_multi(cfg)
     print_summary(cfg, out, results, manifest, notes, time.perf_counter() - start)
     if cfg.train:
         from training.model_trainer_unified import main as train_main
@@ -251,7 +294,7 @@ def run_multi(cfg: PipelineConfig) -> int:
         code = train_main(train_argv(cfg, out)[2:])
         if code:
             raise UserError(f"training failed (exit code {code})")
-    return EXIT_SOME_FAILED if failed else 0
+    return EXIT_SOME_FAILED if any(r["error"] is not None for r in results) else 0
 
 
 def train_argv(cfg: PipelineConfig, out: Path) -> list[str]:
@@ -274,7 +317,7 @@ def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest:
             status = "built"
         splits = per_repo.get(r["name"], {}).get("splits")
         counts = " / ".join(f"{splits[s]['examples']:,}" for s in ("train", "val", "test")) if splits else "-"
-        rows.append((r["name"], status, f"{r.get('seconds', 0.0):.1f}s", counts))
+        rows.append((r["name"], status, f"{r['seconds']:.1f}s", counts))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
     splits = manifest["splits"]

@@ -168,3 +168,25 @@ def test_repos_file_and_single_repo_parsing(tmp_path):
 
     with pytest.raises(UserError, match="listed twice"):
         plan_jobs(comprehensive_pipeline.parse_args(["--repo", "a", "--repo", "./a"]))
+
+
+def test_a_url_is_cloned_by_the_worker_and_fetched_on_the_next_run(three_repos, capsys):
+    base, _ = three_repos
+    url = (base / "lib").as_uri()  # file://: a clone from a URL, offline
+    listing = base / "urls.txt"
+    listing.write_text(f"{url}  # cloned on the worker\none/app\n", encoding="utf-8")
+    args = ["--repos-file", str(listing), "--output-dir", str(base / "urls"), "--workers", "1", *SMALL]
+    assert comprehensive_pipeline.main(args) == 0
+    mirror = base / "urls" / "sources" / "lib.git"
+    refs = subprocess.run(["git", "-C", str(mirror), "for-each-ref", "--format=%(refname)"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert refs == ["refs/heads/main"]  # a mirror: the origin's own refs, no remote-tracking copies
+    manifest = read_json(base / "urls" / "dataset" / "dataset_stats.json")
+    lib = next(r for r in manifest["repositories"] if r["name"] == "lib")
+    assert lib["source"] == url and lib["splits"]["test"]["last_order"] == 5  # all six commits
+    # The next run fetches instead of cloning, finds nothing new, and leaves everything as it was.
+    before = tree_bytes(base / "urls" / "repos")
+    capsys.readouterr()
+    assert comprehensive_pipeline.main(args) == 0
+    assert any(line.startswith("lib ") and " unchanged " in line for line in capsys.readouterr().out.splitlines())
+    assert tree_bytes(base / "urls" / "repos") == before
