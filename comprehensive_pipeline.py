@@ -13,6 +13,9 @@ with a summary and the command that trains on the result:
 
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
 redoes all); a second run on the same output directory is refused while one is running.
+
+Several repositories (`--repo A --repo B`, `--repos-file LIST`) are one dataset: `multirepo/`
+runs this pipeline on each as a Ray task and merges the splits (docs/multi_repo.md).
 """
 
 from __future__ import annotations
