@@ -64,7 +64,8 @@ def one_run(argv: list[str]) -> None:
     start = time.perf_counter()
     _, results, manifest, _ = build_multi(cfg)
     print(json.dumps({"seconds": time.perf_counter() - start,
-                      "repos": [{k: r[k] for k in ("name", "seconds", "peak_rss_mb", "pid", "error")} for r in results],
+                      "repos": [{k: r[k] for k in ("name", "seconds", "peak_rss_mb", "pid", "error", "stages")}
+                                for r in results],
                       "tokens": sum(s["tokens"] for s in manifest["splits"].values())}))
 
 
@@ -111,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{v:.0f}" for v in sorted(peaks.values(), reverse=True)))
     print("per repository (seconds at the largest worker count): "
           + ", ".join(f"{rep['name']} {rep['seconds']:.1f}" for rep in runs[args.workers[-1]]["repos"]))
+    stage_s: dict[str, float] = {}
+    for rep in runs[args.workers[0]]["repos"]:
+        for stage, _, seconds in rep["stages"]:
+            stage_s[stage] = stage_s.get(stage, 0.0) + seconds
+    total = sum(stage_s.values())
+    print(f"where a task's time goes ({args.workers[0]} worker, all repositories): "
+          + ", ".join(f"{k} {v:.1f}s ({v / total:.0%})" for k, v in stage_s.items()))
     floor = git_log_seconds(repos, args.max_commits)
     best = min(r["wall"] for r in runs.values())
     print(f"floor: git log -p over the same commits, one repository after another: {floor:.2f}s; "

@@ -153,7 +153,7 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, n_repos: int, tokenizer: tuple[s
         logger.debug("%s failed", job.name, exc_info=True)
         result["error"] = f"{type(e).__name__}: {e}"
     if pipeline is not None:
-        result["stages"] = [(r.stage.strip(), r.skipped) for r in pipeline.reports]
+        result["stages"] = [(r.stage.strip(), r.skipped, r.seconds) for r in pipeline.reports]
         result["fallbacks"] = pipeline.fallbacks
     result["seconds"] = time.perf_counter() - start
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -173,9 +173,15 @@ def ray_session(cfg: PipelineConfig, workers: int):
         yield ray
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT)}}  # workers import the pipeline from this checkout
+    # Workers import the pipeline from this checkout, and see the hub the way this process does (the
+    # saved tokenizer's config records whether it was loaded offline).
+    env = {"PYTHONPATH": str(ROOT), **{k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_HOME") if k in os.environ}}
+    runtime_env = {"env_vars": env}
     if cfg.ray_address:
-        ray.init(address=cfg.ray_address, runtime_env=runtime_env, logging_level=logging.ERROR)
+        try:
+            ray.init(address=cfg.ray_address, runtime_env=runtime_env, logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise UserError(f"--ray-address {cfg.ray_address}: cannot join the Ray cluster ({e})") from None
     else:
         ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
                  object_store_memory=128 << 20, runtime_env=runtime_env)
@@ -275,6 +281,7 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
         for first, r in ((f, r) for f in scraped for r in results if f["name"] == r["name"] and f is not r):
             r["seconds"] += first["seconds"]  # stage 1 ran as a task of its own, before the tokenizer
             r["peak_rss_mb"] = max(r["peak_rss_mb"], first["peak_rss_mb"])
+            r["stages"] = first["stages"] + [s for s in r["stages"] if s[0] != "1 scrape"]
         failed = [r for r in results if r["error"] is not None]
         built = [j for j in jobs if j.name not in {r["name"] for r in failed}]
         if not built:
@@ -311,7 +318,7 @@ def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest:
     for r in results:
         if r["error"] is not None:
             status = "FAILED"
-        elif r["stages"] and all(skipped for _, skipped in r["stages"]):
+        elif r["stages"] and all(skipped for _, skipped, _ in r["stages"]):
             status = "unchanged"
         else:
             status = "built"
