@@ -28,6 +28,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -161,6 +162,18 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, n_repos: int, tokenizer: tuple[s
     return result
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """One line instead of Ray's minutes of retries when nothing listens at `host:port`."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not (host and port.isdigit()):
+        return  # "auto" and the like: Ray finds the cluster itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"--ray-address {address}: nothing answers there ({e.strerror or e}); start the cluster "
+                        "with `ray start --head` or fix the address") from None
+
+
 @contextlib.contextmanager
 def ray_session(cfg: PipelineConfig, workers: int):
     """Ray for this run, or None for one worker in this process; an existing Ray session is reused."""
@@ -178,12 +191,13 @@ def ray_session(cfg: PipelineConfig, workers: int):
     env = {"PYTHONPATH": str(ROOT), **{k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_HOME") if k in os.environ}}
     runtime_env = {"env_vars": env}
     if cfg.ray_address:
+        check_reachable(cfg.ray_address)
         try:
             ray.init(address=cfg.ray_address, runtime_env=runtime_env, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise UserError(f"--ray-address {cfg.ray_address}: cannot join the Ray cluster ({e})") from None
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
+    else:  # "local": a new instance, even if a cluster started with `ray start` runs on this machine
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
                  object_store_memory=128 << 20, runtime_env=runtime_env)
     try:
         yield ray
@@ -270,6 +284,7 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
     jobs, out = plan_jobs(cfg)
     if cfg.workers is not None and cfg.workers < 1:
         raise UserError(f"--workers must be at least 1, got {cfg.workers}")
+    validate(dataclasses.replace(cfg, repo=str(ROOT)))  # the settings, once here rather than once per task
     workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
     with OutputLock(out), ray_session(cfg, workers) as ray:
         state = RunState(out)
