@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'all' if not args.max_commits else f'at most {args.max_commits}'} commits each, "
           f"{os.cpu_count()} CPUs on this machine")
     base = runs[args.workers[0]]["wall"]  # speed-up over the first worker count measured
-    print(f"{'workers':>7}{'wall s':>9}{'build s':>9}{'speed-up':>10}{'repos/h/worker':>16}  peak RSS per worker process (MB)")
+    print(f"{'workers':>7}{'wall s':>9}{'build s':>9}{'speed-up':>10}{'repos/h/worker':>16}  "
+          "peak RSS per worker process (MB)")
     for n, r in runs.items():
         peaks: dict[int, float] = {}
         for rep in r["repos"]:

@@ -30,8 +30,8 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def ray_local():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, object_store_memory=100 << 20,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+             object_store_memory=100 << 20, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}})
     yield
     ray.shutdown()
 
