@@ -104,10 +104,12 @@ def merge_split(out: Path, split: str, names: list[str], dirs: list[Path], ident
     return header, {json_name: sha256_file(out / json_name), tokens_name: header["tokens_sha256"]}
 
 
-def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, state: RunState) -> dict:
+def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, state: RunState,
+                   force: bool = False) -> dict:
     """`<out>/dataset/` from the built repositories `jobs` (sorted by name); returns the manifest.
 
-    Skipped when the repositories' manifests, the failures and the tokenizer are those of the last merge.
+    Skipped (unless `force`) when the repositories' manifests, the failures and the tokenizer are
+    those of the last merge.
     """
     dirs = [Path(j.out) / "dataset" for j in jobs]
     ds = out / "dataset"
@@ -120,7 +122,7 @@ def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, st
         outputs[split] = ds / f"training_data_{split}.json"
         outputs[f"{split}_tokens"] = ds / f"training_data_{split}.tokens.npy"
     key = stage_key(settings, inputs)
-    if state.finished("merge", key, outputs) is not None:
+    if not force and state.finished("merge", key, outputs) is not None:
         logger.info("merge: unchanged since its last run, skipped")
         return read_json(ds / "dataset_stats.json")
 

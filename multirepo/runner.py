@@ -301,7 +301,7 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
         built = [j for j in jobs if j.name not in {r["name"] for r in failed}]
         if not built:
             raise UserError("no repository could be built: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
-        manifest = merge_datasets(out, built, failed, tokenizer[1], state)
+        manifest = merge_datasets(out, built, failed, tokenizer[1], state, force=cfg.force)
     return out, results, manifest, notes
 
 
