@@ -142,6 +142,8 @@ def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, st
         "format": MANIFEST_FORMAT, "version": VERSION, "kind": "multi-repository",
         "settings": {k: v for k, v in manifests[0]["settings"].items() if k not in ("vocab", "chunks", "commits")},
         "tokenizer": {k: v for k, v in identity.items() if k != "files"}, "tokenizer_dir": "../tokenizer",
+        "tokenizer_sample": {k: v for k, v in state.info("tokenizer").items() if k in ("repositories", "sample_mb")}
+        if identity.get("fallback") else None,
         "dtype": manifests[0]["dtype"], "order": "repositories by name; each split at its repository's own cut-off",
         "splits": splits, "repositories": repositories,
         "failed": [{"name": r["name"], "source": r["source"], "error": r["error"]} for r in failed],
