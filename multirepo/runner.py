@@ -118,17 +118,18 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
     return sorted(jobs, key=lambda j: j.name), out
 
 
-def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int) -> PipelineConfig:
+def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int = 1) -> PipelineConfig:
     """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
     return dataclasses.replace(cfg, repo=job.clone or job.path, output_dir=job.out, repos=[], repos_file=None,
                                ray_address=None, workers=None, train=False, progress=False,
                                fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
 
 
-def run_repo(cfg: PipelineConfig, job: RepoJob, n_repos: int, tokenizer: tuple[str, dict] | None) -> dict:
+def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | None, scraped: bool = False) -> dict:
     """One repository's pipeline in `job.out`: stage 1 only when `tokenizer` is None, else stages 1-4.
 
-    Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
+    `scraped`: stage 1 already ran in this run (before the fallback tokenizer), so `--force` does
+    not redo it. Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
     """
     from tokenizers_.loading import load_tokenizer
 
@@ -138,11 +139,12 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, n_repos: int, tokenizer: tuple[s
     try:
         if job.clone:
             fetch_source(job.path, Path(job.clone))
-        rcfg = repo_config(cfg, job, n_repos)
+        rcfg = repo_config(cfg, job)
         repo, out = validate(rcfg)
         with OutputLock(out):
-            pipeline = Pipeline(rcfg, repo, out)
+            pipeline = Pipeline(dataclasses.replace(rcfg, force=rcfg.force and not scraped), repo, out)
             pipeline.scrape()
+            pipeline.cfg = rcfg
             if tokenizer is not None:
                 tok, identity = load_tokenizer(tokenizer[0]), tokenizer[1]
                 chunks = pipeline.chunk(tok, identity)
@@ -206,7 +208,7 @@ def ray_session(cfg: PipelineConfig, workers: int):
 
 
 def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dict] | None,
-             workers: int, ray) -> list[dict]:
+             workers: int, ray, scraped: bool = False) -> list[dict]:
     """Each job's `run_repo`, at most `workers` at a time (in this process when `ray` is None); in job order."""
     from tqdm import tqdm
 
@@ -215,7 +217,7 @@ def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dic
     results: dict[str, dict] = {}
     if ray is None:
         for job in jobs:
-            results[job.name] = run_repo(cfg, job, len(jobs), tokenizer)
+            results[job.name] = run_repo(cfg, job, tokenizer, scraped)
             bar.update()
     else:
         task = ray.remote(num_cpus=1, max_retries=0)(run_repo)
@@ -223,7 +225,7 @@ def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dic
         while queue or running:
             while queue and len(running) < workers:
                 job = queue.pop(0)
-                running[task.remote(cfg, job, len(jobs), tokenizer)] = job
+                running[task.remote(cfg, job, tokenizer, scraped)] = job
             done, _ = ray.wait(list(running), num_returns=1)
             job = running.pop(done[0])
             try:
@@ -291,7 +293,7 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
         tokenizer, scraped, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
         failed = [r for r in scraped if r["error"] is not None]
         todo = [j for j in jobs if j.name not in {r["name"] for r in failed}]
-        results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray) if todo else [])
+        results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray, bool(scraped)) if todo else [])
         results.sort(key=lambda r: r["name"])
         for first, r in ((f, r) for f in scraped for r in results if f["name"] == r["name"] and f is not r):
             r["seconds"] += first["seconds"]  # stage 1 ran as a task of its own, before the tokenizer

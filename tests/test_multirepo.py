@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,6 +142,17 @@ def test_killed_run_rerun_skips_finished_repositories_and_is_identical(three_rep
     printed = capsys.readouterr().out
     assert tree_bytes(out) == expected
     assert any(line.startswith(first) and " unchanged " in line for line in printed.splitlines())
+
+
+def test_force_redoes_every_stage_once_and_changes_nothing(three_repos, sequential, caplog):
+    base, repos = three_repos
+    shutil.copytree(sequential[0], base / "forced" / "team")
+    caplog.set_level(logging.INFO)
+    assert run_main(base, "forced/team", "--workers", "1", "--force", repos=repos) == 3
+    # Stage 1 runs before the fallback tokenizer; the per-repository run after it must not redo it.
+    scrapes = [r for r in caplog.records if r.name == "scrapers.git_scraper_rich" and " -> " in r.getMessage()]
+    assert len(scrapes) == 3
+    assert tree_bytes(base / "forced" / "team") == tree_bytes(sequential[0])
 
 
 def test_second_run_on_a_locked_dataset_is_refused(three_repos, capsys):
