@@ -30,8 +30,10 @@ from pathlib import Path
 
 from pipeline_checks import check_chunks, check_dataset, check_history, check_tokenized
 from pipeline_config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
-from pipeline_io import UserError, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
+from pipeline_io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
 from pipeline_state import OutputLock, RunState, stage_key
+from reporting import report_and_export
+from reporting.export import check_formats
 from splits import SPLITS
 
 logger = logging.getLogger("comprehensive_pipeline")
@@ -81,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
                                     "1 builds them one after another in this process, without Ray]")
     add("--ray-address", help="several repositories: join this Ray cluster instead of starting Ray here "
                               "(repositories and --output-dir must be readable by every worker)")
+    add("--no-report", dest="report", action="store_const", const=False,
+        help="do not write report.html and report/*.png after stage 4")
+    add("--export", type=lambda v: v.split(","), help="also export the splits as: hf, nanogpt (comma-separated) [none]")
     add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
     p.add_argument("--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
@@ -122,6 +127,7 @@ class Pipeline:
         self.state = RunState(out)
         self.reports: list[StageReport] = []
         self.fallbacks: list[str] = []
+        self.extras: list[tuple[str, Path]] = []  # the report and exports written after stage 4
         self.p = {
             "history": out / "git_history_rich.jsonl",
             "history_json": out / "git_history_rich.json",
@@ -175,10 +181,11 @@ class Pipeline:
                               redact=cfg.redact, progress=cfg.progress)
             if cfg.max_diff_bytes is not None:
                 sc.max_diff_bytes = cfg.max_diff_bytes
-            scrape(sc)
+            secrets = sum(scrape(sc)["secrets_redacted"].values())
             counts = check_history(self.p["history"], self.p["history_json"])
             return counts, "all refs" if not cfg.revs else " ".join(cfg.revs), \
-                f"{counts['commits']} commits, {counts['file_changes']} file changes", ""
+                f"{counts['commits']} commits, {counts['file_changes']} file changes", \
+                f"{secrets} secrets redacted" if secrets else ""
 
         self._stage("1 scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work)
 
@@ -264,6 +271,8 @@ class Pipeline:
         except UserError:
             raise
         except Exception as e:  # a bug in chunking must not cost the user the run: fall back, loudly
+            if disk_error(e):
+                raise
             logger.error("stage 2 (chunk) failed: %s: %s; stage 3 runs on raw commit records instead",
                          type(e).__name__, e)
             logger.debug("stage 2 traceback", exc_info=True)
@@ -335,6 +344,7 @@ class Pipeline:
         chunks = self.chunk(tok, identity)
         self.tokenize(chunks, tok, identity)
         info = self.build_dataset()
+        self.extras = report_and_export(self.out, self.cfg.report, self.cfg.export, self.cfg.progress)
         self.summarize(info, identity)
         return info
 
@@ -354,6 +364,7 @@ class Pipeline:
                   f"vocab:    {identity['vocab_size']:,} ({identity['name_or_path']})",
                   f"on disk:  {size / 1e6:.1f} MB in {self.out}"]
         lines += [f"FALLBACK: {f}" for f in self.fallbacks]
+        lines += [f"{label}: {path}" for label, path in self.extras]
         lines += ["", "train on these splits with:", "  " + " ".join(self.train_argv())]
         print("\n".join(lines))
 
@@ -366,6 +377,7 @@ class Pipeline:
 def run_pipeline(cfg: PipelineConfig) -> dict:
     """Run every stage for `cfg`; returns the dataset manifest's counts. Raises UserError on bad input."""
     repo, out = validate(cfg)
+    check_formats(cfg.export)
     with OutputLock(out):
         pipeline = Pipeline(cfg, repo, out)
         info = pipeline.run()

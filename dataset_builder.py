@@ -28,6 +28,7 @@ import numpy as np
 
 from pipeline_io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
+from scrapers.languages import category_of, language_of
 from splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
 from tokenizers_.tokenized_chunks import load_tokenized
@@ -278,6 +279,24 @@ def _commit_details(path: Path | None, wanted: set[str]) -> dict[str, dict]:
     return found
 
 
+def tokens_by_language_and_category(chunks: list[dict], picked: np.ndarray) -> tuple[dict, dict]:
+    """Stream tokens (n_tokens + 1 separator) of the chunks `picked`, by the language and the
+    category (`scrapers.languages`) of each chunk's path; "unknown" for a chunk without one.
+    Largest first, so each sums to the split's `tokens`."""
+    by_lang: dict[str, int] = {}
+    by_cat: dict[str, int] = {}
+    for i in picked.tolist():
+        path, n = chunks[i].get("path"), int(chunks[i]["n_tokens"]) + 1
+        lang, cat = (language_of(path), category_of(path)) if path else ("unknown", "unknown")
+        by_lang[lang] = by_lang.get(lang, 0) + n
+        by_cat[cat] = by_cat.get(cat, 0) + n
+
+    def ranked(d: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    return ranked(by_lang), ranked(by_cat)
+
+
 def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np.ndarray, perm: np.ndarray,
                        bounds: tuple[int, int, int, int], config: DatasetConfig, header_base: dict,
                        data: Stage3Tokens) -> tuple[dict, dict[str, str]]:
@@ -307,6 +326,7 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
     json_name = f"training_data_{split}.json"
     _write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
     repeated = target_tokens - unique_targets
+    by_lang, by_cat = tokens_by_language_and_category(data.chunks, perm[c0:c1])
     if repeated:
         logger.warning("%s: stride %d < target window %d: %d of %d target tokens (%.1f%%) are targets more than once",
                        split, config.stride, config.target_window, repeated, target_tokens,
@@ -316,6 +336,7 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
         "unique_target_tokens": unique_targets,
         "repeated_target_fraction": repeated / target_tokens if target_tokens else 0.0,
         "chunks": c1 - c0, "commits": len(np.unique(commit_sorted[c0:c1])),
+        "tokens_by_language": by_lang, "tokens_by_category": by_cat,
         "first_commit": None, "last_commit": None, "first_order": None, "last_order": None,
     }
     # The commit range comes from diff/commit chunks: snapshots taken at HEAD (an opt-in, stated leak)

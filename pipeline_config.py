@@ -6,16 +6,24 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
+import math
+import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chunking.snapshots import SNAPSHOT_AT, head_commit
 from pipeline_io import UserError
+from scrapers.git_runner import Git, GitError, resolve_repo
 from splits import DEFAULT_RATIOS, check_ratios
 from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
 
+MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258
+MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
+
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 
 
 @dataclass
@@ -52,6 +60,8 @@ class PipelineConfig:
     repos_file: str | None = None             # one repository per line, `#` comments
     ray_address: str | None = None            # join this Ray cluster; default: Ray started in this process
     workers: int | None = None                # repositories at a time; default: every core (1: no Ray)
+    report: bool = True                       # report.html and report/*.png after stage 4
+    export: list[str] = field(default_factory=list)   # "hf", "nanogpt": extra formats of the splits
 
     @property
     def ratios(self) -> tuple[float, float, float]:
@@ -59,7 +69,7 @@ class PipelineConfig:
 
 
 def load_config(path: str | None) -> dict:
-    """Settings from a YAML file; an unknown key is an error that names it."""
+    """Settings from a YAML file; an unknown key, or a value of the wrong type, is an error that names it."""
     if not path:
         return {}
     import yaml
@@ -69,44 +79,118 @@ def load_config(path: str | None) -> dict:
             data = yaml.safe_load(f) or {}
     except OSError as e:
         raise UserError(f"--config {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"--config {path}: not UTF-8 (byte {e.start}); save the file as UTF-8") from None
     except yaml.YAMLError as e:
         raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UserError(f"--config {path}: expected a mapping of settings")
     known = {f.name for f in dataclasses.fields(PipelineConfig)}
+    for key in data:
+        if not isinstance(key, str):
+            raise UserError(f"--config {path}: key {key!r} is not a setting name (known: {', '.join(sorted(known))})")
     data = {k.replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UserError(f"--config {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    return data
+    return {k: _typed(k, v, f"--config {path}: {k}") for k, v in data.items()}
 
 
-def validate(cfg: PipelineConfig) -> tuple[Path, Path]:
+def _typed(name: str, value, where: str):
+    """`value` checked against the type of PipelineConfig.<name> (an int is a fine float)."""
+    hint = typing.get_type_hints(PipelineConfig)[name]
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for t in options:
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is str and isinstance(value, str):
+            return value
+        if typing.get_origin(t) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        if t not in (bool, int, float, str) and isinstance(t, type) and isinstance(value, t):
+            return value
+    names = " or ".join("null" if t is type(None) else "a list of strings" if typing.get_origin(t) is list
+                        else {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(t, str(t))
+                        for t in options)
+    raise UserError(f"{where} must be {names}, got {value!r} ({type(value).__name__})")
+
+
+def check_settings(cfg: PipelineConfig) -> None:
+    """Every setting checked once, before stage 1: a bad one is a UserError naming its flag."""
+    for f in dataclasses.fields(cfg):
+        _typed(f.name, getattr(cfg, f.name), "--" + f.name.replace("_", "-"))
+    for name, r in zip(("train", "val", "test"), cfg.ratios):
+        if not math.isfinite(r) or r < 0:
+            raise UserError(f"--{name}-ratio must be a finite number at least 0, got {r}")
     try:
         check_ratios(cfg.ratios)
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise UserError(f"--train-ratio, --val-ratio, --test-ratio: {e}") from None
     if not 0 <= cfg.overlap < cfg.sequence_length:
         raise UserError(f"--overlap must be at least 0 and below --sequence-length, got {cfg.overlap}")
-    if not 0 < cfg.min_chunk_tokens <= cfg.max_chunk_tokens:
-        raise UserError("--min-chunk-tokens must be positive and at most --max-chunk-tokens")
+    if cfg.max_chunk_tokens < MIN_CHUNK_BUDGET:
+        raise UserError(f"--max-chunk-tokens must be at least {MIN_CHUNK_BUDGET}, got {cfg.max_chunk_tokens}")
+    if not 0 < cfg.min_chunk_tokens < cfg.max_chunk_tokens:
+        raise UserError(f"--min-chunk-tokens must be positive and below --max-chunk-tokens ({cfg.max_chunk_tokens}), "
+                        f"got {cfg.min_chunk_tokens}")
     if cfg.context_window < 1 or cfg.target_window < 1:
         raise UserError("--context-window and --target-window must be positive")
-    repo = Path(cfg.repo).expanduser()
-    if not repo.exists():
+    if cfg.fallback_vocab_size < MIN_FALLBACK_VOCAB:
+        raise UserError(f"--fallback-vocab-size must be at least {MIN_FALLBACK_VOCAB} (256 bytes and 2 special "
+                        f"tokens), got {cfg.fallback_vocab_size}")
+    if not (math.isfinite(cfg.fallback_sample_mb) and cfg.fallback_sample_mb > 0):
+        raise UserError(f"--fallback-sample-mb must be a positive number, got {cfg.fallback_sample_mb}")
+    for flag, value in (("--max-commits", cfg.max_commits), ("--max-diff-bytes", cfg.max_diff_bytes)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be positive, got {value}")
+    if cfg.snapshot_at not in SNAPSHOT_AT:
+        raise UserError(f"--snapshot-at must be one of {', '.join(SNAPSHOT_AT)}, got {cfg.snapshot_at!r}")
+
+
+def validate(cfg: PipelineConfig) -> tuple[Path, Path]:
+    """Check every setting, then resolve the repository and the output directory: `(repo, out)`."""
+    check_settings(cfg)
+    given = Path(cfg.repo).expanduser()
+    if not given.is_dir():
         raise UserError(f"--repo {cfg.repo}: no such directory")
-    repo = repo.resolve()
+    try:
+        repo = resolve_repo(given.resolve())
+    except FileNotFoundError:
+        raise UserError("git is not installed or not on PATH") from None
+    except GitError as e:
+        raise UserError(f"--repo {cfg.repo}: not a git repository ({e})") from None
+    if cfg.snapshot_at == "head":
+        head_commit(repo)
     out = Path(cfg.output_dir) if cfg.output_dir else Path("data") / repo.name.removesuffix(".git")
-    return repo, out
+    return repo, prepare_output_dir(out)
+
+
+def prepare_output_dir(out: Path) -> Path:
+    """Create the output directory and make sure files can be written in it; a UserError if not."""
+    flag = "--output-dir " + str(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag}: exists and is not a directory; pick another --output-dir")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"{flag}: cannot write there ({e.strerror or e}); pick another --output-dir") from None
+    return out
 
 
 def repo_fingerprint(repo: Path) -> str:
     """Every ref and what it points at: the scrape is redone when any of them moves."""
+    git = Git(repo)
     try:
-        refs = subprocess.run(["git", "-C", str(repo), "for-each-ref", "--format=%(objectname) %(refname)"],
-                              capture_output=True, text=True, check=True).stdout
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "-q", "--verify", "HEAD"],
-                              capture_output=True, text=True).stdout
-    except (subprocess.CalledProcessError, FileNotFoundError):
+        refs = git.run("for-each-ref", "--format=%(objectname) %(refname)").decode("utf-8", "surrogateescape")
+    except (GitError, FileNotFoundError):
         return ""  # not a repository: the scraper says so in one line
-    return refs + "HEAD " + head
+    return refs + "HEAD " + (git.try_run("rev-parse", "-q", "--verify", "HEAD") or "") + "\n"

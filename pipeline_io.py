@@ -14,6 +14,7 @@ file that can be hundreds of megabytes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -175,6 +176,30 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
+# Write failures that are the output location's fault, not the program's.
+FULL = "free space or pass another --output-dir"
+DISK_ERRNOS = {errno.ENOSPC: ("the disk is full", FULL), errno.EDQUOT: ("the disk quota is exceeded", FULL),
+               errno.EFBIG: ("the file is too large for the file system", FULL),
+               errno.EROFS: ("the file system is read-only", "pass another --output-dir"),
+               errno.EACCES: ("permission denied", "pass another --output-dir"),
+               errno.EPERM: ("permission denied", "pass another --output-dir")}
+
+
+def disk_error(e: BaseException) -> str | None:
+    """One line for an error caused by where outputs are written (disk full, read-only...), else None.
+
+    Libraries in Rust (tokenizers' `save_pretrained`) raise a plain Exception with the OS message.
+    """
+    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+        where = f"{e.filename}: " if e.filename else ""
+        what, remedy = DISK_ERRNOS[e.errno]
+        return f"{where}{what} ({e.strerror}); {remedy}"
+    for n, (what, remedy) in DISK_ERRNOS.items():
+        if type(e) is Exception and os.strerror(n) in str(e):
+            return f"{what} ({e}); {remedy}"
+    return None
+
+
 def run_main(fn: Callable[[], int | None]) -> int:
     """Run a command-line entry point: a UserError becomes one line on stderr and exit code 2.
 
@@ -186,8 +211,14 @@ def run_main(fn: Callable[[], int | None]) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 1
+    except Exception as e:
+        message = disk_error(e)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 1

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = ".pipeline_state.json"
 LOCK_FILE = ".pipeline.lock"
+# What a killed run leaves: `atomic_write` temporaries and stage 2's raw token-id file.
+STALE_PATTERNS = (".*.tmp-*", ".*.ids-*")
 
 
 def stage_key(settings: dict, inputs: dict[str, str]) -> str:
@@ -93,7 +95,7 @@ class OutputLock:
             self.fd = None
             raise UserError(f"another pipeline run is writing to {self.path.parent} (lock {self.path.name}); "
                             "wait for it or use another --output-dir") from None
-        for stale in self.path.parent.rglob(".*.tmp-*"):
+        for stale in [p for pattern in STALE_PATTERNS for p in self.path.parent.rglob(pattern)]:
             if stale.is_dir():
                 shutil.rmtree(stale)
             else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,12 +27,12 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
-from chunking.filters import FileFilter, is_binary_bytes  # noqa: E402
+from chunking.filters import FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
-from chunking.snapshots import TreeReader, git_output  # noqa: E402
+from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
 from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
 from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
@@ -39,11 +40,11 @@ from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tok
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_AT = ("cutoff", "head", "none")
 SUBJECT_CHARS = 120
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 MAX_SYMBOLS = 3
+NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
 
 @dataclass
@@ -90,10 +91,10 @@ class Chunker:
         else:
             self._redact = None
 
-    def redact(self, text: str, counts: _Counts) -> str:
+    def redact(self, text: str, counts: _Counts, path: str | None = None) -> str:
         if self._redact is None or not text:
             return text
-        text, found = self._redact(text)
+        text, found = self._redact(text, path)
         counts.secrets.update(found)
         return text
 
@@ -102,8 +103,11 @@ class Chunker:
             return "missing_object"
         if f.get("is_binary"):
             return "binary" if self.filter.binary else None
+        if f.get("not_utf8"):
+            return "not_utf8"
         diff = f.get("diff") or ""
-        reason = self.filter.path_reason(f["path"]) or self.filter.size_reason(len(diff.encode("utf-8", "replace")))
+        reason = (self.filter.path_reason(f["path"]) or self.filter.size_reason(len(diff.encode("utf-8", "replace")))
+                  or lfs_pointer_reason(diff, is_diff=True))
         if reason is None and self.filter.generated:
             added = "\n".join(l[1:] for l in diff.split("\n") if l[:1] == "+" and not l.startswith("+++"))
             reason = self.filter.content_reason(added)
@@ -119,8 +123,10 @@ class Chunker:
                 counts.filtered[reason] += 1
                 continue
             lang = parser_language(f["path"])
-            hunks = parse_hunks(self.redact(f.get("diff") or "", counts), lang)
-            sections.append(Section(f["path"], f.get("language"), f.get("change_type"), file_title(f), hunks))
+            diff = normalize_newlines(f.get("diff") or "")
+            hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
+            shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
+            sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("diff", rec, p, prefix) for p in pieces]
 
@@ -168,17 +174,18 @@ class Chunker:
             batch: list[tuple[str, str]] = []
             with TreeReader(repo) as tree:
                 for path, size, data in tree.files(commit, keep):
-                    reason = ("not_a_file" if size == 0 and data is None else "missing_object" if data is None
+                    reason = ("non_utf8_path" if NOT_UTF8_PATH.search(path)
+                              else "not_a_file" if size == 0 and data is None
+                              else "missing_object" if data is None
                               else "binary" if is_binary_bytes(data) else None)
                     text = None
                     if reason is None:
                         try:
-                            text = data.decode("utf-8")
+                            text = normalize_newlines(data.decode("utf-8"))
                         except UnicodeDecodeError:
-                            reason = "binary" if flt.binary else "not_utf8"
+                            reason = "not_utf8"
                     if reason is None:
-                        text = text.replace("\r\n", "\n")
-                        reason = flt.content_reason(text)
+                        reason = lfs_pointer_reason(text) or flt.content_reason(text)
                     if reason is not None:
                         counts.filtered[reason] += 1
                         continue
@@ -199,9 +206,11 @@ class Chunker:
 
     def _snapshot_batch(self, prefix: str, files: list[tuple[str, str]], meta: dict) -> tuple[list[dict], _Counts]:
         local = _Counts()
-        sections = [Section(path, language_of(path), None, f"file {path}",
-                            [Block.whole_file(self.redact(text, local), parser_language(path))])
-                    for path, text in files]
+        sections = []
+        for path, text in files:
+            shown = self.redact(path, local)  # a secret in a file name reaches the chunk header
+            sections.append(Section(shown, language_of(path), None, f"file {shown}",
+                                    [Block.whole_file(self.redact(text, local, path), parser_language(path))]))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
 
@@ -343,7 +352,7 @@ def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, co
         return info
     cut = metas[plan.train_last_order]
     if config.snapshot_at == "head":
-        commit = git_output(config.repo, "rev-parse", "--verify", "HEAD^{commit}").strip()
+        commit = head_commit(config.repo)
         later = [o for o, m in metas.items() if o > plan.train_last_order]
         if commit != cut["hash"] and later:
             info["snapshot_leak"] = (f"snapshots are taken at HEAD {commit[:12]}, after the train cut-off "

@@ -15,11 +15,13 @@ out of the count: they sit at the cut-off and must not move it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 SPLITS = ("train", "val", "test")
 DEFAULT_RATIOS = (0.85, 0.10, 0.05)
+RATIO_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,16 @@ class SplitPlan:
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
-    """Normalise (train, val, test) ratios; raises ValueError on a bad triple."""
-    if len(ratios) != 3 or any(r < 0 for r in ratios) or ratios[0] <= 0:
-        raise ValueError(f"split ratios must be three non-negative numbers with train > 0, got {list(ratios)}")
+    """The (train, val, test) ratios made to sum to exactly 1; ValueError on a bad triple.
+
+    Each must be finite and at least 0, train above 0, and they must already sum to 1 (within
+    RATIO_TOLERANCE): ratios are never rescaled without a word.
+    """
+    if len(ratios) != 3 or not all(math.isfinite(r) and r >= 0 for r in ratios) or ratios[0] <= 0:
+        raise ValueError(f"split ratios must be three finite non-negative numbers with train > 0, got {list(ratios)}")
     total = float(sum(ratios))
+    if abs(total - 1) > RATIO_TOLERANCE:
+        raise ValueError(f"split ratios (train, val, test) must sum to 1, got {' + '.join(map(str, ratios))} = {total:g}")
     return ratios[0] / total, ratios[1] / total, ratios[2] / total
 
 

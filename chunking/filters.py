@@ -28,6 +28,10 @@ GENERATED_MARKERS = re.compile(r"(?i)auto-?generated|do not edit|@generated|gene
 GENERATED_HEAD_LINES = 10
 MINIFIED_LINE_CHARS = 1000  # one line this long means minified / generated data
 MINIFIED_MEAN_CHARS = 300
+# A Git LFS pointer: the file in the tree stands for content stored elsewhere (spec: git-lfs/docs/spec.md).
+LFS_POINTER = "version https://git-lfs.github.com/spec/"
+LFS_POINTER_MAX_BYTES = 1024
+_LFS_POINTER_HUNK = re.compile(r"^@@ -[01](,\d+)? \+[01](,\d+)? @@[^\n]*\n[ +-]" + re.escape(LFS_POINTER), re.M)
 
 
 @dataclass(slots=True)
@@ -69,3 +73,19 @@ class FileFilter:
 def is_binary_bytes(data: bytes) -> bool:
     """git's own rule: a NUL byte in the first 8000 bytes."""
     return b"\0" in data[:8000]
+
+
+def lfs_pointer_reason(text: str, is_diff: bool = False) -> str | None:
+    """"lfs_pointer" for a Git LFS pointer file (or the diff of one), else None; never switched off.
+
+    >>> lfs_pointer_reason("version https://git-lfs.github.com/spec/v1\\noid sha256:4d7a\\nsize 12345\\n")
+    'lfs_pointer'
+    """
+    if is_diff:
+        return "lfs_pointer" if LFS_POINTER in text and _LFS_POINTER_HUNK.search(text) else None
+    return "lfs_pointer" if text.startswith(LFS_POINTER) and len(text) <= LFS_POINTER_MAX_BYTES else None
+
+
+def normalize_newlines(text: str) -> str:
+    """The one newline rule of stage 2, for diffs and snapshots alike: CRLF becomes LF."""
+    return text.replace("\r\n", "\n")

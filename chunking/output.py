@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from pipeline_io import atomic_write, dumps, sha256_file, write_json
+from scrapers.redaction import count_placeholders
 
 
 def normalized_digest(text: str) -> bytes:
@@ -49,6 +50,7 @@ class ChunkWriter:
         self.chunks: Counter = Counter()
         self.tokens: Counter = Counter()
         self.under_min: Counter = Counter()
+        self.placeholders: Counter = Counter()  # secret placeholders in the chunks written, per kind
         self.duplicates = 0
         self.n_ids = 0
 
@@ -91,6 +93,7 @@ class ChunkWriter:
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1
             self.tokens[chunk["kind"]] += chunk["n_tokens"]
+            count_placeholders(chunk["text"], self.placeholders)
             if chunk["n_tokens"] < self.min_tokens:
                 self.under_min[chunk["kind"]] += 1
             yield chunk
@@ -106,6 +109,7 @@ class ChunkWriter:
     def stats(self) -> dict:
         return {"chunks": dict(sorted(self.chunks.items())), "tokens": dict(sorted(self.tokens.items())),
                 "chunks_under_min": dict(sorted(self.under_min.items())),
+                "secret_placeholders": dict(sorted(self.placeholders.items())),
                 "duplicates_dropped": self.duplicates, "dedup": self.dedup,
                 "token_ids": self.n_ids, "tokens_file": self.tokens_path.name}
 

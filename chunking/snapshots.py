@@ -4,25 +4,41 @@
         for path, size, data in tree.files(commit):   # data is None for symlinks and submodules
             ...
 
-`git ls-tree -r -z --long` lists paths, modes and sizes (so size filters need no read), and
-one long-running `git cat-file --batch` returns the blobs, one request at a time.
+`git ls-tree -r -z --long --full-tree` lists paths, modes and sizes (so size filters need no
+read), and one long-running `git cat-file --batch` returns the blobs, one request at a time.
+Blobs the clone lacks (a damaged or partial clone) are never requested: they come back as MISSING.
+A path that is not UTF-8 comes with surrogate escapes (`"caf\\udce9.py"`), for the caller to skip.
 """
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline_io import UserError
+from scrapers.git_runner import Git, GitError, missing_objects
+
+MISSING = -1  # the size of a blob the clone does not have
+SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
 
 
 def git_output(repo: str | Path, *args: str) -> str:
-    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True)
-    if res.returncode != 0:
-        msg = res.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise UserError(f"{repo}: git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(res.returncode)}")
-    return res.stdout.decode("utf-8", "surrogateescape")
+    """git's stdout as text (surrogate escapes for bytes that are not UTF-8); a failure is a UserError."""
+    try:
+        return Git(repo).run(*args).decode("utf-8", "surrogateescape")
+    except GitError as e:
+        raise UserError(f"{repo}: git {args[0]} failed: {e}") from None
+
+
+def head_commit(repo: str | Path) -> str:
+    """The commit HEAD points at; a UserError when HEAD is unborn (a branch without commits yet)."""
+    git = Git(repo)
+    commit = git.try_run("rev-parse", "--verify", "-q", "HEAD^{commit}")
+    if commit is None:
+        branch = git.try_run("symbolic-ref", "-q", "--short", "HEAD") or "HEAD"
+        raise UserError(f"--snapshot-at head: {branch} has no commit yet (an unborn HEAD in {repo}); "
+                        "use --snapshot-at cutoff or check out a branch with commits")
+    return commit
 
 
 class TreeReader:
@@ -30,11 +46,11 @@ class TreeReader:
         self.repo = Path(repo)
         if not self.repo.is_dir():
             raise UserError(f"{repo}: no such directory (the repository to take file snapshots from)")
-        self.proc: subprocess.Popen | None = None
+        self.git = Git(self.repo)
+        self.proc = None
 
     def __enter__(self) -> "TreeReader":
-        self.proc = subprocess.Popen(["git", "-C", str(self.repo), "cat-file", "--batch"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc = self.git.popen(["cat-file", "--batch"])
         return self
 
     def __exit__(self, *exc) -> None:
@@ -47,7 +63,7 @@ class TreeReader:
         self.proc.stdin.write(sha.encode() + b"\n")
         self.proc.stdin.flush()
         header = self.proc.stdout.readline().split()
-        if len(header) < 3 or header[1] != b"blob":  # "<sha> missing": a damaged clone
+        if len(header) < 3 or header[1] != b"blob":  # "<sha> missing": a damaged or partial clone
             return None
         data = self.proc.stdout.read(int(header[2]) + 1)
         return data[:-1]
@@ -56,18 +72,31 @@ class TreeReader:
               ) -> Iterator[tuple[str, int, bytes | None]]:
         """(path, size, content) of every blob at `commit`, in path order; `keep(path, size)` False skips the read.
 
-        Symlinks and submodules come with content None; a missing blob also comes as None with size -1.
+        Symlinks and submodules come with content None and size 0; a blob the clone does not
+        have comes with content None and size MISSING (`git ls-tree --long` prints `-` or `BAD`
+        for its size).
         """
-        listing = git_output(self.repo, "ls-tree", "-r", "-z", "--long", commit)
-        for entry in listing.split("\0"):
+        missing: set[str] = set()
+        try:
+            listing = self.git.run("ls-tree", "-r", "-z", "--long", "--full-tree", commit)
+        except GitError:  # a partial clone: sizes need blobs it lacks; list without them, skip those
+            missing = missing_objects(self.git, [commit])
+            listing = git_output(self.repo, "ls-tree", "-r", "-z", "--full-tree", commit).encode("utf-8", "surrogateescape")
+        for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
             if not entry:
                 continue
             meta, path = entry.split("\t", 1)
-            mode, kind, sha, size = meta.split()
+            mode, kind, sha, *size = meta.split()
             if kind != "blob" or mode == "120000":
                 yield path, 0, None
                 continue
-            if not keep(path, int(size)):
+            if sha in missing or (size and not size[0].isdigit()):
+                yield path, MISSING, None
+                continue
+            if size and not keep(path, int(size[0])):
                 continue
             data = self._blob(sha)
-            yield path, (int(size) if data is not None else -1), data
+            if data is None:
+                yield path, MISSING, None
+            elif size or keep(path, len(data)):
+                yield path, len(data), data

@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comprehensive_pipeline import Pipeline
-from pipeline_config import PIPELINE_VERSION, PipelineConfig, validate
+from pipeline_config import PIPELINE_VERSION, PipelineConfig, check_settings, validate
 from pipeline_io import UserError
 from pipeline_state import OutputLock, RunState, stage_key
+from reporting import report_and_export
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
 def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int = 1) -> PipelineConfig:
     """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
     return dataclasses.replace(cfg, repo=job.clone or job.path, output_dir=job.out, repos=[], repos_file=None,
-                               ray_address=None, workers=None, train=False, progress=False,
+                               ray_address=None, workers=None, train=False, progress=False, export=[],
                                fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
 
 
@@ -150,6 +151,7 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | No
                 chunks = pipeline.chunk(tok, identity)
                 pipeline.tokenize(chunks, tok, identity)
                 pipeline.build_dataset()
+                report_and_export(out, rcfg.report, [])  # its own report.html, as a single run writes
     except UserError as e:
         result["error"] = str(e)
     except Exception as e:  # a bug on one repository's data must not cost the others
@@ -286,7 +288,10 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
     jobs, out = plan_jobs(cfg)
     if cfg.workers is not None and cfg.workers < 1:
         raise UserError(f"--workers must be at least 1, got {cfg.workers}")
-    validate(dataclasses.replace(cfg, repo=str(ROOT)))  # the settings, once here rather than once per task
+    check_settings(cfg)  # once here rather than once per task
+    if cfg.export:
+        raise UserError("--export takes one repository's dataset; for several, export each one's "
+                        "(python3 -m reporting.export OUT/repos/NAME --format ...); the merged splits are not exported yet")
     workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
     with OutputLock(out), ray_session(cfg, workers) as ray:
         state = RunState(out)

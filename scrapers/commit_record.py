@@ -4,20 +4,23 @@
     record = builder.build(parse_commit(raw), missing, order, branches, tags)
 
 Diff text is bounded per file (cut at a line end, `truncated: true`), decoded as UTF-8 with
-replacement characters, and redacted; `additions`/`deletions` always come from git's numstat,
-so they stay exact when the text is cut. Paths that are not UTF-8 keep their bytes as `\\xNN`.
+replacement characters, and redacted, as are messages, paths and author fields; `additions`/`deletions`
+always come from git's numstat, so they stay exact when the text is cut. Paths that are not
+UTF-8 keep their bytes as `\\xNN`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, MAX_FUNCTION_FILES_PER_COMMIT, BlobReader, changed_functions, changed_line_ranges,
                                  commit_complexity, measurable)
 from scrapers.git_log_stream import NULL_SHA, FileChange, Git, GitError, ParsedCommit
 from scrapers.languages import language_of
-from scrapers.redaction import add_counts, redact
+from scrapers.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,14 @@ CHANGE_TYPES = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "
 
 def _path(b: bytes) -> str:
     return b.decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _change_type(status: str) -> str:
@@ -39,42 +50,115 @@ def _blob(sha: str) -> str | None:
     return None if sha == NULL_SHA else sha
 
 
+_RAW_DATE = re.compile(r"(-?\d+) (\S+)")
+_OFFSET = re.compile(r"([+-])([01]\d|2[0-3])([0-5]\d)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_raw_date(raw: str) -> tuple[int | None, str | None, str | None]:
+    """`(epoch, ISO 8601, problem)` of a date as git recorded it (`"<epoch> <offset>"`).
+
+    The ISO time is in the recorded offset; a malformed offset gives the time in UTC and a
+    problem; a missing or unreadable date gives `(None, None, problem)`.
+
+    >>> parse_raw_date("1315449530 +0200")
+    (1315449530, '2011-09-08T04:38:50+02:00', None)
+    >>> parse_raw_date("1315449530 +51800")
+    (1315449530, '2011-09-08T02:38:50+00:00', "offset '+51800' is malformed (time given in UTC)")
+    >>> parse_raw_date("-100000000 -0500")
+    (-100000000, '1966-10-31T09:13:20-05:00', None)
+    """
+    m = _RAW_DATE.fullmatch(raw.strip())
+    if m is None:
+        return None, None, "missing" if not raw.strip() else f"unreadable ({raw.strip()!r})"
+    epoch, offset = int(m[1]), m[2]
+    tz, problem = timezone.utc, None
+    o = _OFFSET.fullmatch(offset)
+    if o is None:
+        problem = f"offset {offset!r} is malformed (time given in UTC)"
+    else:
+        tz = timezone((-1 if o[1] == "-" else 1) * timedelta(hours=int(o[2]), minutes=int(o[3])))
+    try:
+        when = (_EPOCH + timedelta(seconds=epoch)).astimezone(tz)
+    except OverflowError:
+        return epoch, None, f"epoch {epoch} is out of range"
+    return epoch, when.isoformat(), problem
+
+
+def _raw_header_dates(git: Git, commit: str) -> dict[str, str]:
+    """The `author`/`committer` dates of the commit object itself: what `%ad` cannot print (before 1970)."""
+    out = git.run("cat-file", "commit", commit).decode("utf-8", "replace")
+    dates = {}
+    for line in out.split("\n\n", 1)[0].split("\n"):
+        role, _, rest = line.partition(" ")
+        if role in ("author", "committer"):
+            dates[role] = rest.rpartition(">")[2].strip()
+    return dates
+
+
+def commit_dates(git: Git, header: dict[str, str]) -> dict:
+    """The record's date fields from the raw dates in `header`; problems are listed, never raised.
+
+    A date git cannot print is read from the commit object; a missing committer date falls back
+    to the author date (and the other way round), and both missing to the epoch.
+    """
+    raw = {"author": header["author_date"], "committer": header["committer_date"]}
+    if not raw["author"] or not raw["committer"]:
+        try:
+            raw.update(_raw_header_dates(git, header["hash"]))
+        except GitError as e:
+            logger.warning("commit %s: cannot read its raw dates (%s)", header["hash"][:12], e)
+    parsed = {role: parse_raw_date(raw[role]) for role in raw}
+    problems = [f"{role} date {p[2]}" for role, p in parsed.items() if p[2]]
+    fields = {}
+    for role, other in (("author", "committer"), ("committer", "author")):
+        epoch, iso, _ = parsed[role]
+        if iso is None:
+            epoch, iso, _ = parsed[other]
+        if iso is None:
+            epoch, iso = 0, _EPOCH.isoformat()
+        fields[role] = (epoch, iso)
+    return {"authored_at": fields["author"][1], "committed_at": fields["committer"][1],
+            "timestamp": fields["committer"][0], "author_date_raw": raw["author"],
+            "committer_date_raw": raw["committer"], "date_problems": problems}
+
+
 class RecordBuilder:
     def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool):
         self.git = git
         self.max_diff_bytes = max_diff_bytes
-        self.redact = redact
+        self.redact = Redactor(redact)  # every text of a record goes through it; counts per kind and field
         self.blobs = BlobReader(git) if function_complexity else None
         self.counts: Counter = Counter()
-        self.secrets: dict[str, int] = {}
 
     def close(self) -> None:
         if self.blobs is not None:
             self.blobs.close()
 
-    def _text(self, text: str) -> str:
-        if not self.redact:
-            return text
-        text, counts = redact(text)
-        add_counts(self.secrets, counts)
-        return text
-
     def build(self, commit: ParsedCommit, missing: list[FileChange], order: int,
               branches: list[str], tags: list[str]) -> dict:
         h = commit.header
         parents = h["parents"].split()
-        message = self._text(h["message"].rstrip("\n"))
+        message = self.redact(h["message"].rstrip("\n"), "messages")
         if commit.combined and commit.files:
             self._first_parent_counts(h["hash"], parents[0], commit.files)
         files = [self._file(fc) for fc in commit.files + missing]
         functions = self._functions(commit.files) if self.blobs is not None else []
+        if functions:  # the paths as the record shows them (redacted)
+            shown = {_path(fc.path): f["path"] for fc, f in zip(commit.files, files)}
+            for fn in functions:
+                fn["path"] = shown.get(fn["path"], fn["path"])
         complexity = commit_complexity([(f["additions"], f["deletions"]) for f in files])
         complexity["functions"] = functions
         ccns = [fn["cyclomatic_complexity"] for fn in functions]
         complexity["max_function_ccn"] = max(ccns, default=0)
         complexity["mean_function_ccn"] = round(sum(ccns) / len(ccns), 3) if ccns else 0.0
         is_merge = len(parents) > 1
+        dates = commit_dates(self.git, h)
+        if dates["date_problems"]:
+            logger.warning("commit %s: %s", h["hash"][:12], "; ".join(dates["date_problems"]))
         c = self.counts
+        c["malformed_dates"] += bool(dates["date_problems"])
         c["commits"] += 1
         c["merges"] += is_merge
         c["empty_commits"] += not files
@@ -88,11 +172,10 @@ class RecordBuilder:
             "short_hash": h["hash"][:7],
             "order": order,
             "parents": parents,
-            "author": {"name": h["author_name"], "email": h["author_email"]},
-            "committer": {"name": h["committer_name"], "email": h["committer_email"]},
-            "authored_at": h["authored_at"],
-            "committed_at": h["committed_at"],
-            "timestamp": int(h["timestamp"]),
+            "author": {"name": self.redact(h["author_name"], "authors"), "email": self.redact(h["author_email"], "authors")},
+            "committer": {"name": self.redact(h["committer_name"], "authors"),
+                          "email": self.redact(h["committer_email"], "authors")},
+            **dates,
             "subject": message.split("\n\n", 1)[0].replace("\n", " ").strip(),
             "message": message,
             "branches": branches,
@@ -115,16 +198,21 @@ class RecordBuilder:
         c["truncated"] += truncated
         c["missing_objects"] += fc.missing_object
         c["diff_bytes"] += len(fc.patch)
+        text = patch.decode("utf-8", "replace")
+        # content in latin-1 or another encoding (the hunks, not the header's path): marked and counted
+        not_utf8 = "\ufffd" in text and not _is_utf8(patch[max(patch.find(b"\n@@"), 0):])
+        c["not_utf8_diffs"] += not_utf8
         path = _path(fc.path)
         return {
-            "path": path,
-            "old_path": _path(fc.old_path) if fc.old_path is not None else None,
+            "path": self.redact(path, "paths"),
+            "old_path": self.redact(_path(fc.old_path), "paths") if fc.old_path is not None else None,
             "change_type": _change_type(fc.status),
             "language": language_of(path),
             "additions": fc.additions,
             "deletions": fc.deletions,
             "is_binary": is_binary,
-            "diff": self._text(patch.decode("utf-8", "replace")),
+            "diff": self.redact(text, "diffs", path),
+            "not_utf8": not_utf8,
             "truncated": truncated,
             "old_mode": None if fc.modes[0] == "000000" else fc.modes[0],
             "new_mode": None if fc.modes[-1] == "000000" else fc.modes[-1],
@@ -186,7 +274,7 @@ class RecordBuilder:
             for p in parents:
                 names = self.git.run("diff", "--name-only", "-z", "--no-renames", base, p, "--")
                 changed.update({n for n in names.split(b"\0") if n})
-            both = sorted(_path(n) for n, k in changed.items() if k > 1)
+            both = sorted(self.redact(_path(n), "paths") for n, k in changed.items() if k > 1)
         except (GitError, IndexError) as e:  # unrelated histories, or parents cut off by a shallow clone
             self.counts["merges_without_base"] += 1
             logger.debug("merge %s: no merge base (%s)", commit[:12], e)

@@ -10,72 +10,36 @@ lines are counted in the patch itself (what `--numstat` prints, without git diff
 
 Damaged repositories: `git log -p` dies at the first blob it cannot read. When the stream fails,
 the commits from the failure on are taken one by one with `git diff-tree`: a commit whose blobs
-are missing (found with `git cat-file --batch-check`) is diffed only over its readable paths and
+are missing (found with `git rev-list --missing=print`) is diffed only over its readable paths and
 its unreadable file changes are returned separately; then the stream restarts after it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from scrapers.git_runner import Git, GitError, first_error_line, missing_objects
+
 logger = logging.getLogger(__name__)
 
-HEADER_FIELDS = ("hash", "parents", "author_name", "author_email", "authored_at",
-                 "committer_name", "committer_email", "committed_at", "timestamp", "message")
-_PLACEHOLDERS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%ct", "%B")
+HEADER_FIELDS = ("hash", "parents", "author_name", "author_email", "author_date",
+                 "committer_name", "committer_email", "committer_date", "message")
+# Dates as git recorded them (`--date=raw`: "<epoch> <offset>"), turned into ISO by commit_record.
+_PLACEHOLDERS = ("%H", "%P", "%an", "%ae", "%ad", "%cn", "%ce", "%cd", "%B")
 MARK = b"\0\x01"
 FORMAT = "--format=%x00%x01" + "%x00".join(_PLACEHOLDERS) + "%x00"
+DATE_RAW = "--date=raw"
 # The diff every commit gets: renames, merges as combined diffs, root against the empty tree.
 DIFF_OPTIONS = ["--root", "-r", "--cc", "--no-abbrev", "--raw", "-p", "-z", "--no-color", "--no-ext-diff",
                 "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "--no-relative"]
-# User configuration that would change the output's shape is pinned.
-_GLOBAL = ["-c", "core.quotepath=off", "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false",
-           "-c", "log.showSignature=false", "-c", "diff.renames=true"]
-_ENV = {"GIT_NO_LAZY_FETCH": "1", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 NULL_SHA = "0" * 40
 READ_SIZE = 1 << 20
-
-
-class GitError(Exception):
-    """A git command failed; the message is git's own first error line."""
-
-
-class Git:
-    """Runs git in one repository with pinned options; errors become GitError with git's message."""
-
-    def __init__(self, repo: Path):
-        self.repo = repo
-        self.env = {**os.environ, **_ENV}
-
-    def argv(self, args: list[str]) -> list[str]:
-        return ["git", "-C", str(self.repo), *_GLOBAL, *args]
-
-    def run(self, *args: str, input: bytes | None = None) -> bytes:
-        proc = subprocess.run(self.argv(list(args)), input=input, capture_output=True, env=self.env)
-        if proc.returncode != 0:
-            raise GitError(first_error_line(proc.stderr) or f"git {args[0]} exited with {proc.returncode}")
-        return proc.stdout
-
-    def popen(self, args: list[str], stderr) -> subprocess.Popen:
-        return subprocess.Popen(self.argv(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=stderr, env=self.env)
-
-
-def first_error_line(stderr: bytes) -> str:
-    """git's most telling stderr line (the `fatal:`/`error:` one if any), decoded."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.startswith(("fatal:", "error:")):
-            return ln
-    return lines[0] if lines else ""
 
 
 def list_commits(git: Git, revs: list[str], since: str | None = None, until: str | None = None,
@@ -130,7 +94,7 @@ def stream_commits(git: Git, hashes: list[str]) -> Iterator[tuple[int, bytes, li
 
 def _stream_from(git: Git, hashes: list[str], start: int):
     """Stream `hashes[start:]`; return `(first index not yielded, git's error or None)`."""
-    args = ["log", "--no-walk=unsorted", "--stdin", "--no-notes", "-M", FORMAT, *DIFF_OPTIONS]
+    args = ["log", "--no-walk=unsorted", "--stdin", "--no-notes", "-M", FORMAT, DATE_RAW, *DIFF_OPTIONS]
     with tempfile.TemporaryFile() as err:
         proc = git.popen(args, stderr=err)
         try:
@@ -202,24 +166,22 @@ def _single_commit(git: Git, commit: str, stream_error: str) -> tuple[bytes, lis
     """One commit with `git diff-tree`, leaving out (and returning) file changes with missing blobs."""
     listing = git.run("diff-tree", "--no-commit-id", "-r", "--root", "-c", "--raw", "-z", "--no-renames", commit)
     entries = _parse_meta(listing.split(b"\0"))[0]
-    wanted = sorted({b for fc in entries for b, m in zip(fc.blobs, fc.modes) if b != NULL_SHA and m != "160000"})
-    missing_blobs: set[str] = set()
-    if wanted:
-        out = git.run("cat-file", "--batch-check", input="".join(b + "\n" for b in wanted).encode())
-        missing_blobs = {ln.split()[0] for ln in out.decode().splitlines() if ln.endswith(" missing")}
+    parents = git.run("log", "-1", "--format=%P", commit).decode().split()  # as a shallow clone sees them
+    missing_blobs = missing_objects(git, [commit, *parents]) if entries else set()
     missing = [fc for fc in entries if missing_blobs.intersection(fc.blobs)]
     for fc in missing:
         fc.missing_object = True
     if not missing:
         try:
-            return git.run("diff-tree", "--always", "-M", FORMAT, *DIFF_OPTIONS, commit), []
+            return git.run("diff-tree", "--always", "-M", FORMAT, DATE_RAW, *DIFF_OPTIONS, commit), []
         except GitError as e:
             raise GitError(f"commit {commit}: {e} (while streaming: {stream_error})") from None
     readable = [":(literal)" + fc.path.decode("utf-8", "surrogateescape") for fc in entries if not fc.missing_object]
     if readable:
-        raw = git.run("diff-tree", "--always", "--no-renames", FORMAT, *DIFF_OPTIONS, commit, "--", *readable)
+        raw = git.run("diff-tree", "--always", "--no-renames", FORMAT, DATE_RAW, *DIFF_OPTIONS, commit,
+                      "--", *readable)
     else:
-        raw = git.run("diff-tree", "--always", "-s", FORMAT, commit)
+        raw = git.run("diff-tree", "--always", "-s", FORMAT, DATE_RAW, commit)
     logger.warning("commit %s: %d file change(s) with missing objects", commit[:12], len(missing))
     return raw, missing
 

@@ -28,7 +28,9 @@ from tqdm import tqdm
 from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
-from scrapers.git_log_stream import Git, GitError, list_commits, parse_commit, stream_commits
+from scrapers.git_log_stream import list_commits, parse_commit, stream_commits
+from scrapers.git_runner import Git, GitError, resolve_repo
+from scrapers.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class ScrapeConfig:
     def output_path(self) -> Path:
         if self.output:
             return Path(self.output)
-        return Path("data") / Path(self.repo).resolve().name / "git_history_rich.jsonl"
+        return Path("data") / Path(self.repo).resolve().name.removesuffix(".git") / "git_history_rich.jsonl"
 
     def stats_file(self) -> Path:
         return Path(self.stats_path) if self.stats_path else self.output_path().with_name("git_history_stats.json")
@@ -72,16 +74,19 @@ class _Scrape:
         repo = Path(config.repo)
         if not repo.is_dir():
             raise UserError(f"{repo}: no such directory (pass --repo PATH to a git repository)")
-        self.git = git = Git(repo)
-        try:
+        try:  # a subdirectory or `X/.git` means the repository X
+            repo = resolve_repo(repo.resolve())
+            self.git = git = Git(repo)
             flags = git.run("rev-parse", "--is-bare-repository", "--is-shallow-repository").decode().split()
         except FileNotFoundError:
             raise UserError("git is not installed or not on PATH") from None
         except GitError as e:
             raise UserError(f"{repo}: not a git repository ({e})") from None
+        config.repo = str(repo)
         self.bare, self.shallow = (f == "true" for f in flags)
-        head = self._try("rev-parse", "--verify", "-q", "HEAD")
-        self.detached = head is not None and self._try("symbolic-ref", "-q", "HEAD") is None
+        head = self.git.try_run("rev-parse", "--verify", "-q", "HEAD")
+        self.detached = head is not None and self.git.try_run("symbolic-ref", "-q", "HEAD") is None
+        self.redact_refs = Redactor(config.redact)  # branch and tag names reach the records and the stats
         self.branch_tips, self.tags = self._refs()
         if head is None and not self.branch_tips and not self.tags:
             raise UserError(f"{repo}: the repository has no commits yet")
@@ -98,12 +103,6 @@ class _Scrape:
         self.aggregates = RepositoryAggregates()
         self.builder: RecordBuilder | None = None
 
-    def _try(self, *args: str) -> str | None:
-        try:
-            return self.git.run(*args).decode().strip() or None
-        except GitError:
-            return None
-
     def _refs(self) -> tuple[dict[str, str], dict[str, str]]:
         """Branch name -> tip commit (local and remote), tag name -> commit it points at (peeled)."""
         fmt = "--format=%(refname)%00%(objectname)%00%(symref)%00%(objecttype)%00%(*objectname)%00%(*objecttype)"
@@ -114,9 +113,13 @@ class _Scrape:
             ref, obj, symref, kind, peeled, peeled_kind = line.split("\0")
             if ref.startswith("refs/tags/"):
                 if (peeled_kind or kind) == "commit":
-                    tags[ref[len("refs/tags/"):]] = peeled or obj
+                    tags[self.redact_refs(ref[len("refs/tags/"):], "refs")] = peeled or obj
+                elif peeled_kind == "tag":  # a tag of a tag: `*` peels one level, rev-parse to the end
+                    commit = self.git.try_run("rev-parse", "--verify", "-q", ref + "^{commit}")
+                    if commit is not None:
+                        tags[self.redact_refs(ref[len("refs/tags/"):], "refs")] = commit
             elif not symref and kind == "commit":
-                branches[ref.split("/", 2)[2]] = obj
+                branches[self.redact_refs(ref.split("/", 2)[2], "refs")] = obj
         return branches, tags
 
     def _branches_by_commit(self) -> dict[str, list[str]]:
@@ -175,17 +178,23 @@ class _Scrape:
     def stats(self) -> dict:
         config = self.config
         counts = dict(sorted(self.builder.counts.items())) if self.builder else {}
+        revs = [self.redact_refs(r, "refs") for r in self.revs]
+        secrets = Redactor()
+        for r in (self.redact_refs, self.builder.redact if self.builder else None):
+            if r is not None:
+                secrets.add(r)
         return {
             "repository": Path(config.repo).resolve().name,
-            "settings": {k: v for k, v in asdict(config).items()
+            "settings": {k: (revs if config.revs else []) if k == "revs" else v for k, v in asdict(config).items()
                          if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact",
                                   "function_complexity")},
-            "revs": self.revs,
+            "revs": revs,
             "bare": self.bare,
             "shallow": self.shallow,
             "detached_head": self.detached,
             "counts": counts,
-            "secrets_redacted": dict(sorted(self.builder.secrets.items())) if self.builder else {},
+            "secrets_redacted": secrets.stats()["kinds"],
+            "secrets_redacted_fields": secrets.stats()["fields"],
             "aggregates": self.aggregates.result(self.branch_tips, self.tags),
         }
 
@@ -224,7 +233,8 @@ def summary(stats: dict, top: int = 5) -> str:
              f"{c.get('file_changes', 0)} file changes, {c.get('diff_bytes', 0) / 1e6:.1f} MB of diff",
              f"  binary {c.get('binary', 0)}, truncated {c.get('truncated', 0)}, missing objects "
              f"{c.get('missing_objects', 0)}, empty commits {c.get('empty_commits', 0)}, shallow {stats['shallow']}",
-             f"  secrets redacted: {sum(stats['secrets_redacted'].values())} {stats['secrets_redacted'] or ''}".rstrip(),
+             f"  secrets redacted: {sum(stats['secrets_redacted'].values())} {stats['secrets_redacted'] or ''} "
+             f"{stats['secrets_redacted_fields'] or ''}".rstrip(),
              f"  {len(agg['branches'])} branches, {len(agg['tags'])} tags, {len(agg['authors'])} authors, "
              f"{len(agg['files'])} files"]
     lines.append("  most changed files:")

@@ -201,6 +201,29 @@ def test_secrets_are_redacted_by_default(tmp_path):
     assert SECRET in records[0]["files"][0]["diff"]
 
 
+def test_secrets_in_paths_ref_names_and_author_fields_are_redacted(tmp_path):
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("Add deploy key", {f"keys/{SECRET}.txt": "deploy key\n", "app.py": "def f():\n    return 1\n"},
+             author=("Bot " + SECRET, "bot@example.com"))
+    b.git("mv", f"keys/{SECRET}.txt", f"keys/old-{SECRET}.txt")
+    b.commit("Rename it")
+    b.git("tag", f"release-{SECRET}")
+    b.git("branch", f"feature/{SECRET}")
+    stats, records = run_scrape(b.path, tmp_path / "out")
+    for f in (tmp_path / "out").iterdir():
+        assert SECRET not in f.read_text(encoding="utf-8"), f.name
+    assert "keys/<SECRET_GITHUB_TOKEN>.txt" in [f["path"] for f in records[0]["files"]]
+    assert records[1]["files"][0]["old_path"] == "keys/<SECRET_GITHUB_TOKEN>.txt"
+    assert records[1]["tags"] == ["release-<SECRET_GITHUB_TOKEN>"]
+    assert "feature/<SECRET_GITHUB_TOKEN>" in records[1]["branches"]
+    assert records[0]["author"]["name"] == "Bot <SECRET_GITHUB_TOKEN>"
+    # paths: the added file, the renamed file's new and old path; diffs: the path in `diff --git a/ b/`
+    # and `+++ b/` (3), then in `diff --git`, `rename from`, `rename to` (4); authors: author and committer
+    assert stats["secrets_redacted_fields"] == {"authors": 2, "diffs": 7, "paths": 3, "refs": 2}
+    assert stats["secrets_redacted"] == {"GITHUB_TOKEN": 14}
+    assert "feature/<SECRET_GITHUB_TOKEN>" in stats["aggregates"]["branches"]
+
+
 def test_damaged_clone_with_a_missing_blob(tmp_path):
     b = build_sample_repo(tmp_path / "repo")
     blob = git(b.path, "rev-parse", "HEAD~2:src/geometry.py").strip()  # PY_V2, read by two commits

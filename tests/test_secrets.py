@@ -5,10 +5,14 @@ Each value is built by concatenation so that this file itself holds no secret-sh
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import numpy as np
 
 import comprehensive_pipeline
 from conftest import RepoBuilder
+from tokenizers_.loading import load_tokenizer
 
 SECRETS = {
     "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA" + "Qk3xZz9y" * 8 + "\n" + "Ab12" * 16
@@ -23,6 +27,19 @@ SECRETS = {
     "jwt": "eyJhbGciOiJIUzI1NiJ9" + ".eyJ1c2VyIjoiYWxpY2UiLCJyb2xlIjoiYWRtaW4ifQ" + ".q9Zr4Kx2Vb7Nm1Lp5Tg8",
     "password": "Tr0ub4dor" + "-and-3-horses",
     "url_password": "s3cr3t" + "PassW0rd",
+    # the leaks of issue 11
+    "after_aws": "hunter2" + "xyzzy-after-aws",  # a password after an AWS secret in the same text
+    "env_letters": "correcthorse" + "batterystaple",  # unquoted, letters only, in .env
+    "yaml_letters": "staplebattery" + "horsecorrect",  # in docker-compose YAML
+    "props_letters": "horsecorrect" + "staplebattery",  # in a .properties file
+    "csv_key": "AKIA" + "M4NB7VC2XZ9LKJ3H",
+    "csv_secret": "Zq8rT5vW2yB4nM7kP1sD/" + "fG3hJ6lQ9wE0rT2yU5i",
+    "bearer": "9f8e7d6c5b4a3928" + "1706f5e4d3c2b1a0",
+    "at_password": "P@ss" + "w0rd!at@sign",
+    "path_token": "ghp_" + "Pa7hT0ken" * 4 + "Xy",  # in a file name
+    "tag_token": "ghp_" + "T4gT0kenQ" * 4 + "Zw",  # in a tag name
+    "branch_token": "glpat-" + "Br4nchT0kenXyZ12345q",  # in a branch name
+    "author_token": "xoxb-" + "9081726354-AuTh0rT0kenQw",  # in the author's name
 }
 
 
@@ -40,7 +57,20 @@ def planted_repo(path: Path) -> Path:
             f'    maps = "{SECRETS["google"]}"\n'
             f'    session = "{SECRETS["jwt"]}"\n'
             "    return github, gitlab, slack, stripe, maps, session\n")
-    b.commit("Add service code", {"app/service.py": "def ping():\n    return 'pong'\n" * 20})
+    b.commit("Add service code", {"app/service.py": "def ping():\n    return 'pong'\n" * 20,
+                                  "app/config.py": "SECRET_KEY = 'dev'\nDEBUG = True\n"})
+    # several secrets of different kinds in one file
+    b.commit("Deploy files", {
+        "deploy/.env": (f"aws_secret_access_key = {SECRETS['aws_secret']}\nDB_PASSWORD=\"{SECRETS['after_aws']}\"\n"
+                        f"ADMIN_PASSWORD={SECRETS['env_letters']}\n"
+                        f"MIRROR=https://deploy:{SECRETS['at_password']}@mirror.example.com/repo.git\n"),
+        "docker-compose.yml": f"services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD={SECRETS['yaml_letters']}\n",
+        "app/application.properties": f"spring.datasource.password={SECRETS['props_letters']}\n",
+        "deploy/credentials.csv": f"Access key ID,Secret access key\n{SECRETS['csv_key']},{SECRETS['csv_secret']}\n",
+        "app/api.py": f'HEADERS = {{"Authorization": "Bearer {SECRETS["bearer"]}"}}\n',
+        f"keys/{SECRETS['path_token']}.txt": "deploy key\n"}, author=(f"Bot {SECRETS['author_token']}", "bot@example.com"))
+    b.git("tag", f"release-{SECRETS['tag_token']}")
+    b.git("branch", f"fix/{SECRETS['branch_token']}")
     b.commit("Add deploy settings", {"deploy/settings.env": config, "deploy/id_rsa": SECRETS["private_key"] + "\n"})
     b.commit("Add clients", {"app/clients.py": code})
     b.commit("Remove the key file again", remove=["deploy/id_rsa"])
@@ -51,7 +81,7 @@ def planted_repo(path: Path) -> Path:
     return b.path
 
 
-def test_no_planted_secret_appears_under_the_output_directory(tmp_path):
+def test_no_planted_secret_appears_under_the_output_directory(tmp_path, capsys):
     repo = planted_repo(tmp_path / "repo")
     out = tmp_path / "out"
     cfg = comprehensive_pipeline.parse_args([
@@ -68,5 +98,17 @@ def test_no_planted_secret_appears_under_the_output_directory(tmp_path):
                 if len(piece) >= 12:
                     assert piece.encode() not in data, f"{kind} leaked into {p.relative_to(out)}"
     chunks = (out / "chunks_semantic.jsonl").read_text(encoding="utf-8")
-    for placeholder in ("<SECRET_AWS_KEY>", "<SECRET_PRIVATE_KEY>", "<SECRET_GITHUB_TOKEN>", "<SECRET_JWT>"):
+    for placeholder in ("<SECRET_AWS_KEY>", "<SECRET_PRIVATE_KEY>", "<SECRET_GITHUB_TOKEN>", "<SECRET_JWT>",
+                        "<SECRET_AUTH_HEADER>", "<SECRET_URL_CREDENTIALS>", "<SECRET_AWS_SECRET>"):
         assert placeholder in chunks
+    assert "SECRET_KEY = 'dev'" in chunks  # ordinary code is left as written
+    # the token streams, decoded with the tokenizer the run saved
+    tok = load_tokenizer(str(out / "tokenizer"))
+    for split in ("train", "val", "test"):
+        text = tok.decode(np.load(out / "dataset" / f"training_data_{split}.tokens.npy").tolist())
+        for kind, value in SECRETS.items():
+            assert not any(p in text for p in value.splitlines() if len(p) >= 12), f"{kind} in the {split} tokens"
+    stats = json.loads((out / "git_history_stats.json").read_text(encoding="utf-8"))
+    assert {"paths", "refs", "authors", "diffs", "messages"} <= set(stats["secrets_redacted_fields"])
+    n = sum(stats["secrets_redacted"].values())
+    assert f"[{n} secrets redacted]" in capsys.readouterr().out  # the run's summary says so

@@ -140,6 +140,44 @@ def test_duplicates_kept_once_and_secrets_redacted(tmp_path, tok):
     assert stats["duplicates_dropped"] == 0 and [c["order"] for c in chunks] == [0, 1, 2]
 
 
+GH = "ghp_" + "Zx9Yw8Vu7T" * 4
+
+
+def test_secrets_in_paths_and_config_values_of_unredacted_records(tmp_path, tok):
+    # records as a scrape with --no-redact writes them: stage 2 redacts paths, titles and diffs itself
+    env = change("deploy/.env", "", "ADMIN_PASSWORD=" + "correcthorse" + "batterystaple\nDEBUG=1\n")
+    key = dict(change(f"keys/{GH}.txt", "", "not a key\n", old_path=f"old/{GH}.txt"), change_type="renamed")
+    stats, chunks = chunk_run(tmp_path, tok, [record(0, f"Add keys for {GH}", [env, key])], min_chunk_tokens=0)
+    text = (tmp_path / "out" / "chunks_semantic.jsonl").read_text(encoding="utf-8")
+    assert GH not in text and "correcthorse" not in text
+    assert "file keys/<SECRET_GITHUB_TOKEN>.txt (renamed from old/<SECRET_GITHUB_TOKEN>.txt)" in text
+    assert "keys/<SECRET_GITHUB_TOKEN>.txt" in [p for c in chunks for p in c["paths"]]
+    assert stats["secrets_redacted"]["diffs"] == {"GITHUB_TOKEN": 3, "PASSWORD": 1}
+    # placeholders in the chunks written: the commit line heads every chunk of the commit
+    shown = sum(c["text"].count("<SECRET_GITHUB_TOKEN>") for c in chunks)
+    assert shown >= 3 and stats["secret_placeholders"] == {"GITHUB_TOKEN": shown, "PASSWORD": 1}
+
+
+def test_snapshot_file_names_are_redacted(tmp_path, tok):
+    from conftest import RepoBuilder
+
+    b = RepoBuilder(tmp_path / "repo")
+    for i in range(4):
+        b.commit(f"Commit {i}", {f"src/m{i}.py": f"def f{i}(x):\n    return x + {i}\n" * 8,
+                                 f"keys/{GH}.txt": f"deploy key {i}\n"})
+    commits = [dict(record(i, f"Commit {i}", []), hash=h) for i, h in
+               enumerate(b.git("rev-list", "--reverse", "HEAD").split())]
+    commits = [dict(c, files=[change(f"src/m{c['order']}.py", "", f"def f(x):\n    return {c['order']}\n" * 30)])
+               for c in commits]
+    stats, chunks = chunk_run(tmp_path, tok, commits, repo=str(b.path), snapshot_at="cutoff", min_chunk_tokens=0)
+    snaps = [c for c in chunks if c["kind"] == "snapshot"]
+    assert "keys/<SECRET_GITHUB_TOKEN>.txt" in [p for c in snaps for p in c["paths"]]
+    assert "file keys/<SECRET_GITHUB_TOKEN>.txt" in "".join(c["text"] for c in snaps)
+    for f in (tmp_path / "out").iterdir():
+        assert GH.encode() not in f.read_bytes(), f.name
+    assert stats["secrets_redacted"]["snapshots"] == {"GITHUB_TOKEN": 1}
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     assert sc.main(["--commits", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o.jsonl"),
                     "--snapshot-at", "none", "--tokenizer", str(tmp_path)]) == 2

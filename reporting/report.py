@@ -1,0 +1,100 @@
+"""The dataset report: one self-contained HTML page with pictures, and the pictures as PNGs.
+
+    python3 -m reporting.report data/NAME
+
+Writes `data/NAME/report.html` (every image embedded as base64: it opens offline from disk, no
+JavaScript) and `data/NAME/report/*.png`, from the run's manifest and stats and one streaming
+pass over its chunks (reporting/collect.py); prints the page's path. The pipeline calls
+`write_report` after stage 4 (unless `--no-report`); this command rebuilds it from a finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import logging
+import sys
+from pathlib import Path
+
+from pipeline_io import UserError, atomic_write, run_main, setup_logging
+from reporting.collect import collect
+from reporting.sections import Section, Share, build_sections, fmt
+
+logger = logging.getLogger(__name__)
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2em}
+.row{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}img{max-width:100%}
+.note{color:#555;font-size:.85em}"""
+
+
+def _table_html(table) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    body = []
+    for row in table.rows:
+        cells = "".join(f'<td class="n">{html.escape(fmt(v))}</td>' if isinstance(v, (int, float, Share))
+                        and not isinstance(v, bool) else f"<td>{html.escape(fmt(v))}</td>" for v in row)
+        body.append(f"<tr>{cells}</tr>")
+    return f'<table id="{table.id}"><tr>{head}</tr>\n' + "\n".join(body) + "\n</table>"
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+             f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>"]
+    parts.append("<p>" + " · ".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in sections) + "</p>")
+    for s in sections:
+        parts.append(f'<h2 id="{s.id}">{html.escape(s.title)}</h2>\n<div class="row">')
+        for name, png in s.figures.items():
+            data = base64.b64encode(png).decode("ascii")
+            parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
+        parts.append("<div>" + "\n".join(_table_html(t) for t in s.tables) + "</div></div>")
+        parts += [f'<p class="note">{html.escape(n)}</p>' for n in s.notes]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(out_dir: str | Path, progress: bool = False) -> Path:
+    """Write report.html and report/*.png in `out_dir` (a pipeline run's directory); return the page's path."""
+    out_dir = Path(out_dir)
+    facts = collect(out_dir, progress=progress)
+    try:
+        sections = build_sections(facts)
+    except KeyError as e:
+        raise UserError(f"{out_dir}: dataset/dataset_stats.json lacks {e} (written by an older stage 4); "
+                        "rerun the pipeline with --force") from None
+    png_dir = out_dir / "report"
+    names = {name for s in sections for name in s.figures}
+    for stale in png_dir.glob("*.png") if png_dir.is_dir() else []:
+        if stale.name not in names:  # a figure an earlier run drew and this one does not
+            stale.unlink()
+    for section in sections:
+        for name, png in section.figures.items():
+            with atomic_write(png_dir / name, "wb") as f:
+                f.write(png)
+    page = out_dir / "report.html"
+    with atomic_write(page) as f:
+        f.write(render_html(f"Dataset report: {facts.repository}", sections))
+    logger.info("report: %s (%d figures in %s)", page, sum(len(s.figures) for s in sections), png_dir)
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Rebuild the dataset report of a finished pipeline run.")
+    p.add_argument("run_dir", type=Path, help="the run's output directory (data/NAME)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+
+    def go() -> int:
+        print(write_report(args.run_dir, progress=not args.no_progress))
+        return 0
+
+    return run_main(go)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
