@@ -131,7 +131,8 @@ def test_killed_run_rerun_skips_finished_repositories_and_is_identical(three_rep
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = sorted(p for p in expected if p.startswith("repos/app-"))[0].split("/")[1]
     deadline = time.monotonic() + 120
-    while not (out / "repos" / first / "dataset" / "dataset_stats.json").exists() and time.monotonic() < deadline:
+    # Its report is written after its last stage is recorded: from then on, the first repository is finished.
+    while not (out / "repos" / first / "report.html").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
