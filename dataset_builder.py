@@ -265,6 +265,16 @@ def _write_split(path: Path, header: dict, lines: Iterator[str]) -> None:
         f.write("\n]}\n")
 
 
+def _chunk_map_lines(data: Stage3Tokens, chunk_idx: np.ndarray, starts: np.ndarray) -> Iterator[str]:
+    """One line per chunk of a split: where its tokens start in the split's token file, and its file."""
+    for k, start in zip(chunk_idx.tolist(), starts.tolist()):
+        c = data.chunks[k]
+        path = c.get("path")
+        yield dumps({"start": start, "n_tokens": int(data.n_tokens[k]), "id": c.get("id"), "kind": c["kind"],
+                     "commit": c["commit"], "path": path, "language": language_of(path) if path else None,
+                     "category": category_of(path) if path else None})
+
+
 def _commit_details(path: Path | None, wanted: set[str]) -> dict[str, dict]:
     """Commit time and subject of the `wanted` hashes, streamed from stage 1's history."""
     if path is None:
@@ -323,6 +333,11 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
               "tokens_sha256": tokens_sha, "dtype": part.dtype.name,
               "prefix_tokens": prefix, "n_tokens": len(part), "n_examples": len(start),
               "target_tokens": target_tokens, "inline_ids": config.inline_ids}
+    chunks_name = f"training_data_{split}.chunks.jsonl"
+    with atomic_write(out_dir / chunks_name) as f:
+        for line in _chunk_map_lines(data, perm[c0:c1], starts[c0:c1] - (b - prefix)):
+            f.write(line + "\n")
+    header["chunks_file"] = chunks_name
     json_name = f"training_data_{split}.json"
     _write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
     repeated = target_tokens - unique_targets
@@ -346,7 +361,8 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
         first, last = int(commit_sorted[content[0]]), int(commit_sorted[content[-1]])
         stats.update(first_commit=data.commit_info(first), last_commit=data.commit_info(last),
                      first_order=data.commit_orders[first], last_order=data.commit_orders[last])
-    return stats, {json_name: sha256_file(out_dir / json_name), tokens_name: tokens_sha}
+    return stats, {json_name: sha256_file(out_dir / json_name), tokens_name: tokens_sha,
+                   chunks_name: sha256_file(out_dir / chunks_name)}
 
 
 def run(config: DatasetConfig) -> dict:

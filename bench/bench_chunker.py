@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-chunk-tokens", type=int, default=512, help="stage 2 budget")
     p.add_argument("--min-chunk-tokens", type=int, default=64, help="stage 2 minimum")
     p.add_argument("--no-function-complexity", action="store_true",
-                   help="scrape without per-function complexity (lizard), as the scraper's flag of that name")
+                   help="scrape without per-function complexity, as the scraper's flag of that name")
     args = p.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """Build a realistic repository for benchmarks by replaying installed Python sources as history.
 
     python3 bench/make_bench_repo.py --out /tmp/bench-repo --commits 500
+    python3 bench/make_bench_repo.py --out /tmp/bench-rust --language rust --source-root DIR_WITH_RUST
 
-Source files of installed packages (site-packages) become a few hundred commits by several
+Source files of installed packages (site-packages; or of `--language` under `--source-root`,
+cycled as copies when there are few) become a few hundred commits by several
 authors: new files, edits of a few hunks, renames, deletions, feature branches merged back
 (some with a hand-made resolution), tags. The history is written in one `git fast-import`
 stream, so building it takes seconds; the same seed gives the same repository (same hashes).
@@ -21,12 +23,14 @@ AUTHORS = [("Ada Lovelace", "ada@example.com"), ("Alan Turing", "alan@example.co
            ("Grace Hopper", "grace@example.com"), ("Linus Torvalds", "linus@example.com"),
            ("Barbara Liskov", "barbara@example.com"), ("Donald Knuth", "don@example.com")]
 MAX_SOURCE_BYTES = 200_000
+LANGUAGES = {"python": "*.py", "rust": "*.rs", "go": "*.go", "javascript": "*.js", "c": "*.c", "java": "*.java"}
 
 
-def source_pool(root: Path, limit: int) -> list[Path]:
-    files = sorted(p for p in root.rglob("*.py") if p.is_file() and 200 < p.stat().st_size < MAX_SOURCE_BYTES)
+def source_pool(root: Path, limit: int, language: str = "python") -> list[Path]:
+    files = sorted(p for p in root.rglob(LANGUAGES[language])
+                   if p.is_file() and 200 < p.stat().st_size < MAX_SOURCE_BYTES)
     if not files:
-        sys.exit(f"error: no Python sources under {root}")
+        sys.exit(f"error: no {language} sources under {root} (pass --source-root)")
     return files[:limit]
 
 
@@ -114,12 +118,13 @@ class History:
                     renames)
 
 
-def build(out_dir: Path, commits: int, seed: int, adds: int, edits: int, source_root: Path) -> None:
+def build(out_dir: Path, commits: int, seed: int, adds: int, edits: int, source_root: Path,
+          language: str = "python") -> None:
     if out_dir.exists() and any(out_dir.iterdir()):
         sys.exit(f"error: {out_dir} exists and is not empty")
     subprocess.run(["git", "init", "-q", "-b", "main", str(out_dir)], check=True)
     rng = random.Random(seed)
-    pool = source_pool(source_root, limit=commits * (adds + 2) + 200)
+    pool = source_pool(source_root, limit=commits * (adds + 2) + 200, language=language)
     proc = subprocess.Popen(["git", "-C", str(out_dir), "fast-import", "--quiet"], stdin=subprocess.PIPE)
     h = History(proc.stdin, rng, pool)
     h.commit("main", "Initial import", {h._source()[0]: b"# bench repository\n"})
@@ -153,25 +158,28 @@ def build(out_dir: Path, commits: int, seed: int, adds: int, edits: int, source_
     subprocess.run(["git", "-C", str(out_dir), "checkout", "-q", "main"], check=True)
 
 
-def ensure_repo(repo: Path, commits: int) -> Path:
+def ensure_repo(repo: Path, commits: int, language: str = "python", source_root: Path | None = None) -> Path:
     """`repo` as it is if it exists, else a benchmark repository of `commits` commits built there."""
     if not repo.exists():
-        subprocess.run([sys.executable, __file__, "--out", str(repo), "--commits", str(commits)], check=True,
+        extra = ["--language", language] + (["--source-root", str(source_root)] if source_root else [])
+        subprocess.run([sys.executable, __file__, "--out", str(repo), "--commits", str(commits), *extra], check=True,
                        stdout=subprocess.DEVNULL)
     return repo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Build a benchmark repository from installed Python sources.")
+    p = argparse.ArgumentParser(description="Build a benchmark repository from installed sources.")
     p.add_argument("--out", type=Path, required=True, help="directory to create (must be empty or absent)")
     p.add_argument("--commits", type=int, default=400, help="number of commits (default: 400)")
     p.add_argument("--adds", type=int, default=12, help="new files per commit (default: 12)")
     p.add_argument("--edits", type=int, default=40, help="files edited per commit (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--language", choices=sorted(LANGUAGES), default="python",
+                   help="which source files make the history (default: python)")
     p.add_argument("--source-root", type=Path, default=Path(sysconfig.get_paths()["purelib"]),
-                   help="where to take Python sources from (default: this Python's site-packages)")
+                   help="where to take the sources from (default: this Python's site-packages)")
     args = p.parse_args(argv)
-    build(args.out, args.commits, args.seed, args.adds, args.edits, args.source_root)
+    build(args.out, args.commits, args.seed, args.adds, args.edits, args.source_root, args.language)
     print(f"built {args.out}")
     return 0
 

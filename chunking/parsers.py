@@ -68,22 +68,42 @@ def parser_language(path: str) -> str | None:
     return EXTENSIONS.get(PurePosixPath(path).suffix.lower())
 
 
-def _parser(lang: str) -> tuple[Parser, Query, frozenset]:
-    """One parser and one query per language and thread, created on first use and kept."""
+def grammar(lang: str) -> Language:
+    """The tree-sitter Language of a parser language name (`python`, `rust`, `tsx`, ...)."""
+    languages = _LOCAL.__dict__.setdefault("languages", {})
+    if lang not in languages:
+        module, attr, _ = _GRAMMARS[lang]
+        languages[lang] = Language(getattr(importlib.import_module(module), attr)())
+    return languages[lang]
+
+
+def parser(lang: str) -> Parser:
+    """This thread's parser for `lang`, created on first use and kept (the one place parsers are made)."""
     parsers = _LOCAL.__dict__.setdefault("parsers", {})
     if lang not in parsers:
-        module, attr, types = _GRAMMARS[lang]
-        language = Language(getattr(importlib.import_module(module), attr)())
-        query = Query(language, "[" + " ".join(f"({t})" for t in types) + "] @def")
-        parsers[lang] = (Parser(language), query, frozenset(types))
+        parsers[lang] = Parser(grammar(lang))
     return parsers[lang]
+
+
+def query(lang: str, source: str) -> Query:
+    """A compiled query for `lang`, kept per thread (the one place queries are made)."""
+    queries = _LOCAL.__dict__.setdefault("queries", {})
+    key = (lang, source)
+    if key not in queries:
+        queries[key] = Query(grammar(lang), source)
+    return queries[key]
+
+
+def definition_types(lang: str) -> frozenset:
+    """The node types that are definitions (functions, classes, impls, ...) in `lang`."""
+    return frozenset(_GRAMMARS[lang][2])
 
 
 def _text(node) -> str:
     return node.text.decode("utf-8", "replace") if node is not None else ""
 
 
-def _own_name(node, lang: str) -> str | None:
+def own_name(node, lang: str) -> str | None:
     """The name a definition node declares, or None (anonymous / unparsable)."""
     t = node.type
     if t == "impl_item":
@@ -123,29 +143,34 @@ def qualify(name: str, context_symbol: str | None, lang: str | None) -> str:
     return f"{_container_name(context_symbol)}{sep}{name}"
 
 
+def qualified_name(node, own: str, lang: str, types: frozenset) -> str:
+    """`own` prefixed by the names of the definitions around `node` (`Counter::bump`, `Shape.area`)."""
+    chain = []
+    outer = node.parent
+    while outer is not None:
+        if outer.type in types:
+            outer_name = own_name(outer, lang)
+            if outer_name:
+                chain.append(_container_name(outer_name))
+        outer = outer.parent
+    return _SEPARATOR.get(lang, ".").join([*reversed(chain), own])
+
+
 def definitions(text: str, lang: str) -> list[Definition]:
     """Every definition tree-sitter finds in `text`, outermost first, in source order."""
-    parser, query, types = _parser(lang)
-    tree = parser.parse(text.encode("utf-8", "surrogatepass"))
-    nodes = QueryCursor(query).captures(tree.root_node).get("def", [])
-    sep = _SEPARATOR.get(lang, ".")
+    types = definition_types(lang)
+    tree = parser(lang).parse(text.encode("utf-8", "surrogatepass"))
+    q = query(lang, "[" + " ".join(f"({t})" for t in sorted(types)) + "] @def")
+    nodes = QueryCursor(q).captures(tree.root_node).get("def", [])
     out = []
     for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
-        own = _own_name(node, lang)
+        own = own_name(node, lang)
         if not own:
             continue
-        outer = node.parent
-        chain = []
-        while outer is not None:
-            if outer.type in types:
-                outer_name = _own_name(outer, lang)
-                if outer_name:
-                    chain.append(_container_name(outer_name))
-            outer = outer.parent
         start = node.parent.start_point.row if node.parent is not None and node.parent.type == "decorated_definition" \
             else node.start_point.row
         end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > start else 0)
-        out.append(Definition(start, end, sep.join([*reversed(chain), own])))
+        out.append(Definition(start, end, qualified_name(node, own, lang, types)))
     return out
 
 

@@ -16,9 +16,9 @@ import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from scrapers.complexity import (MAX_FUNCTION_FILE_BYTES, MAX_FUNCTION_FILES_PER_COMMIT, BlobReader, changed_functions, changed_line_ranges,
-                                 commit_complexity, measurable)
-from scrapers.git_log_stream import NULL_SHA, FileChange, Git, GitError, ParsedCommit
+from scrapers.complexity import BlobReader, FunctionMeter, changed_line_ranges, commit_complexity, measurable
+from scrapers.git_log_stream import NULL_SHA, FileChange, MergeDetails, ParsedCommit
+from scrapers.git_runner import Git, GitError
 from scrapers.languages import language_of
 from scrapers.redaction import Redactor
 
@@ -124,11 +124,15 @@ def commit_dates(git: Git, header: dict[str, str]) -> dict:
 
 
 class RecordBuilder:
-    def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool):
+    def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool,
+                 merges: dict[str, MergeDetails] | None = None):
         self.git = git
+        self.merges = merges or {}  # merge hash -> base and conflict candidates (`merge_details`)
         self.max_diff_bytes = max_diff_bytes
         self.redact = Redactor(redact)  # every text of a record goes through it; counts per kind and field
         self.blobs = BlobReader(git) if function_complexity else None
+        self.meter = FunctionMeter()
+        self.prefetched: dict[str, tuple[list, list[str]]] = {}  # commit -> (files to measure, blobs asked for)
         self.counts: Counter = Counter()
 
     def close(self) -> None:
@@ -140,10 +144,8 @@ class RecordBuilder:
         h = commit.header
         parents = h["parents"].split()
         message = self.redact(h["message"].rstrip("\n"), "messages")
-        if commit.combined and commit.files:
-            self._first_parent_counts(h["hash"], parents[0], commit.files)
         files = [self._file(fc) for fc in commit.files + missing]
-        functions = self._functions(commit.files) if self.blobs is not None else []
+        functions = self._functions(commit) if self.blobs is not None else []
         if functions:  # the paths as the record shows them (redacted)
             shown = {_path(fc.path): f["path"] for fc, f in zip(commit.files, files)}
             for fn in functions:
@@ -181,7 +183,7 @@ class RecordBuilder:
             "branches": branches,
             "tags": tags,
             "is_merge": is_merge,
-            "merge": self._merge(h["hash"], parents, files) if is_merge else None,
+            "merge": self._merge(h["hash"], parents, commit) if is_merge else None,
             "files": files,
             "complexity": complexity,
         }
@@ -221,29 +223,18 @@ class RecordBuilder:
             "missing_object": fc.missing_object,
         }
 
-    def _first_parent_counts(self, merge: str, first_parent: str, changes: list[FileChange]) -> None:
-        """A merge's line counts against its first parent, as `git log --cc --numstat` prints them.
-
-        (The combined diff hides the hunks that took one side whole, so its own lines undercount.)
-        """
-        paths = [":(literal)" + fc.path.decode("utf-8", "surrogateescape") for fc in changes if not fc.missing_object]
-        try:
-            out = self.git.run("diff", "--numstat", "-z", "--no-renames", first_parent, merge, "--", *paths)
-        except GitError as e:
-            logger.warning("merge %s: no line counts against its first parent (%s)", merge[:12], e)
+    def prefetch(self, commit: ParsedCommit) -> None:
+        """Ask git for the blobs this commit's functions will need, before `build` measures them."""
+        if self.blobs is None:
             return
-        counts = {}
-        for tok in out.split(b"\0"):
-            if tok.count(b"\t") >= 2:
-                added, deleted, path = tok.split(b"\t", 2)
-                counts[path] = (0, 0) if added == b"-" else (int(added), int(deleted))
-        for fc in changes:
-            fc.additions, fc.deletions = counts.get(fc.path, (fc.additions, fc.deletions))
+        wanted = self._wanted(commit.files)
+        blobs = list(dict.fromkeys(fc.blobs[-1] for fc, path, _ in wanted if self.meter.needs(path, fc.blobs[-1])))
+        self.blobs.request(blobs)
+        self.prefetched[commit.header["hash"]] = (wanted, blobs)
 
-    def _functions(self, changes: list[FileChange]) -> list[dict]:
-        """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
-        out: list[dict] = []
-        measured = 0
+    def _wanted(self, changes: list[FileChange]) -> list[tuple[FileChange, str, list[tuple[int, int]] | None]]:
+        """The readable, text, parseable new files of a commit, with their changed line ranges."""
+        wanted = []
         for fc in changes:
             new_blob = fc.blobs[-1]
             if new_blob == NULL_SHA or fc.binary or fc.modes[-1] not in ("100644", "100755"):
@@ -251,37 +242,37 @@ class RecordBuilder:
             path = _path(fc.path)
             if not measurable(path):
                 continue
-            if measured == MAX_FUNCTION_FILES_PER_COMMIT:
-                self.counts["function_files_skipped"] += 1
-                continue
-            content = self.blobs.read(new_blob)
-            if content is None or len(content) > MAX_FUNCTION_FILE_BYTES:
-                self.counts["function_files_skipped"] += content is not None
-                continue
-            measured += 1
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
-            out += changed_functions(path, content, ranges)
+            if ranges != []:  # else a rename or mode change without a changed line
+                wanted.append((fc, path, ranges))
+        return wanted
+
+    def _functions(self, commit: ParsedCommit) -> list[dict]:
+        """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
+        if commit.header["hash"] not in self.prefetched:
+            self.prefetch(commit)
+        wanted, requested = self.prefetched.pop(commit.header["hash"])
+        contents = {blob: self.blobs.get(blob) for blob in requested}
+        out: list[dict] = []
+        for fc, path, ranges in wanted:
+            old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
+            out += self.meter.changed_functions(path, fc.blobs[-1], lambda b: contents[b] if b in contents
+                                                else self.blobs.read(b), ranges, old, fc.patch)
+        self.counts["function_blobs_parsed"] = self.meter.parsed
         return out
 
-    def _merge(self, commit: str, parents: list[str], files: list[dict]) -> dict:
-        """Merge base, the files both sides changed since it, and the combined diff (`--cc`)."""
-        base = None
-        both: list[str] = []
-        try:
-            base_args = ["merge-base", "--octopus", *parents] if len(parents) > 2 else ["merge-base", *parents]
-            base = self.git.run(*base_args).decode().split()[0]
-            changed: Counter = Counter()
-            for p in parents:
-                names = self.git.run("diff", "--name-only", "-z", "--no-renames", base, p, "--")
-                changed.update({n for n in names.split(b"\0") if n})
-            both = sorted(self.redact(_path(n), "paths") for n, k in changed.items() if k > 1)
-        except (GitError, IndexError) as e:  # unrelated histories, or parents cut off by a shallow clone
+    def _merge(self, commit: str, parents: list[str], parsed: ParsedCommit) -> dict:
+        """Merge base, the files both sides changed since it, and the conflicts the merge resolved."""
+        details = self.merges.get(commit)
+        if details is None or details.base is None:  # unrelated histories, or parents cut off by a shallow clone
             self.counts["merges_without_base"] += 1
-            logger.debug("merge %s: no merge base (%s)", commit[:12], e)
+        self.counts["clean_merges"] += not parsed.files and not parsed.conflicts
+        self.counts["octopus_merges"] += len(parents) > 2
         return {
             "parents": parents,
-            "merge_base": base,
-            "both_sides_changed": both,
-            "resolved_files": [f["path"] for f in files],
-            "combined_diff": "".join(f["diff"] for f in files),
+            "merge_base": details.base if details is not None else None,
+            "both_sides_changed": [self.redact(_path(p), "paths") for p in details.both_sides_changed]
+            if details is not None else [],
+            "resolved_files": [self.redact(_path(p), "paths")
+                               for p in (parsed.conflicts if not parsed.combined else [fc.path for fc in parsed.files])],
         }

@@ -2,35 +2,77 @@
 
     >>> commit_complexity([(10, 0), (5, 5)])["score"]
     8.785
+    >>> [(f.name, f.ccn) for f in FunctionIndex(b"def f(x):\\n    return 1 if x and x > 2 else 0\\n", "python").touching(None)]
+    [('f', 3)]
 
 The score is `log2(1 + lines changed) * (1 + H)`, where H is the Shannon entropy (bits) of how
 the changed lines spread over the files: big changes score higher, and a change spread evenly
 over many files scores higher than the same number of lines in one file.
 
-Changed functions: for Python files Python's own parser (`ast`) counts the decision points (lizard's
-Python reader is slow, even quadratic on f-strings); for the other languages lizard parses, (up to 4 files of at most 64 KiB per
-commit, in the commit's file order; the rest are counted as skipped), the new file
-content is read through one long-running `git cat-file --batch` process and lizard measures the
-cyclomatic complexity of every function that overlaps an added or changed line is measured.
+Changed functions: every language stage 2 has a tree-sitter grammar for (`chunking.parsers`:
+Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
+blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
+hunks changed it), and only the functions that overlap an added or changed line get a cyclomatic
+complexity: McCabe's 1 + the decision points in the function's own body (nested functions are
+measured on their own), counted on the syntax tree's tokens the way lizard counts its tokens
+(`if`, `for`, `while`, `catch`, `case`, `&&`, `||`, `?`, per language; Python's `elif`,
+`except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
+the first). tests/test_complexity.py checks it against lizard on real code. The new content is
+read through one long-running `git cat-file --batch` process, asked a few commits ahead.
 """
 
 from __future__ import annotations
 
-import ast
+import functools
 import math
 import re
 import subprocess
+import threading
+from bisect import bisect_right
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from itertools import accumulate
 
-from lizard import analyze_file
-from lizard_languages import get_reader_for
+from tree_sitter import Point, QueryCursor
 
-from scrapers.git_log_stream import Git
+from chunking.parsers import definition_types, grammar, own_name, parser, parser_language, qualified_name, query
 
-# lizard reads ~2 MB/s: these bounds keep a commit that rewrites hundreds of files affordable
-MAX_FUNCTION_FILE_BYTES = 64 * 1024
-MAX_FUNCTION_FILES_PER_COMMIT = 4
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
 _HUNK = re.compile(rb"^@@@? (?:-\d+(?:,\d+)? )+\+(\d+)(?:,(\d+))? @@", re.M)
+
+# Per language: the nodes that are functions (each gets its own CCN) and the tokens that are decision points.
+_JS_FUNCTIONS = ("function_declaration", "function_expression", "function", "generator_function",
+                 "generator_function_declaration", "arrow_function", "method_definition")
+_C_DECISIONS = ("if", "for", "while", "catch", "case", "&&", "||", "?")
+_PREPROCESSOR = ("#if", "#ifdef", "#ifndef", "#elif")
+_JS_DECISIONS = ("if", "for", "while", "catch", "case", "&&", "||", "??")
+_FUNCTIONS = {
+    "python": ("function_definition",),
+    "rust": ("function_item",),
+    "javascript": _JS_FUNCTIONS, "typescript": _JS_FUNCTIONS, "tsx": _JS_FUNCTIONS,
+    "go": ("function_declaration", "method_declaration", "func_literal"),
+    "java": ("method_declaration", "constructor_declaration", "compact_constructor_declaration"),
+    "c": ("function_definition",),
+    "cpp": ("function_definition",),
+}
+_DECISIONS = {
+    "python": ("if", "elif", "for", "while", "except", "finally", "and", "or", "case"),
+    "rust": ("if", "for", "while", "where", "&&", "||", "?"),
+    "c": _C_DECISIONS + _PREPROCESSOR, "cpp": _C_DECISIONS + _PREPROCESSOR,
+    "javascript": _JS_DECISIONS, "typescript": _JS_DECISIONS, "tsx": _JS_DECISIONS,
+}
+# Rust: `let ... else` is a branch; a match with n arms adds n - 1 (the arms are captured, each match takes one off).
+# A closure without parameters (`|| x`) is the token `||` to lizard. C and C++: lizard counts `#if`,
+# `#ifdef`, `#ifndef`, `#elif` but not the operators of their conditions (captured as `x`, left out).
+_EXTRA = {"rust": '(let_declaration "else" @d) (match_arm) @d (match_block) @m (closure_parameters) @z'}
+_EXTRA["c"] = _EXTRA["cpp"] = "(preproc_if condition: (_) @x) (preproc_elif condition: (_) @x)"
+# JavaScript and TypeScript: `?` only as the conditional operator (not `x?: T`), and, as lizard
+# does, a default value of a parameter or a destructured name.
+_EXTRA["javascript"] = '(ternary_expression "?" @d) (assignment_pattern) @d (object_assignment_pattern) @d'
+_EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
+    " (required_parameter value: (_) @d) (optional_parameter value: (_) @d)"
+_CODE_LINE = re.compile(rb"^[ \t]*(?![ \t\r\n#]|//|/\*|\*)", re.M)  # a line with code: not blank, not a comment
+CACHE_BYTES = 8 << 20  # source bytes of parsed blobs kept (their trees take 10-40x that)
 
 
 def commit_complexity(changes: list[tuple[int, int]]) -> dict:
@@ -48,25 +90,64 @@ def commit_complexity(changes: list[tuple[int, int]]) -> dict:
 
 
 class BlobReader:
-    """Reads blobs by hash through one `git cat-file --batch` process (one request at a time)."""
+    """Reads blobs by hash through one `git cat-file --batch` process.
 
-    def __init__(self, git: Git):
+    `request` sends hashes without waiting; a thread reads git's answers as they come, and `get`
+    takes one (in any order). Asking for the blobs of the next commits while this one is measured
+    keeps git busy instead of a round trip per commit. `read` is request + get.
+    """
+
+    def __init__(self, git):
         self.proc = subprocess.Popen(git.argv(["cat-file", "--batch"]), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git.env)
+        self.asked: deque[str] = deque()  # requested, not yet answered, in order
+        self.ready: dict[str, list[bytes | None]] = {}  # answered, not yet taken
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._answers, daemon=True)
+        self.thread.start()
+
+    def request(self, blobs: list[str]) -> None:
+        if not blobs:
+            return
+        with self.cond:
+            self.asked.extend(blobs)
+        self.proc.stdin.write("".join(b + "\n" for b in blobs).encode())
+        self.proc.stdin.flush()
+
+    def get(self, blob: str) -> bytes | None:
+        """A requested blob's content, or None when it is missing or not a blob."""
+        with self.cond:
+            while not self.ready.get(blob):
+                if not self.thread.is_alive():
+                    raise RuntimeError("git cat-file --batch stopped")
+                self.cond.wait(1.0)
+            answers = self.ready[blob]
+            data = answers.pop(0)
+            if not answers:
+                del self.ready[blob]
+            return data
 
     def read(self, blob: str) -> bytes | None:
-        """The blob's content, or None when it is missing or not a blob."""
-        self.proc.stdin.write(blob.encode() + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if len(header) != 3:
-            return None  # "<sha> missing"
-        data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
-        return data if header[1] == b"blob" else None
+        self.request([blob])
+        return self.get(blob)
+
+    def _answers(self) -> None:
+        out = self.proc.stdout
+        while header := out.readline():
+            fields = header.split()
+            data = None
+            if len(fields) == 3:  # else "<sha> missing"
+                data = out.read(int(fields[2]) + 1)[:-1]
+                if fields[1] != b"blob":
+                    data = None
+            with self.cond:
+                self.ready.setdefault(self.asked.popleft(), []).append(data)
+                self.cond.notify_all()
 
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait()
+        self.thread.join()
 
 
 def changed_line_ranges(patch: bytes) -> list[tuple[int, int]]:
@@ -100,54 +181,228 @@ def _extend(ranges: list[tuple[int, int]], line: int) -> None:
 
 
 def measurable(path: str) -> bool:
-    """Whether there is a parser for this file name (Python's `ast`, or lizard)."""
-    return path.endswith((".py", ".pyi")) or get_reader_for(path) is not None
+    """Whether there is a grammar for this file name (the languages of `chunking.parsers`)."""
+    return parser_language(path) is not None
 
 
-def changed_functions(path: str, content: bytes, ranges: list[tuple[int, int]] | None) -> list[dict]:
-    """Functions in `content` overlapping `ranges` (all of them when `ranges` is None), with CCN."""
-    text = content.decode("utf-8", "replace")
-    if path.endswith((".py", ".pyi")):
-        functions = _python_functions(text)
-    else:
-        functions = [(fn.name, fn.start_line, fn.end_line, fn.cyclomatic_complexity, fn.nloc)
-                     for fn in analyze_file.analyze_source_code(path, text).function_list]
-    return [{"path": path, "name": name, "start_line": start, "end_line": end, "cyclomatic_complexity": ccn,
-             "nloc": nloc}
-            for name, start, end, ccn, nloc in functions
-            if ranges is None or any(a <= end and start <= b for a, b in ranges)]
+@dataclass(slots=True)
+class Function:
+    name: str
+    start_line: int  # 1-based, inclusive
+    end_line: int
+    ccn: int
+    nloc: int
 
 
-_BRANCHES = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.IfExp, ast.match_case)
-_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+class FunctionIndex:
+    """One blob parsed once (or re-parsed from its previous version's tree); functions measured on demand.
 
+    `previous` is the index of the blob this one was changed from and `patch` the unified diff
+    between them: tree-sitter then re-parses only what the hunks changed (on a copy of the tree).
+    """
 
-def _python_functions(text: str) -> list[tuple[str, int, int, int, int]]:
-    """`(name, start, end, ccn, nloc)` per function: CCN = 1 + branches + comprehension clauses +
-    extra boolean operands, as lizard counts them; nested functions are measured on their own."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return []
-    lines = text.split("\n")
-    out = []
-    for fn in ast.walk(tree):
-        if not isinstance(fn, _FUNCTIONS):
-            continue
-        ccn = 1
-        stack = list(ast.iter_child_nodes(fn))
-        while stack:
-            node = stack.pop()
-            if isinstance(node, _FUNCTIONS + (ast.Lambda, ast.ClassDef)):
+    def __init__(self, content: bytes, lang: str, previous: "FunctionIndex | None" = None, patch: bytes = b""):
+        self.content = content
+        self.lang = lang
+        old_tree = previous.tree.copy() if previous is not None else None
+        self._lines: _Lines | None = None
+        self.incremental = old_tree is not None and _edit(old_tree, previous.lines(), self.lines(), patch)
+        if self.incremental:
+            self.tree = parser(lang).parse(content, old_tree)
+        else:
+            self.tree = parser(lang).parse(content)
+        self.measured: dict[tuple[int, int], Function] = {}
+
+    def lines(self) -> _Lines:
+        if self._lines is None:
+            self._lines = _Lines(self.content)
+        return self._lines
+
+    def touching(self, ranges: list[tuple[int, int]] | None) -> list[Function]:
+        """Functions overlapping the 1-based line `ranges` (every function when None), in source order."""
+        if ranges is None:  # every function: one query for them and their decision points
+            captures = QueryCursor(_decision_query(self.lang)).captures(self.tree.root_node)
+            nodes = _in_order(captures.get("f", []))
+            if nodes and any((n.start_byte, n.end_byte) not in self.measured for n in nodes):
+                self._measure(nodes, captures)
+            return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
+        if not ranges:
+            return []
+        cursor = QueryCursor(_function_query(self.lang))
+        cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
+        nodes = [n for n in _in_order(cursor.captures(self.tree.root_node).get("f", []))
+                 if any(a <= n.end_point.row + 1 and n.start_point.row + 1 <= b for a, b in ranges)]
+        new = [n for n in nodes if (n.start_byte, n.end_byte) not in self.measured]
+        if new:
+            cursor = QueryCursor(_decision_query(self.lang))
+            cursor.set_byte_range(new[0].start_byte, max(n.end_byte for n in new))
+            self._measure(new, cursor.captures(self.tree.root_node))
+        return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
+
+    def _measure(self, targets: list, captures: dict) -> None:
+        """CCN of `targets` (sorted by start) from the decision query's `captures` over the bytes they span.
+
+        Each decision point counts for the innermost function around it; the functions nested in
+        a target are captured too, so that theirs do not count for it.
+        """
+        lo = targets[0].start_byte
+        functions = sorted({(n.start_byte, n.end_byte) for n in captures.get("f", []) if lo <= n.start_byte}
+                           | {(n.start_byte, n.end_byte) for n in targets})
+        starts = [f[0] for f in functions]
+        ccn = dict.fromkeys(functions, 1)
+        skip = sorted((n.start_byte, n.end_byte) for n in captures.get("x", []))  # C's `#if` conditions
+        for name, found in captures.items():
+            weight = _WEIGHT.get(name)
+            if weight is None:
                 continue
-            if isinstance(node, _BRANCHES):
-                ccn += 1
-            elif isinstance(node, ast.comprehension):
-                ccn += 1 + len(node.ifs)
-            elif isinstance(node, ast.BoolOp):
-                ccn += len(node.values) - 1
-            stack.extend(ast.iter_child_nodes(node))
-        body = lines[fn.lineno - 1:fn.end_lineno]
-        nloc = sum(1 for ln in body if ln.strip() and not ln.lstrip().startswith("#"))
-        out.append((fn.name, fn.lineno, fn.end_lineno, ccn, nloc))
-    return sorted(out, key=lambda f: (f[1], f[0]))
+            for n in found:
+                b = n.start_byte
+                if skip and any(s <= b < e for s, e in skip):
+                    continue
+                i = bisect_right(starts, b) - 1  # the innermost function around b starts last before it
+                while i >= 0 and functions[i][1] <= b:
+                    i -= 1
+                if i >= 0:
+                    ccn[functions[i]] += weight(n)
+        for n in targets:
+            key = (n.start_byte, n.end_byte)
+            self.measured[key] = Function(self._name(n), n.start_point.row + 1, n.end_point.row + 1, ccn[key],
+                                          self._nloc(n))
+
+    def _name(self, node) -> str:
+        own = own_name(node, self.lang)
+        if not own:
+            parent = node.parent
+            holder = parent.child_by_field_name("name") or parent.child_by_field_name("key") \
+                or parent.child_by_field_name("left") if parent is not None else None
+            own = holder.text.decode("utf-8", "replace") if holder is not None else "(anonymous)"
+        return qualified_name(node, own, self.lang, definition_types(self.lang))
+
+    def _nloc(self, node) -> int:
+        """Lines of the function with code on them (not blank, not only a comment)."""
+        line_start = self.content.rfind(b"\n", 0, node.start_byte) + 1
+        return len(_CODE_LINE.findall(self.content, line_start, node.end_byte))
+
+
+_UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
+
+
+class _Lines:
+    """Byte offset where each line starts, from C loops only (split, len, accumulate).
+
+    >>> [_Lines(b"a\\nbb\\nccc").start(k) for k in range(4)]
+    [0, 2, 5, 8]
+    """
+
+    def __init__(self, content: bytes):
+        self.size = len(content)
+        self.before = list(accumulate(map(len, content.split(b"\n")), initial=0))  # bytes before row k, less newlines
+        self.rows = len(self.before) - 1
+
+    def start(self, row: int) -> int:
+        return min(self.before[row] + row, self.size)
+
+
+def _edit(tree, old: _Lines, new: _Lines, patch: bytes) -> bool:
+    """Tell `tree` (parsed from `old`) where the unified diff `patch` turns it into `new`; False if it cannot."""
+    hunks = [tuple(int(g) if g is not None else 1 for g in m.groups()) for m in _UNIFIED_HUNK.finditer(patch)]
+    if not hunks:
+        return False
+    for a, b, c, d in reversed(hunks):  # from the end: the edits before a hunk keep their offsets
+        old_row, new_row = (a - 1 if b else a), (c - 1 if d else c)
+        if old_row + b > old.rows or new_row + d > new.rows:
+            return False
+        start = old.start(old_row)
+        length = new.start(new_row + d) - new.start(new_row)
+        tree.edit(start_byte=start, old_end_byte=old.start(old_row + b), new_end_byte=start + length,
+                  start_point=Point(old_row, 0), old_end_point=Point(old_row + b, 0),
+                  new_end_point=Point(old_row + d, 0))
+    return True
+
+
+def _in_order(nodes: list) -> list:
+    """Outer before inner, in source order."""
+    return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
+
+
+_WEIGHT = {
+    "d": lambda n: 1,
+    "m": lambda n: -any(c.type == "match_arm" for c in n.named_children),
+    "z": lambda n: n.text == b"||",
+}
+
+
+@functools.cache
+def _function_query_source(lang: str) -> str:
+    types = [t for t in _FUNCTIONS[lang] if grammar(lang).id_for_node_kind(t, True)]
+    return "[" + " ".join(f"({t})" for t in types) + "] @f"
+
+
+def _function_query(lang: str):
+    return query(lang, _function_query_source(lang))
+
+
+def _decision_query(lang: str):
+    return query(lang, _decision_query_source(lang))
+
+
+@functools.cache
+def _decision_query_source(lang: str) -> str:
+    """Decision tokens (`d`), the extra rules of `_EXTRA`, and the functions (`f`) nested inside."""
+    tokens = [t for t in _DECISIONS.get(lang, _C_DECISIONS) if grammar(lang).id_for_node_kind(t, False)]
+    source = "[" + " ".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"' for t in tokens) + "] @d"
+    return f"{source} {_EXTRA.get(lang, '')} {_function_query_source(lang)}"
+
+
+class FunctionMeter:
+    """Changed functions of blobs, each blob parsed at most once while it is kept.
+
+    Parsed blobs are kept up to `cache_bytes` of source (their trees take 10-40 times that),
+    least recently used out first. A blob changed from a kept one is parsed incrementally from
+    that one's tree, which then is the first to leave: the file's newest version is what its
+    next change starts from.
+    """
+
+    def __init__(self, cache_bytes: int = CACHE_BYTES):
+        self.cache_bytes = cache_bytes
+        self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
+        self.cached_bytes = 0
+        self.parsed = 0
+
+    def needs(self, path: str, blob: str) -> bool:
+        """Whether `changed_functions` will want this blob's content (a parseable file not in the cache)."""
+        lang = parser_language(path)
+        return lang is not None and (blob, lang) not in self.cache
+
+    def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
+                          old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
+        """Functions of blob `blob` (file `path`) overlapping `ranges` (all when None), with CCN.
+
+        `content_of(blob)` gives the bytes (or None) on a cache miss; `patch`, the unified diff from
+        `old_blob`, lets tree-sitter re-parse only the changed parts when that blob is cached.
+        """
+        lang = parser_language(path)
+        if lang is None:
+            return []
+        key = (blob, lang)
+        index = self.cache.get(key)
+        if index is None:
+            content = content_of(blob)
+            if content is None:
+                return []
+            previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
+            index = FunctionIndex(content, lang, previous, patch)
+            self.parsed += 1
+            if previous is not None:  # the file's next change starts from this version: the old one goes first
+                self.cache.move_to_end((old_blob, lang), last=False)
+            self.cache[key] = index
+            self.cached_bytes += len(content)
+            while self.cached_bytes > self.cache_bytes and len(self.cache) > 1:
+                self._drop(next(iter(self.cache)))
+        else:
+            self.cache.move_to_end(key)
+        return [{"path": path, "name": f.name, "start_line": f.start_line, "end_line": f.end_line,
+                 "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in index.touching(ranges)]
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self.cached_bytes -= len(self.cache.pop(key).content)

@@ -1,10 +1,13 @@
 """Read a repository's history through one `git log` stream and cut it into commits as it arrives.
 
     git = Git(Path("repo"));  hashes = list_commits(git, ["--branches"])
-    for order, raw, missing in stream_commits(git, hashes): parse_commit(raw)
+    for order, raw, missing in stream_commits(git, hashes, merges): parse_commit(raw)
 
 One `git log --no-walk=unsorted --stdin` process prints every commit in the given order with its
-header (NUL-separated fields), `--raw` entries (NUL-terminated, `-z`) and the patch. Records are
+header (NUL-separated fields), `--raw` entries (NUL-terminated, `-z`) and the patch; a merge
+gets `--remerge-diff` (git >= 2.36: what the merge changed against git's own automatic merge,
+conflict markers included; `--cc` on older git). Merge bases come from one `git rev-list
+--parents` walk and the sides' changed files from one `git diff-tree --stdin` (`merge_details`). Records are
 cut at the marker `\\0\\x01<next hash>`, so memory holds one commit at a time. Added and deleted
 lines are counted in the patch itself (what `--numstat` prints, without git diffing twice).
 
@@ -16,13 +19,18 @@ its unreadable file changes are returned separately; then the stream restarts af
 
 from __future__ import annotations
 
+import heapq
 import logging
+import mmap
+import os
 import queue
+import re
+import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 from scrapers.git_runner import Git, GitError, first_error_line, missing_objects
 
@@ -35,9 +43,11 @@ _PLACEHOLDERS = ("%H", "%P", "%an", "%ae", "%ad", "%cn", "%ce", "%cd", "%B")
 MARK = b"\0\x01"
 FORMAT = "--format=%x00%x01" + "%x00".join(_PLACEHOLDERS) + "%x00"
 DATE_RAW = "--date=raw"
-# The diff every commit gets: renames, merges as combined diffs, root against the empty tree.
-DIFF_OPTIONS = ["--root", "-r", "--cc", "--no-abbrev", "--raw", "-p", "-z", "--no-color", "--no-ext-diff",
+# The diff every commit gets: renames, root against the empty tree; the merge option is added to it.
+DIFF_OPTIONS = ["--root", "-r", "--no-abbrev", "--raw", "-p", "-z", "--no-color", "--no-ext-diff",
                 "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/", "--no-relative"]
+REMERGE_DIFF = "--remerge-diff"  # git >= 2.36
+COMBINED_DIFF = "--cc"
 NULL_SHA = "0" * 40
 READ_SIZE = 1 << 20
 
@@ -50,6 +60,114 @@ def list_commits(git: Git, revs: list[str], since: str | None = None, until: str
     args += [f"--until={until}"] if until else []
     hashes = git.run(*args, *revs, "--").decode().split()
     return hashes[:max_commits] if max_commits is not None else hashes
+
+
+@dataclass(slots=True)
+class MergeDetails:
+    base: str | None  # what `git merge-base` (`--octopus` for three or more parents) prints first
+    both_sides_changed: list[bytes]  # paths changed between the base and at least two parents
+
+
+def merge_details(git: Git, hashes: list[str]) -> dict[str, MergeDetails]:
+    """Merge base and conflict candidates of every merge among `hashes`, from two git processes.
+
+    One `git rev-list --parents` walk gives the ancestry, and the merge bases are found in it as
+    `git merge-base` finds them (painting down from both parents, newest first); one `git diff-tree
+    --stdin` then lists the paths each parent changed since the base.
+    """
+    if not hashes:
+        return {}
+    out = git.run("rev-list", "--topo-order", "--parents", "--timestamp", "--stdin",
+                  input="".join(h + "\n" for h in hashes).encode())
+    parents: dict[str, list[str]] = {}
+    order: list[str] = []
+    stamp: dict[str, int] = {}
+    for line in out.decode().splitlines():  # children before parents
+        ts, commit, *ps = line.split()
+        parents[commit] = ps
+        order.append(commit)
+        stamp[commit] = int(ts)
+    generation: dict[str, int] = {}
+    for commit in reversed(order):
+        generation[commit] = 1 + max((generation.get(p, 0) for p in parents[commit]), default=0)
+    graph = _Ancestry(parents, generation, stamp)
+    merges = [h for h in hashes if len(parents.get(h, ())) > 1]
+    bases = {m: graph.octopus_base(parents[m]) for m in merges}
+    requests = [(m, p) for m in merges if bases[m] is not None for p in parents[m]]
+    changed: dict[str, dict[bytes, int]] = {m: {} for m in merges}
+    if requests:
+        # `<parent> <base>`: the parent diffed against the base as if that were its parent;
+        # `--always` prints the header of an empty diff too, so records and requests pair up.
+        listing = git.run("diff-tree", "--stdin", "--always", "-r", "--name-only", "-z", "--no-renames",
+                          "--format=%x01%H", input="".join(f"{p} {bases[m]}\n" for m, p in requests).encode())
+        records = listing.split(b"\x01")[1:]
+        if len(records) != len(requests):
+            raise GitError(f"git diff-tree --stdin gave {len(records)} diffs for {len(requests)} requests")
+        for (m, _), record in zip(requests, records):
+            counts = changed[m]
+            for path in record.split(b"\0")[1:]:
+                path = path.lstrip(b"\n")
+                if path:
+                    counts[path] = counts.get(path, 0) + 1
+    return {m: MergeDetails(bases[m], sorted(p for p, k in changed[m].items() if k > 1)) for m in merges}
+
+
+class _Ancestry:
+    """Merge bases in a commit graph, as git computes them (`paint_down_to_common`)."""
+
+    def __init__(self, parents: dict[str, list[str]], generation: dict[str, int], stamp: dict[str, int]):
+        self.parents, self.generation, self.stamp = parents, generation, stamp
+
+    def _key(self, commit: str) -> tuple[int, int, str]:
+        return -self.generation.get(commit, 0), -self.stamp.get(commit, 0), commit
+
+    def merge_bases(self, a: str, b: str) -> list[str]:
+        """The best common ancestors of `a` and `b`, newest first."""
+        if a == b:
+            return [a]
+        flags = {a: 1, b: 2}
+        queue = [self._key(a), self._key(b)]
+        heapq.heapify(queue)
+        pending = {a, b}  # queued commits that are not stale: the walk ends when there are none
+        found: list[str] = []
+        while pending:
+            commit = heapq.heappop(queue)[2]
+            pending.discard(commit)
+            f = flags[commit]
+            if f == 3:  # reached from both sides, and not below a common ancestor already found
+                found.append(commit)
+                flags[commit] = f = 7
+            for p in self.parents.get(commit, ()):
+                if flags.get(p, 0) & f != f:
+                    flags[p] = now = flags.get(p, 0) | f
+                    if now & 4:
+                        pending.discard(p)
+                    else:
+                        pending.add(p)
+                    heapq.heappush(queue, self._key(p))
+        return [c for c in found if not any(c != o and self._reaches(o, c) for o in found)]
+
+    def _reaches(self, start: str, target: str) -> bool:
+        """Whether `target` is an ancestor of `start` (generations bound the walk)."""
+        floor = self.generation.get(target, 0)
+        seen, stack = {start}, [start]
+        while stack:
+            for p in self.parents.get(stack.pop(), ()):
+                if p == target:
+                    return True
+                if p not in seen and self.generation.get(p, 0) > floor:
+                    seen.add(p)
+                    stack.append(p)
+        return False
+
+    def octopus_base(self, heads: list[str]) -> str | None:
+        """`git merge-base --octopus`: bases of the first two heads, then of those and each next head."""
+        bases = [heads[0]]
+        for head in heads[1:]:
+            bases = list(dict.fromkeys(b for c in bases for b in self.merge_bases(c, head)))
+            if not bases:
+                return None
+        return bases[0]
 
 
 @dataclass(slots=True)
@@ -73,28 +191,124 @@ class ParsedCommit:
     files: list[FileChange] = field(default_factory=list)
     combined: bool = False  # a merge, diffed as `--cc`
     patch_mismatch: bool = False  # patch sections did not line up with the raw entries
+    conflicts: list[bytes] = field(default_factory=list)  # paths of `remerge CONFLICT` notes (merges)
 
 
-def stream_commits(git: Git, hashes: list[str]) -> Iterator[tuple[int, bytes, list[FileChange]]]:
-    """Yield `(index, raw_output, unreadable_file_changes)` for each of `hashes`, in order."""
+def merge_diff_option(git: Git) -> str:
+    """`--remerge-diff` where git has it (2.36 and later), else `--cc`, said once in the log."""
+    out = git.run("version").decode()
+    m = re.search(r"(\d+)\.(\d+)", out)
+    if m is not None and (int(m.group(1)), int(m.group(2))) >= (2, 36):
+        return REMERGE_DIFF
+    logger.warning("%s: merges are recorded as combined diffs (--cc); git 2.36 or later records what "
+                   "each merge changed (--remerge-diff)", out.strip())
+    return COMBINED_DIFF
+
+
+def stream_commits(git: Git, hashes: list[str], merges: Collection[str] = (), merge_diff: str = REMERGE_DIFF
+                   ) -> Iterator[tuple[int, bytes, list[FileChange]]]:
+    """Yield `(index, raw_output, unreadable_file_changes)` for each of `hashes`, in order.
+
+    `merges` are the merge commits among them (`merge_details`' keys), `merge_diff` how they are
+    diffed: `REMERGE_DIFF` or, for git before 2.36, `COMBINED_DIFF` (in the one stream).
+
+    The remerge diffs come from a second `git log` that runs beside the first, newest merge first:
+    `git log` forgets a commit's parents once it has shown it, so a merge shown after its own
+    ancestors would be redone without a merge base (add/add conflicts everywhere).
+    """
+    if merge_diff != REMERGE_DIFF or not merges:
+        yield from _stream_all(git, hashes, [*DIFF_OPTIONS, merge_diff])
+        return
+    merges = set(merges)
+    spool = _MergeSpool(git, [h for h in reversed(hashes) if h in merges], [*DIFF_OPTIONS, merge_diff])
+    try:
+        plain = _stream_all(git, [h for h in hashes if h not in merges], [*DIFF_OPTIONS, COMBINED_DIFF])
+        for i, h in enumerate(hashes):
+            if h in merges:
+                yield (i, *spool.get(h))
+            else:
+                yield (i, *next(plain)[1:])
+    finally:
+        spool.close()
+
+
+def _stream_all(git: Git, hashes: list[str], options: list[str]) -> Iterator[tuple[int, bytes, list[FileChange]]]:
+    """One `git log` stream over `hashes`, restarted after a commit whose objects are missing."""
     start = 0
     while start < len(hashes):
-        done, error = yield from _stream_from(git, hashes, start)
+        done, error = yield from _stream_from(git, hashes, start, options)
         if error is None:
             return
         # The record at `done` is incomplete or unconfirmed: walk on one commit at a time until
         # the one with missing objects, then stream again after it.
         for k in range(done, len(hashes)):
-            raw, missing = _single_commit(git, hashes[k], error)
+            raw, missing = _single_commit(git, hashes[k], error, options)
             yield k, raw, missing
             if missing:
                 break
         start = k + 1
 
 
-def _stream_from(git: Git, hashes: list[str], start: int):
+class _MergeSpool:
+    """A `git log` of the merges, newest first, written to a temporary file while the main stream runs."""
+
+    def __init__(self, git: Git, merges: list[str], options: list[str]):
+        self.git, self.merges, self.options = git, merges, options
+        self.out = tempfile.TemporaryFile()
+        self.err = tempfile.TemporaryFile()
+        args = ["log", "--no-walk=unsorted", "--stdin", "--no-notes", "-M", FORMAT, DATE_RAW, *options]
+        self.proc = subprocess.Popen(git.argv(args), stdin=subprocess.PIPE, stdout=self.out, stderr=self.err,
+                                     env=git.env)
+        try:  # git reads all of stdin before it writes: no deadlock
+            self.proc.stdin.write("".join(h + "\n" for h in merges).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # git died early: _index reports its error
+        self.spans: dict[str, tuple[int, int]] | None = None
+        self.error: str | None = None
+
+    def _index(self) -> None:
+        """Where each merge's record lies in the file; a failed run's last record is not trusted."""
+        rc = self.proc.wait()
+        self.spans = {}
+        size = self.out.seek(0, os.SEEK_END)
+        if size:
+            with mmap.mmap(self.out.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                starts = []
+                for h in self.merges:
+                    pos = data.find(MARK + h.encode(), starts[-1] if starts else 0)
+                    if pos < 0:
+                        break
+                    starts.append(pos)
+                ends = starts[1:] + [size]
+                if rc != 0 and starts:
+                    starts.pop()
+                self.spans = {h: (a, b) for h, a, b in zip(self.merges, starts, ends)}
+        if rc != 0:
+            self.err.seek(0)
+            self.error = first_error_line(self.err.read()) or f"git log exited with {rc}"
+            logger.warning("git log of the merges stopped (%s); reading the rest one by one", self.error)
+
+    def get(self, merge: str) -> tuple[bytes, list[FileChange]]:
+        if self.spans is None:
+            self._index()
+        span = self.spans.get(merge)
+        if span is None:
+            return _single_commit(self.git, merge, self.error or "no record", self.options)
+        self.out.seek(span[0])
+        return self.out.read(span[1] - span[0]), []
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+        self.err.close()
+
+
+def _stream_from(git: Git, hashes: list[str], start: int, options: list[str]):
     """Stream `hashes[start:]`; return `(first index not yielded, git's error or None)`."""
-    args = ["log", "--no-walk=unsorted", "--stdin", "--no-notes", "-M", FORMAT, DATE_RAW, *DIFF_OPTIONS]
+    args = ["log", "--no-walk=unsorted", "--stdin", "--no-notes", "-M", FORMAT, DATE_RAW, *options]
     with tempfile.TemporaryFile() as err:
         proc = git.popen(args, stderr=err)
         try:
@@ -162,8 +376,12 @@ def _read_ahead(stream, depth: int = 16) -> Iterator[bytes]:
                 pass
 
 
-def _single_commit(git: Git, commit: str, stream_error: str) -> tuple[bytes, list[FileChange]]:
-    """One commit with `git diff-tree`, leaving out (and returning) file changes with missing blobs."""
+def _single_commit(git: Git, commit: str, stream_error: str, options: list[str]) -> tuple[bytes, list[FileChange]]:
+    """One commit alone, leaving out (and returning) file changes with missing blobs.
+
+    (`git diff-tree` has no `--remerge-diff`, and a merge with missing blobs cannot be redone: such a
+    merge gets `--cc` over its readable paths.)
+    """
     listing = git.run("diff-tree", "--no-commit-id", "-r", "--root", "-c", "--raw", "-z", "--no-renames", commit)
     entries = _parse_meta(listing.split(b"\0"))[0]
     parents = git.run("log", "-1", "--format=%P", commit).decode().split()  # as a shallow clone sees them
@@ -173,13 +391,13 @@ def _single_commit(git: Git, commit: str, stream_error: str) -> tuple[bytes, lis
         fc.missing_object = True
     if not missing:
         try:
-            return git.run("diff-tree", "--always", "-M", FORMAT, DATE_RAW, *DIFF_OPTIONS, commit), []
+            return git.run("log", "--no-walk", "--no-notes", "-M", FORMAT, DATE_RAW, *options, commit), []
         except GitError as e:
             raise GitError(f"commit {commit}: {e} (while streaming: {stream_error})") from None
     readable = [":(literal)" + fc.path.decode("utf-8", "surrogateescape") for fc in entries if not fc.missing_object]
     if readable:
-        raw = git.run("diff-tree", "--always", "--no-renames", FORMAT, DATE_RAW, *DIFF_OPTIONS, commit,
-                      "--", *readable)
+        raw = git.run("diff-tree", "--always", "--no-renames", FORMAT, DATE_RAW, *DIFF_OPTIONS, COMBINED_DIFF,
+                      commit, "--", *readable)
     else:
         raw = git.run("diff-tree", "--always", "-s", FORMAT, DATE_RAW, commit)
     logger.warning("commit %s: %d file change(s) with missing objects", commit[:12], len(missing))
@@ -197,7 +415,7 @@ def parse_commit(raw: bytes) -> ParsedCommit:
     files, combined = _parse_meta(meta.split(b"\0"))
     commit = ParsedCommit(header, files, combined)
     if patch:
-        commit.patch_mismatch = not _attach_patches(files, patch, combined)
+        commit.patch_mismatch = not _attach_patches(files, patch, combined, commit.conflicts)
     return commit
 
 
@@ -240,8 +458,13 @@ def count_lines(section: bytes) -> tuple[int, int] | None:
     return body.count(b"\n+"), body.count(b"\n-")
 
 
-def _attach_patches(files: list[FileChange], patch: bytes, combined: bool) -> bool:
-    """Give each file change its `diff --git`/`diff --cc` section; False if they do not line up."""
+def _attach_patches(files: list[FileChange], patch: bytes, combined: bool, conflicts: list[bytes]) -> bool:
+    """Give each file change its `diff --git`/`diff --cc` section; False if they do not line up.
+
+    A merge's remerge diff also has notes of conflicts that the merge resolved: a section with
+    `remerge CONFLICT` lines, with a file change (the resolution) or, when the merge kept git's
+    own result, alone. Their paths go to `conflicts`.
+    """
     bounds = [0]
     pos = patch.find(b"\ndiff --")
     while pos >= 0:
@@ -258,16 +481,37 @@ def _attach_patches(files: list[FileChange], patch: bytes, combined: bool) -> bo
             _take(fc, sec)
         return True
     k = 0
-    for fc in files:
-        if k >= len(sections):
+    for sec in sections:
+        noted = b"\nremerge CONFLICT" in sec
+        if noted and _note_only(sec):
+            conflicts.append(_git_path(sec))
+            continue
+        if k > 0 and files[k - 1].status == "T" and _first_line(sec) == _first_line(files[k - 1].patch):
+            _take(files[k - 1], sec)  # a type change (file <-> symlink): a deletion and a creation, one header
+            continue
+        if k >= len(files):
             return False
-        _take(fc, sections[k])
+        _take(files[k], sec)
+        if noted:
+            conflicts.append(files[k].path)
         k += 1
-        # a type change (file <-> symlink) prints as a deletion and a creation under one header
-        if fc.status == "T" and k < len(sections) and _first_line(sections[k]) == _first_line(fc.patch):
-            _take(fc, sections[k])
-            k += 1
-    return k == len(sections)
+    return k == len(files)
+
+
+def _note_only(section: bytes) -> bool:
+    """A remerge diff section with no change: its header and `remerge ...` lines only."""
+    return all(line.startswith(b"remerge ") for line in section.rstrip(b"\n").split(b"\n")[1:])
+
+
+def _git_path(section: bytes) -> bytes:
+    """The new path in a `diff --git a/<old> b/<new>` header (C-unquoted when git quoted it)."""
+    names = _first_line(section)[len(b"diff --git "):]
+    if names.endswith(b'"'):
+        return unquote_c(names[names.rindex(b' "b/') + 4:-1])
+    n = (len(names) - 5) // 2  # `a/X b/X`: the same path twice
+    if names[2:2 + n] == names[5 + n:]:
+        return names[5 + n:]
+    return names[names.rindex(b" b/") + 3:]
 
 
 def _take(fc: FileChange, section: bytes) -> None:

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
-from scrapers.git_log_stream import list_commits, parse_commit, stream_commits
+from scrapers.git_log_stream import list_commits, merge_details, merge_diff_option, parse_commit, stream_commits
 from scrapers.git_runner import Git, GitError, resolve_repo
 from scrapers.redaction import Redactor
 
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_REVS = ["--branches", "--remotes", "--tags"]  # every branch and tag; not refs/stash, not notes
 DEFAULT_MAX_DIFF_BYTES = 512 * 1024
+LOOKAHEAD = 8  # commits parsed ahead of the one being built, so that their blobs are read meanwhile
 
 
 @dataclass
@@ -154,16 +156,20 @@ class _Scrape:
         tags: dict[str, list[str]] = {}
         for name, commit in sorted(self.tags.items()):
             tags.setdefault(commit, []).append(name)
+        try:
+            merges = merge_details(self.git, self.hashes)
+            merge_diff = merge_diff_option(self.git)
+        except GitError as e:
+            raise UserError(f"git failed while reading merges: {e}") from None
         self.builder = builder = RecordBuilder(self.git, config.max_diff_bytes, config.redact,
-                                               config.function_complexity)
+                                               config.function_complexity, merges)
         order = 0
         try:
             bar = tqdm(total=len(self.hashes), unit="commit", disable=not config.progress, desc="scrape")
             try:
-                for index, raw, missing in stream_commits(self.git, self.hashes):
+                for index, parsed, missing in self._parsed_ahead(merges, merge_diff):
                     commit = self.hashes[index]
-                    record = builder.build(parse_commit(raw), missing, order, branches.get(commit, []),
-                                           tags.get(commit, []))
+                    record = builder.build(parsed, missing, order, branches.get(commit, []), tags.get(commit, []))
                     self.aggregates.add(record)
                     order += 1
                     bar.update(1)
@@ -174,6 +180,18 @@ class _Scrape:
                 bar.close()
         finally:
             builder.close()
+
+    def _parsed_ahead(self, merges, merge_diff: str) -> Iterator[tuple]:
+        """`(index, parsed commit, unreadable changes)`, parsed LOOKAHEAD commits ahead of the caller
+        so that git reads the blobs of the next commits while one is built."""
+        ahead: deque = deque()
+        for index, raw, missing in stream_commits(self.git, self.hashes, merges, merge_diff):
+            parsed = parse_commit(raw)
+            self.builder.prefetch(parsed)
+            ahead.append((index, parsed, missing))
+            if len(ahead) > LOOKAHEAD:
+                yield ahead.popleft()
+        yield from ahead
 
     def stats(self) -> dict:
         config = self.config

@@ -354,3 +354,22 @@ def test_empty_val_split_and_vocab_as_tokenizer_dir(world, trained_tokenizer_dir
     train_fallback_tokenizer(["fn main() {}\n", "def f(x):\n    return x\n"] * 4, tmp_path / "other", vocab_size=300)
     with pytest.raises(UserError, match="tokenizer differs"):
         run(DatasetConfig(vocab=tmp_path / "other", chunks=world["tokens"], output_dir=out, progress=False))
+
+
+def test_chunk_map_names_the_file_of_every_token(world, built):
+    """training_data_{split}.chunks.jsonl: each chunk's tokens sit at its `start`, in split order."""
+    from scrapers.languages import category_of, language_of
+    _, out = built
+    by_id = {c["id"]: c for c in world["chunks"]}
+    seen = 0
+    for split in ("train", "val", "test"):
+        meta, stream = load_split(out, split)
+        rows = [json.loads(x) for x in (out / meta["chunks_file"]).read_text(encoding="utf-8").splitlines()]
+        for row, nxt in zip(rows, rows[1:] + [None]):
+            want = encode_batch(world["tok"], [by_id[row["id"]]["text"]])[0]
+            assert stream[row["start"]:row["start"] + row["n_tokens"]].tolist() == want
+            assert row["start"] + row["n_tokens"] + 1 == (nxt["start"] if nxt else len(stream))  # + separator
+            assert (row["language"], row["category"]) == (language_of(row["path"]), category_of(row["path"]))
+        assert not rows or rows[0]["start"] == meta["prefix_tokens"]
+        seen += len(rows)
+    assert seen == len(world["chunks"])

@@ -230,7 +230,7 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
     check_tokens(tmp_path, tok, chunks)
     assert all(c["n_tokens"] <= 256 for c in chunks)
     assert sum(c["n_tokens"] < 48 for c in chunks) == sum(stats["chunks_under_min"].values())
-    assert stats["fallback_commits"] == 0  # the merge's combined diff (`@@@`) included
+    assert stats["fallback_commits"] == 0  # the merge's remerge diff (conflict markers on the `-` side) included
     commits = {rec["subject"]: rec for rec in iter_commit_records(history)}
     hashes = b.git("log", "--all", "--format=%H %s").splitlines()
     assert {h.split(" ", 1)[1]: h.split(" ", 1)[0] for h in hashes}["Validate area input"] == \
@@ -243,7 +243,7 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
     assert symbols_of("Counter starts at ten") == ["Counter::new"]
     assert "Counter::reset" in symbols_of("Feature: add reset")[0]
     merge = [c for c in chunks if c["commit"] == commits["Merge feature, counter starts at five"]["hash"]]
-    assert merge and "@@@ -" in merge[0]["text"] and "Counter::new" in merge[0]["symbol"]
+    assert merge and "\n-<<<<<<< " in merge[0]["text"] and "Counter::new" in merge[0]["symbol"]
     # the Cargo.lock and the PNG were left out, and counted
     assert stats["diff_filtered"]["lock_file"] == 1 and stats["diff_filtered"]["binary"] >= 1
 

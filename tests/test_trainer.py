@@ -182,20 +182,26 @@ def test_tiny_model_learns_and_saves_a_loadable_model(trained):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     train = [x["loss"] for x in lines if x["event"] == "train"]
     evals = [x for x in lines if x["event"] == "eval"]
-    assert len(train) == 30 and len(evals) == 3
+    assert len(train) == 30 and [e["step"] for e in evals] == [0, 10, 20, 30]  # step 0: the starting model
     assert sum(train[-5:]) / 5 < train[0] - 1.0, train  # from ~ln(640) down by well over a nat
     assert evals[-1]["val_loss"] < evals[0]["val_loss"]
     assert evals[0]["val_perplexity"] == pytest.approx(math.exp(evals[0]["val_loss"]))
     assert summary["test_perplexity"] == pytest.approx(math.exp(summary["test_loss"]))
+    assert summary["test_loss"] < summary["test_loss_start"] == evals[0]["test_loss"]
     assert summary["best_val_loss"] == min(e["val_loss"] for e in evals)
     assert (out / CKPT_FILE).exists() is False and (out / "checkpoint" / CKPT_FILE).is_file()
 
-    from transformers import AutoModelForCausalLM, pipeline
-    model = AutoModelForCausalLM.from_pretrained(str(out))
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    model, tok = AutoModelForCausalLM.from_pretrained(str(out)), AutoTokenizer.from_pretrained(str(out))
     assert model.config.n_layer == 2 and model.config.n_positions == CONTEXT + TARGET
+    # config.json names the saved tokenizer's own special ids; the tokenizer knows the model's length
+    assert (model.config.bos_token_id, model.config.eos_token_id) == (tok.bos_token_id, tok.eos_token_id)
+    assert tok.model_max_length == CONTEXT + TARGET
     gen = pipeline("text-generation", model=str(out), device="cpu")
-    text = gen("def area(", max_new_tokens=5, do_sample=False)[0]["generated_text"]
-    assert text.startswith("def area(")
+    text = gen("def area(", max_new_tokens=5, do_sample=False, return_full_text=False)[0]["generated_text"]
+    ids = torch.tensor([encode_batch(tok, ["def area("])[0]])
+    new = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False)[0, ids.shape[1]:]
+    assert text == tok.decode(new, skip_special_tokens=True)
 
 
 def test_generate_command_completes_a_prompt(trained, capsys):
@@ -250,9 +256,17 @@ def test_fine_tune_with_lora_from_a_saved_model(trained, data_dir, tmp_path):
 
 
 def test_device_selection_through_torch():
-    assert select_device("cpu").type == "cpu"
-    want = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    assert select_device("auto").type == want
+    import os
+    import subprocess
+    import sys
+    assert select_device("cpu").type == "cpu" and select_device(" CPU ").type == "cpu"
+    if torch.cuda.is_available():
+        assert select_device("auto", local_rank=0) == torch.device("cuda:0")  # a torchrun rank's own GPU
+    if sys.platform == "linux":  # no GPU visible (and no MPS on Linux): auto is the CPU, on any machine
+        code = "from training.device import select_device; print(select_device('auto'))"
+        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+                              cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+        assert done.stdout.strip() == "cpu", done.stderr[-500:]
     assert select_dtype(torch.device("cpu"), "auto") == (torch.float32, False)
     assert select_dtype(torch.device("cpu"), "bf16") == (torch.bfloat16, False)
     with pytest.raises(UserError, match="fp16"):
@@ -313,20 +327,26 @@ def test_two_process_ddp_on_cpu(data_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(root / "training/model_trainer_unified.py"), "--sequences", str(data_dir / "training_data_train.json"),
            "--output", str(out), "--device", "cpu", "--max-steps", "4", "--eval-every", "2", "--no-progress",
-           "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--batch-size", "2", "--log-every", "1"]
+           "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--batch-size", "2", "--log-every", "1",
+           "--eval-max-batches", "3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if x["event"] == "train"] == [1, 2, 3, 4]  # one writer: rank 0
     assert lines[-1]["event"] == "summary" and lines[-1]["finished"] and math.isfinite(lines[-1]["test_loss"])
-    assert "(x2 processes)" in done.stderr and done.stderr.count("test loss") == 1
+    assert "(x2 processes)" in done.stderr and done.stderr.count("test perplexity") == 1
     assert (out / "model.safetensors").is_file()
+    # The evaluation subset is drawn by seed, not by process count: one process measures the same.
+    one = trainer.run(cfg(data_dir, tmp_path / "one", max_steps=1, n_layer=1, batch_size=2, eval_max_batches=3))
+    first = next(x for x in lines if x["event"] == "eval")
+    assert first["step"] == 0 and first["test_loss"] == pytest.approx(one["test_loss_start"], rel=1e-5)
 
 
-def test_early_stopping_after_patience(data_dir, tmp_path):
+def test_early_stopping_after_patience(data_dir, tmp_path, caplog):
     # learning rate 0: the val loss never improves after the first evaluation
     s = trainer.run(cfg(data_dir, tmp_path / "es", learning_rate=0.0, eval_every=1, patience=2, max_steps=20))
-    assert s["stopped_early"] and s["finished"] and s["step"] == 3
+    assert s["stopped_early"] and s["finished"] and s["step"] == 2 and s["best_step"] == 0
     evals = [json.loads(x) for x in (tmp_path / "es/metrics.jsonl").read_text().splitlines()]
-    assert [e["best"] for e in evals if e["event"] == "eval"] == [True, False, False]
+    assert [(e["step"], e["best"]) for e in evals if e["event"] == "eval"] == [(0, True), (1, False), (2, False)]
+    assert "stopped early at step 2 of 20: no better val loss in 2 evaluations; best step 0" in caplog.text

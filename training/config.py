@@ -30,6 +30,7 @@ class TrainConfig:
     test_path: str | None = _f(None, "test split; default: beside train_path (_train.json -> _test.json)")
     loss_on: str = _f("target", "which tokens carry the loss: the target window only, or all tokens",
                       ("target", "all"))
+    max_context: int = _f(0, "if > 0: use only the last N context tokens of each example (no dataset rebuild)")
     # model
     model: str | None = _f(None, "pretrained causal LM (hub name or local dir) to fine-tune; unset: train from scratch")
     architecture: str = _f("gpt2", "from-scratch model family", ("gpt2", "llama"))
@@ -49,7 +50,10 @@ class TrainConfig:
     max_steps: int = _f(0, "if > 0: total optimizer steps (overrides epochs for the schedule and the end)")
     batch_size: int = _f(8, "examples per micro-batch per process")
     grad_accum: int = _f(1, "micro-batches per optimizer step")
-    learning_rate: float = _f(3e-4, "peak learning rate (after warmup)")
+    learning_rate: float = _f(3e-4, "from scratch: peak learning rate (after warmup); as a flag with model: the "
+                              "fine-tuning rate of this run")
+    finetune_learning_rate: float = _f(5e-5, "with model (full fine-tuning): peak learning rate")
+    lora_learning_rate: float = _f(2e-4, "with model and lora: peak learning rate")
     min_lr_ratio: float = _f(0.1, "cosine schedule floor, as a fraction of learning_rate")
     warmup_steps: int = _f(100, "linear warmup steps (capped at a tenth of the total)")
     weight_decay: float = _f(0.1, "AdamW weight decay (not applied to biases and norms)")
@@ -58,8 +62,8 @@ class TrainConfig:
     grad_clip: float = _f(1.0, "clip the gradient norm to this; 0 turns clipping off")
     seed: int = _f(42, "seed for model init, data order and dropout")
     # evaluation and checkpoints
-    eval_every: int = _f(0, "evaluate every N optimizer steps; 0: at the end of each epoch")
-    eval_max_batches: int = _f(0, "if > 0: evaluate on at most this many batches")
+    eval_every: int = _f(200, "evaluate (and checkpoint) every N optimizer steps; 0: at the end of each epoch")
+    eval_max_batches: int = _f(50, "if > 0: evaluate on at most this many batches of examples drawn at random (seeded); 0: all")
     patience: int = _f(3, "stop after this many evaluations without a better val loss; 0: never")
     save_every: int = _f(0, "also write the resumable checkpoint every N steps; 0: at evaluations and the end")
     final_weights: str = _f("best", "weights saved as the final model: best val loss or last step", ("best", "last"))
@@ -73,6 +77,8 @@ class TrainConfig:
     # output
     output_dir: str = _f("models/gitlm", "where the model, tokenizer, checkpoint and metrics.jsonl go")
     log_every: int = _f(10, "write a metrics.jsonl line every N optimizer steps")
+    report_to: str = _f("none", "also log to: none, or tensorboard (event files in output_dir/runs)",
+                        ("none", "tensorboard"))
     progress: bool = _f(True, "show a tqdm progress bar")
     resume: str | None = _f(None, "checkpoint directory to continue from ('last': output_dir/checkpoint)")
 
@@ -101,6 +107,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         choices = f.metadata["choices"]
         if choices and value not in choices:
             raise UserError(f"config key '{name}': {value!r} is not one of {', '.join(choices)}")
+    if cfg.max_context < 0:
+        raise UserError("config key 'max_context' must be 0 (the whole context) or more")
     for name in ("epochs", "batch_size", "grad_accum"):
         if getattr(cfg, name) < 1:
             raise UserError(f"config key '{name}' must be at least 1")
@@ -109,6 +117,19 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.lora and cfg.model is None:
         raise UserError("lora: true needs a pretrained model (--model NAME_OR_PATH)")
     return cfg
+
+
+def peak_learning_rate(cfg: TrainConfig) -> tuple[float, str]:
+    """(peak learning rate, the key it comes from): fine-tuning has its own, much lower rates.
+
+    >>> peak_learning_rate(TrainConfig(model="m"))
+    (5e-05, 'finetune_learning_rate')
+    """
+    if cfg.model and cfg.lora:
+        return cfg.lora_learning_rate, "lora_learning_rate"
+    if cfg.model:
+        return cfg.finetune_learning_rate, "finetune_learning_rate"
+    return cfg.learning_rate, "learning_rate"
 
 
 def load_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
@@ -134,7 +155,13 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Train
         if key not in FIELDS:
             raise UserError(f"unknown config key: {key}")
         values[key] = value
-    return validate(TrainConfig(**values))
+    cfg = validate(TrainConfig(**values))
+    if cfg.model and "learning_rate" in (overrides or {}):
+        # --learning-rate on the command line of a fine-tuning run means the rate of this run.
+        key = peak_learning_rate(cfg)[1]
+        if key not in overrides:
+            setattr(cfg, key, cfg.learning_rate)
+    return cfg
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:

@@ -52,6 +52,16 @@ class Split:
         rel = self.meta.get("tokenizer_dir")
         return (self.path.parent / rel) if rel else None
 
+    def limit_context(self, n: int) -> None:
+        """Keep only the last `n` context tokens of every example (the targets are unchanged)."""
+        cut = np.maximum(self.context - n, 0)
+        self.starts, self.context = self.starts + cut, self.context - cut
+
+    @property
+    def longest(self) -> int:
+        """Tokens in the longest example (context + target)."""
+        return int((self.context + self.target).max()) if len(self) else 0
+
     def batch(self, idx, loss_on: str = "target") -> dict[str, torch.Tensor]:
         """Left-pad the examples `idx` to their longest; labels -100 on pads (and on context for 'target').
 
@@ -176,6 +186,51 @@ def sibling_split(train_path: str | Path, name: str) -> Path | None:
         return None
     p = train_path.with_name(train_path.name[: -len("_train.json")] + f"_{name}.json")
     return p if p.is_file() else None
+
+
+def eval_indices(n: int, max_examples: int, seed: int) -> np.ndarray:
+    """A seeded random subset of `max_examples` of `n` examples (all when 0 or more), sorted.
+
+    It depends on (n, max_examples, seed) only, so every process count evaluates the same examples.
+
+    >>> eval_indices(10, 3, seed=0).tolist() == eval_indices(10, 3, seed=0).tolist()
+    True
+    """
+    if max_examples <= 0 or max_examples >= n:
+        return np.arange(n)
+    g = torch.Generator().manual_seed(seed)
+    return np.sort(torch.randperm(n, generator=g)[:max_examples].numpy())
+
+
+def shard_batches(indices: np.ndarray, batch_size: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """This rank's batches of `indices`: every `world`-th one from `rank`; the ranks together cover all."""
+    mine = indices[rank::world]
+    return [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
+@dataclass
+class ChunkMap:
+    """Which chunk each token of a split's stream comes from (stage 4's `chunks_file`)."""
+
+    starts: np.ndarray          # (m,) first token of each chunk in the split's token file, ascending
+    rows: list[dict]            # per chunk: id, kind, commit, path, language, category, n_tokens
+
+    def chunk_of(self, positions: np.ndarray) -> np.ndarray:
+        """Index into `rows` of the chunk holding each token position (a chunk's separator included)."""
+        return np.searchsorted(self.starts, positions, side="right") - 1
+
+
+def load_chunk_map(split: Split) -> ChunkMap | None:
+    """The split's chunk map, or None when the split file names none (built before it existed)."""
+    name = split.meta.get("chunks_file")
+    if not name:
+        return None
+    path = split.path.parent / name
+    if not path.is_file():
+        raise UserError(f"{split.path}: chunk map {path} not found")
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return ChunkMap(np.array([r["start"] for r in rows], dtype=np.int64), rows)
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,

@@ -2,12 +2,14 @@
 
 Complete a code prompt with a model the trainer saved (or any causal LM directory / hub name).
 Prints the prompt followed by its completion. `--temperature 0` (the default) is greedy decoding,
-so the same model and prompt always print the same text.
+so the same model and prompt always print the same text. A prompt longer than the model can read
+(its position slots less `--max-new-tokens`) is cut to its last tokens, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,8 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline_io import UserError, run_main, setup_logging
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,7 +40,7 @@ def run(cfg: GenerateConfig) -> str:
 
     from tokenizers_.loading import load_tokenizer
     from training.device import select_device
-    from training.model import quiet_transformers
+    from training.model import position_slots, quiet_transformers
 
     if not cfg.prompt:
         raise UserError("empty prompt: give --prompt TEXT or --prompt-file PATH")
@@ -48,7 +52,17 @@ def run(cfg: GenerateConfig) -> str:
     except (OSError, ValueError) as e:
         raise UserError(f"--model {cfg.model}: cannot load a causal LM ({str(e).splitlines()[0]})") from None
     torch.manual_seed(cfg.seed)
-    ids = torch.tensor([tok(cfg.prompt, add_special_tokens=False)["input_ids"]], device=device)
+    ids = tok(cfg.prompt, add_special_tokens=False, verbose=False)["input_ids"]
+    slots = position_slots(model)
+    if slots is not None and len(ids) + cfg.max_new_tokens > slots:
+        room = slots - cfg.max_new_tokens
+        if room < 1:
+            raise UserError(f"--max-new-tokens {cfg.max_new_tokens}: the model reads at most {slots} positions; "
+                            "ask for fewer new tokens")
+        logger.warning("the prompt has %d tokens and the model reads %d positions: completing its last %d tokens",
+                       len(ids), slots, room)
+        ids = ids[-room:]
+    ids = torch.tensor([ids], device=device)
     sample = cfg.temperature > 0
     extra = {"temperature": cfg.temperature, "top_p": cfg.top_p} if sample else {}
     with torch.no_grad():

@@ -35,11 +35,17 @@ def supports_logits_to_keep(model) -> bool:
 
 
 def forward_loss(model, batch: dict, device: torch.device, amp: Amp, keep_logits: bool) -> torch.Tensor:
-    """Summed cross-entropy over the labelled tokens of one batch (a 0-d float32 tensor).
+    """Summed cross-entropy over the labelled tokens of one batch (a 0-d float32 tensor)."""
+    return token_losses(model, batch, device, amp, keep_logits).sum()
 
-    With `keep_logits`, the LM head runs only on the last `max_target + 1` positions (the
-    target window and the token before it), which is all the loss needs when the loss is on the
-    target: the vocabulary projection is a large share of a small model's compute.
+
+def token_losses(model, batch: dict, device: torch.device, amp: Amp, keep_logits: bool) -> torch.Tensor:
+    """Cross-entropy of each kept position, (B, K) float32: 0 where the label is -100.
+
+    Position k predicts the token at column `width - K + k + 1` of the batch. With `keep_logits`,
+    the LM head runs only on the last `max_target + 1` positions (the target window and the token
+    before it), which is all the loss needs when the loss is on the target: the vocabulary
+    projection is a large share of a small model's compute.
     """
     kwargs = {k: batch[k].to(device, non_blocking=True) for k in ("input_ids", "position_ids")}
     if batch["attention_mask"] is not None:
@@ -51,7 +57,8 @@ def forward_loss(model, batch: dict, device: torch.device, amp: Amp, keep_logits
     labels = batch["labels"][:, -logits.size(1):]  # (B, K)
     # Shift the labels, not the logits: slicing (B, K, V) logits would copy them all.
     shifted = F.pad(labels[:, 1:], (0, 1), value=-100).to(device, non_blocking=True)  # (B, K)
-    return F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="sum")
+    losses = F.cross_entropy(logits.flatten(0, 1).float(), shifted.flatten(), ignore_index=-100, reduction="none")
+    return losses.view(shifted.shape)
 
 
 def train_step(model, micro_batches: list[dict], optimizer, scheduler, scaler, device: torch.device,

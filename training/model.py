@@ -32,8 +32,10 @@ def scratch_model(cfg: TrainConfig, identity: dict, positions: int):
     vocab = _round_up(int(identity["vocab_size"]), cfg.vocab_multiple)
     positions = max(cfg.n_positions, positions)
     sep = int(identity["separator_id"])
-    pad = (identity.get("special_tokens", {}).get("pad_token") or {}).get("id", sep)
-    common = dict(vocab_size=vocab, bos_token_id=sep, eos_token_id=sep, pad_token_id=pad)
+    special = identity.get("special_tokens", {})
+    pad = (special.get("pad_token") or {}).get("id", sep)
+    bos = (special.get("bos_token") or {}).get("id", sep)  # the saved tokenizer's bos, as config.json states it
+    common = dict(vocab_size=vocab, bos_token_id=bos, eos_token_id=sep, pad_token_id=pad)
     if cfg.architecture == "gpt2":
         conf = GPT2Config(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=positions,
                           resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
@@ -84,6 +86,40 @@ def pretrained_model(cfg: TrainConfig, identity: dict):
     return model
 
 
+def position_slots(model) -> int | None:
+    """How many positions the model can read (n_positions / max_position_embeddings), None if unknown."""
+    conf = model.config
+    for key in ("n_positions", "max_position_embeddings"):
+        value = getattr(conf, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def fit_positions(model, splits, max_context: int = 0) -> int:
+    """Shorten every example's context to what `max_context` and the model's position slots allow
+    (the last tokens are kept); returns the positions an example now needs (context + target)."""
+    meta = splits[0].meta
+    target, full = int(meta["target_window"]), int(meta["context_window"])
+    context = min(full, max_context or full)
+    slots = position_slots(model)
+    if slots is not None and slots < context + target:
+        if slots <= target:
+            raise UserError(f"the model reads {slots} positions, not enough for the dataset's {target}-token "
+                            "target window; rebuild the dataset with a smaller --target-window")
+        logger.warning("the model reads at most %d positions: using the last %d of each example's %d context "
+                       "tokens (set --max-context to choose fewer)", slots, slots - target, context)
+        context = slots - target
+    if context < full:
+        for split in splits:
+            split.limit_context(context)
+    return context + target
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
 def build_model(cfg: TrainConfig, identity: dict, positions: int):
     model = pretrained_model(cfg, identity) if cfg.model else scratch_model(cfg, identity, positions)
     if cfg.gradient_checkpointing:
@@ -103,6 +139,12 @@ def quiet_transformers():
     finally:
         if was:
             hf_logging.enable_progress_bar()
+
+
+def save_adapter(model, out) -> None:
+    """A LoRA model's adapter alone (adapter_config.json + weights): PeftModel.from_pretrained loads it."""
+    with quiet_transformers():
+        model.save_pretrained(str(out))
 
 
 def exportable(model):

@@ -1,0 +1,136 @@
+"""Changed functions' cyclomatic complexity (tree-sitter) against lizard's CCN, on real code.
+
+lizard is the oracle here only (the scraper no longer runs it). The real repositories come from
+the bundles in `../shared/repos/`; TypeScript, Java and C++ from small samples in tests/data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from lizard import analyze_file
+
+from scrapers.complexity import BlobReader, FunctionIndex, FunctionMeter, changed_line_ranges
+from scrapers.git_log_stream import Git
+from chunking.parsers import parser_language
+
+BUNDLES = Path(__file__).resolve().parents[1].parent / "shared" / "repos"
+DATA = Path(__file__).resolve().parent / "data" / "complexity"
+SAMPLE_BYTES = 120_000  # per language: enough for a few hundred functions, seconds of lizard
+
+
+def agreement(files: list[tuple[str, str]]) -> tuple[int, int, list[str]]:
+    """(functions lizard finds, how many of them get lizard's CCN here, the first differences)."""
+    total = same = 0
+    diffs = []
+    for path, text in files:
+        ours = FunctionIndex(text.encode(), parser_language(path)).touching(None)
+        by_start = {}
+        for f in ours:
+            by_start.setdefault(f.start_line, []).append(f)
+        for fn in analyze_file.analyze_source_code(path, text).function_list:
+            total += 1
+            # lizard starts a C function at its name, tree-sitter at its return type: same end line then
+            cands = by_start.get(fn.start_line) or [f for f in ours if f.end_line == fn.end_line
+                                                     and f.start_line <= fn.start_line]
+            named = [f for f in cands if f.name.split(".")[-1].split("::")[-1] == fn.name.split("::")[-1]]
+            f = (named or cands or [None])[-1]
+            if f is not None and f.ccn == fn.cyclomatic_complexity:
+                same += 1
+            elif len(diffs) < 10:
+                diffs.append(f"{path}:{fn.start_line} {fn.name} lizard {fn.cyclomatic_complexity}, "
+                             f"here {f and f.ccn}")
+    return total, same, diffs
+
+
+@pytest.mark.parametrize("name, exts", [("click", (".py",)), ("express", (".js",)), ("cobra", (".go",)),
+                                        ("log", (".rs",)), ("cJSON", (".c", ".h"))])
+def test_ccn_matches_lizard_on_real_repositories(tmp_path, name, exts):
+    bundle = BUNDLES / f"{name}.bundle"
+    if not bundle.exists():
+        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
+    repo = tmp_path / name
+    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+    paths = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True, text=True,
+                           check=True).stdout.split("\n")
+    # cJSON vendors the Unity test framework, whose "functions" are macros tree-sitter cannot see
+    # (79% agreement there); the sample is the repository's own code.
+    files, size = [], 0
+    for p in sorted(p for p in paths if p.endswith(exts) and "/unity/" not in p):
+        text = (repo / p).read_text(encoding="utf-8", errors="replace")
+        files.append((p, text))
+        size += len(text)
+        if size > SAMPLE_BYTES:
+            break
+    total, same, diffs = agreement(files)
+    assert total >= 100, f"sample too small: {total} functions"
+    print(f"{name}: {same}/{total} functions agree with lizard")
+    assert same / total >= 0.95, f"{name}: {same}/{total} functions agree with lizard; e.g. {diffs}"
+
+
+@pytest.mark.parametrize("sample", ["sample.ts", "Sample.java", "sample.cpp"])
+def test_ccn_matches_lizard_on_samples(sample):
+    total, same, diffs = agreement([(sample, (DATA / sample).read_text())])
+    assert total >= 5 and same / total >= 0.95, diffs
+
+
+def test_only_touched_functions_and_each_blob_parsed_once():
+    text = b"def a(x):\n    return x\n\n\ndef b(x):\n    if x:\n        return 1\n    return 2\n"
+    reads = []
+
+    def content_of(blob):
+        reads.append(blob)
+        return text
+
+    meter = FunctionMeter()
+    patch = b"@@ -5,3 +5,5 @@\n def b(x):\n+    if x:\n+        return 1\n     return 2\n"
+    fns = meter.changed_functions("m.py", "1" * 40, content_of, changed_line_ranges(patch))
+    assert [(f["name"], f["cyclomatic_complexity"], f["start_line"], f["end_line"]) for f in fns] == [("b", 2, 5, 8)]
+    again = meter.changed_functions("m.py", "1" * 40, content_of, None)
+    assert [f["name"] for f in again] == ["a", "b"]
+    assert reads == ["1" * 40] and meter.parsed == 1
+
+
+def test_nested_functions_and_rust_rules():
+    py = FunctionIndex(b"def outer(a):\n    def inner(b):\n        return b or a\n    return [x for x in a if x]\n",
+                       "python").touching(None)
+    assert [(f.name, f.ccn) for f in py] == [("outer", 3), ("outer.inner", 2)]
+    rs = FunctionIndex(b"fn f(x: Option<u8>) -> Option<u8> {\n    let Some(y) = x else { return None };\n"
+                       b"    match y { 0 => None, 1 => Some(1), _ => Some(y?) }\n}\n", "rust").touching(None)
+    # lizard: 1 + let-else + 2 more match arms + `?`
+    assert [(f.name, f.ccn) for f in rs] == [("f", 5)]
+
+
+def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
+    bundle = BUNDLES / "log.bundle"
+    if not bundle.exists():
+        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
+    repo = tmp_path / "log"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
+
+    # each version of src/lib.rs along the first parent: its blob and the diff from the one before
+    log = git("log", "--first-parent", "--reverse", "--format=%x01", "--raw", "--no-abbrev", "-p", "--", "src/lib.rs")
+    versions = []
+    for entry in log.split(b"\x01")[1:]:
+        raw, _, patch = entry.partition(b"\ndiff --git")
+        blob = raw.split()[3].decode()
+        if set(blob) != {"0"}:
+            versions.append((blob, b"diff --git" + patch))
+    assert len(versions) > 50
+    versions = versions[:80]  # the first 80 versions: seconds
+    reader = BlobReader(Git(repo))
+    reader.request([blob for blob, _ in versions])
+    contents = {blob: reader.get(blob) for blob, _ in versions}
+    reader.close()
+    previous, reused = None, 0
+    for blob, patch in versions:
+        index = FunctionIndex(contents[blob], "rust", previous, patch)
+        assert index.touching(None) == FunctionIndex(contents[blob], "rust").touching(None), blob
+        reused += index.incremental
+        previous = index
+    assert reused == len(versions) - 1
