@@ -57,6 +57,11 @@ class PipelineConfig:
     train: bool = False
     training_config: str = "training_config.yaml"
     progress: bool = True
+    # Several repositories into one dataset (multirepo/): a non-empty `repos` or a `repos_file` turns it on.
+    repos: list[str] = field(default_factory=list)
+    repos_file: str | None = None             # one repository per line, `#` comments
+    ray_address: str | None = None            # join this Ray cluster; default: Ray started in this process
+    workers: int | None = None                # repositories at a time; default: every core (1: no Ray)
     report: bool = True                       # report.html and report/*.png after stage 4
     export: list[str] = field(default_factory=list)   # "hf", "nanogpt": extra formats of the splits
 
