@@ -161,8 +161,13 @@ class Chunker:
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         if not sections:
             return []
-        sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
+        lead = sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         pieces = self.fitter.merge("", self.fitter.fit("", sections))
+        if not (pieces and pieces[0].body.startswith(lead)):  # the first piece was cut away: the lead alone
+            ids = self.fitter.encode([lead])[0]
+            if len(ids) <= self.cfg.max_chunk_tokens:
+                first = sections[0]
+                pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
 
     def _widen(self, hunks: list, f: dict, lang: str | None, counts: _Counts) -> list:

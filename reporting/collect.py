@@ -174,9 +174,10 @@ def collect(out_dir: str | Path, progress: bool = False) -> Facts:
         if c["kind"] != "snapshot":  # snapshots are files at the cut-off, not a commit's change
             entry = facts.commits.get(c["commit"])
             if entry is None:
-                subject = (c.get("text") or "").partition("\n")[0].split(" ", 3)[3:]
-                entry = facts.commits[c["commit"]] = CommitTokens(0, int(c["order"]), int(c["timestamp"]), split,
-                                                                  subject[0] if subject else "")
+                entry = facts.commits[c["commit"]] = CommitTokens(0, int(c["order"]), int(c["timestamp"]), split, "")
+            if not entry.subject:  # `commit DATE SUBJECT` opens a commit's first chunk (an exact duplicate may be gone)
+                first = (c.get("text") or "").partition("\n")[0]
+                entry.subject = first.split(" ", 2)[2] if first.startswith("commit ") and first.count(" ") >= 2 else ""
             entry.tokens += n + 1
         if c.get("path"):
             facts.files.setdefault(c["path"], [0, 0, 0])[s] += n + 1
