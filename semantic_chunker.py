@@ -42,6 +42,7 @@ from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tok
 logger = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 120
+GITLINK = "160000"  # the mode of a submodule entry
 WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
 _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
@@ -123,6 +124,8 @@ class Chunker:
             return "binary" if self.filter.binary else None
         if f.get("not_utf8"):
             return "not_utf8"
+        if GITLINK in (f.get("old_mode"), f.get("new_mode")):
+            return "submodule"  # `Subproject commit <hash>`: a pointer, no content
         reason = self.filter.path_reason(f["path"])
         if reason is not None:
             return reason
@@ -174,12 +177,18 @@ class Chunker:
         text = self.blobs.text(f["new_blob"])
         if text is None:
             return hunks
-        shown = self.redact(text, _Counts(), f["path"])  # the diff was redacted: so are the lines added to it
-        if shown.count("\n") != text.count("\n"):
+        # a line the diff shows redacted differs from the blob: such a file is left as git showed it
+        wide = widen_hunks(hunks, text, lang, self.widen_chars)
+        if wide is hunks:
             return hunks
-        wide = widen_hunks(hunks, shown, lang, self.widen_chars)
-        if wide is not hunks:
-            counts.content["widened_file_changes"] += 1
+        for h in wide:  # the context lines taken from the blob are redacted like the diff
+            joined = "\n".join(h.lines)
+            shown = self.redact(joined, counts, f["path"])
+            if shown is not joined and shown != joined:
+                if shown.count("\n") != joined.count("\n"):
+                    return hunks
+                h.lines = shown.split("\n")
+        counts.content["widened_file_changes"] += 1
         return wide
 
     def commit_job(self, item: tuple[int, dict]) -> tuple[dict | None, list[dict], _Counts, Exception | None]:

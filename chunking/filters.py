@@ -100,12 +100,12 @@ def lock_content_reason(text: str) -> str | None:
     Gemfile.lock, composer.lock headers, or lines that are mostly `name==version` pins or go.sum sums."""
     if LOCK_CONTENT.search(text[:4096]):
         return "lock_file"
+    head = [l for l in text.split("\n", 40)[:40] if l.strip()][:20]  # most of a pin file's first lines are pins
+    if len(head) < 3 or sum(1 for l in head if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l)) < min(10, len(head)):
+        return None
     lines = [l for l in text.split("\n", 2000)[:2000] if l.strip()]
-    if len(lines) >= 3 and sum(1 for l in lines[:20] if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l)) >= 10:
-        pins = sum(1 for l in lines if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l))
-        if pins >= PIN_SHARE * len(lines):
-            return "lock_file"
-    return None
+    pins = sum(1 for l in lines if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l))
+    return "lock_file" if pins >= PIN_SHARE * len(lines) else None
 
 
 def data_reason(text: str) -> str | None:

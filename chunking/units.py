@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from itertools import accumulate
+from operator import add
 from dataclasses import dataclass
 
 from chunking.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
@@ -324,9 +326,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
     rows = text.split("\n")
     if rows and rows[-1] == "":
         rows.pop()
-    ends = [0]  # ends[i]: characters of rows[:i], so a span's size is one subtraction
-    for r in rows:
-        ends.append(ends[-1] + len(r) + 1)
+    # ends[i]: characters of rows[:i] with their newlines, so a span's size is one subtraction
+    ends = [0, *map(add, accumulate(map(len, rows)), range(1, len(rows) + 1))]
     walked = []  # per hunk: each line's new row (None: removed), its changed rows, its end row
     for h in hunks:
         row, at, changed = h.new_start - 1, [], []
