@@ -133,6 +133,14 @@ def _tokenizer(dataset_dir: Path, manifest: dict):
         return None
 
 
+def _train_kept(dataset_dir: Path, manifest: dict) -> set | None:
+    """The ids in train's chunk map when stage 4 left near-duplicates out of train, else None (all kept)."""
+    near = (manifest.get("quality") or {}).get("near_duplicates") or {}
+    if not near.get("chunks"):
+        return None
+    return {r["id"] for r in iter_jsonl(dataset_dir / "training_data_train.chunks.jsonl")}
+
+
 def _optional_json(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
@@ -163,8 +171,11 @@ def collect(out_dir: str | Path, progress: bool = False) -> Facts:
             facts.header_tokens[split] += len(ids)
         pending.clear()
 
+    train_kept = _train_kept(manifest_path.parent, manifest)
     for c in tqdm(chunks, unit="chunk", desc="report", disable=not progress, mininterval=1.0):
         split, n = plan.split_of(int(c["order"])), int(c["n_tokens"])
+        if train_kept is not None and split == "train" and c.get("id") not in train_kept:
+            continue  # a near-duplicate stage 4 left out of train
         s = SPLITS.index(split)
         facts.split_tokens[split] += n + 1
         facts.split_chunks[split] += 1
