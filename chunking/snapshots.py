@@ -5,7 +5,7 @@
             ...
 
 `git ls-tree -r -z --long --full-tree` lists paths, modes and sizes (so size filters need no
-read), and one long-running `git cat-file --batch` returns the blobs, one request at a time.
+read), and one long-running `git cat-file --batch` (`git_runner.BlobReader`) returns the blobs.
 Blobs the clone lacks (a damaged or partial clone) are never requested: they come back as MISSING.
 A path that is not UTF-8 comes with surrogate escapes (`"caf\\udce9.py"`), for the caller to skip.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline_io import UserError
-from scrapers.git_runner import Git, GitError, missing_objects
+from scrapers.git_runner import BlobReader, Git, GitError, missing_objects
 
 MISSING = -1  # the size of a blob the clone does not have
 SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
@@ -47,26 +47,15 @@ class TreeReader:
         if not self.repo.is_dir():
             raise UserError(f"{repo}: no such directory (the repository to take file snapshots from)")
         self.git = Git(self.repo)
-        self.proc = None
+        self.reader: BlobReader | None = None
 
     def __enter__(self) -> "TreeReader":
-        self.proc = self.git.popen(["cat-file", "--batch"])
+        self.reader = BlobReader(self.git)
         return self
 
     def __exit__(self, *exc) -> None:
-        assert self.proc is not None
-        self.proc.stdin.close()
-        self.proc.wait()
-
-    def _blob(self, sha: str) -> bytes | None:
-        assert self.proc is not None
-        self.proc.stdin.write(sha.encode() + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if len(header) < 3 or header[1] != b"blob":  # "<sha> missing": a damaged or partial clone
-            return None
-        data = self.proc.stdout.read(int(header[2]) + 1)
-        return data[:-1]
+        assert self.reader is not None
+        self.reader.close()
 
     def files(self, commit: str, keep: Callable[[str, int], bool] = lambda p, s: True
               ) -> Iterator[tuple[str, int, bytes | None]]:
@@ -95,7 +84,8 @@ class TreeReader:
                 continue
             if size and not keep(path, int(size[0])):
                 continue
-            data = self._blob(sha)
+            assert self.reader is not None, "TreeReader is used in a `with` block"
+            data = self.reader.read(sha)
             if data is None:
                 yield path, MISSING, None
             elif size or keep(path, len(data)):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from lizard import analyze_file
 
-from scrapers.complexity import BlobReader, FunctionIndex, FunctionMeter, changed_line_ranges
-from scrapers.git_log_stream import Git
+from scrapers.complexity import FunctionIndex, FunctionMeter, changed_line_ranges
+from scrapers.git_runner import BlobReader, Git
 from chunking.parsers import parser_language
 
 BUNDLES = Path(__file__).resolve().parents[1].parent / "shared" / "repos"
