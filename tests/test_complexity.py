@@ -14,6 +14,7 @@ from lizard import analyze_file
 
 from scrapers.complexity import FunctionIndex, FunctionMeter, changed_line_ranges
 from scrapers.git_runner import BlobReader, Git
+from scrapers.git_scraper_rich import ScrapeConfig, scrape
 from chunking.parsers import parser_language
 
 BUNDLES = Path(__file__).resolve().parents[1].parent / "shared" / "repos"
@@ -134,3 +135,19 @@ def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
         reused += index.incremental
         previous = index
     assert reused == len(versions) - 1
+
+
+def test_worker_processes_give_the_same_records(tmp_path):
+    """Function complexity in 2 worker processes (paths split between them) writes the bytes 0 workers write."""
+    bundle = BUNDLES / "log.bundle"
+    if not bundle.exists():
+        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
+    repo = tmp_path / "log"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+    outputs = []
+    for jobs in (0, 2):
+        out = tmp_path / f"jobs{jobs}" / "h.jsonl"
+        scrape(ScrapeConfig(repo=str(repo), output=str(out), max_commits=300, jobs=jobs, progress=False))
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b'"cyclomatic_complexity"') > 500
