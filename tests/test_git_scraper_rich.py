@@ -298,3 +298,22 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys, sample):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+
+def test_merges_read_in_runs_give_the_same_records(tmp_path, monkeypatch):
+    """Remerge diffs from git runs of 32, 64, ... merges (oldest first) equal those of one run for all."""
+    from scrapers import git_log_stream
+    bundle = Path(__file__).resolve().parents[1].parent / "shared" / "repos" / "log.bundle"
+    if not bundle.exists():
+        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
+    repo = tmp_path / "log"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+    outputs = []
+    for first_run in (10**9, 32):
+        monkeypatch.setattr(git_log_stream._MergeSpools, "FIRST_RUN", first_run)
+        _, records = run_scrape(repo, tmp_path / str(first_run), function_complexity=False)
+        outputs.append((tmp_path / str(first_run) / "h.jsonl").read_bytes())
+    merges = [r for r in records if r["is_merge"]]
+    assert len(merges) > 32 * 3 and sum(bool(r["files"]) for r in merges) >= 1
+    assert outputs[0] == outputs[1]
