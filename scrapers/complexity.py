@@ -81,6 +81,7 @@ _EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
     " (required_parameter value: (_) @d) (optional_parameter value: (_) @d)"
 _CODE_LINE = re.compile(rb"^[ \t]*(?![ \t\r\n#]|//|/\*|\*)", re.M)  # a line with code: not blank, not a comment
 CACHE_BYTES = 8 << 20  # source bytes of parsed blobs kept (their trees take 10-40x that)
+WHOLE_BLOBS = 20_000  # blobs whose every function is kept (an added file's), after their trees have gone
 
 
 def commit_complexity(changes: list[tuple[int, int]]) -> dict:
@@ -307,19 +308,22 @@ class FunctionMeter:
     Parsed blobs are kept up to `cache_bytes` of source (their trees take 10-40 times that),
     least recently used out first. A blob changed from a kept one is parsed incrementally from
     that one's tree, which then is the first to leave: the file's newest version is what its
-    next change starts from.
+    next change starts from. Every function of a blob (what an added file needs) is kept for
+    `WHOLE_BLOBS` blobs after its tree has gone: the same content added again (a copy, a revert)
+    is neither read nor parsed.
     """
 
     def __init__(self, cache_bytes: int = CACHE_BYTES):
         self.cache_bytes = cache_bytes
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
         self.cached_bytes = 0
+        self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
         self.parsed = 0
 
-    def needs(self, path: str, blob: str) -> bool:
-        """Whether `changed_functions` will want this blob's content (a parseable file not in the cache)."""
+    def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
+        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches)."""
         lang = parser_language(path)
-        return lang is not None and (blob, lang) not in self.cache
+        return lang is not None and (blob, lang) not in self.cache and (ranges is not None or (blob, lang) not in self.whole)
 
     def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
                           old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
@@ -332,6 +336,9 @@ class FunctionMeter:
         if lang is None:
             return []
         key = (blob, lang)
+        if ranges is None and key in self.whole:  # the blob again (a copy, a revert, a re-added file)
+            self.whole.move_to_end(key)
+            return self._dicts(path, self.whole[key])
         index = self.cache.get(key)
         if index is None:
             content = content_of(blob)
@@ -348,8 +355,17 @@ class FunctionMeter:
                 self._drop(next(iter(self.cache)))
         else:
             self.cache.move_to_end(key)
+        functions = index.touching(ranges)
+        if ranges is None:
+            self.whole[key] = functions
+            if len(self.whole) > WHOLE_BLOBS:
+                self.whole.popitem(last=False)
+        return self._dicts(path, functions)
+
+    @staticmethod
+    def _dicts(path: str, functions: list[Function]) -> list[dict]:
         return [{"path": path, "name": f.name, "start_line": f.start_line, "end_line": f.end_line,
-                 "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in index.touching(ranges)]
+                 "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in functions]
 
     def _drop(self, key: tuple[str, str]) -> None:
         self.cached_bytes -= len(self.cache.pop(key).content)
@@ -366,7 +382,7 @@ def default_jobs() -> int:
 
 def _ask(meter: FunctionMeter, reader: BlobReader, items: list[Item]) -> list[str]:
     """Request, in one go, the blobs of `items` that are not parsed yet; returns them."""
-    asked = list(dict.fromkeys(blob for path, blob, *_ in items if meter.needs(path, blob)))
+    asked = list(dict.fromkeys(blob for path, blob, ranges, *_ in items if meter.needs(path, blob, ranges)))
     reader.request(asked)
     return asked
 
