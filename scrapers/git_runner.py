@@ -2,6 +2,7 @@
 
     git = Git(Path("repo"));  out = git.run("rev-parse", "HEAD")          # bytes; GitError on failure
     top = resolve_repo(Path("repo/src"))                                   # the work tree's top level
+    reader = BlobReader(git);  data = reader.read(sha);  reader.close()   # blobs: one `git cat-file --batch`
 
 Every stage reads a repository through `Git`, so that what it sees does not depend on who runs
 it: `/etc/gitconfig`, `~/.gitconfig`, `$XDG_CONFIG_HOME/git/config` and the global attributes
@@ -164,7 +165,7 @@ class BlobReader:
     keeps git busy instead of a round trip per commit. `read` is request + get.
     """
 
-    def __init__(self, git):
+    def __init__(self, git: Git):
         self.proc = git.popen(["cat-file", "--batch"])
         self.asked: deque[str] = deque()  # requested, not yet answered, in order
         self.ready: dict[str, list[bytes | None]] = {}  # answered, not yet taken
