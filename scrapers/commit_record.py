@@ -226,8 +226,11 @@ class RecordBuilder:
         """Hand this commit's files to the function workers, before `build` needs their functions."""
         if self.workers is None:
             return
-        items = [(path, fc.blobs[-1], ranges, fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None,
-                  fc.patch) for fc, path, ranges in self._wanted(commit.files)]
+        items = []
+        for fc, path, ranges in self._wanted(commit.files):
+            old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
+            patch = fc.patch if old is not None else b""  # a new file's patch (all of it) is not sent
+            items.append((path, fc.blobs[-1], ranges, old, patch))
         self.prefetched[commit.header["hash"]] = self.workers.submit(items)
 
     def _wanted(self, changes: list[FileChange]) -> list[tuple[FileChange, str, list[tuple[int, int]] | None]]:

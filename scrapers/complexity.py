@@ -323,7 +323,8 @@ class FunctionMeter:
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
         """Whether `changed_functions` will want this blob's content (a parseable file not in the caches)."""
         lang = parser_language(path)
-        return lang is not None and (blob, lang) not in self.cache and (ranges is not None or (blob, lang) not in self.whole)
+        key = (blob, lang)
+        return lang is not None and key not in self.cache and (ranges is not None or key not in self.whole)
 
     def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
                           old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
@@ -444,7 +445,10 @@ class FunctionWorkers:
     def result(self, ticket: list) -> list[list[dict]]:
         out: list[list[dict]] = [[] for _ in range(sum(len(ks) for _, ks, _ in ticket))]
         for w, ks, job in ticket:
-            functions, self.parsed[w] = job.result() if isinstance(job, Future) else _measure(self.meter, self.reader, *job)
+            if isinstance(job, Future):
+                functions, self.parsed[w] = job.result()
+            else:
+                functions, self.parsed[w] = _measure(self.meter, self.reader, *job)
             for k, found in zip(ks, functions):
                 out[k] = found
         return out
