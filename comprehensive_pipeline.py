@@ -25,13 +25,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_checks import check_chunks, check_dataset, check_history, check_tokenized
-from pipeline_config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
-from pipeline_io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
-from pipeline_state import OutputLock, RunState, stage_key
+from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
+from pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
+from pipeline.io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
+from pipeline.splits import SPLITS
+from pipeline.state import OutputLock, RunState, stage_key
 from reporting import report_and_export
 from reporting.export import check_formats
-from splits import SPLITS
 
 logger = logging.getLogger("comprehensive_pipeline")
 

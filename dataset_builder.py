@@ -6,7 +6,7 @@
 
 Chunks are put in commit order (diff/commit chunks before the snapshot chunks of the same
 commit, then input order) and concatenated into one token stream with the tokenizer's separator
-after every chunk. `splits.split_commits` (the function stage 2 uses to place its snapshots)
+after every chunk. `pipeline.splits.split_commits` (the function stage 2 uses to place its snapshots)
 cuts the stream by commit into train / val / test. Each split's stream is stored once as a
 `.npy`; the split's JSON lists windows as offsets into it. Windows never cross a split boundary:
 the only tokens a val/test file holds from an earlier split are its `prefix_tokens`, context for
@@ -26,10 +26,10 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline_io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
+from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
+from pipeline.splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from scrapers.languages import category_of, language_of
-from splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
 from tokenizers_.tokenized_chunks import load_tokenized
 

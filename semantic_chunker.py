@@ -8,7 +8,7 @@ writes `chunks_semantic.jsonl` (one chunk per line: diff chunks in commit order,
 chunks), `chunks_semantic.tokens.npy` (every chunk's token ids, concatenated in file order, so
 stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference:
 docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
-(`splits.split_commits`, the function stage 4 uses) and the files at that commit become
+(`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
 """
 
@@ -33,9 +33,9 @@ from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
+from pipeline.io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
+from pipeline.splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
-from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
-from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
 from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)

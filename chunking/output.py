@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline_io import atomic_write, dumps, sha256_file, write_json
+from pipeline.io import atomic_write, dumps, sha256_file, write_json
 from scrapers.redaction import count_placeholders
 
 

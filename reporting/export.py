@@ -31,8 +31,8 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline_io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
-from splits import SPLITS
+from pipeline.io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
+from pipeline.splits import SPLITS
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from pipeline.splits import SPLITS
 from reporting import figures
 from reporting.collect import Facts
 from scrapers.languages import category_of, language_of
-from splits import SPLITS
 
 TOP = 15           # rows in the top commits / top files tables
 TOP_IN_FIGURE = 12  # languages / categories drawn (the table lists all)

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import RepoBuilder
 from dataset_builder import DatasetConfig, check_sequences, main, plan_windows, run, token_dtype
-from pipeline_io import UserError, write_jsonl
-from splits import SPLITS, commit_token_counts, split_commits
+from pipeline.io import UserError, write_jsonl
+from pipeline.splits import SPLITS, commit_token_counts, split_commits
 from tokenizers_ import file_snapshot_tokenizer as stage3
 from tokenizers_.loading import encode_batch, load_tokenizer, tokenizer_identity
 
@@ -324,7 +324,7 @@ def test_token_dtype_by_vocab_size():
 
 def test_pipeline_check_and_trainer_read_both_forms(world, built):
     """The orchestrator's check and the trainer's reader accept the files, offsets and inline alike."""
-    from pipeline_checks import check_dataset
+    from pipeline.checks import check_dataset
     from training.data import load_split as trainer_load
 
     manifest, out = built

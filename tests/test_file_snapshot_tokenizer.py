@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer
 
 from conftest import ROOT, RepoBuilder, build_sample_repo
-from pipeline_io import UserError, iter_jsonl, sha256_file, write_json, write_jsonl
+from pipeline.io import UserError, iter_jsonl, sha256_file, write_json, write_jsonl
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig, main, run
 from tokenizers_.loading import TokenizerUnavailable, encode_batch, load_tokenizer, tokenizer_identity
 from tokenizers_.tokenized_chunks import load_tokenized, sequence_table

@@ -17,9 +17,9 @@ import comprehensive_pipeline
 import semantic_chunker
 from chunking.snapshots import MISSING, TreeReader
 from conftest import RepoBuilder
-from pipeline_config import PipelineConfig, validate
-from pipeline_io import UserError, iter_jsonl
-from pipeline_state import OutputLock
+from pipeline.config import PipelineConfig, validate
+from pipeline.io import UserError, iter_jsonl
+from pipeline.state import OutputLock
 from scrapers.git_runner import resolve_repo
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, scrape
 from tokenizers_.loading import load_tokenizer

@@ -14,8 +14,8 @@ import pytest
 
 import comprehensive_pipeline
 from conftest import ROOT, build_sample_repo
-from pipeline_config import PipelineConfig
-from pipeline_io import UserError, iter_jsonl, read_json
+from pipeline.config import PipelineConfig
+from pipeline.io import UserError, iter_jsonl, read_json
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
          "--max-chunk-tokens", "96", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
@@ -111,7 +111,7 @@ def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
 
 def test_a_second_run_on_a_locked_directory_is_refused(built, tmp_path):
     repo, out, _ = built
-    from pipeline_state import OutputLock
+    from pipeline.state import OutputLock
 
     with OutputLock(out):
         result = run_cli("--repo", str(repo), "--output-dir", str(out), *SMALL, cwd=tmp_path)

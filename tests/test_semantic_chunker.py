@@ -11,7 +11,7 @@ import pytest
 
 import semantic_chunker as sc
 from conftest import PY_V1, PY_V2, RS_V1
-from pipeline_io import iter_commit_records
+from pipeline.io import iter_commit_records
 from tokenizers_.loading import encode_batch, load_tokenizer
 
 AWS = "AKIA" + "QWERTYUIOPASDFGH"

@@ -34,7 +34,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline_io import (UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
+from pipeline.io import (UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
 from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline_io import UserError, atomic_write, dumps, read_json
+from pipeline.io import UserError, atomic_write, dumps, read_json
 
 FORMAT = "chunks_tokenized"
 FORMAT_VERSION = 1

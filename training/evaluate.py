@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 import numpy as np
 
-from pipeline_io import UserError, run_main, setup_logging, write_json
+from pipeline.io import UserError, run_main, setup_logging, write_json
 
 logger = logging.getLogger(__name__)
 

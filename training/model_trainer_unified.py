@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline_io import UserError, run_main, setup_logging
+from pipeline.io import UserError, run_main, setup_logging
 from training import checkpoint
 from training.config import TrainConfig, add_config_flags, load_config, peak_learning_rate
 from training.data import Split, epoch_batches, eval_indices, load_split, shard_batches, sibling_split

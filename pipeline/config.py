@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chunking.snapshots import SNAPSHOT_AT, head_commit
-from pipeline_io import UserError
+from pipeline.io import UserError
+from pipeline.splits import DEFAULT_RATIOS, check_ratios
 from scrapers.git_runner import Git, GitError, resolve_repo
-from splits import DEFAULT_RATIOS, check_ratios
 from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
 
 MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258

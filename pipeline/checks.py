@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline_io import UserError, iter_commit_records, iter_jsonl, read_json
-from splits import SPLITS
+from pipeline.io import UserError, iter_commit_records, iter_jsonl, read_json
+from pipeline.splits import SPLITS
 
 COMMIT_KEYS = ("hash", "short_hash", "parents", "author", "committer", "authored_at", "committed_at",
                "timestamp", "subject", "message", "branches", "tags", "files", "is_merge", "order")

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline_io import UserError, dumps, read_json, sha256_file, write_json
+from pipeline.io import UserError, dumps, read_json, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 

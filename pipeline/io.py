@@ -1,6 +1,6 @@
 """Shared I/O for every stage: atomic writes, JSON / JSON Lines, hashing, the one-line error rule.
 
-    from pipeline_io import UserError, atomic_write, write_jsonl, iter_jsonl, run_main
+    from pipeline.io import UserError, atomic_write, write_jsonl, iter_jsonl, run_main
 
 Every file a stage writes goes through `atomic_write`: the bytes land in a temporary file beside
 the target and are renamed over it only when complete, so a killed run never leaves a
