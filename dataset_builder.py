@@ -28,6 +28,7 @@ import numpy as np
 
 from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
+from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file
 from pipeline.splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from scrapers.languages import category_of, language_of
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
@@ -324,7 +325,7 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
 
     ex = {"start": start, "context_length": ctx, "target_length": tgt,
           "first_commit": commit_at(g_first), "last_commit": commit_at(g_first + ctx + tgt - 1)}
-    tokens_name = f"training_data_{split}.tokens.npy"
+    tokens_name = split_file(split, TOKENS_SUFFIX)
     with atomic_write(out_dir / tokens_name, "wb") as f:
         np.save(f, part, allow_pickle=False)
     target_tokens, unique_targets = int(tgt.sum()), max(0, len(part) - first_target)
@@ -333,12 +334,12 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
               "tokens_sha256": tokens_sha, "dtype": part.dtype.name,
               "prefix_tokens": prefix, "n_tokens": len(part), "n_examples": len(start),
               "target_tokens": target_tokens, "inline_ids": config.inline_ids}
-    chunks_name = f"training_data_{split}.chunks.jsonl"
+    chunks_name = split_file(split, SPLIT_CHUNKS_SUFFIX)
     with atomic_write(out_dir / chunks_name) as f:
         for line in _chunk_map_lines(data, perm[c0:c1], starts[c0:c1] - (b - prefix)):
             f.write(line + "\n")
     header["chunks_file"] = chunks_name
-    json_name = f"training_data_{split}.json"
+    json_name = split_file(split)
     _write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
     repeated = target_tokens - unique_targets
     by_lang, by_cat = tokens_by_language_and_category(data.chunks, perm[c0:c1])
@@ -421,7 +422,7 @@ def run(config: DatasetConfig) -> dict:
         "cutoff": {"train_last_order": plan.train_last_order, "val_last_order": plan.val_last_order},
         "splits": split_stats, "snapshot": snapshot, "files": files,
     }
-    write_json(out_dir / "dataset_stats.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     logger.info("dataset: %s", ", ".join(f"{k} {v['examples']} examples / {v['tokens']} tokens"
                                          for k, v in split_stats.items()))
     return manifest

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from pipeline.io import atomic_write, dumps, sha256_file, write_json
+from pipeline.schema import STATS_SUFFIX, TOKENS_SUFFIX, companion
 from scrapers.redaction import count_placeholders
 
 
@@ -34,16 +35,11 @@ def normalized_digest(text: str) -> bytes:
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def companion(output: Path, suffix: str) -> Path:
-    """`chunks_semantic.jsonl` -> `chunks_semantic<suffix>` beside it."""
-    return output.with_name(output.name.removesuffix(".jsonl") + suffix)
-
-
 class ChunkWriter:
     def __init__(self, output: str | os.PathLike, dedup: bool = True, min_tokens: int = 0):
         self.path = Path(output)
-        self.tokens_path = companion(self.path, ".tokens.npy")
-        self.stats_path = companion(self.path, ".stats.json")
+        self.tokens_path = companion(self.path, TOKENS_SUFFIX)
+        self.stats_path = companion(self.path, STATS_SUFFIX)
         self.dedup = dedup
         self.min_tokens = min_tokens
         self.seen: set[bytes] = set()

@@ -36,15 +36,14 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from pipeline.io import (UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
+from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
+                             companion)
 from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
 from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, NpyStream, check_windows, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
 
-IDS_SUFFIX = ".ids.npy"
-SEQUENCES_SUFFIX = ".sequences.npy"
-TOKENIZER_DIR = "tokenizer"
 BATCH_SIZE = 2048  # texts per Rust encode_batch call: enough to keep every core busy, little memory
 CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path")
 
@@ -73,7 +72,7 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     input_path = Path(config.input)
     if not input_path.is_file():
         raise UserError(f"{input_path}: no such file (expected stage 2's chunks_semantic.jsonl)")
-    out = Path(config.sequences) if config.sequences else input_path.with_name("chunks_tokenized.json")
+    out = Path(config.sequences) if config.sequences else input_path.with_name(TOKENIZED)
     tok_dir = out.parent / TOKENIZER_DIR
     if tokenizer is None:
         tokenizer, identity = _resolve_tokenizer(config, input_path, tok_dir)
@@ -82,7 +81,7 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     _save_tokenizer(tokenizer, identity, tok_dir)
     identity = {**identity, "files": TOKENIZER_DIR}
 
-    ids_path, seq_path = out.with_name(out.stem + IDS_SUFFIX), out.with_name(out.stem + SEQUENCES_SUFFIX)
+    ids_path, seq_path = companion(out, IDS_SUFFIX), companion(out, SEQUENCES_SUFFIX)
     cache = _stage2_cache(input_path, identity)
     try:
         encoded = _write_ids(input_path, ids_path, tokenizer, cache, config.progress)
@@ -151,8 +150,7 @@ class _CacheMismatch(Exception):
 
 def _stage2_cache(input_path: Path, identity: dict) -> np.ndarray | None:
     """Stage 2's ids (`chunks_semantic.tokens.npy`), when they are for this very file and this tokenizer."""
-    stem = input_path.name.removesuffix(".jsonl")
-    stats_path, tokens_path = input_path.with_name(stem + ".stats.json"), input_path.with_name(stem + ".tokens.npy")
+    stats_path, tokens_path = companion(input_path, STATS_SUFFIX), companion(input_path, TOKENS_SUFFIX)
     if not (stats_path.is_file() and tokens_path.is_file()):
         return None
     stats = read_json(stats_path)

@@ -1,0 +1,53 @@
+"""Every stage's output file names and record keys, defined once (fields: docs/FORMATS.md).
+
+    >>> split_file("val")
+    'training_data_val.json'
+    >>> split_file("val", TOKENS_SUFFIX)
+    'training_data_val.tokens.npy'
+    >>> companion(Path("data/x") / CHUNKS, STATS_SUFFIX).as_posix()
+    'data/x/chunks_semantic.stats.json'
+    >>> companion(Path(TOKENIZED), IDS_SUFFIX).name
+    'chunks_tokenized.ids.npy'
+
+The writers, the readers, `pipeline.checks` and the tests take the names from here; the key
+tuples are the fields every record of that type has (a record may carry more).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Stage 1: scrape
+HISTORY = "git_history_rich.jsonl"
+HISTORY_JSON = "git_history_rich.json"
+HISTORY_STATS = "git_history_stats.json"
+# Stage 2: chunk (the token ids and the statistics beside the chunks, see `companion`)
+CHUNKS = "chunks_semantic.jsonl"
+RAW_CHUNKS = "chunks_raw_commits.jsonl"  # the pipeline's stage-2 fallback: one record per commit
+TOKENS_SUFFIX = ".tokens.npy"
+STATS_SUFFIX = ".stats.json"
+# Stage 3: tokenize
+TOKENIZED = "chunks_tokenized.json"
+IDS_SUFFIX = ".ids.npy"
+SEQUENCES_SUFFIX = ".sequences.npy"
+TOKENIZER_DIR = "tokenizer"
+# Stage 4: dataset (in DATASET_DIR; one set of files per split, see `split_file`)
+DATASET_DIR = "dataset"
+MANIFEST = "dataset_stats.json"
+SPLIT_CHUNKS_SUFFIX = ".chunks.jsonl"
+
+COMMIT_KEYS = ("hash", "short_hash", "parents", "author", "committer", "authored_at", "committed_at",
+               "timestamp", "subject", "message", "branches", "tags", "files", "is_merge", "order")
+FILE_KEYS = ("path", "old_path", "change_type", "language", "additions", "deletions", "is_binary", "diff", "truncated")
+CHUNK_KEYS = ("id", "kind", "commit", "timestamp", "order", "path", "language", "symbol", "text", "n_tokens")
+EXAMPLE_KEYS = ("context_length", "target_length", "first_commit", "last_commit")
+
+
+def companion(path: Path, suffix: str) -> Path:
+    """A file beside `path` named by its stem: `chunks_semantic.jsonl` -> `chunks_semantic<suffix>`."""
+    return path.with_name(path.stem + suffix)
+
+
+def split_file(split: str, suffix: str = ".json") -> str:
+    """The name of one split's file in DATASET_DIR: `.json` (header and examples), TOKENS_SUFFIX, ..."""
+    return f"training_data_{split}{suffix}"
