@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
-from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file
+from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
 from pipeline.splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from scrapers.languages import category_of, language_of
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
@@ -207,11 +207,6 @@ def plan_windows(first_target: int, end: int, context_window: int, target_window
     target_len = np.minimum(target_window, end - target_start)
     context_len = np.minimum(context_window, target_start)
     return target_start - context_len, context_len, target_len
-
-
-def token_dtype(vocab_size: int) -> type:
-    """uint16 while every id fits (vocab below 65,536), else uint32."""
-    return np.uint16 if vocab_size < 1 << 16 else np.uint32
 
 
 def order_chunks(orders: np.ndarray, ranks: np.ndarray) -> np.ndarray:

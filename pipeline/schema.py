@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 # Stage 1: scrape
 HISTORY = "git_history_rich.jsonl"
 HISTORY_JSON = "git_history_rich.json"
@@ -46,6 +48,15 @@ EXAMPLE_KEYS = ("context_length", "target_length", "first_commit", "last_commit"
 def companion(path: Path, suffix: str) -> Path:
     """A file beside `path` named by its stem: `chunks_semantic.jsonl` -> `chunks_semantic<suffix>`."""
     return path.with_name(path.stem + suffix)
+
+
+def token_dtype(vocab_size: int) -> type:
+    """The dtype of every token-id array by vocabulary size: uint16 while every id fits.
+
+    >>> token_dtype(65_536).__name__, token_dtype(65_537).__name__
+    ('uint16', 'uint32')
+    """
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
 
 
 def split_file(split: str, suffix: str = ".json") -> str:

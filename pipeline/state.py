@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = ".pipeline_state.json"
 LOCK_FILE = ".pipeline.lock"
-# What a killed run leaves: `atomic_write` temporaries and stage 2's raw token-id file.
-STALE_PATTERNS = (".*.tmp-*", ".*.ids-*")
+# What a killed run leaves: `atomic_write` temporaries.
+STALE_PATTERNS = (".*.tmp-*",)
 
 
 def config_settings(config, paths: tuple[str, ...] = (), drop: tuple[str, ...] = ("progress",)) -> dict:

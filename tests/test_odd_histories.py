@@ -164,7 +164,7 @@ def test_disk_full_is_one_line(tmp_path, capsys, sample_repo, monkeypatch):
 def test_stage2_kill_leftovers_are_removed_on_rerun(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    left = [out / ".chunks_semantic.jsonl.ids-4242", out / ".git_history_rich.jsonl.tmp-4242"]
+    left = [out / ".chunks_semantic.tokens.npy.tmp-4242", out / ".git_history_rich.jsonl.tmp-4242"]
     for p in left:
         p.write_bytes(b"\0" * 16)
     with OutputLock(out):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline import schema
@@ -30,3 +31,9 @@ def test_companion_and_split_names():
     assert schema.companion(Path("d") / schema.CHUNKS, schema.TOKENS_SUFFIX) == Path("d/chunks_semantic.tokens.npy")
     assert schema.companion(Path(schema.TOKENIZED), schema.SEQUENCES_SUFFIX) == Path("chunks_tokenized.sequences.npy")
     assert schema.split_file("test", schema.SPLIT_CHUNKS_SUFFIX) == "training_data_test.chunks.jsonl"
+
+
+def test_one_token_dtype_rule_for_every_id_array():
+    """uint16 holds ids 0..65535: a vocabulary of exactly 65,536 fits (stage 4 used to say uint32)."""
+    assert schema.token_dtype(600) is np.uint16 and schema.token_dtype(65_536) is np.uint16
+    assert schema.token_dtype(65_537) is np.uint32 and schema.token_dtype(250_000) is np.uint32

@@ -34,13 +34,13 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.io import (UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
+from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
 from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
-                             companion)
+                             companion, token_dtype)
 from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
-from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, NpyStream, check_windows, sequence_table, write_meta
+from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, check_windows, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +173,7 @@ def _stage2_cache(input_path: Path, identity: dict) -> np.ndarray | None:
 
 
 def _id_dtype(tok) -> np.dtype:
-    bound = max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))
-    return np.dtype(np.uint16 if bound <= 1 << 16 else np.uint32)
+    return np.dtype(token_dtype(max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))))
 
 
 def _unknown_id(tok) -> int | None:

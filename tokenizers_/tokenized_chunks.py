@@ -10,7 +10,6 @@ Field reference: docs/tokens.md.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,41 +125,6 @@ def load_tokenized(path: str | os.PathLike) -> TokenizedChunks:
     if not matches:
         raise UserError(f"{path}: its .npy arrays do not match its chunk list; rerun stage 3")
     return TokenizedChunks(path, meta, ids, sequences)
-
-
-class NpyStream:
-    """Write a 1-D .npy of unknown length, atomically: the header is rewritten with the length at the end.
-
-    A version 1.0 header of a 1-D array is 128 bytes for any int64 length, so the final header
-    takes the place of the first.
-    """
-
-    def __init__(self, path: Path, dtype: np.dtype):
-        self._ctx, self._dtype, self._n = atomic_write(path, "wb"), dtype, 0
-
-    def _header(self, n: int) -> bytes:
-        buf = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            buf, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": (n,)})
-        return buf.getvalue()
-
-    def __enter__(self):
-        self._f = self._ctx.__enter__()
-        self._f.write(self._header(0))
-        return self
-
-    def write(self, arr: np.ndarray) -> None:
-        self._f.write(arr.tobytes())
-        self._n += len(arr)
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            header = self._header(self._n)
-            assert len(header) == len(self._header(0)), "npy header grew"
-            self._f.seek(0)
-            self._f.write(header)
-            self._f.seek(0, os.SEEK_END)
-        return self._ctx.__exit__(*exc)
 
 
 def write_meta(path: Path, meta: dict, chunks: list[dict]) -> None:
