@@ -38,6 +38,7 @@ from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_js
                          sha256_file)
 from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
                              companion, token_dtype)
+from pipeline.splits import commit_token_counts, split_commits
 from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
 from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, check_windows, sequence_table, write_meta
@@ -55,7 +56,7 @@ class TokenizeConfig:
     model: str = DEFAULT_MODEL  # hub name, save_pretrained directory or tokenizer.json
     sequence_length: int = 512
     overlap: int = 128
-    fallback: bool = False  # train a byte-level BPE on the chunks when the model cannot be loaded
+    fallback: bool = False  # train a byte-level BPE on the train-period chunks when the model cannot be loaded
     fallback_vocab_size: int = FALLBACK_VOCAB_SIZE
     stats: bool = False  # print the statistics
     progress: bool = True
@@ -123,10 +124,33 @@ def _resolve_tokenizer(config: TokenizeConfig, input_path: Path, tok_dir: Path):
     except TokenizerUnavailable as e:
         if not config.fallback:
             raise
-        logger.warning("%s; training a byte-level BPE tokenizer on the chunks instead, saved in %s", e, tok_dir)
-    texts = (r["text"] for r in iter_jsonl(input_path) if isinstance(r, dict) and isinstance(r.get("text"), str))
-    tok = train_fallback_tokenizer(texts, tok_dir, vocab_size=config.fallback_vocab_size)
+        logger.warning("%s; training a byte-level BPE tokenizer on the train-period chunks instead, saved in %s",
+                       e, tok_dir)
+    tok = train_fallback_tokenizer(_train_period_texts(input_path), tok_dir, vocab_size=config.fallback_vocab_size)
     return tok, tokenizer_identity(tok, source=TOKENIZER_DIR, fallback=True)
+
+
+def _train_period_texts(input_path: Path):
+    """The texts of the chunks in the train period, so that no val/test code shapes the vocabulary.
+
+    The cut-off is stage 2's (`cutoff.train_last_order` in its stats); without those stats it is
+    `split_commits` over the chunks with the default ratios, as stage 4 cuts. Records without an
+    `order` cannot be placed in time: then every chunk is used, and a warning says so.
+    """
+    def texts():
+        return (r for r in iter_jsonl(input_path) if isinstance(r, dict) and isinstance(r.get("text"), str))
+
+    stats_path = companion(input_path, STATS_SUFFIX)
+    stats = read_json(stats_path) if stats_path.is_file() else None
+    last = (stats.get("cutoff") or {}).get("train_last_order") if isinstance(stats, dict) else None
+    if last is None:
+        try:
+            last = split_commits(sorted(commit_token_counts(texts()).items())).train_last_order
+        except (KeyError, TypeError, ValueError):
+            logger.warning("%s: chunks without order/n_tokens: the fallback tokenizer learns from every chunk, "
+                           "val and test included", input_path)
+            return (r["text"] for r in texts())
+    return (r["text"] for r in texts() if isinstance(r.get("order"), int) and r["order"] <= last)
 
 
 def _save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
@@ -279,7 +303,7 @@ def parse_args(argv=None) -> TokenizeConfig:
     p.add_argument("--overlap", type=int, default=128,
                    help="tokens a sequence shares with the one before it in its chunk (default 128)")
     p.add_argument("--fallback-tokenizer", action="store_true",
-                   help="when --model cannot be loaded, train a byte-level BPE on the chunks instead")
+                   help="when --model cannot be loaded, train a byte-level BPE on the train-period chunks instead")
     p.add_argument("--fallback-vocab-size", type=int, default=FALLBACK_VOCAB_SIZE,
                    help=f"vocabulary size of the fallback tokenizer (default {FALLBACK_VOCAB_SIZE})")
     p.add_argument("--stats", action="store_true", help="print token, sequence and unknown-token statistics")
