@@ -57,8 +57,19 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--overlap", type=int, help=f"overlap between stage-3 sequences [{d.overlap}]")
     add("--max-chunk-tokens", type=int, help=f"largest chunk [{d.max_chunk_tokens}]")
     add("--min-chunk-tokens", type=int, help=f"smallest chunk, merged with neighbours below it [{d.min_chunk_tokens}]")
+    for name, what in (("binary", "binary files"), ("build-artifacts", "build outputs and vendored trees"),
+                       ("lock-files", "lock files"), ("generated", "generated or minified files")):
+        add(f"--no-{name}", dest=f"filter_{name.replace('-', '_')}", action="store_const", const=False,
+            help=f"stage 2: keep {what} (left out by default)")
+    add("--max-file-bytes", type=int, help=f"stage 2: leave out larger file changes and files, 0: no bound "
+        f"[{d.max_file_bytes}]")
+    add("--no-dedup", dest="dedup", action="store_const", const=False, help="stage 2: keep exact duplicate chunks")
+    add("--workers", type=int, help=f"stage 2 threads; the output is the same for any number [{d.workers}]")
     add("--context-window", type=int, help=f"context tokens per example [{d.context_window}]")
     add("--target-window", type=int, help=f"target tokens per example [{d.target_window}]")
+    add("--stride", type=int, help="tokens between example targets, 1 to --target-window [--target-window]")
+    add("--inline-ids", action="store_const", const=True,
+        help="write each example's ids into the split JSON instead of offsets into its .tokens.npy")
     add("--train-ratio", type=float, help=f"share of tokens in train [{d.train_ratio}]")
     add("--val-ratio", type=float, help=f"share of tokens in val [{d.val_ratio}]")
     add("--test-ratio", type=float, help=f"share of tokens in test [{d.test_ratio}]")
@@ -78,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         help="do not write report.html and report/*.png after stage 4")
     add("--export", type=lambda v: v.split(","), help="also export the splits as: hf, nanogpt (comma-separated) [none]")
     add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     values = load_config(args.config)
@@ -241,7 +252,10 @@ class Pipeline:
             repo=str(self.repo), commits=str(self.p["history"]), output=str(self.p["chunks"]),
             max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
             tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
-            redact=cfg.redact, progress=cfg.progress)
+            filter_binary=cfg.filter_binary, filter_build_artifacts=cfg.filter_build_artifacts,
+            filter_lock_files=cfg.filter_lock_files, filter_generated=cfg.filter_generated,
+            max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.workers,
+            progress=cfg.progress)
         settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
         inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
                   "repo": _sha(repo_fingerprint(self.repo))}
@@ -307,8 +321,8 @@ class Pipeline:
         cfg, ds = self.cfg, self.p["dataset"]
         dc = DatasetConfig(vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
                            commits=str(self.p["history"]), context_window=cfg.context_window,
-                           target_window=cfg.target_window, split_ratios=cfg.ratios, output_dir=str(ds),
-                           seed=cfg.seed, progress=cfg.progress)
+                           target_window=cfg.target_window, stride=cfg.stride, split_ratios=cfg.ratios,
+                           inline_ids=cfg.inline_ids, output_dir=str(ds), seed=cfg.seed, progress=cfg.progress)
         # seed stays in the key: nothing is random here, but the manifest records it
         settings = config_settings(dc, paths=("vocab", "chunks", "commits", "output_dir"))
         inputs = {k: self._hash("tokenize", k) for k in ("tokenized", "ids", "sequences")}

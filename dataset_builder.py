@@ -26,10 +26,11 @@ from typing import Iterator
 
 import numpy as np
 
+from pipeline import settings
 from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
 from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
-from pipeline.splits import SPLITS, check_ratios, commit_token_counts, split_commits
+from pipeline.splits import SPLITS, commit_token_counts, split_commits
 from scrapers.languages import category_of, language_of
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
 from tokenizers_.tokenized_chunks import load_tokenized
@@ -62,16 +63,8 @@ class DatasetConfig:
         self.chunks = Path(self.chunks) if self.chunks else self.vocab
         self.commits = Path(self.commits) if self.commits else None
         self.output_dir = Path(self.output_dir) if self.output_dir else self.chunks.parent / "dataset"
-        self.stride = self.target_window if self.stride is None else self.stride
-        if self.context_window < 1 or self.target_window < 1:
-            raise UserError("--context-window and --target-window must be at least 1")
-        if not 1 <= self.stride <= self.target_window:
-            raise UserError(f"--stride must be between 1 and --target-window ({self.target_window}); "
-                            "a larger stride would leave tokens that are never a target")
-        try:
-            self.ratios = check_ratios(self.split_ratios)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        self.stride = settings.dataset_windows(self.context_window, self.target_window, self.stride)
+        self.ratios = settings.ratios(self.split_ratios)
 
 
 @dataclass
@@ -405,12 +398,12 @@ def run(config: DatasetConfig) -> dict:
         snapshot = {"chunks": int(is_snap.sum()), "tokens": int(data.n_tokens[is_snap].sum() + is_snap.sum()),
                     "commit": data.commit_hashes[int(data.commit_index[k])], "order": int(data.orders[k]),
                     "split": "train"}
-    settings = {k: v for k, v in asdict(config).items() if k not in ("ratios", "output_dir", "progress")}
-    settings.update(vocab=config.vocab.name, chunks=config.chunks.name,
+    recorded = {k: v for k, v in asdict(config).items() if k not in ("ratios", "output_dir", "progress")}
+    recorded.update(vocab=config.vocab.name, chunks=config.chunks.name,
                     commits=config.commits.name if config.commits else None,
                     split_ratios=list(config.split_ratios), normalized_ratios=list(config.ratios))
     manifest = {
-        "format": MANIFEST_FORMAT, "version": VERSION, "settings": settings,
+        "format": MANIFEST_FORMAT, "version": VERSION, "settings": recorded,
         "input": {"chunks_file": config.chunks.name, "chunks_sha256": sha256_file(config.chunks),
                   "chunks": len(data.orders), "skipped_chunks": data.skipped},
         "tokenizer": ident_out, "tokenizer_dir": tokenizer_dir, "dtype": np.dtype(dtype).name,

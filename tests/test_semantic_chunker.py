@@ -277,7 +277,7 @@ def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scrap
     json_history = history.with_name("git_history_rich.json")
     assert sc.main(["--repo", str(b.path), "--commits", str(json_history), "--output",
                     str(tmp_path / "b" / "chunks_semantic.jsonl"), "--max-chunk-tokens", "256",
-                    "--min-chunk-tokens", "48", "--split-ratios", "0.6", "0.2", "0.2",
+                    "--min-chunk-tokens", "48", "--train-ratio", "0.6", "--val-ratio", "0.2", "--test-ratio", "0.2",
                     "--tokenizer", str(tok.name_or_path), "--no-progress", "--workers", "3"]) == 0
     for name in ("chunks_semantic.jsonl", "chunks_semantic.tokens.npy", "chunks_semantic.stats.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

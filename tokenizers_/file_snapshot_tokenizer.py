@@ -34,6 +34,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipeline import settings
 from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
 from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
@@ -41,7 +42,7 @@ from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZ
 from pipeline.splits import commit_token_counts, split_commits
 from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
-from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, check_windows, sequence_table, write_meta
+from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     trained). When None, config.model is loaded, or with config.fallback a byte-level BPE is
     trained on the chunk texts when it cannot be.
     """
-    check_windows(config.sequence_length, config.overlap)
+    settings.sequence_windows(config.sequence_length, config.overlap)
+    if config.fallback:
+        settings.fallback_tokenizer(config.fallback_vocab_size)
     input_path = Path(config.input)
     if not input_path.is_file():
         raise UserError(f"{input_path}: no such file (expected stage 2's chunks_semantic.jsonl)")
@@ -308,7 +311,7 @@ def parse_args(argv=None) -> TokenizeConfig:
                    help=f"vocabulary size of the fallback tokenizer (default {FALLBACK_VOCAB_SIZE})")
     p.add_argument("--stats", action="store_true", help="print token, sequence and unknown-token statistics")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     a = p.parse_args(argv)
     setup_logging(a.verbose)
     return TokenizeConfig(input=a.input, sequences=a.sequences, model=a.model, sequence_length=a.sequence_length,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io import UserError, atomic_write, dumps, read_json
+from pipeline.settings import sequence_windows
 
 FORMAT = "chunks_tokenized"
 FORMAT_VERSION = 1
@@ -32,7 +33,7 @@ def sequence_table(n_tokens: np.ndarray, sequence_length: int, overlap: int) -> 
     >>> sequence_table(np.array([10, 0, 3]), 4, 1).tolist()
     [[0, 0, 4], [0, 3, 4], [0, 6, 4], [2, 0, 3]]
     """
-    check_windows(sequence_length, overlap)
+    sequence_windows(sequence_length, overlap)
     n = np.asarray(n_tokens, dtype=np.int64)
     stride = sequence_length - overlap
     counts = np.where(n > 0, 1 + (np.maximum(n - sequence_length, 0) + stride - 1) // stride, 0)
@@ -41,13 +42,6 @@ def sequence_table(n_tokens: np.ndarray, sequence_length: int, overlap: int) -> 
     start = (np.arange(len(chunk), dtype=np.int64) - first[chunk]) * stride
     length = np.minimum(sequence_length, n[chunk] - start)
     return np.stack([chunk, start, length], axis=1).reshape(-1, 3)
-
-
-def check_windows(sequence_length: int, overlap: int) -> None:
-    if sequence_length < 1:
-        raise UserError(f"--sequence-length must be at least 1 (got {sequence_length})")
-    if not 0 <= overlap < sequence_length:
-        raise UserError(f"--overlap must be at least 0 and below --sequence-length {sequence_length} (got {overlap})")
 
 
 @dataclass

@@ -349,7 +349,7 @@ def parse_args(argv=None):
     p.add_argument("--output", dest="output_dir", type=str, default=argparse.SUPPRESS, help="output directory")
     p.add_argument("--resume", nargs="?", const="last", default=argparse.SUPPRESS,
                    help="continue from a checkpoint directory (bare --resume: OUTPUT/checkpoint)")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     add_config_flags(p, skip=("train_path", "val_path", "test_path", "output_dir", "resume"))
     args = vars(p.parse_args(argv))
     return args.pop("config"), args.pop("verbose"), args
