@@ -13,6 +13,9 @@ with a summary and the command that trains on the result:
 
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
 redoes all); a second run on the same output directory is refused while one is running.
+
+Several repositories (`--repo A --repo B`, `--repos-file LIST`) are one dataset: `multirepo/`
+runs this pipeline on each as a Ray task and merges the splits (docs/multi_repo.md).
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         p.add_argument(flag, default=None, **kw)
 
     add("--config", help="YAML file with any of the settings below (underscored names); flags win")
-    add("--repo", help=f"git repository to read [{d.repo}]")
-    add("--output-dir", help="where outputs go [data/<repo-name>]")
+    add("--repo", action="append",
+        help=f"git repository to read [{d.repo}]; repeat it to build one dataset from several (docs/multi_repo.md)")
+    add("--repos-file", help="file listing repositories, one per line (# comments): one dataset from all of them")
+    add("--output-dir", help="where outputs go [data/<repo-name>; several repositories: data/multi "
+                             "or data/<stem of --repos-file>]")
     add("--model", help=f"tokenizer: hub name, local directory or tokenizer.json [{d.model}]")
     add("--no-tokenizer-fallback", dest="tokenizer_fallback", action="store_const", const=False,
         help="fail instead of training a tokenizer on the repository when --model cannot be loaded")
@@ -64,7 +70,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--max-file-bytes", type=int, help=f"stage 2: leave out larger file changes and files, 0: no bound "
         f"[{d.max_file_bytes}]")
     add("--no-dedup", dest="dedup", action="store_const", const=False, help="stage 2: keep exact duplicate chunks")
-    add("--workers", type=int, help=f"stage 2 threads; the output is the same for any number [{d.workers}]")
+    add("--chunk-workers", type=int, help=f"stage 2 threads (its --workers); the output is the same for any number "
+        f"[{d.chunk_workers}]")
     add("--context-window", type=int, help=f"context tokens per example [{d.context_window}]")
     add("--target-window", type=int, help=f"target tokens per example [{d.target_window}]")
     add("--stride", type=int, help="tokens between example targets, 1 to --target-window [--target-window]")
@@ -85,6 +92,10 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--force", action="store_const", const=True, help="redo every stage even if it already finished")
     add("--train", action="store_const", const=True, help="train a model on the splits when done")
     add("--training-config", help=f"config for --train [{d.training_config}]")
+    add("--workers", type=int, help="several repositories: how many are built at a time [every core; "
+                                    "1 builds them one after another in this process, without Ray]")
+    add("--ray-address", help="several repositories: join this Ray cluster instead of starting Ray here "
+                              "(repositories and --output-dir must be readable by every worker)")
     add("--no-report", dest="report", action="store_const", const=False,
         help="do not write report.html and report/*.png after stage 4")
     add("--export", type=lambda v: v.split(","), help="also export the splits as: hf, nanogpt (comma-separated) [none]")
@@ -93,7 +104,13 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     values = load_config(args.config)
-    values.update({k: v for k, v in vars(args).items() if v is not None and k not in ("config", "verbose")})
+    flags = {k: v for k, v in vars(args).items() if v is not None and k not in ("config", "verbose")}
+    if "repo" in flags:  # one --repo alone is today's single-repository run; more, or with a list, the multi mode
+        repos = flags.pop("repo")
+        values.pop("repos", None)
+        several = len(repos) > 1 or flags.get("repos_file") or values.get("repos_file")
+        flags.update({"repos": repos} if several else {"repo": repos[0]})
+    values.update(flags)
     try:
         cfg = PipelineConfig(**values)
     except TypeError as e:
@@ -254,7 +271,7 @@ class Pipeline:
             tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
             filter_binary=cfg.filter_binary, filter_build_artifacts=cfg.filter_build_artifacts,
             filter_lock_files=cfg.filter_lock_files, filter_generated=cfg.filter_generated,
-            max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.workers,
+            max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.chunk_workers,
             progress=cfg.progress)
         settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
         inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
@@ -395,7 +412,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     def go() -> int:
-        run_pipeline(parse_args(argv))
+        cfg = parse_args(argv)
+        if cfg.repos or cfg.repos_file:
+            from multirepo.runner import run_multi
+
+            return run_multi(cfg)
+        run_pipeline(cfg)
         return 0
 
     return run_main(go)

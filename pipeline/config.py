@@ -41,7 +41,7 @@ class PipelineConfig:
     filter_generated: bool = True
     max_file_bytes: int = 1_000_000           # stage 2: larger file changes and files are left out (0: no bound)
     dedup: bool = True                        # stage 2: exact duplicate chunks kept once
-    workers: int = 1                          # stage 2 threads (the output is the same for any number)
+    chunk_workers: int = 1                    # stage 2 threads (the output is the same for any number)
     context_window: int = 2048
     target_window: int = 256
     stride: int | None = None                 # stage 4; default: target_window (each token a target once)
@@ -61,6 +61,11 @@ class PipelineConfig:
     train: bool = False
     training_config: str = "training_config.yaml"
     progress: bool = True
+    # Several repositories into one dataset (multirepo/): a non-empty `repos` or a `repos_file` turns it on.
+    repos: list[str] = field(default_factory=list)
+    repos_file: str | None = None             # one repository per line, `#` comments
+    ray_address: str | None = None            # join this Ray cluster; default: Ray started in this process
+    workers: int | None = None                # repositories at a time; default: every core (1: no Ray)
     report: bool = True                       # report.html and report/*.png after stage 4
     export: list[str] = field(default_factory=list)   # "hf", "nanogpt": extra formats of the splits
 
@@ -129,7 +134,9 @@ def check_settings(cfg: PipelineConfig) -> None:
     settings.ratios(cfg.ratios)
     settings.sequence_windows(cfg.sequence_length, cfg.overlap)
     settings.chunk_bounds(cfg.max_chunk_tokens, cfg.min_chunk_tokens)
-    settings.workers(cfg.workers)
+    settings.workers(cfg.chunk_workers, "--chunk-workers")
+    if cfg.workers is not None:
+        settings.workers(cfg.workers)
     settings.dataset_windows(cfg.context_window, cfg.target_window, cfg.stride)
     settings.fallback_tokenizer(cfg.fallback_vocab_size, cfg.fallback_sample_mb)
     for flag, value in (("--max-commits", cfg.max_commits), ("--max-diff-bytes", cfg.max_diff_bytes)):

@@ -40,9 +40,9 @@ def chunk_bounds(max_chunk_tokens: int, min_chunk_tokens: int) -> None:
                         f"got {min_chunk_tokens}")
 
 
-def workers(n: int) -> None:
+def workers(n: int, flag: str = "--workers") -> None:
     if n < 1:
-        raise UserError(f"--workers must be at least 1, got {n}")
+        raise UserError(f"{flag} must be at least 1, got {n}")
 
 
 def snapshot_at(value: str) -> None:

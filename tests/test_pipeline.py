@@ -165,7 +165,7 @@ def test_every_stage_option_is_reachable_from_the_one_command(tmp_path, capsys):
     cfg_file.write_text("filter_lock_files: false\ndedup: false\nmax_file_bytes: 5000\ninline_ids: true\n")
     out = tmp_path / "o"
     code = comprehensive_pipeline.main(["--config", str(cfg_file), "--repo", str(repo.path), "--output-dir", str(out),
-                                        *SMALL, "--no-binary", "--workers", "2", "--stride", "8", "--no-report"])
+                                        *SMALL, "--no-binary", "--chunk-workers", "2", "--stride", "8", "--no-report"])
     assert code == 0, capsys.readouterr().err
     chunking = read_json(out / "chunks_semantic.stats.json")["settings"]
     assert (chunking["filter_lock_files"], chunking["filter_binary"], chunking["dedup"]) == (False, False, False)
