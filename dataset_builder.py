@@ -370,7 +370,7 @@ def run(config: DatasetConfig) -> dict:
     if is_snap.any() and int(data.orders[is_snap].max()) > plan.train_last_order:
         raise UserError(f"snapshot chunks sit at commit order {int(data.orders[is_snap].max())}, after the train "
                         f"cut-off ({plan.train_last_order}): rerun stage 2 with the same split ratios as stage 4")
-    split_of = np.where(data.orders <= plan.train_last_order, 0, np.where(data.orders <= plan.val_last_order, 1, 2))
+    split_of = plan.split_indices(data.orders)
     perm = order_chunks(data.orders, data.ranks)
     split_sorted = split_of[perm]
     assert np.all(np.diff(split_sorted) >= 0), "splits must be contiguous in commit order"

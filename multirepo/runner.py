@@ -81,7 +81,9 @@ def fetch_source(url: str, dest: Path) -> None:
 def read_repos_file(path: str) -> list[str]:
     """Repositories from a list file: one per line, `#` starts a comment; a path is relative to the file.
 
-    >>> read_repos_file("repos.txt")   # doctest: +SKIP   ("# ours\\nclick\\n/srv/git/cobra.git\\n")
+    repos.txt holds "# ours\\nclick\\n/srv/git/cobra.git\\n":
+
+    >>> read_repos_file("repos.txt")  # doctest: +SKIP
     ['.../click', '/srv/git/cobra.git']
     """
     p = Path(path).expanduser()
