@@ -12,7 +12,9 @@ with a summary and the command that trains on the result:
   4 dataset   dataset_builder.py                       -> dataset/training_data_{train,val,test}.json
 
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
-redoes all); a second run on the same output directory is refused while one is running.
+redoes all): its key is every field of the config object it runs with (`pipeline.state.config_settings`)
+and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id
+(LABELS). A second run on the same output directory is refused while one is running.
 
 Several repositories (`--repo A --repo B`, `--repos-file LIST`) are one dataset: `multirepo/`
 runs this pipeline on each as a Ray task and merges the splits (docs/multi_repo.md).
