@@ -9,8 +9,10 @@
     >>> companion(Path(TOKENIZED), IDS_SUFFIX).name
     'chunks_tokenized.ids.npy'
 
-The writers, the readers, `pipeline.checks` and the tests take the names from here; the key
-tuples are the fields every record of that type has (a record may carry more).
+The stages, the readers, `pipeline.checks`, the report, the exports, the merge of several
+repositories and the tests take the names from here (stage 1's script still spells its own
+default names); the key tuples are the fields every record of that type has (a record may carry
+more), checked by `pipeline.checks` and against the docs by tests/test_schema.py.
 """
 
 from __future__ import annotations
