@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline_io import UserError
+from pipeline.io import UserError
 from scrapers.git_runner import BlobReader, Git, GitError, missing_objects
 
 MISSING = -1  # the size of a blob the clone does not have

@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from tqdm import tqdm
 
-from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
+from pipeline.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.complexity import default_jobs

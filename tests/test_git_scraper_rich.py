@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RepoBuilder, build_sample_repo
-from pipeline_io import iter_commit_records
+from pipeline.io import iter_commit_records
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, main, scrape
 
 

@@ -1,0 +1,364 @@
+"""Run today's per-repository pipeline on many repositories, as Ray tasks, and merge the results.
+
+    python3 comprehensive_pipeline.py --repo A --repo B --output-dir data/team [--workers 2]
+    python3 comprehensive_pipeline.py --repos-file repos.txt --ray-address ray://head:10001
+
+1. Plan: one job per repository, named after its directory (two `app` directories get the
+   first 8 hex digits of a hash of their path appended), each with its own output directory
+   `<out>/repos/<name>/`, its own resume state and its own lock.
+2. The tokenizer is resolved once, in this process: `--model` saved to `<out>/tokenizer/`, or,
+   when it cannot be loaded, a fallback BPE trained on a sample of every repository's train
+   period (stage 1 runs first, as tasks, and `Pipeline._fallback_sample` draws each sample).
+3. Every repository's stages 1-4 run as one Ray task each (at most `--workers` at a time); a
+   repository that fails is one line in the summary and the others go on.
+4. `multirepo.merge` joins the splits in repository-name order, so the dataset does not depend
+   on which task finished first.
+
+`--workers 1` without `--ray-address` runs the same tasks one after another in this process,
+without Ray: the reference the Ray run must equal byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from comprehensive_pipeline import Pipeline
+from pipeline.config import PIPELINE_VERSION, PipelineConfig, check_settings, validate
+from pipeline.io import UserError
+from pipeline.schema import DATASET_DIR, split_file
+from pipeline.state import OutputLock, RunState, stage_key
+from reporting import report_and_export
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXIT_SOME_FAILED = 3  # the dataset was built from the others; 2 (UserError) when none could be built
+
+
+@dataclass(frozen=True)
+class RepoJob:
+    name: str       # unique within the run: the directory under <out>/repos/
+    source: str     # the repository as the user gave it (recorded in the manifest)
+    path: str       # resolved path, or the URL to clone
+    out: str        # <out>/repos/<name>
+    clone: str | None = None  # a URL's bare mirror, <out>/sources/<name>.git, made by the task
+
+
+def is_url(source: str) -> bool:
+    """A repository to clone on the worker (`https://`, `ssh://`, `file://`, `git@host:path`), not a path."""
+    return "://" in source or re.match(r"^[\w.-]+@[\w.-]+:", source) is not None
+
+
+def fetch_source(url: str, dest: Path) -> None:
+    """A bare mirror of `url` at `dest` (every branch and tag): cloned the first time, fetched after."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a password prompt would hang a worker
+    if (dest / "HEAD").is_file():
+        cmd, tmp = ["git", "-C", str(dest), "fetch", "-q", "--prune", "origin"], None
+    else:
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        cmd = ["git", "clone", "-q", "--mirror", url, str(tmp)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode:
+        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"{url}: git {cmd[1] if tmp else 'fetch'} failed ({why})")
+    if tmp is not None:
+        os.replace(tmp, dest)
+
+
+def read_repos_file(path: str) -> list[str]:
+    """Repositories from a list file: one per line, `#` starts a comment; a path is relative to the file.
+
+    repos.txt holds "# ours\\nclick\\n/srv/git/cobra.git\\n":
+
+    >>> read_repos_file("repos.txt")  # doctest: +SKIP
+    ['.../click', '/srv/git/cobra.git']
+    """
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--repos-file {path}: {getattr(e, 'strerror', None) or e}") from None
+    entries = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return [e if is_url(e) or Path(e).expanduser().is_absolute() else str(p.parent / Path(e).expanduser())
+            for e in entries if e]
+
+
+def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
+    """The jobs, sorted by name, and the dataset's output directory."""
+    sources = list(cfg.repos) + (read_repos_file(cfg.repos_file) if cfg.repos_file else [])
+    if not sources:
+        raise UserError(f"--repos-file {cfg.repos_file}: lists no repository")
+    resolved = [s if is_url(s) else str(Path(s).expanduser().resolve()) for s in sources]
+    seen: dict[str, str] = {}
+    for s, r in zip(sources, resolved):
+        if r in seen:
+            raise UserError(f"repository {s} is listed twice (also as {seen[r]})")
+        seen[r] = s
+    base = [Path(r.rstrip("/").split(":")[-1] if is_url(r) else r).name.removesuffix(".git") or "repo"
+            for r in resolved]
+    names = [b if base.count(b) == 1 else f"{b}-{hashlib.sha256(r.encode()).hexdigest()[:8]}"
+             for b, r in zip(base, resolved)]
+    if cfg.output_dir:
+        out = Path(cfg.output_dir)
+    else:
+        out = Path("data") / (Path(cfg.repos_file).stem if cfg.repos_file else "multi")
+    # Absolute: a Ray worker's working directory is not this process's.
+    jobs = [RepoJob(n, s, r, str((out / "repos" / n).resolve()),
+                    str((out / "sources" / f"{n}.git").resolve()) if is_url(r) else None)
+            for n, s, r in zip(names, sources, resolved)]
+    return sorted(jobs, key=lambda j: j.name), out
+
+
+def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int = 1) -> PipelineConfig:
+    """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
+    return dataclasses.replace(cfg, repo=job.clone or job.path, output_dir=job.out, repos=[], repos_file=None,
+                               ray_address=None, workers=None, train=False, progress=False, export=[],
+                               fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
+
+
+def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | None, scraped: bool = False) -> dict:
+    """One repository's pipeline in `job.out`: stage 1 only when `tokenizer` is None, else stages 1-4.
+
+    `scraped`: stage 1 already ran in this run (before the fallback tokenizer), so `--force` does
+    not redo it. Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
+    """
+    from tokenizers_.loading import load_tokenizer
+
+    start = time.perf_counter()
+    result = {"name": job.name, "source": job.source, "error": None, "stages": [], "fallbacks": []}
+    pipeline = None
+    try:
+        if job.clone:
+            fetch_source(job.path, Path(job.clone))
+        rcfg = repo_config(cfg, job)
+        repo, out = validate(rcfg)
+        with OutputLock(out):
+            pipeline = Pipeline(dataclasses.replace(rcfg, force=rcfg.force and not scraped), repo, out)
+            pipeline.scrape()
+            pipeline.cfg = rcfg
+            if tokenizer is not None:
+                tok, identity = load_tokenizer(tokenizer[0]), tokenizer[1]
+                chunks = pipeline.chunk(tok, identity)
+                pipeline.tokenize(chunks, tok, identity)
+                pipeline.build_dataset()
+                report_and_export(out, rcfg.report, [])  # its own report.html, as a single run writes
+    except UserError as e:
+        result["error"] = str(e)
+    except Exception as e:  # a bug on one repository's data must not cost the others
+        logger.debug("%s failed", job.name, exc_info=True)
+        result["error"] = f"{type(e).__name__}: {e}"
+    if pipeline is not None:
+        result["stages"] = [(r.stage.strip(), r.skipped, r.seconds) for r in pipeline.reports]
+        result["fallbacks"] = pipeline.fallbacks
+    result["seconds"] = time.perf_counter() - start
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["pid"] = os.getpid()
+    return result
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """One line instead of Ray's minutes of retries when nothing listens at `host:port`."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not (host and port.isdigit()):
+        return  # "auto" and the like: Ray finds the cluster itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"--ray-address {address}: nothing answers there ({e.strerror or e}); start the cluster "
+                        "with `ray start --head` or fix the address") from None
+
+
+@contextlib.contextmanager
+def ray_session(cfg: PipelineConfig, workers: int):
+    """Ray for this run, or None for one worker in this process; an existing Ray session is reused."""
+    if workers == 1 and not cfg.ray_address:
+        yield None
+        return
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Workers import the pipeline from this checkout, and see the hub the way this process does (the
+    # saved tokenizer's config records whether it was loaded offline).
+    env = {"PYTHONPATH": str(ROOT), **{k: os.environ[k] for k in ("HF_HUB_OFFLINE", "HF_HOME") if k in os.environ}}
+    runtime_env = {"env_vars": env}
+    if cfg.ray_address:
+        check_reachable(cfg.ray_address)
+        try:
+            ray.init(address=cfg.ray_address, runtime_env=runtime_env, logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise UserError(f"--ray-address {cfg.ray_address}: cannot join the Ray cluster ({e})") from None
+    else:  # "local": a new instance, even if a cluster started with `ray start` runs on this machine
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR,
+                 object_store_memory=128 << 20, runtime_env=runtime_env)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dict] | None,
+             workers: int, ray, scraped: bool = False) -> list[dict]:
+    """Each job's `run_repo`, at most `workers` at a time (in this process when `ray` is None); in job order."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), unit="repo", desc="stage 1" if tokenizer is None else "repositories",
+               disable=not cfg.progress)
+    results: dict[str, dict] = {}
+    if ray is None:
+        for job in jobs:
+            results[job.name] = run_repo(cfg, job, tokenizer, scraped)
+            bar.update()
+    else:
+        task = ray.remote(num_cpus=1, max_retries=0)(run_repo)
+        queue, running = list(jobs), {}
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop(0)
+                running[task.remote(cfg, job, tokenizer, scraped)] = job
+            done, _ = ray.wait(list(running), num_returns=1)
+            job = running.pop(done[0])
+            try:
+                results[job.name] = ray.get(done[0])
+            except ray.exceptions.RayError as e:  # the worker died (out of memory, killed)
+                results[job.name] = {"name": job.name, "source": job.source, "stages": [], "fallbacks": [],
+                                     "error": f"Ray task failed: {str(e).splitlines()[0]}",
+                                     "seconds": 0.0, "peak_rss_mb": 0.0, "pid": None}
+            bar.update()
+    bar.close()
+    return [results[j.name] for j in jobs]
+
+
+def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState, workers: int,
+                      ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
+    """((saved tokenizer directory, identity), stage-1 results if it ran first, fallback notes), once for all."""
+    from tokenizers_.file_snapshot_tokenizer import _save_tokenizer
+    from tokenizers_.loading import (TokenizerUnavailable, load_tokenizer, tokenizer_identity,
+                                     train_fallback_tokenizer)
+
+    tok_dir = out / "tokenizer"
+    try:
+        tok = load_tokenizer(cfg.model)
+    except TokenizerUnavailable as e:
+        if not cfg.tokenizer_fallback:
+            raise
+        logger.warning("%s; using a byte-level BPE tokenizer trained on the train period of every repository "
+                       "instead (--no-tokenizer-fallback to stop here)", e)
+        scraped = run_jobs(cfg, jobs, None, workers, ray)
+        ok = [j for j, r in zip(jobs, scraped) if r["error"] is None]
+        if not ok:
+            raise UserError("no repository could be read: " + "; ".join(f"{r['name']}: {r['error']}" for r in scraped))
+        histories = {j.name: RunState(Path(j.out)).stages["scrape"]["outputs"]["history"] for j in ok}
+        settings = {"version": PIPELINE_VERSION, "fallback_vocab_size": cfg.fallback_vocab_size,
+                    "sample_mb": cfg.fallback_sample_mb, "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
+        key = stage_key(settings, histories)
+        if cfg.force or state.finished("tokenizer", key, {"tokenizer": tok_dir}) is None:
+            # Each repository gives its share of the sample, drawn by the single-repository sampler.
+            texts = [t for j in ok for t in Pipeline(repo_config(cfg, j, len(ok)), Path(j.clone or j.path),
+                                                      Path(j.out))._fallback_sample()]
+            train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
+            state.record("tokenizer", key, {"tokenizer": tok_dir},
+                         {"repositories": len(ok), "sample_mb": round(sum(map(len, texts)) / 1e6, 3)})
+        tok = load_tokenizer(str(tok_dir))
+        identity = tokenizer_identity(tok, source=f"fallback-bpe:{out.name}", fallback=True)
+        note = (f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE on the train period "
+                f"of {len(ok)} repositories ({tok_dir})")
+        return (str(tok_dir.resolve()), identity), scraped, [note]
+    identity = tokenizer_identity(tok, source=cfg.model)
+    _save_tokenizer(tok, identity, tok_dir)
+    return (str(tok_dir.resolve()), identity), [], []
+
+
+def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]:
+    """Build one dataset from every repository of `cfg`: (output dir, per-repository results, manifest, notes)."""
+    from multirepo.merge import merge_datasets
+
+    jobs, out = plan_jobs(cfg)
+    check_settings(cfg)  # once here rather than once per task
+    if cfg.export:
+        raise UserError("--export takes one repository's dataset; for several, export each one's "
+                        "(python3 -m reporting.export OUT/repos/NAME --format ...); the merged splits are not exported yet")
+    workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
+    with OutputLock(out), ray_session(cfg, workers) as ray:
+        state = RunState(out)
+        tokenizer, scraped, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
+        failed = [r for r in scraped if r["error"] is not None]
+        todo = [j for j in jobs if j.name not in {r["name"] for r in failed}]
+        results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray, bool(scraped)) if todo else [])
+        results.sort(key=lambda r: r["name"])
+        for first, r in ((f, r) for f in scraped for r in results if f["name"] == r["name"] and f is not r):
+            r["seconds"] += first["seconds"]  # stage 1 ran as a task of its own, before the tokenizer
+            r["peak_rss_mb"] = max(r["peak_rss_mb"], first["peak_rss_mb"])
+            r["stages"] = first["stages"] + [s for s in r["stages"] if s[0] != "1 scrape"]
+        failed = [r for r in results if r["error"] is not None]
+        built = [j for j in jobs if j.name not in {r["name"] for r in failed}]
+        if not built:
+            raise UserError("no repository could be built: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
+        manifest = merge_datasets(out, built, failed, tokenizer[1], state, force=cfg.force)
+    return out, results, manifest, notes
+
+
+def run_multi(cfg: PipelineConfig) -> int:
+    """The command: build, print the summary, train if asked; exit code 0, or 3 if some repositories failed."""
+    start = time.perf_counter()
+    out, results, manifest, notes = build_multi(cfg)
+    print_summary(cfg, out, results, manifest, notes, time.perf_counter() - start)
+    if cfg.train:
+        from training.model_trainer_unified import main as train_main
+
+        code = train_main(train_argv(cfg, out)[2:])
+        if code:
+            raise UserError(f"training failed (exit code {code})")
+    return EXIT_SOME_FAILED if any(r["error"] is not None for r in results) else 0
+
+
+def train_argv(cfg: PipelineConfig, out: Path) -> list[str]:
+    return ["python3", "training/model_trainer_unified.py", "--config", cfg.training_config,
+            "--sequences", str(out / DATASET_DIR / split_file("train")), "--epochs", "1",
+            "--output", str(Path("models") / out.name)]
+
+
+def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest: dict, notes: list[str],
+                  seconds: float) -> None:
+    """One row per repository (status, time, examples per split), the totals, fallbacks, failures."""
+    per_repo = {r["name"]: r for r in manifest["repositories"]}
+    rows = [("repository", "status", "time", "train / val / test examples")]
+    for r in results:
+        if r["error"] is not None:
+            status = "FAILED"
+        elif r["stages"] and all(skipped for _, skipped, _ in r["stages"]):
+            status = "unchanged"
+        else:
+            status = "built"
+        splits = per_repo.get(r["name"], {}).get("splits")
+        counts = " / ".join(f"{splits[s]['examples']:,}" for s in ("train", "val", "test")) if splits else "-"
+        rows.append((r["name"], status, f"{r['seconds']:.1f}s", counts))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
+    splits = manifest["splits"]
+    lines += ["",
+              f"dataset:  {len(manifest['repositories'])} of {len(results)} repositories, in {seconds:.1f}s",
+              "examples: " + ", ".join(f"{s} {c['examples']:,}" for s, c in splits.items()),
+              "tokens:   " + ", ".join(f"{s} {c['tokens']:,}" for s, c in splits.items()),
+              f"vocab:    {manifest['tokenizer']['vocab_size']:,} ({manifest['tokenizer']['name_or_path']})",
+              f"on disk:  {out / 'dataset'}"]
+    lines += [f"FALLBACK: {n}" for n in notes]
+    lines += [f"FALLBACK: {r['name']}: {f}" for r in results for f in r["fallbacks"] if r["error"] is None]
+    lines += [f"FAILED:   {r['name']} ({r['source']}): {r['error']}" for r in results if r["error"] is not None]
+    lines += ["", "train on these splits with:", "  " + " ".join(train_argv(cfg, out))]
+    print("\n".join(lines))
