@@ -419,8 +419,11 @@ class FunctionWorkers:
         ticket = workers.submit(items)       # as early as possible (a few commits ahead)
         functions = workers.result(ticket)   # one list of function dicts per item
 
-    `jobs` worker processes (spawned, so that no pipe of the caller is inherited) each own a
-    `FunctionMeter` and a `git cat-file --batch`; an item goes to the worker its path hashes to.
+    `jobs` worker processes each own a `FunctionMeter` and a `git cat-file --batch`; an item goes
+    to the worker its path hashes to. They are forked when this is made (the scraper makes it
+    before it starts its `git log`s, so that no pipe of those is inherited): forking, unlike
+    spawning, does not re-run the caller's `__main__`, which may be stdin, a notebook or a script
+    without a main guard.
     With `jobs=0` the work is done in `result`, in this process.
     """
 
@@ -428,9 +431,11 @@ class FunctionWorkers:
         self.jobs = jobs
         self.parsed = [0] * max(jobs, 1)  # blobs parsed, per worker
         if jobs:
-            context = get_context("spawn")
+            context = get_context("fork")
             self.pools = [ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker,
                                               initargs=(str(git.repo),)) for _ in range(jobs)]
+            for pool in self.pools:
+                pool.submit(int)  # forks the worker now, before the caller opens its git pipes
         else:
             self.meter, self.reader = FunctionMeter(), BlobReader(git)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,15 @@ def test_merges_read_in_runs_give_the_same_records(tmp_path, monkeypatch):
     merges = [r for r in records if r["is_merge"]]
     assert len(merges) > 32 * 3 and sum(bool(r["files"]) for r in merges) >= 1
     assert outputs[0] == outputs[1]
+
+
+def test_function_workers_start_from_a_script_on_stdin(sample, tmp_path):
+    """Workers that re-ran `__main__` (spawned) could not start from stdin; forked ones write the same bytes."""
+    b, _, _, out = sample
+    root = Path(__file__).resolve().parents[1]
+    script = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+              "from scrapers.git_scraper_rich import ScrapeConfig, scrape\n"
+              f"scrape(ScrapeConfig(repo={str(b.path)!r}, output={str(tmp_path / 'h.jsonl')!r}, jobs=2, progress=False))\n")
+    proc = subprocess.run([sys.executable, "-"], input=script.encode(), capture_output=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert (tmp_path / "h.jsonl").read_bytes() == (out / "h.jsonl").read_bytes()
