@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--max-file-bytes", type=int, help=f"stage 2: leave out larger file changes and files, 0: no bound "
         f"[{d.max_file_bytes}]")
     add("--no-dedup", dest="dedup", action="store_const", const=False, help="stage 2: keep exact duplicate chunks")
+    add("--scrape-jobs", type=int, help="stage 1 processes for function complexity (its --jobs); the output is the "
+        "same for any number [one per core beyond the first, at most 4; 0: none]")
     add("--chunk-workers", type=int, help=f"stage 2 threads (its --workers); the output is the same for any number "
         f"[{d.chunk_workers}]")
     add("--context-window", type=int, help=f"context tokens per example [{d.context_window}]")
@@ -193,10 +195,10 @@ class Pipeline:
         sc = ScrapeConfig(repo=str(self.repo), output=str(self.p["history"]),
                           output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]),
                           revs=list(cfg.revs), since=cfg.since, until=cfg.until, max_commits=cfg.max_commits,
-                          redact=cfg.redact, progress=cfg.progress)
+                          redact=cfg.redact, jobs=cfg.scrape_jobs, progress=cfg.progress)
         if cfg.max_diff_bytes is not None:
             sc.max_diff_bytes = cfg.max_diff_bytes
-        settings = config_settings(sc, paths=("repo", "output", "output_json", "stats_path"))
+        settings = config_settings(sc, paths=("repo", "output", "output_json", "stats_path"), drop=("progress", "jobs"))
         outputs = {k: self.p[k] for k in ("history", "history_json", "history_stats")}
 
         def work():

@@ -41,6 +41,8 @@ class PipelineConfig:
     filter_generated: bool = True
     max_file_bytes: int = 1_000_000           # stage 2: larger file changes and files are left out (0: no bound)
     dedup: bool = True                        # stage 2: exact duplicate chunks kept once
+    scrape_jobs: int | None = None            # stage 1 processes for function complexity; default: one per core
+                                              # beyond the first (at most 4), 0: none; the output is the same
     chunk_workers: int = 1                    # stage 2 threads (the output is the same for any number)
     context_window: int = 2048
     target_window: int = 256
@@ -135,6 +137,8 @@ def check_settings(cfg: PipelineConfig) -> None:
     settings.sequence_windows(cfg.sequence_length, cfg.overlap)
     settings.chunk_bounds(cfg.max_chunk_tokens, cfg.min_chunk_tokens)
     settings.workers(cfg.chunk_workers, "--chunk-workers")
+    if cfg.scrape_jobs is not None and cfg.scrape_jobs < 0:
+        raise UserError(f"--scrape-jobs must be 0 or more, got {cfg.scrape_jobs}")
     if cfg.workers is not None:
         settings.workers(cfg.workers)
     settings.dataset_windows(cfg.context_window, cfg.target_window, cfg.stride)

@@ -188,8 +188,10 @@ def test_stage2_kill_leftovers_are_removed_on_rerun(tmp_path):
     (["--fallback-vocab-size", "0"], None, "--fallback-vocab-size must be at least 258"),
     (["--min-chunk-tokens", "64", "--max-chunk-tokens", "64"], None, "--min-chunk-tokens must be at least 0 and below"),
     (["--snapshot-at", "head"], None, "no commit yet"),
+    (["--scrape-jobs", "-1"], None, "--scrape-jobs must be 0 or more"),
 ], ids=["nan", "inf", "sum", "yaml-str-for-int", "yaml-float-for-int", "yaml-str-for-list", "yaml-int-for-bool",
-        "yaml-int-key", "yaml-not-utf8", "sample-mb-0", "vocab-negative", "vocab-0", "min-eq-max", "unborn-head"])
+        "yaml-int-key", "yaml-not-utf8", "sample-mb-0", "vocab-negative", "vocab-0", "min-eq-max", "unborn-head",
+        "scrape-jobs-negative"])
 def test_each_settings_error_is_one_line_before_stage_1(tmp_path, capsys, monkeypatch, args, yaml_bytes, message):
     b = RepoBuilder(tmp_path / "r")
     b.commit("one", {"a.py": "x = 1\n"})

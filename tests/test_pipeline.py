@@ -91,6 +91,15 @@ def test_second_run_skips_every_stage_and_changes_nothing(built, tmp_path):
     assert tree_bytes(out) == before
 
 
+def test_scrape_jobs_change_no_output_and_redo_no_stage(built, tmp_path):
+    repo, out, _ = built
+    before = tree_bytes(out)
+    result = run_cli("--repo", str(repo), "--output-dir", str(out), *SMALL, "--scrape-jobs", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("skipped") >= 4
+    assert tree_bytes(out) == before
+
+
 def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
     repo, out, _ = built
     expected = tree_bytes(out)
