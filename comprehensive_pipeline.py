@@ -12,7 +12,9 @@ with a summary and the command that trains on the result:
   4 dataset   dataset_builder.py                       -> dataset/training_data_{train,val,test}.json
 
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
-redoes all); a second run on the same output directory is refused while one is running.
+redoes all): its key is every field of the config object it runs with (`pipeline.state.config_settings`)
+and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id
+(LABELS). A second run on the same output directory is refused while one is running.
 
 Several repositories (`--repo A --repo B`, `--repos-file LIST`) are one dataset: `multirepo/`
 runs this pipeline on each as a Ray task and merges the splits (docs/multi_repo.md).
@@ -28,13 +30,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_checks import check_chunks, check_dataset, check_history, check_tokenized
-from pipeline_config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
-from pipeline_io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
-from pipeline_state import OutputLock, RunState, stage_key
+from pipeline import schema
+from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
+from pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
+from pipeline.io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
+from pipeline.splits import SPLITS
+from pipeline.state import OutputLock, RunState, config_settings, stage_key
 from reporting import report_and_export
 from reporting.export import check_formats
-from splits import SPLITS
 
 logger = logging.getLogger("comprehensive_pipeline")
 
@@ -62,8 +65,30 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--overlap", type=int, help=f"overlap between stage-3 sequences [{d.overlap}]")
     add("--max-chunk-tokens", type=int, help=f"largest chunk [{d.max_chunk_tokens}]")
     add("--min-chunk-tokens", type=int, help=f"smallest chunk, merged with neighbours below it [{d.min_chunk_tokens}]")
+    for name, what in (("binary", "binary files"), ("build-artifacts", "build outputs and vendored trees"),
+                       ("lock-files", "lock files"), ("generated", "generated or minified files")):
+        add(f"--no-{name}", dest=f"filter_{name.replace('-', '_')}", action="store_const", const=False,
+            help=f"stage 2: keep {what} (left out by default)")
+    add("--max-file-bytes", type=int, help=f"stage 2: leave out larger file changes and files, 0: no bound "
+        f"[{d.max_file_bytes}]")
+    add("--no-dedup", dest="dedup", action="store_const", const=False, help="stage 2: keep exact duplicate chunks")
+    add("--deleted-content", action="store_const", const=True,
+        help="stage 2: a deleted file's chunk shows its old content [its title line alone]")
+    add("--no-function-context", dest="function_context", action="store_const", const=False,
+        help="stage 2: keep git's 3 context lines instead of widening a hunk to its function")
+    add("--keep-formatting-changes", dest="formatting_changes", action="store_const", const=True,
+        help="stage 2: keep whitespace-only file changes (left out by default)")
+    add("--no-near-dedup", dest="near_dedup", action="store_const", const=False,
+        help="stage 4: keep train chunks that are near-duplicates of earlier train chunks")
+    add("--scrape-jobs", type=int, help="stage 1 processes for function complexity (its --jobs); the output is the "
+        "same for any number [one per core beyond the first, at most 4; 0: none]")
+    add("--chunk-workers", type=int, help=f"stage 2 threads (its --workers); the output is the same for any number "
+        f"[{d.chunk_workers}]")
     add("--context-window", type=int, help=f"context tokens per example [{d.context_window}]")
     add("--target-window", type=int, help=f"target tokens per example [{d.target_window}]")
+    add("--stride", type=int, help="tokens between example targets, 1 to --target-window [--target-window]")
+    add("--inline-ids", action="store_const", const=True,
+        help="write each example's ids into the split JSON instead of offsets into its .tokens.npy")
     add("--train-ratio", type=float, help=f"share of tokens in train [{d.train_ratio}]")
     add("--val-ratio", type=float, help=f"share of tokens in val [{d.val_ratio}]")
     add("--test-ratio", type=float, help=f"share of tokens in test [{d.test_ratio}]")
@@ -76,10 +101,6 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     add("--snapshot-at", choices=["cutoff", "head", "none"],
         help=f"file snapshots at the train cut-off, at HEAD (leaks later code into train), or none [{d.snapshot_at}]")
     add("--no-redact", dest="redact", action="store_const", const=False, help="keep secrets (not recommended)")
-    add("--deleted-content", action="store_const", const=True,
-        help="a deleted file's chunk shows its old content [only a title line]")
-    add("--no-near-dedup", dest="near_dedup", action="store_const", const=False,
-        help="keep train chunks that are near-duplicates of earlier train chunks")
     add("--force", action="store_const", const=True, help="redo every stage even if it already finished")
     add("--train", action="store_const", const=True, help="train a model on the splits when done")
     add("--training-config", help=f"config for --train [{d.training_config}]")
@@ -91,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         help="do not write report.html and report/*.png after stage 4")
     add("--export", type=lambda v: v.split(","), help="also export the splits as: hf, nanogpt (comma-separated) [none]")
     add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     values = load_config(args.config)
@@ -119,6 +140,11 @@ class StageReport:
     note: str = ""
 
 
+# The stages by id (the state file's keys) and the label the summary shows for each.
+LABELS = {"scrape": "1 scrape", "tokenizer": "  tokenizer", "chunk": "2 chunk", "tokenize": "3 tokenize",
+          "dataset": "4 dataset"}
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -133,28 +159,28 @@ class Pipeline:
         self.fallbacks: list[str] = []
         self.extras: list[tuple[str, Path]] = []  # the report and exports written after stage 4
         self.p = {
-            "history": out / "git_history_rich.jsonl",
-            "history_json": out / "git_history_rich.json",
-            "history_stats": out / "git_history_stats.json",
-            "tokenizer": out / "tokenizer",
-            "chunks": out / "chunks_semantic.jsonl",
-            "chunk_tokens": out / "chunks_semantic.tokens.npy",
-            "chunk_stats": out / "chunks_semantic.stats.json",
-            "raw_chunks": out / "chunks_raw_commits.jsonl",
-            "tokenized": out / "chunks_tokenized.json",
-            "dataset": out / "dataset",
+            "history": out / schema.HISTORY,
+            "history_json": out / schema.HISTORY_JSON,
+            "history_stats": out / schema.HISTORY_STATS,
+            "tokenizer": out / schema.TOKENIZER_DIR,
+            "chunks": out / schema.CHUNKS,
+            "chunk_tokens": schema.companion(out / schema.CHUNKS, schema.TOKENS_SUFFIX),
+            "chunk_stats": schema.companion(out / schema.CHUNKS, schema.STATS_SUFFIX),
+            "raw_chunks": out / schema.RAW_CHUNKS,
+            "tokenized": out / schema.TOKENIZED,
+            "dataset": out / schema.DATASET_DIR,
         }
 
-    def _stage(self, name: str, settings: dict, inputs: dict[str, str], outputs: dict[str, Path], work) -> dict:
-        """Run `work()` unless this stage already finished with the same settings and inputs.
+    def _stage(self, stage: str, settings: dict, inputs: dict[str, str], outputs: dict[str, Path], work) -> dict:
+        """Run `work()` unless stage `stage` (an id of LABELS) already finished with the same settings and inputs.
 
         `work` returns (info, records_in, records_out, note); info is kept in the state file so a
         skipped stage still reports its counts. Returns the info.
         """
         key = stage_key({"version": PIPELINE_VERSION, **settings}, inputs)
-        start = time.perf_counter()
-        if not self.cfg.force and self.state.finished(name, key, outputs) is not None:
-            info = self.state.info(name)
+        name, start = LABELS[stage], time.perf_counter()
+        if not self.cfg.force and self.state.finished(stage, key, outputs) is not None:
+            info = self.state.info(stage)
             self.reports.append(StageReport(name, time.perf_counter() - start, True, info.get("in", ""),
                                             info.get("out", ""), info.get("note", "")))
             logger.info("%s: unchanged since its last run, skipped", name)
@@ -162,7 +188,7 @@ class Pipeline:
         logger.debug("%s ...", name)
         info, rec_in, rec_out, note = work()
         info = {**info, "in": rec_in, "out": rec_out, "note": note}
-        self.state.record(name, key, outputs, info)
+        self.state.record(stage, key, outputs, info)
         self.reports.append(StageReport(name, time.perf_counter() - start, False, rec_in, rec_out, note))
         return info
 
@@ -174,24 +200,23 @@ class Pipeline:
         from scrapers.git_scraper_rich import ScrapeConfig, scrape
 
         cfg = self.cfg
-        settings = {"revs": cfg.revs, "since": cfg.since, "until": cfg.until, "max_commits": cfg.max_commits,
-                    "max_diff_bytes": cfg.max_diff_bytes, "redact": cfg.redact}
+        sc = ScrapeConfig(repo=str(self.repo), output=str(self.p["history"]),
+                          output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]),
+                          revs=list(cfg.revs), since=cfg.since, until=cfg.until, max_commits=cfg.max_commits,
+                          redact=cfg.redact, jobs=cfg.scrape_jobs, progress=cfg.progress)
+        if cfg.max_diff_bytes is not None:
+            sc.max_diff_bytes = cfg.max_diff_bytes
+        settings = config_settings(sc, paths=("repo", "output", "output_json", "stats_path"), drop=("progress", "jobs"))
         outputs = {k: self.p[k] for k in ("history", "history_json", "history_stats")}
 
         def work():
-            sc = ScrapeConfig(repo=str(self.repo), output=str(self.p["history"]),
-                              output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]),
-                              revs=list(cfg.revs), since=cfg.since, until=cfg.until, max_commits=cfg.max_commits,
-                              redact=cfg.redact, progress=cfg.progress)
-            if cfg.max_diff_bytes is not None:
-                sc.max_diff_bytes = cfg.max_diff_bytes
             secrets = sum(scrape(sc)["secrets_redacted"].values())
             counts = check_history(self.p["history"], self.p["history_json"])
             return counts, "all refs" if not cfg.revs else " ".join(cfg.revs), \
                 f"{counts['commits']} commits, {counts['file_changes']} file changes", \
                 f"{secrets} secrets redacted" if secrets else ""
 
-        self._stage("1 scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work)
+        self._stage("scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work)
 
     # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
     def resolve_tokenizer(self):
@@ -215,7 +240,7 @@ class Pipeline:
                 mb = sum(len(t) for t in texts) / 1e6
                 return {}, f"{mb:.1f} MB of train-period history", f"vocab {len(trained)}", "fallback tokenizer"
 
-            self._stage("  tokenizer", settings, {"history": self._hash("1 scrape", "history")},
+            self._stage("tokenizer", settings, {"history": self._hash("scrape", "history")},
                         {"tokenizer": tok_dir}, work)
             self.fallbacks.append(f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE "
                                   f"on this repository ({tok_dir})")
@@ -252,26 +277,29 @@ class Pipeline:
         import semantic_chunker
 
         cfg = self.cfg
-        settings = {"max_chunk_tokens": cfg.max_chunk_tokens, "min_chunk_tokens": cfg.min_chunk_tokens,
-                    "snapshot_at": cfg.snapshot_at, "ratios": cfg.ratios, "redact": cfg.redact,
-                    "deleted_content": cfg.deleted_content}
-        inputs = {"history": self._hash("1 scrape", "history"), "tokenizer": identity["sha256"],
+        cc = semantic_chunker.ChunkConfig(
+            repo=str(self.repo), commits=str(self.p["history"]), output=str(self.p["chunks"]),
+            max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
+            tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
+            filter_binary=cfg.filter_binary, filter_build_artifacts=cfg.filter_build_artifacts,
+            filter_lock_files=cfg.filter_lock_files, filter_generated=cfg.filter_generated,
+            max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.chunk_workers,
+            deleted_content=cfg.deleted_content, function_context=cfg.function_context,
+            formatting_changes=cfg.formatting_changes,
+            progress=cfg.progress)
+        settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
+        inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
                   "repo": _sha(repo_fingerprint(self.repo))}
         outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
 
         def work():
-            cc = semantic_chunker.ChunkConfig(
-                repo=str(self.repo), commits=str(self.p["history"]), output=str(self.p["chunks"]),
-                max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
-                tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
-                redact=cfg.redact, deleted_content=cfg.deleted_content, progress=cfg.progress)
             semantic_chunker.run(cc, tokenizer=tok, identity=identity)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
             return counts, "commits", f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
 
         try:
-            self._stage("2 chunk", settings, inputs, outputs, work)
+            self._stage("chunk", settings, inputs, outputs, work)
             return self.p["chunks"]
         except UserError:
             raise
@@ -283,7 +311,7 @@ class Pipeline:
             logger.debug("stage 2 traceback", exc_info=True)
             self.fallbacks.append(f"chunking failed ({type(e).__name__}: {e}); tokenized raw commits instead")
             n = write_jsonl(self.p["raw_chunks"], self._raw_commit_chunks())
-            self.reports.append(StageReport("2 chunk", 0.0, False, "commits", f"{n} raw commit records",
+            self.reports.append(StageReport(LABELS["chunk"], 0.0, False, "commits", f"{n} raw commit records",
                                             "FALLBACK: raw commits"))
             return self.p["raw_chunks"]
 
@@ -300,48 +328,50 @@ class Pipeline:
     def tokenize(self, chunks: Path, tok, identity: dict) -> None:
         from tokenizers_ import file_snapshot_tokenizer as fst
 
-        cfg = self.cfg
-        settings = {"sequence_length": cfg.sequence_length, "overlap": cfg.overlap}
-        chunks_hash = self._hash("2 chunk", "chunks") if chunks == self.p["chunks"] else sha256_file(chunks)
+        cfg, tokenized = self.cfg, self.p["tokenized"]
+        tc = fst.TokenizeConfig(input=str(chunks), sequences=str(tokenized), model=identity["name_or_path"],
+                                sequence_length=cfg.sequence_length, overlap=cfg.overlap, progress=cfg.progress)
+        settings = config_settings(tc, paths=("input", "sequences"), drop=("progress", "stats"))
+        chunks_hash = self._hash("chunk", "chunks") if chunks == self.p["chunks"] else sha256_file(chunks)
         inputs = {"chunks": chunks_hash, "tokenizer": identity["sha256"]}
-        tokenized = self.p["tokenized"]
-        outputs = {"tokenized": tokenized, "ids": tokenized.with_suffix(".ids.npy"),
-                   "sequences": tokenized.with_suffix(".sequences.npy"), "tokenizer": self.p["tokenizer"]}
+        outputs = {"tokenized": tokenized, "ids": schema.companion(tokenized, schema.IDS_SUFFIX),
+                   "sequences": schema.companion(tokenized, schema.SEQUENCES_SUFFIX), "tokenizer": self.p["tokenizer"]}
 
         def work():
-            tc = fst.TokenizeConfig(input=str(chunks), sequences=str(tokenized), model=identity["name_or_path"],
-                                    sequence_length=cfg.sequence_length, overlap=cfg.overlap, progress=cfg.progress)
             fst.run(tc, tokenizer=tok, identity=identity)
             counts = check_tokenized(tokenized)
             return counts, f"{counts['chunks']} chunks", \
                 f"{counts['sequences']} sequences, {counts['tokens']:,} tokens, vocab {counts['vocab_size']}", ""
 
-        self._stage("3 tokenize", settings, inputs, outputs, work)
+        self._stage("tokenize", settings, inputs, outputs, work)
 
     # --- 4: dataset --------------------------------------------------------------------------
     def build_dataset(self) -> dict:
         from dataset_builder import DatasetConfig, run as build
 
         cfg, ds = self.cfg, self.p["dataset"]
-        settings = {"context_window": cfg.context_window, "target_window": cfg.target_window,
-                    "ratios": cfg.ratios, "seed": cfg.seed, "near_dedup": cfg.near_dedup}
-        inputs = {k: self._hash("3 tokenize", k) for k in ("tokenized", "ids", "sequences")}
-        outputs = {"manifest": ds / "dataset_stats.json"}
+        dc = DatasetConfig(vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
+                           commits=str(self.p["history"]), context_window=cfg.context_window,
+                           target_window=cfg.target_window, stride=cfg.stride, split_ratios=cfg.ratios,
+                           inline_ids=cfg.inline_ids, output_dir=str(ds), seed=cfg.seed, near_dedup=cfg.near_dedup,
+                           progress=cfg.progress)
+        # seed stays in the key: nothing is random here, but the manifest records it
+        settings = config_settings(dc, paths=("vocab", "chunks", "commits", "output_dir"))
+        inputs = {k: self._hash("tokenize", k) for k in ("tokenized", "ids", "sequences")}
+        inputs["history"] = self._hash("scrape", "history")  # commit times and subjects for the manifest
+        outputs = {"manifest": ds / schema.MANIFEST}
         for split in SPLITS:
-            outputs[split] = ds / f"training_data_{split}.json"
-            outputs[f"{split}_tokens"] = ds / f"training_data_{split}.tokens.npy"
+            outputs[split] = ds / schema.split_file(split)
+            outputs[f"{split}_tokens"] = ds / schema.split_file(split, schema.TOKENS_SUFFIX)
 
         def work():
-            build(DatasetConfig(vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
-                                commits=str(self.p["history"]), context_window=cfg.context_window,
-                                target_window=cfg.target_window, split_ratios=cfg.ratios, output_dir=str(ds),
-                                seed=cfg.seed, near_dedup=cfg.near_dedup, progress=cfg.progress))
+            build(dc)
             counts = check_dataset(ds)
             total = sum(c["tokens"] for c in counts.values())
             return {"splits": counts}, f"{total:,} tokens", \
                 ", ".join(f"{s} {c['examples']}" for s, c in counts.items()) + " examples", ""
 
-        return self._stage("4 dataset", settings, inputs, outputs, work)
+        return self._stage("dataset", settings, inputs, outputs, work)
 
     def run(self) -> dict:
         self.scrape()
@@ -375,7 +405,7 @@ class Pipeline:
 
     def train_argv(self) -> list[str]:
         return ["python3", "training/model_trainer_unified.py", "--config", self.cfg.training_config,
-                "--sequences", str(self.p["dataset"] / "training_data_train.json"), "--epochs", "1",
+                "--sequences", str(self.p["dataset"] / schema.split_file("train")), "--epochs", "1",
                 "--output", str(Path("models") / self.out.name)]
 
 

@@ -6,7 +6,7 @@
 
 Chunks are put in commit order (diff/commit chunks before the snapshot chunks of the same
 commit, then input order) and concatenated into one token stream with the tokenizer's separator
-after every chunk. `splits.split_commits` (the function stage 2 uses to place its snapshots)
+after every chunk. `pipeline.splits.split_commits` (the function stage 2 uses to place its snapshots)
 cuts the stream by commit into train / val / test. Each split's stream is stored once as a
 `.npy`; the split's JSON lists windows as offsets into it. Windows never cross a split boundary:
 the only tokens a val/test file holds from an earlier split are its `prefix_tokens`, context for
@@ -26,11 +26,13 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline_io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
+from pipeline import settings
+from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
+from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
+from pipeline.splits import SPLITS, commit_token_counts, split_commits
 from chunking.near_dup import SHINGLE, THRESHOLD, near_duplicates
 from scrapers.languages import category_of, language_of
-from splits import SPLITS, check_ratios, commit_token_counts, split_commits
 from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
 from tokenizers_.tokenized_chunks import load_tokenized
 
@@ -63,16 +65,8 @@ class DatasetConfig:
         self.chunks = Path(self.chunks) if self.chunks else self.vocab
         self.commits = Path(self.commits) if self.commits else None
         self.output_dir = Path(self.output_dir) if self.output_dir else self.chunks.parent / "dataset"
-        self.stride = self.target_window if self.stride is None else self.stride
-        if self.context_window < 1 or self.target_window < 1:
-            raise UserError("--context-window and --target-window must be at least 1")
-        if not 1 <= self.stride <= self.target_window:
-            raise UserError(f"--stride must be between 1 and --target-window ({self.target_window}); "
-                            "a larger stride would leave tokens that are never a target")
-        try:
-            self.ratios = check_ratios(self.split_ratios)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        self.stride = settings.dataset_windows(self.context_window, self.target_window, self.stride)
+        self.ratios = settings.ratios(self.split_ratios)
 
 
 @dataclass
@@ -210,11 +204,6 @@ def plan_windows(first_target: int, end: int, context_window: int, target_window
     return target_start - context_len, context_len, target_len
 
 
-def token_dtype(vocab_size: int) -> type:
-    """uint16 while every id fits (vocab below 65,536), else uint32."""
-    return np.uint16 if vocab_size < 1 << 16 else np.uint32
-
-
 def order_chunks(orders: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     """Chunk indices sorted by (commit order, kind rank, input index)."""
     return np.lexsort((np.arange(len(orders)), ranks, orders))
@@ -345,7 +334,7 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
 
     ex = {"start": start, "context_length": ctx, "target_length": tgt,
           "first_commit": commit_at(g_first), "last_commit": commit_at(g_first + ctx + tgt - 1)}
-    tokens_name = f"training_data_{split}.tokens.npy"
+    tokens_name = split_file(split, TOKENS_SUFFIX)
     with atomic_write(out_dir / tokens_name, "wb") as f:
         np.save(f, part, allow_pickle=False)
     target_tokens, unique_targets = int(tgt.sum()), max(0, len(part) - first_target)
@@ -354,12 +343,12 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
               "tokens_sha256": tokens_sha, "dtype": part.dtype.name,
               "prefix_tokens": prefix, "n_tokens": len(part), "n_examples": len(start),
               "target_tokens": target_tokens, "inline_ids": config.inline_ids}
-    chunks_name = f"training_data_{split}.chunks.jsonl"
+    chunks_name = split_file(split, SPLIT_CHUNKS_SUFFIX)
     with atomic_write(out_dir / chunks_name) as f:
         for line in _chunk_map_lines(data, perm[c0:c1], starts[c0:c1] - (b - prefix)):
             f.write(line + "\n")
     header["chunks_file"] = chunks_name
-    json_name = f"training_data_{split}.json"
+    json_name = split_file(split)
     _write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
     repeated = target_tokens - unique_targets
     by_lang, by_cat = tokens_by_language_and_category(data.chunks, perm[c0:c1])
@@ -402,7 +391,7 @@ def run(config: DatasetConfig) -> dict:
     if is_snap.any() and int(data.orders[is_snap].max()) > plan.train_last_order:
         raise UserError(f"snapshot chunks sit at commit order {int(data.orders[is_snap].max())}, after the train "
                         f"cut-off ({plan.train_last_order}): rerun stage 2 with the same split ratios as stage 4")
-    split_of = np.where(data.orders <= plan.train_last_order, 0, np.where(data.orders <= plan.val_last_order, 1, 2))
+    split_of = plan.split_indices(data.orders)
     perm = order_chunks(data.orders, data.ranks)
     split_sorted = split_of[perm]
     assert np.all(np.diff(split_sorted) >= 0), "splits must be contiguous in commit order"
@@ -432,12 +421,12 @@ def run(config: DatasetConfig) -> dict:
         snapshot = {"chunks": int(is_snap.sum()), "tokens": int(data.n_tokens[is_snap].sum() + is_snap.sum()),
                     "commit": data.commit_hashes[int(data.commit_index[k])], "order": int(data.orders[k]),
                     "split": "train"}
-    settings = {k: v for k, v in asdict(config).items() if k not in ("ratios", "output_dir", "progress")}
-    settings.update(vocab=config.vocab.name, chunks=config.chunks.name,
+    recorded = {k: v for k, v in asdict(config).items() if k not in ("ratios", "output_dir", "progress")}
+    recorded.update(vocab=config.vocab.name, chunks=config.chunks.name,
                     commits=config.commits.name if config.commits else None,
                     split_ratios=list(config.split_ratios), normalized_ratios=list(config.ratios))
     manifest = {
-        "format": MANIFEST_FORMAT, "version": VERSION, "settings": settings,
+        "format": MANIFEST_FORMAT, "version": VERSION, "settings": recorded,
         "input": {"chunks_file": config.chunks.name, "chunks_sha256": sha256_file(config.chunks),
                   "chunks": len(data.orders), "skipped_chunks": data.skipped},
         "tokenizer": ident_out, "tokenizer_dir": tokenizer_dir, "dtype": np.dtype(dtype).name,
@@ -445,7 +434,7 @@ def run(config: DatasetConfig) -> dict:
         "splits": split_stats, "snapshot": snapshot, "files": files,
         "quality": quality_section(split_stats, near),
     }
-    write_json(out_dir / "dataset_stats.json", manifest)
+    write_json(out_dir / MANIFEST, manifest)
     logger.info("dataset: %s", ", ".join(f"{k} {v['examples']} examples / {v['tokens']} tokens"
                                          for k, v in split_stats.items()))
     return manifest

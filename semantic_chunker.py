@@ -8,7 +8,7 @@ writes `chunks_semantic.jsonl` (one chunk per line: diff chunks in commit order,
 chunks), `chunks_semantic.tokens.npy` (every chunk's token ids, concatenated in file order, so
 stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference:
 docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
-(`splits.split_commits`, the function stage 4 uses) and the files at that commit become
+(`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
 """
 
@@ -34,9 +34,10 @@ from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
+from pipeline import settings  # noqa: E402
+from pipeline.io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
+from pipeline.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
-from pipeline_io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
-from splits import DEFAULT_RATIOS, check_ratios, commit_token_counts, split_commits  # noqa: E402
 from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Chunker:
         self.filter = config.file_filter()
         self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
-        self.blobs = BlobVerdicts(self._reader, self.filter) if self._reader is not None else None
+        self.blobs = BlobVerdicts(self._reader.reader.read, self.filter) if self._reader is not None else None
         if config.redact:
             from scrapers.redaction import redact
             self._redact = redact
@@ -348,18 +349,10 @@ def chunk_record(kind: str, rec: dict, piece: Piece, prefix: str) -> dict:
 
 
 def _check(config: ChunkConfig) -> None:
-    if not 16 <= config.max_chunk_tokens:
-        raise UserError(f"--max-chunk-tokens must be at least 16, got {config.max_chunk_tokens}")
-    if not 0 <= config.min_chunk_tokens < config.max_chunk_tokens:
-        raise UserError(f"--min-chunk-tokens must be in [0, max-chunk-tokens), got {config.min_chunk_tokens}")
-    if config.workers < 1:
-        raise UserError(f"--workers must be at least 1, got {config.workers}")
-    if config.snapshot_at not in SNAPSHOT_AT:
-        raise UserError(f"--snapshot-at must be one of {', '.join(SNAPSHOT_AT)}, got {config.snapshot_at!r}")
-    try:
-        check_ratios(config.split_ratios)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    settings.chunk_bounds(config.max_chunk_tokens, config.min_chunk_tokens)
+    settings.workers(config.workers)
+    settings.snapshot_at(config.snapshot_at)
+    settings.ratios(config.split_ratios)
     if config.snapshot_at != "none" and not config.repo:
         raise UserError("file snapshots need --repo (or --snapshot-at none)")
 
@@ -494,8 +487,11 @@ def parse_args(argv=None):
                    help="tokenizer that measures chunks: hub name, directory or tokenizer.json")
     p.add_argument("--snapshot-at", choices=SNAPSHOT_AT, default=d.snapshot_at,
                    help="file snapshots at the train cut-off (default), at HEAD (leaks later code into train), or none")
-    p.add_argument("--split-ratios", type=float, nargs=3, default=list(d.split_ratios), metavar=("TRAIN", "VAL", "TEST"),
-                   help="train/val/test token shares, for the cut-off (same as stage 4)")
+    for name, share in zip(("train", "val", "test"), d.split_ratios):
+        p.add_argument(f"--{name}-ratio", type=float, default=share,
+                       help=f"share of tokens in {name}, for the cut-off (same flags as stage 4; default {share})")
+    p.add_argument("--split-ratios", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
+                   help="deprecated: --train-ratio, --val-ratio, --test-ratio")
     p.add_argument("--no-binary", action="store_true", help="do not leave out binary files")
     p.add_argument("--no-build-artifacts", action="store_true",
                    help="do not leave out build outputs and vendored trees (target/, node_modules/, *.o, ...)")
@@ -522,10 +518,14 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    ratios = (args.train_ratio, args.val_ratio, args.test_ratio)
+    if args.split_ratios is not None:
+        logger.warning("--split-ratios is deprecated: use --train-ratio, --val-ratio, --test-ratio")
+        ratios = tuple(args.split_ratios)
     config = ChunkConfig(
         repo=args.repo, commits=args.commits, output=args.output, max_chunk_tokens=args.max_chunk_tokens,
         min_chunk_tokens=args.min_chunk_tokens, tokenizer=args.tokenizer, snapshot_at=args.snapshot_at,
-        split_ratios=tuple(args.split_ratios), filter_binary=not args.no_binary,
+        split_ratios=ratios, filter_binary=not args.no_binary,
         filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
         filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
         deleted_content=args.deleted_content, function_context=not args.no_function_context,

@@ -26,8 +26,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipeline.splits import SPLITS  # noqa: E402
 from reporting.export import iter_examples  # noqa: E402
-from splits import SPLITS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from comprehensive_pipeline import Pipeline, parse_args
-    from pipeline_io import setup_logging
-    from pipeline_state import OutputLock
+    from pipeline.io import setup_logging
+    from pipeline.state import OutputLock
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     repo = args.repo or ensure_repo(work / "repo", args.commits)

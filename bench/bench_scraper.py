@@ -1,6 +1,6 @@
 """Benchmark the scraper against its floor (`git log -p`) and against PyDriller.
 
-    python3 bench/bench_scraper.py [--repo PATH ...] [--commits 500] [--language rust] [--skip-pydriller]
+    python3 bench/bench_scraper.py [--repo PATH ...] [--commits 500] [--language rust] [--jobs N] [--skip-pydriller]
 
 Without --repo it builds a repository with bench/make_bench_repo.py in a temporary directory,
 from Python sources, or with `--language rust` from the Rust files of `--source-root` (default:
@@ -25,6 +25,8 @@ from pathlib import Path
 from make_bench_repo import ensure_repo  # bench/ is the script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scrapers.complexity import default_jobs  # noqa: E402
 BUNDLES = ROOT.parent / "shared" / "repos"
 REFS = ["--branches", "--remotes", "--tags", "HEAD"]
 
@@ -32,7 +34,9 @@ SCRAPER = """
 import resource, sys
 sys.path.insert(0, sys.argv[1])
 from scrapers.git_scraper_rich import ScrapeConfig, scrape
-scrape(ScrapeConfig(repo=sys.argv[2], output=sys.argv[3], progress=False, function_complexity=sys.argv[4] == "1"))
+jobs = None if sys.argv[5] == "default" else int(sys.argv[5])
+scrape(ScrapeConfig(repo=sys.argv[2], output=sys.argv[3], progress=False, function_complexity=sys.argv[4] == "1",
+                    jobs=jobs))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
@@ -85,7 +89,8 @@ def git_log_floor(repo: Path) -> tuple[float, float, int, int]:
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, size
 
 
-def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float, pydriller_methods: bool) -> None:
+def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float, pydriller_methods: bool,
+          jobs: int | None) -> None:
     git_s, git_cpu, git_rss, patch_bytes = git_log_floor(repo)
     commits = int(subprocess.run(["git", "-C", str(repo), "rev-list", "--count", *REFS],
                                  capture_output=True, check=True).stdout)
@@ -94,7 +99,7 @@ def bench(repo: Path, tmp: Path, pydriller: bool, pydriller_timeout: float, pydr
     for label, functions in (("scraper, no function complexity", "0"), ("scraper, with function complexity", "1")):
         out = tmp / label.replace(" ", "_").replace(",", "")
         s, cpu, _, stdout = run_measured([sys.executable, "-c", SCRAPER, str(ROOT), str(repo), str(out / "h.jsonl"),
-                                          functions])
+                                          functions, "default" if jobs is None else str(jobs)])
         rows.append((label + " *", s, cpu, int(stdout.split()[-1])))
     stats = json.loads((out / "git_history_stats.json").read_text())
     pyd: dict[str, float] = {}  # "0": diffs and line counts, "1": with changed methods' CCN
@@ -144,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-root", type=Path, default=None,
                    help="where the built repository's sources come from (default: site-packages for python, "
                         "the log bundle in ../shared/repos for rust)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="the scraper's --jobs (function complexity worker processes; default: the scraper's default)")
     p.add_argument("--skip-pydriller", action="store_true", help="do not run PyDriller")
     p.add_argument("--pydriller-timeout", type=float, default=600, help="give PyDriller up after this many seconds")
     p.add_argument("--pydriller-methods", action="store_true",
@@ -156,9 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             source_root = args.source_root or (rust_sources(tmp) if args.language == "rust" else None)
             repos = [ensure_repo(tmp / f"{args.language}-repo", args.commits, args.language, source_root)]
         for i, repo in enumerate(repos):
-            bench(repo, tmp / f"run{i}", not args.skip_pydriller, args.pydriller_timeout, args.pydriller_methods)
-    print("CPU: user + system of the process and the children it waited for (git included). RSS: peak of the"
-          " process and its children; * the scraper's Python process alone (its git child is about the floor's)")
+            bench(repo, tmp / f"run{i}", not args.skip_pydriller, args.pydriller_timeout, args.pydriller_methods,
+                  args.jobs)
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    print(f"CPU: user + system of the process and the children it waited for (git and {jobs} function worker(s) "
+          f"included; {len(os.sched_getaffinity(0))} CPUs). RSS: peak of the process and its children; * the "
+          "scraper's Python process alone (its git child is about the floor's)")
     return 0
 
 

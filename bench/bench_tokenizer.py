@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 import numpy as np
 
-from pipeline_io import iter_jsonl, sha256_file, write_json, write_jsonl
+from pipeline.io import iter_jsonl, sha256_file, write_json, write_jsonl
 from tokenizers_.file_snapshot_tokenizer import BATCH_SIZE, TokenizeConfig, run
 from tokenizers_.loading import load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 

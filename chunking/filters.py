@@ -142,22 +142,22 @@ def normalize_newlines(text: str) -> str:
 
 
 class BlobVerdicts:
-    """Each blob judged once (`FileFilter.blob_reason`, and the size bound from cat-file's header), cached by id.
+    """Each blob judged once (`FileFilter.blob_reason`, and the size bound on the blob's size), cached by id.
 
-        verdicts = BlobVerdicts(TreeReader(repo).__enter__(), FileFilter())
+        verdicts = BlobVerdicts(blob_reader.read, FileFilter())
         verdicts.reason(blob, path)   # "minified", "lock_file", ... or None
         verdicts.text(blob)           # the blob's text (newlines normalized), kept for the last few blobs read
 
-    Thread-safe: one `git cat-file --batch` behind a lock.
+    `read(blob)` gives a blob's bytes or None (`scrapers.git_runner.BlobReader.read`); calls are serialized.
     """
 
     TEXTS_KEPT = 64
 
-    def __init__(self, reader, flt: FileFilter):
+    def __init__(self, read, flt: FileFilter):
         import threading
         from collections import OrderedDict
 
-        self.reader, self.filter = reader, flt
+        self.read, self.filter = read, flt
         self.reasons: dict[str, str | None] = {}
         self.texts: OrderedDict[str, str | None] = OrderedDict()
         self.lock = threading.Lock()
@@ -165,9 +165,11 @@ class BlobVerdicts:
     def _read(self, blob: str) -> tuple[str | None, str | None]:
         """(reason on size / encoding, text) of a blob, read under the lock."""
         with self.lock:
-            size, data = self.reader.sized_blob(blob, self.filter.max_file_bytes)
+            data = self.read(blob)
         if data is None:
-            return ("missing_object" if size < 0 else "too_large"), None
+            return "missing_object", None
+        if self.filter.size_reason(len(data)):
+            return "too_large", None
         if is_binary_bytes(data):
             return ("binary" if self.filter.binary else None), None
         try:

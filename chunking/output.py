@@ -4,9 +4,9 @@
         out.write_commit(chunks)          # yields the chunks actually written
     out.write_stats(stats)                # adds the counters and the sha256 of the .jsonl
 
-Token ids go to a temporary raw uint32 file while chunks stream, and become
-`chunks_semantic.tokens.npy` (1-D uint32, in file order) at the end; the `.jsonl`, then the
-stats, are renamed into place last, so a killed run leaves no file half-written.
+Token ids stream into `chunks_semantic.tokens.npy` (1-D uint32, in file order; `pipeline.io.NpyStream`
+writes its length into the header at the end); it, then the `.jsonl`, then the stats are renamed
+into place, so a killed run leaves no file half-written.
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
-import sys
-from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline_io import atomic_write, dumps, sha256_file, write_json
+from pipeline.io import NpyStream, atomic_write, dumps, sha256_file, write_json
+from pipeline.schema import STATS_SUFFIX, TOKENS_SUFFIX, companion
 from scrapers.languages import category_of
 from scrapers.redaction import count_placeholders
 
@@ -35,16 +33,11 @@ def normalized_digest(text: str) -> bytes:
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def companion(output: Path, suffix: str) -> Path:
-    """`chunks_semantic.jsonl` -> `chunks_semantic<suffix>` beside it."""
-    return output.with_name(output.name.removesuffix(".jsonl") + suffix)
-
-
 class ChunkWriter:
     def __init__(self, output: str | os.PathLike, dedup: bool = True, min_tokens: int = 0):
         self.path = Path(output)
-        self.tokens_path = companion(self.path, ".tokens.npy")
-        self.stats_path = companion(self.path, ".stats.json")
+        self.tokens_path = companion(self.path, TOKENS_SUFFIX)
+        self.stats_path = companion(self.path, STATS_SUFFIX)
         self.dedup = dedup
         self.min_tokens = min_tokens
         self.seen: set[bytes] = set()
@@ -60,22 +53,11 @@ class ChunkWriter:
     def __enter__(self) -> "ChunkWriter":
         self._stack = contextlib.ExitStack()
         self._jsonl = self._stack.enter_context(atomic_write(self.path))
-        self._raw_path = self.path.with_name(f".{self.path.name}.ids-{os.getpid()}")
-        self._raw = self._stack.enter_context(open(self._raw_path, "wb"))
-        assert array("I").itemsize == 4
-        self._stack.callback(lambda: self._raw_path.exists() and self._raw_path.unlink())
+        self._ids = self._stack.enter_context(NpyStream(self.tokens_path, np.dtype("<u4")))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self._raw.flush()
-                with atomic_write(self.tokens_path, "wb") as f, open(self._raw_path, "rb") as raw:
-                    np.lib.format.write_array_header_1_0(
-                        f, {"descr": "<u4", "fortran_order": False, "shape": (self.n_ids,)})
-                    shutil.copyfileobj(raw, f, 1 << 20)
-        finally:
-            self._stack.__exit__(exc_type, exc, tb)
+        self._stack.__exit__(exc_type, exc, tb)
 
     def _write(self, chunks: Iterable[dict]) -> Iterator[dict]:
         for index, chunk in enumerate(chunks):
@@ -90,10 +72,7 @@ class ChunkWriter:
             key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
             chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
             self._jsonl.write(dumps(chunk) + "\n")
-            raw = array("I", ids)  # uint32 (checked in __enter__), little-endian as the .npy header says
-            if sys.byteorder == "big":
-                raw.byteswap()
-            raw.tofile(self._raw)  # buffered: numpy's tofile flushes on every call
+            self._ids.write(np.asarray(ids, dtype="<u4"))
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1
             self.tokens[chunk["kind"]] += chunk["n_tokens"]

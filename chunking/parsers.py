@@ -18,17 +18,10 @@ import importlib
 import re
 import threading
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from tree_sitter import Language, Parser, Query, QueryCursor
 
-# extension -> parser language name
-EXTENSIONS = {
-    ".py": "python", ".pyi": "python", ".rs": "rust", ".js": "javascript", ".mjs": "javascript",
-    ".cjs": "javascript", ".jsx": "javascript", ".ts": "typescript", ".mts": "typescript",
-    ".cts": "typescript", ".tsx": "tsx", ".go": "go", ".java": "java", ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-}
+from scrapers.languages import language_of
 
 # language -> (module, attribute of the grammar function, node types that are definitions)
 _GRAMMARS = {
@@ -64,8 +57,16 @@ _LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set p
 
 
 def parser_language(path: str) -> str | None:
-    """The tree-sitter language for a path, from its extension; None when there is no grammar."""
-    return EXTENSIONS.get(PurePosixPath(path).suffix.lower())
+    """The tree-sitter grammar of a path: its language (`scrapers.languages.language_of`, the one
+    extension table), TSX apart; None when there is no grammar.
+
+    >>> parser_language("src/App.tsx"), parser_language("lib/x.H"), parser_language("README.md")
+    ('tsx', 'c', None)
+    """
+    lang = language_of(path)
+    if lang == "typescript" and path.lower().endswith(".tsx"):
+        return "tsx"
+    return lang if lang in _GRAMMARS else None
 
 
 def grammar(lang: str) -> Language:

@@ -5,7 +5,7 @@
             ...
 
 `git ls-tree -r -z --long --full-tree` lists paths, modes and sizes (so size filters need no
-read), and one long-running `git cat-file --batch` returns the blobs, one request at a time.
+read), and one long-running `git cat-file --batch` (`git_runner.BlobReader`) returns the blobs.
 Blobs the clone lacks (a damaged or partial clone) are never requested: they come back as MISSING.
 A path that is not UTF-8 comes with surrogate escapes (`"caf\\udce9.py"`), for the caller to skip.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline_io import UserError
-from scrapers.git_runner import Git, GitError, missing_objects
+from pipeline.io import UserError
+from scrapers.git_runner import BlobReader, Git, GitError, missing_objects
 
 MISSING = -1  # the size of a blob the clone does not have
 SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
@@ -47,38 +47,15 @@ class TreeReader:
         if not self.repo.is_dir():
             raise UserError(f"{repo}: no such directory (the repository to take file snapshots from)")
         self.git = Git(self.repo)
-        self.proc = None
+        self.reader: BlobReader | None = None
 
     def __enter__(self) -> "TreeReader":
-        self.proc = self.git.popen(["cat-file", "--batch"])
+        self.reader = BlobReader(self.git)
         return self
 
     def __exit__(self, *exc) -> None:
-        assert self.proc is not None
-        self.proc.stdin.close()
-        self.proc.wait()
-
-    def _blob(self, sha: str) -> bytes | None:
-        return self.sized_blob(sha)[1]
-
-    def sized_blob(self, sha: str, max_bytes: int = 0) -> tuple[int, bytes | None]:
-        """(size, content) of a blob; content None when it is missing (size MISSING) or over `max_bytes` (> 0).
-
-        The size comes from cat-file's header, so a blob over the bound is skipped, not kept in memory.
-        """
-        assert self.proc is not None
-        self.proc.stdin.write(sha.encode() + b"\n")
-        self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if len(header) < 3:  # "<sha> missing": a damaged or partial clone
-            return MISSING, None
-        size = int(header[2])
-        if header[1] != b"blob" or (max_bytes and size > max_bytes):
-            left = size + 1
-            while left and (part := self.proc.stdout.read(min(left, 1 << 20))):
-                left -= len(part)
-            return (size if header[1] == b"blob" else MISSING), None
-        return size, self.proc.stdout.read(size + 1)[:-1]
+        assert self.reader is not None
+        self.reader.close()
 
     def files(self, commit: str, keep: Callable[[str, int], bool] = lambda p, s: True
               ) -> Iterator[tuple[str, int, bytes | None]]:
@@ -107,7 +84,8 @@ class TreeReader:
                 continue
             if size and not keep(path, int(size[0])):
                 continue
-            data = self._blob(sha)
+            assert self.reader is not None, "TreeReader is used in a `with` block"
+            data = self.reader.read(sha)
             if data is None:
                 yield path, MISSING, None
             elif size or keep(path, len(data)):

@@ -22,10 +22,11 @@ from typing import Iterator
 import numpy as np
 
 from dataset_builder import MANIFEST_FORMAT, VERSION, _write_split
-from pipeline_config import PIPELINE_VERSION
-from pipeline_io import UserError, atomic_write, dumps, read_json, sha256_file, write_json
-from pipeline_state import RunState, stage_key
-from splits import SPLITS
+from pipeline.config import PIPELINE_VERSION
+from pipeline.io import UserError, atomic_write, dumps, read_json, sha256_file, write_json
+from pipeline.schema import DATASET_DIR, MANIFEST, TOKENS_SUFFIX, split_file
+from pipeline.splits import SPLITS
+from pipeline.state import RunState, stage_key
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +72,14 @@ def write_tokens(path: Path, parts: list[np.ndarray], dtype: np.dtype) -> None:
 
 def merge_split(out: Path, split: str, names: list[str], dirs: list[Path], identity: dict) -> tuple[dict, dict]:
     """One merged split file and its token stream; returns (its header without examples, {file: sha256})."""
-    headers = [read_split_header(d / f"training_data_{split}.json") for d in dirs]
+    headers = [read_split_header(d / split_file(split)) for d in dirs]
     for name, h in zip(names, headers):
         if h["tokenizer"]["sha256"] != identity["sha256"]:
             raise UserError(f"repository {name}: its {split} split was tokenized with another tokenizer; "
                             "rerun with --force")
     parts = [np.load(d / h["tokens_file"], mmap_mode="r") for d, h in zip(dirs, headers)]
     dtype = np.dtype(headers[0]["dtype"])
-    tokens_name = f"training_data_{split}.tokens.npy"
+    tokens_name = split_file(split, TOKENS_SUFFIX)
     write_tokens(out / tokens_name, parts, dtype)
     repos, offset, first_example = [], 0, 0
     for name, h, part in zip(names, headers, parts):
@@ -97,9 +98,9 @@ def merge_split(out: Path, split: str, names: list[str], dirs: list[Path], ident
 
     def lines() -> Iterator[str]:
         for d, r in zip(dirs, repos):
-            yield from iter_examples(d / f"training_data_{split}.json", r["offset"])
+            yield from iter_examples(d / split_file(split), r["offset"])
 
-    json_name = f"training_data_{split}.json"
+    json_name = split_file(split)
     _write_split(out / json_name, header, lines())
     return header, {json_name: sha256_file(out / json_name), tokens_name: header["tokens_sha256"]}
 
@@ -111,22 +112,22 @@ def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, st
     Skipped (unless `force`) when the repositories' manifests, the failures and the tokenizer are
     those of the last merge.
     """
-    dirs = [Path(j.out) / "dataset" for j in jobs]
-    ds = out / "dataset"
-    inputs = {j.name: sha256_file(d / "dataset_stats.json") for j, d in zip(jobs, dirs)}
+    dirs = [Path(j.out) / DATASET_DIR for j in jobs]
+    ds = out / DATASET_DIR
+    inputs = {j.name: sha256_file(d / MANIFEST) for j, d in zip(jobs, dirs)}
     settings = {"version": PIPELINE_VERSION, "tokenizer": identity["sha256"],
                 "sources": {j.name: j.source for j in jobs},
                 "failed": [(r["name"], r["source"], r["error"]) for r in failed]}
-    outputs = {"manifest": ds / "dataset_stats.json"}
+    outputs = {"manifest": ds / MANIFEST}
     for split in SPLITS:
-        outputs[split] = ds / f"training_data_{split}.json"
-        outputs[f"{split}_tokens"] = ds / f"training_data_{split}.tokens.npy"
+        outputs[split] = ds / split_file(split)
+        outputs[f"{split}_tokens"] = ds / split_file(split, TOKENS_SUFFIX)
     key = stage_key(settings, inputs)
     if not force and state.finished("merge", key, outputs) is not None:
         logger.info("merge: unchanged since its last run, skipped")
-        return read_json(ds / "dataset_stats.json")
+        return read_json(ds / MANIFEST)
 
-    manifests = [read_json(d / "dataset_stats.json") for d in dirs]
+    manifests = [read_json(d / MANIFEST) for d in dirs]
     names = [j.name for j in jobs]
     files, splits = {}, {}
     for split in SPLITS:
@@ -149,7 +150,7 @@ def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, st
         "failed": [{"name": r["name"], "source": r["source"], "error": r["error"]} for r in failed],
         "files": files,
     }
-    write_json(ds / "dataset_stats.json", manifest)
+    write_json(ds / MANIFEST, manifest)
     state.record("merge", key, outputs, {})
     logger.info("merged %d repositories: %s", len(jobs),
                 ", ".join(f"{s} {c['examples']} examples" for s, c in splits.items()))

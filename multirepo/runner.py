@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comprehensive_pipeline import Pipeline
-from pipeline_config import PIPELINE_VERSION, PipelineConfig, check_settings, validate
-from pipeline_io import UserError
-from pipeline_state import OutputLock, RunState, stage_key
+from pipeline.config import PIPELINE_VERSION, PipelineConfig, check_settings, validate
+from pipeline.io import UserError
+from pipeline.schema import DATASET_DIR, split_file
+from pipeline.state import OutputLock, RunState, stage_key
 from reporting import report_and_export
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ def fetch_source(url: str, dest: Path) -> None:
 def read_repos_file(path: str) -> list[str]:
     """Repositories from a list file: one per line, `#` starts a comment; a path is relative to the file.
 
-    >>> read_repos_file("repos.txt")   # doctest: +SKIP   ("# ours\\nclick\\n/srv/git/cobra.git\\n")
+    repos.txt holds "# ours\\nclick\\n/srv/git/cobra.git\\n":
+
+    >>> read_repos_file("repos.txt")  # doctest: +SKIP
     ['.../click', '/srv/git/cobra.git']
     """
     p = Path(path).expanduser()
@@ -121,9 +124,11 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
 
 def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int = 1) -> PipelineConfig:
     """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
+    # A Ray task holds one CPU: its stage 1 starts no complexity processes of its own unless asked to.
+    jobs = cfg.scrape_jobs if cfg.scrape_jobs is not None or cfg.workers == 1 else 0
     return dataclasses.replace(cfg, repo=job.clone or job.path, output_dir=job.out, repos=[], repos_file=None,
                                ray_address=None, workers=None, train=False, progress=False, export=[],
-                               fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
+                               scrape_jobs=jobs, fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
 
 
 def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | None, scraped: bool = False) -> dict:
@@ -260,7 +265,7 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         ok = [j for j, r in zip(jobs, scraped) if r["error"] is None]
         if not ok:
             raise UserError("no repository could be read: " + "; ".join(f"{r['name']}: {r['error']}" for r in scraped))
-        histories = {j.name: RunState(Path(j.out)).stages["1 scrape"]["outputs"]["history"] for j in ok}
+        histories = {j.name: RunState(Path(j.out)).stages["scrape"]["outputs"]["history"] for j in ok}
         settings = {"version": PIPELINE_VERSION, "fallback_vocab_size": cfg.fallback_vocab_size,
                     "sample_mb": cfg.fallback_sample_mb, "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
         key = stage_key(settings, histories)
@@ -286,8 +291,6 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
     from multirepo.merge import merge_datasets
 
     jobs, out = plan_jobs(cfg)
-    if cfg.workers is not None and cfg.workers < 1:
-        raise UserError(f"--workers must be at least 1, got {cfg.workers}")
     check_settings(cfg)  # once here rather than once per task
     if cfg.export:
         raise UserError("--export takes one repository's dataset; for several, export each one's "
@@ -328,7 +331,7 @@ def run_multi(cfg: PipelineConfig) -> int:
 
 def train_argv(cfg: PipelineConfig, out: Path) -> list[str]:
     return ["python3", "training/model_trainer_unified.py", "--config", cfg.training_config,
-            "--sequences", str(out / "dataset" / "training_data_train.json"), "--epochs", "1",
+            "--sequences", str(out / DATASET_DIR / split_file("train")), "--epochs", "1",
             "--output", str(Path("models") / out.name)]
 
 

@@ -6,7 +6,7 @@
 Reads the manifest (`dataset/dataset_stats.json`), stage 1's and stage 2's stats, and streams
 `chunks_semantic.jsonl` one chunk at a time (or, when stage 2 fell back to raw commits and that
 file is not what stage 3 read, stage 3's chunk index). Every chunk is placed in its split with
-`splits.SplitPlan` built from the manifest's cut-off, and counted as the dataset counts it:
+`pipeline.splits.SplitPlan` built from the manifest's cut-off, and counted as the dataset counts it:
 `n_tokens + 1` stream tokens (the separator), so every per-split total equals the manifest's.
 Memory grows with the number of commits, files and days, not with tokens or chunks.
 """
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from pipeline_io import UserError, iter_jsonl, read_json
-from splits import SPLITS, SplitPlan
+from pipeline.io import UserError, iter_jsonl, read_json
+from pipeline.schema import CHUNKS, DATASET_DIR, HISTORY_STATS, MANIFEST, STATS_SUFFIX, TOKENIZED, companion
+from pipeline.splits import SPLITS, SplitPlan
 from tokenizers_.loading import encode_batch, load_tokenizer
 from tokenizers_.tokenized_chunks import load_tokenized
 
@@ -111,7 +112,7 @@ def header_text(chunk: dict) -> str:
 
 def _uses_stage2_file(out_dir: Path, manifest: dict, chunk_stats: dict | None) -> bool:
     """Whether stage 3 read chunks_semantic.jsonl (not raw commits after a stage-2 fallback)."""
-    if chunk_stats is None or not (out_dir / "chunks_semantic.jsonl").is_file():
+    if chunk_stats is None or not (out_dir / CHUNKS).is_file():
         return False
     read = manifest["input"]["chunks"] + manifest["input"]["skipped_chunks"]
     return sum(chunk_stats.get("chunks", {}).values()) == read
@@ -119,7 +120,7 @@ def _uses_stage2_file(out_dir: Path, manifest: dict, chunk_stats: dict | None) -
 
 def _index_chunks(out_dir: Path) -> Iterator[dict]:
     """Stage 3's chunk index (no text): the source when chunks_semantic.jsonl is not what it read."""
-    yield from load_tokenized(out_dir / "chunks_tokenized.json").chunks
+    yield from load_tokenized(out_dir / TOKENIZED).chunks
 
 
 def _tokenizer(dataset_dir: Path, manifest: dict):
@@ -150,20 +151,20 @@ def collect(out_dir: str | Path, progress: bool = False) -> Facts:
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    manifest_path = out_dir / "dataset" / "dataset_stats.json"
+    manifest_path = out_dir / DATASET_DIR / MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{out_dir}: no dataset/dataset_stats.json; run the pipeline (stage 4) first")
     manifest = read_json(manifest_path)
-    chunk_stats = _optional_json(out_dir / "chunks_semantic.stats.json")
+    chunk_stats = _optional_json(companion(out_dir / CHUNKS, STATS_SUFFIX))
     use_text = _uses_stage2_file(out_dir, manifest, chunk_stats)
     facts = Facts(out_dir, manifest, chunk_stats if use_text else None,
-                  _optional_json(out_dir / "git_history_stats.json"),
-                  source="chunks_semantic.jsonl" if use_text else "chunks_tokenized.json")
+                  _optional_json(out_dir / HISTORY_STATS),
+                  source=CHUNKS if use_text else TOKENIZED)
     plan = SplitPlan(**manifest["cutoff"])
     tok = _tokenizer(manifest_path.parent, manifest) if use_text else None
     if tok is not None:
         facts.header_tokens = dict.fromkeys(SPLITS, 0)
-    chunks = iter_jsonl(out_dir / "chunks_semantic.jsonl") if use_text else _index_chunks(out_dir)
+    chunks = iter_jsonl(out_dir / CHUNKS) if use_text else _index_chunks(out_dir)
     pending: list[tuple[str, str]] = []  # (split, header) waiting for one batched encode
 
     def flush() -> None:

@@ -31,8 +31,9 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline_io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
-from splits import SPLITS
+from pipeline.io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
+from pipeline.schema import DATASET_DIR, HISTORY_STATS, MANIFEST, TOKENS_SUFFIX, split_file
+from pipeline.splits import SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def export_hf(dataset_dir: Path, dest: Path, manifest: dict, repository: str, pr
 
     written = []
     for split in SPLITS:
-        path = dataset_dir / f"training_data_{split}.json"
+        path = dataset_dir / split_file(split)
         header, examples = iter_examples(path)
         stream = TokenFile(dataset_dir / header["tokens_file"])
         target = dest / "data" / f"{split}.parquet"
@@ -202,7 +203,7 @@ def export_nanogpt(dataset_dir: Path, dest: Path, manifest: dict) -> list[Path]:
     """export/nanogpt/{split}.bin (own tokens, no prefix) and meta.pkl; returns the files written."""
     written = []
     for split in SPLITS:
-        stream = TokenFile(dataset_dir / f"training_data_{split}.tokens.npy")
+        stream = TokenFile(dataset_dir / split_file(split, TOKENS_SUFFIX))
         target = dest / f"{split}.bin"
         with atomic_write(target, "wb") as f:
             for i in range(manifest["splits"][split]["prefix_tokens"], stream.size, TOKENS_PER_BLOCK):
@@ -219,13 +220,13 @@ def export_nanogpt(dataset_dir: Path, dest: Path, manifest: dict) -> list[Path]:
 def export(run_dir: str | Path, formats, repository: str | None = None, progress: bool = False) -> dict[str, Path]:
     """Write each format of `formats` under `run_dir/export/`; {format: its directory}."""
     run_dir = Path(run_dir)
-    dataset_dir = run_dir / "dataset"
-    manifest_path = dataset_dir / "dataset_stats.json"
+    dataset_dir = run_dir / DATASET_DIR
+    manifest_path = dataset_dir / MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{run_dir}: no dataset/dataset_stats.json; run the pipeline (stage 4) first")
     manifest, manifest_sha = read_json(manifest_path), sha256_file(manifest_path)
     if repository is None:
-        stats = run_dir / "git_history_stats.json"
+        stats = run_dir / HISTORY_STATS
         repository = (read_json(stats).get("repository") if stats.is_file() else None) or run_dir.name
     done = {}
     for fmt in check_formats(formats):

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline_io import UserError, atomic_write, run_main, setup_logging
+from pipeline.io import UserError, atomic_write, run_main, setup_logging
 from reporting.collect import collect
 from reporting.sections import Section, Share, build_sections, fmt
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from pipeline.schema import CHUNKS
+from pipeline.splits import SPLITS
 from reporting import figures
 from reporting.collect import Facts
 from scrapers.languages import category_of, language_of
-from splits import SPLITS
 
 TOP = 15           # rows in the top commits / top files tables
 TOP_IN_FIGURE = 12  # languages / categories drawn (the table lists all)
@@ -207,8 +208,8 @@ def left_out(facts: Facts) -> Section:
     fallbacks = [
         ["tokenizer", bool(tok.get("fallback")), f"byte-level BPE trained on the repository ({tok['name_or_path']})"
          if tok.get("fallback") else tok["name_or_path"]],
-        ["stage 2 raw commits", facts.source != "chunks_semantic.jsonl",
-         "stage 3 read raw commit records" if facts.source != "chunks_semantic.jsonl" else ""],
+        ["stage 2 raw commits", facts.source != CHUNKS,
+         "stage 3 read raw commit records" if facts.source != CHUNKS else ""],
         ["commits kept as one raw chunk", c.get("fallback_commits", 0), " ".join(x[:12] for x in c.get("fallback_hashes", []))],
         ["snapshots at HEAD (leak)", bool(c.get("snapshot_leak")), str(c.get("snapshot_leak") or "")]]
     section = Section("left_out", "What was left out, redacted, or fell back")

@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from scrapers.complexity import BlobReader, FunctionMeter, changed_line_ranges, commit_complexity, measurable
+from scrapers.complexity import FunctionWorkers, changed_line_ranges, commit_complexity, measurable
 from scrapers.git_log_stream import NULL_SHA, FileChange, MergeDetails, ParsedCommit
 from scrapers.git_runner import Git, GitError
 from scrapers.languages import language_of
@@ -125,19 +125,18 @@ def commit_dates(git: Git, header: dict[str, str]) -> dict:
 
 class RecordBuilder:
     def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool,
-                 merges: dict[str, MergeDetails] | None = None):
+                 merges: dict[str, MergeDetails] | None = None, jobs: int = 0):
         self.git = git
         self.merges = merges or {}  # merge hash -> base and conflict candidates (`merge_details`)
         self.max_diff_bytes = max_diff_bytes
         self.redact = Redactor(redact)  # every text of a record goes through it; counts per kind and field
-        self.blobs = BlobReader(git) if function_complexity else None
-        self.meter = FunctionMeter()
-        self.prefetched: dict[str, tuple[list, list[str]]] = {}  # commit -> (files to measure, blobs asked for)
+        self.workers = FunctionWorkers(git, jobs) if function_complexity else None  # `jobs` processes, or 0: here
+        self.prefetched: dict[str, list] = {}  # commit -> the workers' ticket for its files
         self.counts: Counter = Counter()
 
     def close(self) -> None:
-        if self.blobs is not None:
-            self.blobs.close()
+        if self.workers is not None:
+            self.workers.close()
 
     def build(self, commit: ParsedCommit, missing: list[FileChange], order: int,
               branches: list[str], tags: list[str]) -> dict:
@@ -145,7 +144,7 @@ class RecordBuilder:
         parents = h["parents"].split()
         message = self.redact(h["message"].rstrip("\n"), "messages")
         files = [self._file(fc) for fc in commit.files + missing]
-        functions = self._functions(commit) if self.blobs is not None else []
+        functions = self._functions(commit) if self.workers is not None else []
         if functions:  # the paths as the record shows them (redacted)
             shown = {_path(fc.path): f["path"] for fc, f in zip(commit.files, files)}
             for fn in functions:
@@ -224,13 +223,15 @@ class RecordBuilder:
         }
 
     def prefetch(self, commit: ParsedCommit) -> None:
-        """Ask git for the blobs this commit's functions will need, before `build` measures them."""
-        if self.blobs is None:
+        """Hand this commit's files to the function workers, before `build` needs their functions."""
+        if self.workers is None:
             return
-        wanted = self._wanted(commit.files)
-        blobs = list(dict.fromkeys(fc.blobs[-1] for fc, path, _ in wanted if self.meter.needs(path, fc.blobs[-1])))
-        self.blobs.request(blobs)
-        self.prefetched[commit.header["hash"]] = (wanted, blobs)
+        items = []
+        for fc, path, ranges in self._wanted(commit.files):
+            old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
+            patch = fc.patch if old is not None else b""  # a new file's patch (all of it) is not sent
+            items.append((path, fc.blobs[-1], ranges, old, patch))
+        self.prefetched[commit.header["hash"]] = self.workers.submit(items)
 
     def _wanted(self, changes: list[FileChange]) -> list[tuple[FileChange, str, list[tuple[int, int]] | None]]:
         """The readable, text, parseable new files of a commit, with their changed line ranges."""
@@ -251,14 +252,9 @@ class RecordBuilder:
         """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
         if commit.header["hash"] not in self.prefetched:
             self.prefetch(commit)
-        wanted, requested = self.prefetched.pop(commit.header["hash"])
-        contents = {blob: self.blobs.get(blob) for blob in requested}
-        out: list[dict] = []
-        for fc, path, ranges in wanted:
-            old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
-            out += self.meter.changed_functions(path, fc.blobs[-1], lambda b: contents[b] if b in contents
-                                                else self.blobs.read(b), ranges, old, fc.patch)
-        self.counts["function_blobs_parsed"] = self.meter.parsed
+        assert self.workers is not None
+        out = [f for found in self.workers.result(self.prefetched.pop(commit.header["hash"])) for f in found]
+        self.counts["function_blobs_parsed"] = sum(self.workers.parsed)
         return out
 
     def _merge(self, commit: str, parents: list[str], parsed: ParsedCommit) -> dict:

@@ -17,8 +17,13 @@ complexity: McCabe's 1 + the decision points in the function's own body (nested 
 measured on their own), counted on the syntax tree's tokens the way lizard counts its tokens
 (`if`, `for`, `while`, `catch`, `case`, `&&`, `||`, `?`, per language; Python's `elif`,
 `except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
-the first). tests/test_complexity.py checks it against lizard on real code. The new content is
-read through one long-running `git cat-file --batch` process, asked a few commits ahead.
+the first). tests/test_complexity.py checks it against lizard on real code.
+
+`FunctionWorkers` does this work beside the caller: in `jobs` worker processes (each with its
+own cache and its own `git cat-file --batch`; every version of one path goes to the same worker,
+so that its re-parses start from the tree of the version before), or, with `jobs=0`, in the
+caller's process with the blobs asked a few commits ahead. Results come back in request order:
+the output does not depend on `jobs`.
 """
 
 from __future__ import annotations
@@ -26,16 +31,19 @@ from __future__ import annotations
 import functools
 import math
 import re
-import subprocess
-import threading
+import os
+import zlib
 from bisect import bisect_right
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import accumulate
+from multiprocessing import get_context
 
 from tree_sitter import Point, QueryCursor
 
 from chunking.parsers import definition_types, grammar, own_name, parser, parser_language, qualified_name, query
+from scrapers.git_runner import BlobReader, Git
 
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
 _HUNK = re.compile(rb"^@@@? (?:-\d+(?:,\d+)? )+\+(\d+)(?:,(\d+))? @@", re.M)
@@ -73,6 +81,7 @@ _EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
     " (required_parameter value: (_) @d) (optional_parameter value: (_) @d)"
 _CODE_LINE = re.compile(rb"^[ \t]*(?![ \t\r\n#]|//|/\*|\*)", re.M)  # a line with code: not blank, not a comment
 CACHE_BYTES = 8 << 20  # source bytes of parsed blobs kept (their trees take 10-40x that)
+WHOLE_BLOBS = 20_000  # blobs whose every function is kept (an added file's), after their trees have gone
 
 
 def commit_complexity(changes: list[tuple[int, int]]) -> dict:
@@ -87,67 +96,6 @@ def commit_complexity(changes: list[tuple[int, int]]) -> dict:
         "entropy": round(entropy + 0.0, 3),
         "score": round(math.log2(1 + total) * (1 + entropy), 3),
     }
-
-
-class BlobReader:
-    """Reads blobs by hash through one `git cat-file --batch` process.
-
-    `request` sends hashes without waiting; a thread reads git's answers as they come, and `get`
-    takes one (in any order). Asking for the blobs of the next commits while this one is measured
-    keeps git busy instead of a round trip per commit. `read` is request + get.
-    """
-
-    def __init__(self, git):
-        self.proc = subprocess.Popen(git.argv(["cat-file", "--batch"]), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git.env)
-        self.asked: deque[str] = deque()  # requested, not yet answered, in order
-        self.ready: dict[str, list[bytes | None]] = {}  # answered, not yet taken
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._answers, daemon=True)
-        self.thread.start()
-
-    def request(self, blobs: list[str]) -> None:
-        if not blobs:
-            return
-        with self.cond:
-            self.asked.extend(blobs)
-        self.proc.stdin.write("".join(b + "\n" for b in blobs).encode())
-        self.proc.stdin.flush()
-
-    def get(self, blob: str) -> bytes | None:
-        """A requested blob's content, or None when it is missing or not a blob."""
-        with self.cond:
-            while not self.ready.get(blob):
-                if not self.thread.is_alive():
-                    raise RuntimeError("git cat-file --batch stopped")
-                self.cond.wait(1.0)
-            answers = self.ready[blob]
-            data = answers.pop(0)
-            if not answers:
-                del self.ready[blob]
-            return data
-
-    def read(self, blob: str) -> bytes | None:
-        self.request([blob])
-        return self.get(blob)
-
-    def _answers(self) -> None:
-        out = self.proc.stdout
-        while header := out.readline():
-            fields = header.split()
-            data = None
-            if len(fields) == 3:  # else "<sha> missing"
-                data = out.read(int(fields[2]) + 1)[:-1]
-                if fields[1] != b"blob":
-                    data = None
-            with self.cond:
-                self.ready.setdefault(self.asked.popleft(), []).append(data)
-                self.cond.notify_all()
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
-        self.thread.join()
 
 
 def changed_line_ranges(patch: bytes) -> list[tuple[int, int]]:
@@ -360,19 +308,23 @@ class FunctionMeter:
     Parsed blobs are kept up to `cache_bytes` of source (their trees take 10-40 times that),
     least recently used out first. A blob changed from a kept one is parsed incrementally from
     that one's tree, which then is the first to leave: the file's newest version is what its
-    next change starts from.
+    next change starts from. Every function of a blob (what an added file needs) is kept for
+    `WHOLE_BLOBS` blobs after its tree has gone: the same content added again (a copy, a revert)
+    is neither read nor parsed.
     """
 
     def __init__(self, cache_bytes: int = CACHE_BYTES):
         self.cache_bytes = cache_bytes
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
         self.cached_bytes = 0
+        self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
         self.parsed = 0
 
-    def needs(self, path: str, blob: str) -> bool:
-        """Whether `changed_functions` will want this blob's content (a parseable file not in the cache)."""
+    def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
+        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches)."""
         lang = parser_language(path)
-        return lang is not None and (blob, lang) not in self.cache
+        key = (blob, lang)
+        return lang is not None and key not in self.cache and (ranges is not None or key not in self.whole)
 
     def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
                           old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
@@ -385,6 +337,9 @@ class FunctionMeter:
         if lang is None:
             return []
         key = (blob, lang)
+        if ranges is None and key in self.whole:  # the blob again (a copy, a revert, a re-added file)
+            self.whole.move_to_end(key)
+            return self._dicts(path, self.whole[key])
         index = self.cache.get(key)
         if index is None:
             content = content_of(blob)
@@ -401,8 +356,111 @@ class FunctionMeter:
                 self._drop(next(iter(self.cache)))
         else:
             self.cache.move_to_end(key)
+        functions = index.touching(ranges)
+        if ranges is None:
+            self.whole[key] = functions
+            if len(self.whole) > WHOLE_BLOBS:
+                self.whole.popitem(last=False)
+        return self._dicts(path, functions)
+
+    @staticmethod
+    def _dicts(path: str, functions: list[Function]) -> list[dict]:
         return [{"path": path, "name": f.name, "start_line": f.start_line, "end_line": f.end_line,
-                 "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in index.touching(ranges)]
+                 "cyclomatic_complexity": f.ccn, "nloc": f.nloc} for f in functions]
 
     def _drop(self, key: tuple[str, str]) -> None:
         self.cached_bytes -= len(self.cache.pop(key).content)
+
+
+# (path, new blob, changed line ranges or None for all, old blob or None, unified diff from it)
+Item = tuple[str, str, "list[tuple[int, int]] | None", "str | None", bytes]
+
+
+def default_jobs() -> int:
+    """Worker processes for function complexity: one per CPU beyond the one the scraper runs on, at most 4."""
+    return max(0, min(4, len(os.sched_getaffinity(0)) - 1))
+
+
+def _ask(meter: FunctionMeter, reader: BlobReader, items: list[Item]) -> list[str]:
+    """Request, in one go, the blobs of `items` that are not parsed yet; returns them."""
+    asked = list(dict.fromkeys(blob for path, blob, ranges, *_ in items if meter.needs(path, blob, ranges)))
+    reader.request(asked)
+    return asked
+
+
+def _measure(meter: FunctionMeter, reader: BlobReader, items: list[Item],
+             asked: list[str]) -> tuple[list[list[dict]], int]:
+    """Changed functions of each item, the `asked` blobs taken from `reader`; and the blobs parsed so far."""
+    contents = {blob: reader.get(blob) for blob in asked}
+
+    def content_of(blob: str) -> bytes | None:
+        return contents[blob] if blob in contents else reader.read(blob)
+    return [meter.changed_functions(path, blob, content_of, ranges, old, patch)
+            for path, blob, ranges, old, patch in items], meter.parsed
+
+
+_worker: tuple[FunctionMeter, BlobReader] | None = None  # in a worker process: its cache and its git reader
+
+
+def _start_worker(repo: str) -> None:
+    global _worker
+    _worker = (FunctionMeter(), BlobReader(Git(repo)))
+
+
+def _work(items: list[Item]) -> tuple[list[list[dict]], int]:
+    assert _worker is not None
+    return _measure(*_worker, items, _ask(*_worker, items))
+
+
+class FunctionWorkers:
+    """Changed functions of many commits' files, measured ahead of the caller; results in request order.
+
+        workers = FunctionWorkers(git, jobs=2)
+        ticket = workers.submit(items)       # as early as possible (a few commits ahead)
+        functions = workers.result(ticket)   # one list of function dicts per item
+
+    `jobs` worker processes each own a `FunctionMeter` and a `git cat-file --batch`; an item goes
+    to the worker its path hashes to. They are forked when this is made (the scraper makes it
+    before it starts its `git log`s, so that no pipe of those is inherited): forking, unlike
+    spawning, does not re-run the caller's `__main__`, which may be stdin, a notebook or a script
+    without a main guard.
+    With `jobs=0` the work is done in `result`, in this process.
+    """
+
+    def __init__(self, git: Git, jobs: int):
+        self.jobs = jobs
+        self.parsed = [0] * max(jobs, 1)  # blobs parsed, per worker
+        if jobs:
+            context = get_context("fork")
+            self.pools = [ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker,
+                                              initargs=(str(git.repo),)) for _ in range(jobs)]
+            for pool in self.pools:
+                pool.submit(int)  # forks the worker now, before the caller opens its git pipes
+        else:
+            self.meter, self.reader = FunctionMeter(), BlobReader(git)
+
+    def submit(self, items: list[Item]) -> list:
+        if not self.jobs:
+            return [(0, list(range(len(items))), (items, _ask(self.meter, self.reader, items)))]
+        parts: dict[int, list[int]] = {}
+        for k, (path, *_) in enumerate(items):
+            parts.setdefault(zlib.crc32(path.encode("utf-8", "surrogateescape")) % self.jobs, []).append(k)
+        return [(w, ks, self.pools[w].submit(_work, [items[k] for k in ks])) for w, ks in sorted(parts.items())]
+
+    def result(self, ticket: list) -> list[list[dict]]:
+        out: list[list[dict]] = [[] for _ in range(sum(len(ks) for _, ks, _ in ticket))]
+        for w, ks, job in ticket:
+            if isinstance(job, Future):
+                functions, self.parsed[w] = job.result()
+            else:
+                functions, self.parsed[w] = _measure(self.meter, self.reader, *job)
+            for k, found in zip(ks, functions):
+                out[k] = found
+        return out
+
+    def close(self) -> None:
+        if self.jobs:
+            for pool in self.pools:
+                pool.shutdown(cancel_futures=True)
+        else:
+            self.reader.close()

@@ -212,15 +212,17 @@ def stream_commits(git: Git, hashes: list[str], merges: Collection[str] = (), me
     `merges` are the merge commits among them (`merge_details`' keys), `merge_diff` how they are
     diffed: `REMERGE_DIFF` or, for git before 2.36, `COMBINED_DIFF` (in the one stream).
 
-    The remerge diffs come from a second `git log` that runs beside the first, newest merge first:
+    The remerge diffs come from more `git log`s that run beside the first, newest merge first:
     `git log` forgets a commit's parents once it has shown it, so a merge shown after its own
-    ancestors would be redone without a merge base (add/add conflicts everywhere).
+    ancestors would be redone without a merge base (add/add conflicts everywhere). The merges are
+    cut into runs of growing size, oldest run first (`_MergeSpools`), so that the first merges do
+    not wait for git to redo the last ones.
     """
     if merge_diff != REMERGE_DIFF or not merges:
         yield from _stream_all(git, hashes, [*DIFF_OPTIONS, merge_diff])
         return
     merges = set(merges)
-    spool = _MergeSpool(git, [h for h in reversed(hashes) if h in merges], [*DIFF_OPTIONS, merge_diff])
+    spool = _MergeSpools(git, [h for h in hashes if h in merges], [*DIFF_OPTIONS, merge_diff])
     try:
         plain = _stream_all(git, [h for h in hashes if h not in merges], [*DIFF_OPTIONS, COMBINED_DIFF])
         for i, h in enumerate(hashes):
@@ -249,8 +251,45 @@ def _stream_all(git: Git, hashes: list[str], options: list[str]) -> Iterator[tup
         start = k + 1
 
 
+class _MergeSpools:
+    """The merges (oldest first) in runs of 32, 64, 128, ... merges, each a `_MergeSpool` of its own.
+
+    Run k+1's git starts when run k is first read, so that git redoes the next merges while
+    these are used; a run is closed (its file deleted) once a later run is read.
+    """
+
+    FIRST_RUN = 32
+
+    def __init__(self, git: Git, merges: list[str], options: list[str]):
+        self.git, self.options = git, options
+        self.runs: list[list[str]] = []
+        start, size = 0, self.FIRST_RUN
+        while start < len(merges):
+            self.runs.append(merges[start:start + size])
+            start, size = start + size, size * 2
+        self.run_of = {h: k for k, run in enumerate(self.runs) for h in run}
+        self.spools: dict[int, _MergeSpool] = {}
+        self._start(0)
+
+    def _start(self, k: int) -> None:
+        if k < len(self.runs) and k not in self.spools:
+            self.spools[k] = _MergeSpool(self.git, self.runs[k][::-1], self.options)  # newest first
+
+    def get(self, merge: str) -> tuple[bytes, list[FileChange]]:
+        k = self.run_of[merge]
+        self._start(k)
+        self._start(k + 1)
+        for done in [j for j in self.spools if j < k]:
+            self.spools.pop(done).close()
+        return self.spools[k].get(merge)
+
+    def close(self) -> None:
+        for spool in self.spools.values():
+            spool.close()
+
+
 class _MergeSpool:
-    """A `git log` of the merges, newest first, written to a temporary file while the main stream runs."""
+    """A `git log` of some merges, newest first, written to a temporary file while the main stream runs."""
 
     def __init__(self, git: Git, merges: list[str], options: list[str]):
         self.git, self.merges, self.options = git, merges, options

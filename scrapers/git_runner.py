@@ -2,6 +2,7 @@
 
     git = Git(Path("repo"));  out = git.run("rev-parse", "HEAD")          # bytes; GitError on failure
     top = resolve_repo(Path("repo/src"))                                   # the work tree's top level
+    reader = BlobReader(git);  data = reader.read(sha);  reader.close()   # blobs: one `git cat-file --batch`
 
 Every stage reads a repository through `Git`, so that what it sees does not depend on who runs
 it: `/etc/gitconfig`, `~/.gitconfig`, `$XDG_CONFIG_HOME/git/config` and the global attributes
@@ -22,6 +23,8 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import threading
+from collections import deque
 from pathlib import Path
 
 # Settings whose repository-local values would change the output, pinned to git's defaults.
@@ -152,3 +155,63 @@ def missing_objects(git: Git, commits: list[str]) -> set[str]:
     out = git.run("rev-list", "--objects", "--missing=print", "--no-walk", "--stdin",
                   input="".join(c + "\n" for c in commits).encode())
     return {line[1:] for line in out.decode().splitlines() if line.startswith("?")}
+
+
+class BlobReader:
+    """Reads blobs by hash through one `git cat-file --batch` process.
+
+    `request` sends hashes without waiting; a thread reads git's answers as they come, and `get`
+    takes one (in any order). Asking for the blobs of the next commits while this one is measured
+    keeps git busy instead of a round trip per commit. `read` is request + get.
+    """
+
+    def __init__(self, git: Git):
+        self.proc = git.popen(["cat-file", "--batch"])
+        self.asked: deque[str] = deque()  # requested, not yet answered, in order
+        self.ready: dict[str, list[bytes | None]] = {}  # answered, not yet taken
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._answers, daemon=True)
+        self.thread.start()
+
+    def request(self, blobs: list[str]) -> None:
+        if not blobs:
+            return
+        with self.cond:
+            self.asked.extend(blobs)
+        self.proc.stdin.write("".join(b + "\n" for b in blobs).encode())
+        self.proc.stdin.flush()
+
+    def get(self, blob: str) -> bytes | None:
+        """A requested blob's content, or None when it is missing or not a blob."""
+        with self.cond:
+            while not self.ready.get(blob):
+                if not self.thread.is_alive():
+                    raise RuntimeError("git cat-file --batch stopped")
+                self.cond.wait(1.0)
+            answers = self.ready[blob]
+            data = answers.pop(0)
+            if not answers:
+                del self.ready[blob]
+            return data
+
+    def read(self, blob: str) -> bytes | None:
+        self.request([blob])
+        return self.get(blob)
+
+    def _answers(self) -> None:
+        out = self.proc.stdout
+        while header := out.readline():
+            fields = header.split()
+            data = None
+            if len(fields) == 3:  # else "<sha> missing"
+                data = out.read(int(fields[2]) + 1)[:-1]
+                if fields[1] != b"blob":
+                    data = None
+            with self.cond:
+                self.ready.setdefault(self.asked.popleft(), []).append(data)
+                self.cond.notify_all()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.thread.join()

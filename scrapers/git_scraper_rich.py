@@ -26,9 +26,10 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from tqdm import tqdm
 
-from pipeline_io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
+from pipeline.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
+from scrapers.complexity import default_jobs
 from scrapers.git_log_stream import list_commits, merge_details, merge_diff_option, parse_commit, stream_commits
 from scrapers.git_runner import Git, GitError, resolve_repo
 from scrapers.redaction import Redactor
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_REVS = ["--branches", "--remotes", "--tags"]  # every branch and tag; not refs/stash, not notes
 DEFAULT_MAX_DIFF_BYTES = 512 * 1024
-LOOKAHEAD = 8  # commits parsed ahead of the one being built, so that their blobs are read meanwhile
+LOOKAHEAD = 32  # commits parsed ahead of the one being built, so that their functions are measured meanwhile
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ScrapeConfig:
     max_diff_bytes: int = DEFAULT_MAX_DIFF_BYTES
     redact: bool = True
     function_complexity: bool = True
+    jobs: int | None = None  # worker processes for function complexity; None: complexity.default_jobs(), 0: none
     progress: bool = True
 
     def output_path(self) -> Path:
@@ -70,6 +72,8 @@ class _Scrape:
     def __init__(self, config: ScrapeConfig):
         if config.max_diff_bytes < 1:
             raise UserError(f"--max-diff-bytes must be positive, got {config.max_diff_bytes}")
+        if config.jobs is not None and config.jobs < 0:
+            raise UserError(f"--jobs must be 0 or more, got {config.jobs}")
         if config.max_commits is not None and config.max_commits < 1:
             raise UserError(f"--max-commits must be positive, got {config.max_commits}")
         self.config = config
@@ -161,8 +165,9 @@ class _Scrape:
             merge_diff = merge_diff_option(self.git)
         except GitError as e:
             raise UserError(f"git failed while reading merges: {e}") from None
+        jobs = default_jobs() if config.jobs is None else config.jobs
         self.builder = builder = RecordBuilder(self.git, config.max_diff_bytes, config.redact,
-                                               config.function_complexity, merges)
+                                               config.function_complexity, merges, jobs)
         order = 0
         try:
             bar = tqdm(total=len(self.hashes), unit="commit", disable=not config.progress, desc="scrape")
@@ -288,6 +293,9 @@ def parse_args(argv: list[str] | None) -> tuple[ScrapeConfig, argparse.Namespace
     p.add_argument("--no-redact", action="store_true", help="keep secrets in diffs and messages")
     p.add_argument("--no-function-complexity", action="store_true",
                    help="skip measuring the cyclomatic complexity of changed functions")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes measuring function complexity beside the scraper (default: one per CPU "
+                        "beyond the first, at most 4; 0: in the scraper's process); the output does not depend on it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
@@ -295,7 +303,7 @@ def parse_args(argv: list[str] | None) -> tuple[ScrapeConfig, argparse.Namespace
                           stats_path=args.stats_path, revs=[*args.rev, *args.revs], since=args.since,
                           until=args.until, max_commits=args.max_commits, max_diff_bytes=args.max_diff_bytes,
                           redact=not args.no_redact, function_complexity=not args.no_function_complexity,
-                          progress=not args.no_progress)
+                          jobs=args.jobs, progress=not args.no_progress)
     return config, args
 
 

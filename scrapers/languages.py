@@ -15,7 +15,7 @@ _BY_EXTENSION = {
     "py": "python", "pyi": "python", "pyx": "cython", "ipynb": "jupyter",
     "rs": "rust", "go": "go", "java": "java", "kt": "kotlin", "kts": "kotlin", "scala": "scala",
     "js": "javascript", "mjs": "javascript", "cjs": "javascript", "jsx": "javascript",
-    "ts": "typescript", "tsx": "typescript", "vue": "vue", "svelte": "svelte",
+    "ts": "typescript", "mts": "typescript", "cts": "typescript", "tsx": "typescript", "vue": "vue", "svelte": "svelte",
     "c": "c", "h": "c", "cc": "cpp", "cpp": "cpp", "cxx": "cpp", "hpp": "cpp", "hh": "cpp", "hxx": "cpp",
     "m": "objective-c", "mm": "objective-c", "swift": "swift", "cs": "csharp", "fs": "fsharp",
     "rb": "ruby", "php": "php", "pl": "perl", "pm": "perl", "lua": "lua", "r": "r", "jl": "julia",

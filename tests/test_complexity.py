@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from lizard import analyze_file
 
-from scrapers.complexity import BlobReader, FunctionIndex, FunctionMeter, changed_line_ranges
-from scrapers.git_log_stream import Git
+from scrapers.complexity import FunctionIndex, FunctionMeter, changed_line_ranges
+from scrapers.git_runner import BlobReader, Git
+from scrapers.git_scraper_rich import ScrapeConfig, scrape
 from chunking.parsers import parser_language
 
 BUNDLES = Path(__file__).resolve().parents[1].parent / "shared" / "repos"
@@ -45,14 +46,20 @@ def agreement(files: list[tuple[str, str]]) -> tuple[int, int, list[str]]:
     return total, same, diffs
 
 
-@pytest.mark.parametrize("name, exts", [("click", (".py",)), ("express", (".js",)), ("cobra", (".go",)),
-                                        ("log", (".rs",)), ("cJSON", (".c", ".h"))])
-def test_ccn_matches_lizard_on_real_repositories(tmp_path, name, exts):
+def clone_bundle(name: str, tmp_path: Path) -> Path:
+    """A clone of the shared bundle `name` in tmp_path; the test is skipped when the bundles are absent."""
     bundle = BUNDLES / f"{name}.bundle"
     if not bundle.exists():
         pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
     repo = tmp_path / name
     subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+    return repo
+
+
+@pytest.mark.parametrize("name, exts", [("click", (".py",)), ("express", (".js",)), ("cobra", (".go",)),
+                                        ("log", (".rs",)), ("cJSON", (".c", ".h"))])
+def test_ccn_matches_lizard_on_real_repositories(tmp_path, name, exts):
+    repo = clone_bundle(name, tmp_path)
     paths = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True, text=True,
                            check=True).stdout.split("\n")
     # cJSON vendors the Unity test framework, whose "functions" are macros tree-sitter cannot see
@@ -104,11 +111,7 @@ def test_nested_functions_and_rust_rules():
 
 
 def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
-    bundle = BUNDLES / "log.bundle"
-    if not bundle.exists():
-        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
-    repo = tmp_path / "log"
-    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+    repo = clone_bundle("log", tmp_path)
 
     def git(*args: str) -> bytes:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
@@ -134,3 +137,15 @@ def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
         reused += index.incremental
         previous = index
     assert reused == len(versions) - 1
+
+
+def test_worker_processes_give_the_same_records(tmp_path):
+    """Function complexity in 2 worker processes (paths split between them) writes the bytes 0 workers write."""
+    repo = clone_bundle("log", tmp_path)
+    outputs = []
+    for jobs in (0, 2):
+        out = tmp_path / f"jobs{jobs}" / "h.jsonl"
+        scrape(ScrapeConfig(repo=str(repo), output=str(out), max_commits=300, jobs=jobs, progress=False))
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b'"cyclomatic_complexity"') > 500

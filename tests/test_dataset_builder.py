@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from conftest import RepoBuilder
-from dataset_builder import DatasetConfig, check_sequences, main, plan_windows, run, token_dtype
-from pipeline_io import UserError, write_jsonl
-from splits import SPLITS, commit_token_counts, split_commits
+from dataset_builder import DatasetConfig, check_sequences, main, plan_windows, run
+from pipeline.io import UserError, write_jsonl
+from pipeline.splits import SPLITS, commit_token_counts, split_commits
 from tokenizers_ import file_snapshot_tokenizer as stage3
 from tokenizers_.loading import encode_batch, load_tokenizer, tokenizer_identity
 
@@ -317,14 +317,9 @@ def test_cli_one_line_errors(world, tmp_path, capsys):
     assert stats["settings"]["context_window"] == 64 and stats["settings"]["split_ratios"] == [0.9, 0.05, 0.05]
 
 
-def test_token_dtype_by_vocab_size():
-    assert token_dtype(600) is np.uint16 and token_dtype(65535) is np.uint16
-    assert token_dtype(65536) is np.uint32 and token_dtype(250_000) is np.uint32
-
-
 def test_pipeline_check_and_trainer_read_both_forms(world, built):
     """The orchestrator's check and the trainer's reader accept the files, offsets and inline alike."""
-    from pipeline_checks import check_dataset
+    from pipeline.checks import check_dataset
     from training.data import load_split as trainer_load
 
     manifest, out = built

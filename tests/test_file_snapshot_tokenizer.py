@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer
 
 from conftest import ROOT, RepoBuilder, build_sample_repo
-from pipeline_io import UserError, iter_jsonl, sha256_file, write_json, write_jsonl
+from pipeline.io import UserError, iter_jsonl, sha256_file, write_json, write_jsonl
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig, main, run
 from tokenizers_.loading import TokenizerUnavailable, encode_batch, load_tokenizer, tokenizer_identity
 from tokenizers_.tokenized_chunks import load_tokenized, sequence_table
@@ -275,3 +275,23 @@ def test_reader_refuses_other_versions_and_arrays_that_do_not_match(chunks_file,
         load_tokenized(out)
     with pytest.raises(UserError, match="no such file"):
         run(config(chunks_file.with_name("missing.jsonl"), trained_tokenizer_dir))
+
+
+@pytest.mark.parametrize("with_stats", [False, True])
+def test_fallback_learns_only_from_the_train_period(tmp_path, with_stats):
+    """A word that only the last (test) commit has never becomes a token of the fallback vocabulary."""
+    chunks = [{"id": f"c{i}", "kind": "diff", "commit": f"{i:040x}", "order": i, "timestamp": i, "path": "a.py",
+               "text": f"def area_{i}(width, height):\n    return width * height + {i}\n", "n_tokens": 10}
+              for i in range(19)]
+    chunks.append({"id": "c19", "kind": "diff", "commit": f"{19:040x}", "order": 19, "timestamp": 19, "path": "b.py",
+                   "text": "zqxjkv_leak " * 400, "n_tokens": 10})
+    path = tmp_path / "chunks_semantic.jsonl"
+    write_jsonl(path, chunks)
+    if with_stats:  # stage 2's own cut-off wins over the default ratios: here train ends at order 9
+        write_json(tmp_path / "chunks_semantic.stats.json", {"cutoff": {"train_last_order": 9}})
+        chunks[12]["text"] = "wvbnmq_later " * 400
+        write_jsonl(path, chunks)
+    result = run(config(path, "nobody/no-such-tokenizer", fallback=True, fallback_vocab_size=300))
+    vocab = "".join(load_tokenizer(str(tmp_path / "tokenizer")).get_vocab())
+    assert "area" in vocab and "zqxj" not in vocab and "wvbn" not in vocab
+    assert load_tokenized(result["sequences"]).tokenizer["fallback"] is True

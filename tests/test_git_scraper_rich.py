@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import RepoBuilder, build_sample_repo
-from pipeline_io import iter_commit_records
+from pipeline.io import iter_commit_records
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, main, scrape
 
 
@@ -298,3 +299,34 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys, sample):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert not (tmp_path / "o.jsonl").exists()
+
+
+
+def test_merges_read_in_runs_give_the_same_records(tmp_path, monkeypatch):
+    """Remerge diffs from git runs of 32, 64, ... merges (oldest first) equal those of one run for all."""
+    from scrapers import git_log_stream
+    bundle = Path(__file__).resolve().parents[1].parent / "shared" / "repos" / "log.bundle"
+    if not bundle.exists():
+        pytest.skip(f"{bundle} not found (the shared bundles of the real repositories)")
+    repo = tmp_path / "log"
+    subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)
+    outputs = []
+    for first_run in (10**9, 32):
+        monkeypatch.setattr(git_log_stream._MergeSpools, "FIRST_RUN", first_run)
+        _, records = run_scrape(repo, tmp_path / str(first_run), function_complexity=False)
+        outputs.append((tmp_path / str(first_run) / "h.jsonl").read_bytes())
+    merges = [r for r in records if r["is_merge"]]
+    assert len(merges) > 32 * 3 and sum(bool(r["files"]) for r in merges) >= 1
+    assert outputs[0] == outputs[1]
+
+
+def test_function_workers_start_from_a_script_on_stdin(sample, tmp_path):
+    """Workers that re-ran `__main__` (spawned) could not start from stdin; forked ones write the same bytes."""
+    b, _, _, out = sample
+    root = Path(__file__).resolve().parents[1]
+    script = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+              "from scrapers.git_scraper_rich import ScrapeConfig, scrape\n"
+              f"scrape(ScrapeConfig(repo={str(b.path)!r}, output={str(tmp_path / 'h.jsonl')!r}, jobs=2, progress=False))\n")
+    proc = subprocess.run([sys.executable, "-"], input=script.encode(), capture_output=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert (tmp_path / "h.jsonl").read_bytes() == (out / "h.jsonl").read_bytes()

@@ -22,3 +22,12 @@ def test_category_of(path, category):
 def test_language_of_names_and_extensions():
     assert [language_of(p) for p in ("a/b.rs", "Dockerfile", ".env.local", "x.unknown", "noext")] == \
         ["rust", "dockerfile", "dotenv", "other", "other"]
+
+
+def test_parser_language_follows_the_one_extension_table():
+    from chunking.parsers import parser_language
+
+    assert parser_language("web/a.mts") == language_of("web/a.mts") == "typescript"
+    assert parser_language("web/App.tsx") == "tsx" and language_of("web/App.tsx") == "typescript"
+    assert parser_language("include/x.H") == language_of("include/x.H") == "c"
+    assert parser_language("notes.txt") is None and parser_language("Makefile") is None

@@ -20,9 +20,9 @@ import pytest
 
 import comprehensive_pipeline
 from conftest import ROOT, RepoBuilder, build_sample_repo
-from pipeline_io import read_json
-from pipeline_state import OutputLock
-from splits import SPLITS
+from pipeline.io import read_json
+from pipeline.splits import SPLITS
+from pipeline.state import OutputLock
 from test_pipeline import SMALL, tree_bytes
 
 ray = pytest.importorskip("ray")
@@ -177,7 +177,7 @@ def test_repos_file_and_single_repo_parsing(tmp_path):
     assert (cfg.repo, cfg.repos, cfg.repos_file) == ("a", [], None)  # one --repo: today's single run
     cfg = comprehensive_pipeline.parse_args(["--repo", "a", "--repo", "b"])
     assert cfg.repos == ["a", "b"] and plan_jobs(cfg)[1] == Path("data") / "multi"
-    from pipeline_io import UserError
+    from pipeline.io import UserError
 
     with pytest.raises(UserError, match="listed twice"):
         plan_jobs(comprehensive_pipeline.parse_args(["--repo", "a", "--repo", "./a"]))
@@ -203,3 +203,13 @@ def test_a_url_is_cloned_by_the_worker_and_fetched_on_the_next_run(three_repos, 
     assert comprehensive_pipeline.main(args) == 0
     assert any(line.startswith("lib ") and " unchanged " in line for line in capsys.readouterr().out.splitlines())
     assert tree_bytes(base / "urls" / "repos") == before
+
+
+def test_a_ray_task_starts_no_complexity_processes_unless_asked(tmp_path):
+    from multirepo.runner import RepoJob, repo_config
+    from pipeline.config import PipelineConfig
+
+    job = RepoJob("a", "a", str(tmp_path), str(tmp_path / "out"), None)
+    assert repo_config(PipelineConfig(), job).scrape_jobs == 0  # Ray: every task holds one CPU
+    assert repo_config(PipelineConfig(workers=1), job).scrape_jobs is None  # in process: the scraper's default
+    assert repo_config(PipelineConfig(scrape_jobs=3), job).scrape_jobs == 3

@@ -17,9 +17,9 @@ import comprehensive_pipeline
 import semantic_chunker
 from chunking.snapshots import MISSING, TreeReader
 from conftest import RepoBuilder
-from pipeline_config import PipelineConfig, validate
-from pipeline_io import UserError, iter_jsonl
-from pipeline_state import OutputLock
+from pipeline.config import PipelineConfig, validate
+from pipeline.io import UserError, iter_jsonl
+from pipeline.state import OutputLock
 from scrapers.git_runner import resolve_repo
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, scrape
 from tokenizers_.loading import load_tokenizer
@@ -164,7 +164,7 @@ def test_disk_full_is_one_line(tmp_path, capsys, sample_repo, monkeypatch):
 def test_stage2_kill_leftovers_are_removed_on_rerun(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    left = [out / ".chunks_semantic.jsonl.ids-4242", out / ".git_history_rich.jsonl.tmp-4242"]
+    left = [out / ".chunks_semantic.tokens.npy.tmp-4242", out / ".git_history_rich.jsonl.tmp-4242"]
     for p in left:
         p.write_bytes(b"\0" * 16)
     with OutputLock(out):
@@ -186,10 +186,12 @@ def test_stage2_kill_leftovers_are_removed_on_rerun(tmp_path):
     (["--fallback-sample-mb", "0"], None, "--fallback-sample-mb must be a positive number"),
     (["--fallback-vocab-size", "-5"], None, "--fallback-vocab-size must be at least 258"),
     (["--fallback-vocab-size", "0"], None, "--fallback-vocab-size must be at least 258"),
-    (["--min-chunk-tokens", "64", "--max-chunk-tokens", "64"], None, "--min-chunk-tokens must be positive and below"),
+    (["--min-chunk-tokens", "64", "--max-chunk-tokens", "64"], None, "--min-chunk-tokens must be at least 0 and below"),
     (["--snapshot-at", "head"], None, "no commit yet"),
+    (["--scrape-jobs", "-1"], None, "--scrape-jobs must be 0 or more"),
 ], ids=["nan", "inf", "sum", "yaml-str-for-int", "yaml-float-for-int", "yaml-str-for-list", "yaml-int-for-bool",
-        "yaml-int-key", "yaml-not-utf8", "sample-mb-0", "vocab-negative", "vocab-0", "min-eq-max", "unborn-head"])
+        "yaml-int-key", "yaml-not-utf8", "sample-mb-0", "vocab-negative", "vocab-0", "min-eq-max", "unborn-head",
+        "scrape-jobs-negative"])
 def test_each_settings_error_is_one_line_before_stage_1(tmp_path, capsys, monkeypatch, args, yaml_bytes, message):
     b = RepoBuilder(tmp_path / "r")
     b.commit("one", {"a.py": "x = 1\n"})

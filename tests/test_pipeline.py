@@ -14,8 +14,8 @@ import pytest
 
 import comprehensive_pipeline
 from conftest import ROOT, build_sample_repo
-from pipeline_config import PipelineConfig
-from pipeline_io import UserError, iter_jsonl, read_json
+from pipeline.config import PipelineConfig
+from pipeline.io import UserError, iter_jsonl, read_json
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
          "--max-chunk-tokens", "96", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
@@ -91,6 +91,15 @@ def test_second_run_skips_every_stage_and_changes_nothing(built, tmp_path):
     assert tree_bytes(out) == before
 
 
+def test_scrape_jobs_change_no_output_and_redo_no_stage(built, tmp_path):
+    repo, out, _ = built
+    before = tree_bytes(out)
+    result = run_cli("--repo", str(repo), "--output-dir", str(out), *SMALL, "--scrape-jobs", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("skipped") >= 4
+    assert tree_bytes(out) == before
+
+
 def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
     repo, out, _ = built
     expected = tree_bytes(out)
@@ -111,7 +120,7 @@ def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
 
 def test_a_second_run_on_a_locked_directory_is_refused(built, tmp_path):
     repo, out, _ = built
-    from pipeline_state import OutputLock
+    from pipeline.state import OutputLock
 
     with OutputLock(out):
         result = run_cli("--repo", str(repo), "--output-dir", str(out), *SMALL, cwd=tmp_path)
@@ -156,3 +165,20 @@ def test_config_file_is_read_and_flags_win(tmp_path):
     cfg_file.write_text("context_windw: 99\n")
     with pytest.raises(UserError, match="context_windw"):
         comprehensive_pipeline.parse_args(["--config", str(cfg_file)])
+
+
+def test_every_stage_option_is_reachable_from_the_one_command(tmp_path, capsys):
+    """Stage 2's filters, dedup, size bound and workers and stage 4's stride and inline ids, from YAML and flags."""
+    repo = build_sample_repo(tmp_path / "sample")
+    cfg_file = tmp_path / "p.yaml"
+    cfg_file.write_text("filter_lock_files: false\ndedup: false\nmax_file_bytes: 5000\ninline_ids: true\n")
+    out = tmp_path / "o"
+    code = comprehensive_pipeline.main(["--config", str(cfg_file), "--repo", str(repo.path), "--output-dir", str(out),
+                                        *SMALL, "--no-binary", "--chunk-workers", "2", "--stride", "8", "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    chunking = read_json(out / "chunks_semantic.stats.json")["settings"]
+    assert (chunking["filter_lock_files"], chunking["filter_binary"], chunking["dedup"]) == (False, False, False)
+    assert chunking["filter_generated"] is True and chunking["max_file_bytes"] == 5000
+    dataset = read_json(out / "dataset" / "dataset_stats.json")["settings"]
+    assert (dataset["stride"], dataset["inline_ids"]) == (8, True)
+    assert "input_ids" in read_json(out / "dataset" / "training_data_train.json")["examples"][0]

@@ -16,7 +16,7 @@ import pytest
 
 import comprehensive_pipeline
 from conftest import build_sample_repo
-from pipeline_io import iter_jsonl, read_json
+from pipeline.io import iter_jsonl, read_json
 from scrapers.languages import category_of, language_of
 from test_pipeline import SMALL
 from tokenizers_.loading import encode_batch, load_tokenizer

@@ -11,7 +11,7 @@ import pytest
 
 import semantic_chunker as sc
 from conftest import PY_V1, PY_V2, RS_V1
-from pipeline_io import iter_commit_records
+from pipeline.io import iter_commit_records
 from tokenizers_.loading import encode_batch, load_tokenizer
 
 AWS = "AKIA" + "QWERTYUIOPASDFGH"
@@ -77,8 +77,9 @@ def test_change_to_one_function_names_it_and_sizes_stay_in_budget(tmp_path, tok)
     rs = [c for c in by_order[0] if c["path"] == "rust/src/lib.rs"]
     assert len(rs) > 3
     for c in rs[1:]:
-        hunk_first = c["text"].split("\n")[3]
-        assert hunk_first.startswith(("+pub fn", "+impl", "+}", "+", "+    pub fn")), hunk_first
+        lines = c["text"].split("\n")  # (the commit line opens only the commit's first chunk)
+        hunk_first = lines[next(i for i, l in enumerate(lines) if l.startswith("@@")) + 1]
+        assert hunk_first.startswith(("+pub fn ", "+    pub fn ")), hunk_first
     assert "f39" in rs[-1]["symbol"]
     # ids are unique and the stats name the cut-off the snapshots would use
     assert len({c["id"] for c in chunks}) == len(chunks)
@@ -277,7 +278,7 @@ def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scrap
     json_history = history.with_name("git_history_rich.json")
     assert sc.main(["--repo", str(b.path), "--commits", str(json_history), "--output",
                     str(tmp_path / "b" / "chunks_semantic.jsonl"), "--max-chunk-tokens", "256",
-                    "--min-chunk-tokens", "48", "--split-ratios", "0.6", "0.2", "0.2",
+                    "--min-chunk-tokens", "48", "--train-ratio", "0.6", "--val-ratio", "0.2", "--test-ratio", "0.2",
                     "--tokenizer", str(tok.name_or_path), "--no-progress", "--workers", "3"]) == 0
     for name in ("chunks_semantic.jsonl", "chunks_semantic.tokens.npy", "chunks_semantic.stats.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

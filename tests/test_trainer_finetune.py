@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline_config import PipelineConfig
+from pipeline.config import PipelineConfig
 from training import model_trainer_unified as trainer
 from training.config import load_config
 from training.loop import cosine_lambda

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import build_sample_repo
-from pipeline_config import PipelineConfig
+from pipeline.config import PipelineConfig
 
 
 @pytest.fixture(autouse=True)

@@ -34,17 +34,18 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline_io import (UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
+from pipeline import settings
+from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
+from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
+                             companion, token_dtype)
+from pipeline.splits import commit_token_counts, split_commits
 from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
-from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, NpyStream, check_windows, sequence_table, write_meta
+from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
 
-IDS_SUFFIX = ".ids.npy"
-SEQUENCES_SUFFIX = ".sequences.npy"
-TOKENIZER_DIR = "tokenizer"
 BATCH_SIZE = 2048  # texts per Rust encode_batch call: enough to keep every core busy, little memory
 CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path")
 
@@ -56,7 +57,7 @@ class TokenizeConfig:
     model: str = DEFAULT_MODEL  # hub name, save_pretrained directory or tokenizer.json
     sequence_length: int = 512
     overlap: int = 128
-    fallback: bool = False  # train a byte-level BPE on the chunks when the model cannot be loaded
+    fallback: bool = False  # train a byte-level BPE on the train-period chunks when the model cannot be loaded
     fallback_vocab_size: int = FALLBACK_VOCAB_SIZE
     stats: bool = False  # print the statistics
     progress: bool = True
@@ -69,11 +70,13 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     trained). When None, config.model is loaded, or with config.fallback a byte-level BPE is
     trained on the chunk texts when it cannot be.
     """
-    check_windows(config.sequence_length, config.overlap)
+    settings.sequence_windows(config.sequence_length, config.overlap)
+    if config.fallback:
+        settings.fallback_tokenizer(config.fallback_vocab_size)
     input_path = Path(config.input)
     if not input_path.is_file():
         raise UserError(f"{input_path}: no such file (expected stage 2's chunks_semantic.jsonl)")
-    out = Path(config.sequences) if config.sequences else input_path.with_name("chunks_tokenized.json")
+    out = Path(config.sequences) if config.sequences else input_path.with_name(TOKENIZED)
     tok_dir = out.parent / TOKENIZER_DIR
     if tokenizer is None:
         tokenizer, identity = _resolve_tokenizer(config, input_path, tok_dir)
@@ -82,7 +85,7 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     _save_tokenizer(tokenizer, identity, tok_dir)
     identity = {**identity, "files": TOKENIZER_DIR}
 
-    ids_path, seq_path = out.with_name(out.stem + IDS_SUFFIX), out.with_name(out.stem + SEQUENCES_SUFFIX)
+    ids_path, seq_path = companion(out, IDS_SUFFIX), companion(out, SEQUENCES_SUFFIX)
     cache = _stage2_cache(input_path, identity)
     try:
         encoded = _write_ids(input_path, ids_path, tokenizer, cache, config.progress)
@@ -124,10 +127,33 @@ def _resolve_tokenizer(config: TokenizeConfig, input_path: Path, tok_dir: Path):
     except TokenizerUnavailable as e:
         if not config.fallback:
             raise
-        logger.warning("%s; training a byte-level BPE tokenizer on the chunks instead, saved in %s", e, tok_dir)
-    texts = (r["text"] for r in iter_jsonl(input_path) if isinstance(r, dict) and isinstance(r.get("text"), str))
-    tok = train_fallback_tokenizer(texts, tok_dir, vocab_size=config.fallback_vocab_size)
+        logger.warning("%s; training a byte-level BPE tokenizer on the train-period chunks instead, saved in %s",
+                       e, tok_dir)
+    tok = train_fallback_tokenizer(_train_period_texts(input_path), tok_dir, vocab_size=config.fallback_vocab_size)
     return tok, tokenizer_identity(tok, source=TOKENIZER_DIR, fallback=True)
+
+
+def _train_period_texts(input_path: Path):
+    """The texts of the chunks in the train period, so that no val/test code shapes the vocabulary.
+
+    The cut-off is stage 2's (`cutoff.train_last_order` in its stats); without those stats it is
+    `split_commits` over the chunks with the default ratios, as stage 4 cuts. Records without an
+    `order` cannot be placed in time: then every chunk is used, and a warning says so.
+    """
+    def texts():
+        return (r for r in iter_jsonl(input_path) if isinstance(r, dict) and isinstance(r.get("text"), str))
+
+    stats_path = companion(input_path, STATS_SUFFIX)
+    stats = read_json(stats_path) if stats_path.is_file() else None
+    last = (stats.get("cutoff") or {}).get("train_last_order") if isinstance(stats, dict) else None
+    if last is None:
+        try:
+            last = split_commits(sorted(commit_token_counts(texts()).items())).train_last_order
+        except (KeyError, TypeError, ValueError):
+            logger.warning("%s: chunks without order/n_tokens: the fallback tokenizer learns from every chunk, "
+                           "val and test included", input_path)
+            return (r["text"] for r in texts())
+    return (r["text"] for r in texts() if isinstance(r.get("order"), int) and r["order"] <= last)
 
 
 def _save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
@@ -151,8 +177,7 @@ class _CacheMismatch(Exception):
 
 def _stage2_cache(input_path: Path, identity: dict) -> np.ndarray | None:
     """Stage 2's ids (`chunks_semantic.tokens.npy`), when they are for this very file and this tokenizer."""
-    stem = input_path.name.removesuffix(".jsonl")
-    stats_path, tokens_path = input_path.with_name(stem + ".stats.json"), input_path.with_name(stem + ".tokens.npy")
+    stats_path, tokens_path = companion(input_path, STATS_SUFFIX), companion(input_path, TOKENS_SUFFIX)
     if not (stats_path.is_file() and tokens_path.is_file()):
         return None
     stats = read_json(stats_path)
@@ -175,8 +200,7 @@ def _stage2_cache(input_path: Path, identity: dict) -> np.ndarray | None:
 
 
 def _id_dtype(tok) -> np.dtype:
-    bound = max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))
-    return np.dtype(np.uint16 if bound <= 1 << 16 else np.uint32)
+    return np.dtype(token_dtype(max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))))
 
 
 def _unknown_id(tok) -> int | None:
@@ -282,12 +306,12 @@ def parse_args(argv=None) -> TokenizeConfig:
     p.add_argument("--overlap", type=int, default=128,
                    help="tokens a sequence shares with the one before it in its chunk (default 128)")
     p.add_argument("--fallback-tokenizer", action="store_true",
-                   help="when --model cannot be loaded, train a byte-level BPE on the chunks instead")
+                   help="when --model cannot be loaded, train a byte-level BPE on the train-period chunks instead")
     p.add_argument("--fallback-vocab-size", type=int, default=FALLBACK_VOCAB_SIZE,
                    help=f"vocabulary size of the fallback tokenizer (default {FALLBACK_VOCAB_SIZE})")
     p.add_argument("--stats", action="store_true", help="print token, sequence and unknown-token statistics")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     a = p.parse_args(argv)
     setup_logging(a.verbose)
     return TokenizeConfig(input=a.input, sequences=a.sequences, model=a.model, sequence_length=a.sequence_length,

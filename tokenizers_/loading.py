@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 from urllib.parse import urlparse
 
-from pipeline_io import UserError
+from pipeline.io import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ Field reference: docs/tokens.md.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline_io import UserError, atomic_write, dumps, read_json
+from pipeline.io import UserError, atomic_write, dumps, read_json
+from pipeline.settings import sequence_windows
 
 FORMAT = "chunks_tokenized"
 FORMAT_VERSION = 1
@@ -33,7 +33,7 @@ def sequence_table(n_tokens: np.ndarray, sequence_length: int, overlap: int) -> 
     >>> sequence_table(np.array([10, 0, 3]), 4, 1).tolist()
     [[0, 0, 4], [0, 3, 4], [0, 6, 4], [2, 0, 3]]
     """
-    check_windows(sequence_length, overlap)
+    sequence_windows(sequence_length, overlap)
     n = np.asarray(n_tokens, dtype=np.int64)
     stride = sequence_length - overlap
     counts = np.where(n > 0, 1 + (np.maximum(n - sequence_length, 0) + stride - 1) // stride, 0)
@@ -42,13 +42,6 @@ def sequence_table(n_tokens: np.ndarray, sequence_length: int, overlap: int) -> 
     start = (np.arange(len(chunk), dtype=np.int64) - first[chunk]) * stride
     length = np.minimum(sequence_length, n[chunk] - start)
     return np.stack([chunk, start, length], axis=1).reshape(-1, 3)
-
-
-def check_windows(sequence_length: int, overlap: int) -> None:
-    if sequence_length < 1:
-        raise UserError(f"--sequence-length must be at least 1 (got {sequence_length})")
-    if not 0 <= overlap < sequence_length:
-        raise UserError(f"--overlap must be at least 0 and below --sequence-length {sequence_length} (got {overlap})")
 
 
 @dataclass
@@ -126,41 +119,6 @@ def load_tokenized(path: str | os.PathLike) -> TokenizedChunks:
     if not matches:
         raise UserError(f"{path}: its .npy arrays do not match its chunk list; rerun stage 3")
     return TokenizedChunks(path, meta, ids, sequences)
-
-
-class NpyStream:
-    """Write a 1-D .npy of unknown length, atomically: the header is rewritten with the length at the end.
-
-    A version 1.0 header of a 1-D array is 128 bytes for any int64 length, so the final header
-    takes the place of the first.
-    """
-
-    def __init__(self, path: Path, dtype: np.dtype):
-        self._ctx, self._dtype, self._n = atomic_write(path, "wb"), dtype, 0
-
-    def _header(self, n: int) -> bytes:
-        buf = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            buf, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": (n,)})
-        return buf.getvalue()
-
-    def __enter__(self):
-        self._f = self._ctx.__enter__()
-        self._f.write(self._header(0))
-        return self
-
-    def write(self, arr: np.ndarray) -> None:
-        self._f.write(arr.tobytes())
-        self._n += len(arr)
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            header = self._header(self._n)
-            assert len(header) == len(self._header(0)), "npy header grew"
-            self._f.seek(0)
-            self._f.write(header)
-            self._f.seek(0, os.SEEK_END)
-        return self._ctx.__exit__(*exc)
 
 
 def write_meta(path: Path, meta: dict, chunks: list[dict]) -> None:

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline_io import UserError
+from pipeline.io import UserError
 
 
 def _f(default, help: str, choices: tuple | None = None):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline_io import UserError
+from pipeline.io import UserError
 
 logger = logging.getLogger(__name__)
 

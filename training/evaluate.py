@@ -28,7 +28,8 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 import numpy as np
 
-from pipeline_io import UserError, run_main, setup_logging, write_json
+from pipeline.io import UserError, run_main, setup_logging, write_json
+from pipeline.schema import split_file
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def evaluate_model(spec: str, cfg: EvalConfig) -> dict:
     root = Path(cfg.dataset)
     splits = {}
     for name in ("val", "test"):
-        path = root / f"training_data_{name}.json"
+        path = root / split_file(name)
         if path.is_file():
             splits[name] = load_split(path)
     splits = {k: s for k, s in splits.items() if len(s)}

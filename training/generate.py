@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline_io import UserError, run_main, setup_logging
+from pipeline.io import UserError, run_main, setup_logging
 
 logger = logging.getLogger(__name__)
 

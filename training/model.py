@@ -14,7 +14,7 @@ import logging
 
 import torch
 
-from pipeline_io import UserError
+from pipeline.io import UserError
 from tokenizers_.loading import TokenizerUnavailable, load_tokenizer, same_tokenizer, tokenizer_identity
 from training.config import TrainConfig
 

@@ -25,7 +25,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline_io import UserError, run_main, setup_logging
+from pipeline.io import UserError, run_main, setup_logging
 from training import checkpoint
 from training.config import TrainConfig, add_config_flags, load_config, peak_learning_rate
 from training.data import Split, epoch_batches, eval_indices, load_split, shard_batches, sibling_split
@@ -349,7 +349,7 @@ def parse_args(argv=None):
     p.add_argument("--output", dest="output_dir", type=str, default=argparse.SUPPRESS, help="output directory")
     p.add_argument("--resume", nargs="?", const="last", default=argparse.SUPPRESS,
                    help="continue from a checkpoint directory (bare --resume: OUTPUT/checkpoint)")
-    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     add_config_flags(p, skip=("train_path", "val_path", "test_path", "output_dir", "resume"))
     args = vars(p.parse_args(argv))
     return args.pop("config"), args.pop("verbose"), args

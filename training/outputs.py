@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline_io import UserError, dumps
+from pipeline.io import UserError, dumps
 from training.data import Split
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Shared I/O for every stage: atomic writes, JSON / JSON Lines, hashing, the one-line error rule.
 
-    from pipeline_io import UserError, atomic_write, write_jsonl, iter_jsonl, run_main
+    from pipeline.io import UserError, atomic_write, write_jsonl, iter_jsonl, run_main
 
 Every file a stage writes goes through `atomic_write`: the bytes land in a temporary file beside
 the target and are renamed over it only when complete, so a killed run never leaves a
@@ -16,12 +16,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -222,3 +225,38 @@ def run_main(fn: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+class NpyStream:
+    """Write a 1-D .npy of unknown length, atomically: the header is rewritten with the length at the end.
+
+    A version 1.0 header of a 1-D array is 128 bytes for any int64 length, so the final header
+    takes the place of the first.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype):
+        self._ctx, self._dtype, self._n = atomic_write(path, "wb"), dtype, 0
+
+    def _header(self, n: int) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            buf, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": (n,)})
+        return buf.getvalue()
+
+    def __enter__(self):
+        self._f = self._ctx.__enter__()
+        self._f.write(self._header(0))
+        return self
+
+    def write(self, arr: np.ndarray) -> None:
+        self._f.write(arr.tobytes())
+        self._n += len(arr)
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            header = self._header(self._n)
+            assert len(header) == len(self._header(0)), "npy header grew"
+            self._f.seek(0)
+            self._f.write(header)
+            self._f.seek(0, os.SEEK_END)
+        return self._ctx.__exit__(*exc)

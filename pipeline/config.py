@@ -1,4 +1,4 @@
-"""Settings of comprehensive_pipeline.py: the dataclass, the YAML file, their checks.
+"""Settings of comprehensive_pipeline.py: the dataclass, the YAML file, their checks (`pipeline.settings`).
 
     cfg = PipelineConfig(**load_config("pipeline.yaml"))   # then command-line flags on top
 """
@@ -6,21 +6,18 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chunking.snapshots import SNAPSHOT_AT, head_commit
-from pipeline_io import UserError
+from chunking.snapshots import head_commit
+from pipeline import settings
+from pipeline.io import UserError
+from pipeline.splits import DEFAULT_RATIOS
 from scrapers.git_runner import Git, GitError, resolve_repo
-from splits import DEFAULT_RATIOS, check_ratios
 from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
-
-MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258
-MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
 PIPELINE_VERSION = 2
@@ -38,8 +35,23 @@ class PipelineConfig:
     overlap: int = 128
     max_chunk_tokens: int = 512
     min_chunk_tokens: int = 64
+    filter_binary: bool = True                # stage 2's filters (--no-binary, ...: keep what they leave out)
+    filter_build_artifacts: bool = True
+    filter_lock_files: bool = True
+    filter_generated: bool = True
+    max_file_bytes: int = 1_000_000           # stage 2: larger file changes and files are left out (0: no bound)
+    dedup: bool = True                        # stage 2: exact duplicate chunks kept once
+    deleted_content: bool = False             # stage 2: a deleted file's old content (default: its title line alone)
+    function_context: bool = True             # stage 2: a hunk widened to its enclosing function / class
+    formatting_changes: bool = False          # stage 2: keep whitespace-only file changes
+    near_dedup: bool = True                   # stage 4: train chunks that are near-duplicates of earlier ones left out
+    scrape_jobs: int | None = None            # stage 1 processes for function complexity; default: one per core
+                                              # beyond the first (at most 4), 0: none; the output is the same
+    chunk_workers: int = 1                    # stage 2 threads (the output is the same for any number)
     context_window: int = 2048
     target_window: int = 256
+    stride: int | None = None                 # stage 4; default: target_window (each token a target once)
+    inline_ids: bool = False                  # stage 4: ids in the split JSON instead of offsets
     train_ratio: float = DEFAULT_RATIOS[0]
     val_ratio: float = DEFAULT_RATIOS[1]
     test_ratio: float = DEFAULT_RATIOS[2]
@@ -51,8 +63,6 @@ class PipelineConfig:
     max_diff_bytes: int | None = None         # default: the scraper's
     snapshot_at: str = "cutoff"
     redact: bool = True
-    deleted_content: bool = False             # a deleted file's old content in its chunk (default: its title alone)
-    near_dedup: bool = True                   # stage 4 drops train chunks that are near-duplicates of earlier ones
     force: bool = False
     train: bool = False
     training_config: str = "training_config.yaml"
@@ -127,32 +137,22 @@ def check_settings(cfg: PipelineConfig) -> None:
     """Every setting checked once, before stage 1: a bad one is a UserError naming its flag."""
     for f in dataclasses.fields(cfg):
         _typed(f.name, getattr(cfg, f.name), "--" + f.name.replace("_", "-"))
-    for name, r in zip(("train", "val", "test"), cfg.ratios):
-        if not math.isfinite(r) or r < 0:
-            raise UserError(f"--{name}-ratio must be a finite number at least 0, got {r}")
-    try:
-        check_ratios(cfg.ratios)
-    except ValueError as e:
-        raise UserError(f"--train-ratio, --val-ratio, --test-ratio: {e}") from None
-    if not 0 <= cfg.overlap < cfg.sequence_length:
-        raise UserError(f"--overlap must be at least 0 and below --sequence-length, got {cfg.overlap}")
-    if cfg.max_chunk_tokens < MIN_CHUNK_BUDGET:
-        raise UserError(f"--max-chunk-tokens must be at least {MIN_CHUNK_BUDGET}, got {cfg.max_chunk_tokens}")
-    if not 0 < cfg.min_chunk_tokens < cfg.max_chunk_tokens:
-        raise UserError(f"--min-chunk-tokens must be positive and below --max-chunk-tokens ({cfg.max_chunk_tokens}), "
-                        f"got {cfg.min_chunk_tokens}")
-    if cfg.context_window < 1 or cfg.target_window < 1:
-        raise UserError("--context-window and --target-window must be positive")
-    if cfg.fallback_vocab_size < MIN_FALLBACK_VOCAB:
-        raise UserError(f"--fallback-vocab-size must be at least {MIN_FALLBACK_VOCAB} (256 bytes and 2 special "
-                        f"tokens), got {cfg.fallback_vocab_size}")
-    if not (math.isfinite(cfg.fallback_sample_mb) and cfg.fallback_sample_mb > 0):
-        raise UserError(f"--fallback-sample-mb must be a positive number, got {cfg.fallback_sample_mb}")
+    settings.ratios(cfg.ratios)
+    settings.sequence_windows(cfg.sequence_length, cfg.overlap)
+    settings.chunk_bounds(cfg.max_chunk_tokens, cfg.min_chunk_tokens)
+    settings.workers(cfg.chunk_workers, "--chunk-workers")
+    if cfg.scrape_jobs is not None and cfg.scrape_jobs < 0:
+        raise UserError(f"--scrape-jobs must be 0 or more, got {cfg.scrape_jobs}")
+    if cfg.workers is not None:
+        settings.workers(cfg.workers)
+    settings.dataset_windows(cfg.context_window, cfg.target_window, cfg.stride)
+    settings.fallback_tokenizer(cfg.fallback_vocab_size, cfg.fallback_sample_mb)
     for flag, value in (("--max-commits", cfg.max_commits), ("--max-diff-bytes", cfg.max_diff_bytes)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be positive, got {value}")
-    if cfg.snapshot_at not in SNAPSHOT_AT:
-        raise UserError(f"--snapshot-at must be one of {', '.join(SNAPSHOT_AT)}, got {cfg.snapshot_at!r}")
+    if cfg.max_file_bytes < 0:
+        raise UserError(f"--max-file-bytes must be at least 0 (0: no bound), got {cfg.max_file_bytes}")
+    settings.snapshot_at(cfg.snapshot_at)
 
 
 def validate(cfg: PipelineConfig) -> tuple[Path, Path]:

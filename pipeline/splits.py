@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import numpy as np
+
 SPLITS = ("train", "val", "test")
 DEFAULT_RATIOS = (0.85, 0.10, 0.05)
 RATIO_TOLERANCE = 1e-6
@@ -36,11 +38,15 @@ class SplitPlan:
     val_last_order: int
 
     def split_of(self, order: int) -> str:
-        if order <= self.train_last_order:
-            return "train"
-        if order <= self.val_last_order:
-            return "val"
-        return "test"
+        return SPLITS[int(self.split_indices(order))]
+
+    def split_indices(self, orders):
+        """The index into SPLITS of each commit order (one or an array of them): the one assignment rule.
+
+        >>> SplitPlan(2, 4).split_indices(np.arange(6)).tolist(), SplitPlan(2, 2).split_of(3)
+        ([0, 0, 0, 1, 1, 2], 'test')
+        """
+        return np.searchsorted([self.train_last_order, self.val_last_order], orders, side="left")
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:

@@ -1,6 +1,7 @@
 """Checks of each stage's output, run by comprehensive_pipeline.py before the next stage starts.
 
-Each check reads what the stage wrote, as the next stage will, and raises `StageCheckFailed`
+Each check reads what the stage wrote with the reader the next stage uses (`load_tokenized`,
+the trainer's streaming `load_split`), checks the record keys of `pipeline.schema`, and raises `StageCheckFailed`
 (a UserError: one line, exit 2) naming the file and what is wrong. Each returns a few counts
 for the run summary.
 """
@@ -11,15 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline_io import UserError, iter_commit_records, iter_jsonl, read_json
-from splits import SPLITS
-
-COMMIT_KEYS = ("hash", "short_hash", "parents", "author", "committer", "authored_at", "committed_at",
-               "timestamp", "subject", "message", "branches", "tags", "files", "is_merge", "order")
-FILE_KEYS = ("path", "old_path", "change_type", "language", "additions", "deletions", "is_binary", "diff", "truncated")
-CHUNK_KEYS = ("id", "kind", "commit", "timestamp", "order", "path", "language", "symbol", "text", "n_tokens")
-EXAMPLE_KEYS = ("context_length", "target_length", "first_commit", "last_commit")
-
+from pipeline.io import UserError, iter_commit_records, iter_jsonl, read_json
+from pipeline.schema import CHUNK_KEYS, COMMIT_KEYS, FILE_KEYS, MANIFEST, split_file
+from pipeline.splits import SPLITS
+from tokenizers_.tokenized_chunks import load_tokenized
 
 class StageCheckFailed(UserError):
     pass
@@ -76,50 +72,45 @@ def _check_ids(stage: str, path: Path, ids: np.ndarray, vocab_size: int) -> None
         _fail(stage, path, f"token id {int(ids.max())} is not below the vocab size {vocab_size}")
 
 
+def _read(stage: str, path: Path, reader):
+    """`reader(path)`, its UserError reported as this stage's check failure."""
+    try:
+        return reader(path)
+    except UserError as e:
+        raise StageCheckFailed(f"stage {stage} output check failed: {e}") from None
+
+
 def check_tokenized(path: Path) -> dict:
-    """The tokenized file parses, its ids are below the vocab size, and sequences cover every chunk."""
-    meta = read_json(path)
-    vocab_size = meta["tokenizer"]["vocab_size"]
-    ids = np.load(path.parent / meta["ids_file"], mmap_mode="r")
-    seqs = np.load(path.parent / meta["sequences_file"], mmap_mode="r")
-    if not meta["chunks"] or ids.size == 0:
+    """The tokenized file reads as stage 4 reads it, has tokens, and its ids are below the vocab size."""
+    tc = _read("3 (tokenize)", path, load_tokenized)
+    vocab_size = tc.tokenizer["vocab_size"]
+    if not tc.chunks or tc.ids.size == 0:
         _fail("3 (tokenize)", path, "no tokens")
-    _check_ids("3 (tokenize)", path, ids, vocab_size)
-    if sum(c["n_tokens"] for c in meta["chunks"]) != ids.size:
-        _fail("3 (tokenize)", path, "chunk token counts do not add up to the ids file")
-    return {"chunks": len(meta["chunks"]), "tokens": int(ids.size), "sequences": int(len(seqs)),
+    _check_ids("3 (tokenize)", path, tc.ids, vocab_size)
+    return {"chunks": len(tc.chunks), "tokens": int(tc.ids.size), "sequences": int(len(tc.sequences)),
             "vocab_size": vocab_size}
 
 
 def check_dataset(dataset_dir: Path) -> dict:
-    """Split files parse, windows lie inside their streams, ids are in the vocab, and splits follow in time."""
-    manifest = read_json(dataset_dir / "dataset_stats.json")
+    """Split files read as the trainer reads them (streamed), ids are in the vocab, and splits follow in time."""
+    from training.data import load_split  # here: it imports torch
+
+    manifest = read_json(dataset_dir / MANIFEST)
     vocab_size = manifest["tokenizer"]["vocab_size"]
     counts, last_order = {}, -1
     for split in SPLITS:
-        path = dataset_dir / f"training_data_{split}.json"
-        data = read_json(path)
-        examples = data["examples"]
+        path = dataset_dir / split_file(split)
+        data = _read("4 (dataset)", path, load_split)
         info = manifest["splits"][split]
-        if len(examples) != info["examples"]:
-            _fail("4 (dataset)", path, f"{len(examples)} examples, the manifest says {info['examples']}")
-        if split == "train" and not examples:
+        if len(data) != info["examples"]:
+            _fail("4 (dataset)", path, f"{len(data)} examples, the manifest says {info['examples']}")
+        if split == "train" and not len(data):
             _fail("4 (dataset)", path, "no training examples: the repository is too small for one window")
-        for e in examples[:1] + examples[-1:]:
-            missing = [k for k in EXAMPLE_KEYS if k not in e]
-            if missing:
-                _fail("4 (dataset)", path, f"an example lacks {', '.join(missing)}")
-        if data.get("tokens_file"):
-            stream = np.load(dataset_dir / data["tokens_file"], mmap_mode="r")
-            _check_ids("4 (dataset)", path, stream, vocab_size)
-            if examples and "start" in examples[-1]:
-                e = examples[-1]
-                if e["start"] + e["context_length"] + e["target_length"] > stream.size:
-                    _fail("4 (dataset)", path, "an example reaches past the end of its token stream")
-        if examples:
+        _check_ids("4 (dataset)", path, data.tokens, vocab_size)
+        if len(data):
             if info["first_order"] <= last_order:
                 _fail("4 (dataset)", path, f"{split} starts at commit order {info['first_order']}, "
                       f"not after the previous split's last commit ({last_order})")
             last_order = info["last_order"]
-        counts[split] = {"examples": len(examples), "tokens": info["tokens"]}
+        counts[split] = {"examples": len(data), "tokens": info["tokens"]}
     return counts
