@@ -312,6 +312,10 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
         if not built:
             raise UserError("no repository could be built: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
         manifest = merge_datasets(out, built, failed, tokenizer[1], state, force=cfg.force)
+        if cfg.report:
+            from reporting.report import write_multi_report
+
+            write_multi_report(out, manifest)
     return out, results, manifest, notes
 
 
@@ -362,5 +366,7 @@ def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest:
     lines += [f"FALLBACK: {n}" for n in notes]
     lines += [f"FALLBACK: {r['name']}: {f}" for r in results for f in r["fallbacks"] if r["error"] is None]
     lines += [f"FAILED:   {r['name']} ({r['source']}): {r['error']}" for r in results if r["error"] is not None]
+    if cfg.report:
+        lines.append(f"report: {out / 'report.html'}")
     lines += ["", "train on these splits with:", "  " + " ".join(train_argv(cfg, out))]
     print("\n".join(lines))

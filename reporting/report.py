@@ -13,13 +13,16 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import json
 import logging
 import sys
 from pathlib import Path
 
 from pipeline.io import UserError, atomic_write, run_main, setup_logging
+from pipeline.splits import SPLITS
+from reporting import figures
 from reporting.collect import collect
-from reporting.sections import Section, Share, build_sections, fmt
+from reporting.sections import Section, Share, Table, build_sections, fmt
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,47 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
     with atomic_write(page) as f:
         f.write(render_html(f"Dataset report: {facts.repository}", sections))
     logger.info("report: %s (%d figures in %s)", page, sum(len(s.figures) for s in sections), png_dir)
+    return page
+
+
+def multi_sections(manifest: dict) -> list[Section]:
+    """The per-repository view of a multi-repository dataset, from its merged manifest alone."""
+    repos = manifest["repositories"]
+    names = [r["name"] for r in repos]
+    per_split = {s: [r["splits"][s]["tokens"] for r in repos] for s in SPLITS}
+    rows = [[r["name"], r["source"], *(r["splits"][s][k] for s in SPLITS for k in ("examples", "tokens")),
+             (r["splits"]["train"]["last_commit"] or {}).get("hash", "")[:12], f"repos/{r['name']}/report.html"]
+            for r in repos]
+    columns = ["repository", "source", *(f"{s} {k}" for s in SPLITS for k in ("examples", "tokens")),
+               "last train commit", "its own report"]
+    totals = [["all", "", *(manifest["splits"][s][k] for s in SPLITS for k in ("examples", "tokens")), "", ""]]
+    sections = [Section("repositories", "Repositories",
+                        {"repositories.png": figures.stacked_bars("Tokens per repository, by split", names, per_split)},
+                        [Table("repositories", columns, rows + totals)],
+                        ["Each repository is split at its own cut-off; the splits are joined in name order."])]
+    if manifest["failed"]:
+        sections.append(Section("failed", "Repositories that failed", {}, [Table(
+            "failed", ["repository", "source", "error"], [[f["name"], f["source"], f["error"]] for f in manifest["failed"]])]))
+    tok = manifest["tokenizer"]
+    sections.append(Section("settings", "Tokenizer and settings", {}, [Table(
+        "settings", ["setting", "value"], [["tokenizer", tok.get("name_or_path")], ["vocab size", tok.get("vocab_size")],
+                                           ["fallback", bool(tok.get("fallback"))]]
+        + [[k, json.dumps(v) if isinstance(v, (list, dict)) else v] for k, v in sorted(manifest["settings"].items())])]))
+    return sections
+
+
+def write_multi_report(out_dir: str | Path, manifest: dict) -> Path:
+    """report.html and report/repositories.png of a multi-repository dataset in `out_dir`; the page's path."""
+    out_dir = Path(out_dir)
+    sections = multi_sections(manifest)
+    for section in sections:
+        for name, png in section.figures.items():
+            with atomic_write(out_dir / "report" / name, "wb") as f:
+                f.write(png)
+    page = out_dir / "report.html"
+    with atomic_write(page) as f:
+        f.write(render_html(f"Dataset report: {len(manifest['repositories'])} repositories", sections))
+    logger.info("report: %s", page)
     return page
 
 

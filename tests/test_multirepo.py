@@ -213,3 +213,23 @@ def test_a_ray_task_starts_no_complexity_processes_unless_asked(tmp_path):
     assert repo_config(PipelineConfig(), job).scrape_jobs == 0  # Ray: every task holds one CPU
     assert repo_config(PipelineConfig(workers=1), job).scrape_jobs is None  # in process: the scraper's default
     assert repo_config(PipelineConfig(scrape_jobs=3), job).scrape_jobs == 3
+
+
+def test_the_merged_report_has_one_row_per_repository_equal_to_the_manifest(sequential):
+    import html as html_lib
+    import re
+
+    out, _ = sequential
+    manifest = read_json(out / "dataset" / "dataset_stats.json")
+    page = (out / "report.html").read_text()
+    table = page[page.index('<table id="repositories">'):]
+    table = table[:table.index("</table>")]
+    rows = [[html_lib.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+    assert [r[0] for r in rows] == [r["name"] for r in manifest["repositories"]] + ["all"]
+    for row, repo in zip(rows, manifest["repositories"] + [{"splits": manifest["splits"]}]):
+        assert row[2:8] == [f"{repo['splits'][s][k]:,}" for s in SPLITS for k in ("examples", "tokens")]
+    assert (out / "report" / "repositories.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "not-a-repo" in page[page.index('<table id="failed">'):]
+    for repo in manifest["repositories"]:
+        assert (out / "repos" / repo["name"] / "report.html").is_file()
