@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import sys
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -50,6 +50,7 @@ _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
 _HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
 SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
+READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
 NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
@@ -98,7 +99,7 @@ class Chunker:
         self.filter = config.file_filter()
         self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
-        self.blobs = BlobVerdicts(self._reader.reader.read, self.filter) if self._reader is not None else None
+        self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
         if config.redact:
             from scrapers.redaction import redact
             self._redact = redact
@@ -117,21 +118,48 @@ class Chunker:
         counts.secrets.update(found)
         return text
 
+    def _record_reason(self, f: dict) -> tuple[bool, str | None]:
+        """(decided, reason): a file change decided on stage 1's record and its path alone, before any blob."""
+        if f.get("missing_object"):
+            return True, "missing_object"
+        if f.get("is_binary"):
+            return True, ("binary" if self.filter.binary else None)
+        if f.get("not_utf8"):
+            return True, "not_utf8"
+        if GITLINK in (f.get("old_mode"), f.get("new_mode")):
+            return True, "submodule"  # `Subproject commit <hash>`: a pointer, no content
+        reason = self.filter.path_reason(f["path"])
+        return reason is not None, reason
+
+    def _judged_blob(self, f: dict) -> str | None:
+        """The blob a file change is decided on (read through `self.blobs`), or None."""
+        if self.blobs is None or self._record_reason(f)[0]:
+            return None
+        blob = f.get("old_blob") if f.get("change_type") == "deleted" else f.get("new_blob")
+        return blob if isinstance(blob, str) and blob else None
+
+    def read_ahead(self, items: Iterable[tuple[int, dict]], n: int) -> Iterator[tuple[int, dict]]:
+        """`items` as they come, each one's blobs asked of git `n` items before it is chunked: git reads
+        them while the commits before are chunked, instead of one round trip per blob."""
+        if self.blobs is None:
+            yield from items
+            return
+        held: deque = deque()
+        for item in items:
+            if _valid(item[1]):
+                self.blobs.prefetch([b for f in item[1].get("files", []) if (b := self._judged_blob(f))])
+            held.append(item)
+            if len(held) > n:
+                yield held.popleft()
+        yield from held
+
     def _diff_reason(self, f: dict) -> str | None:
         """Why a file change is left out, decided on its blob where the repository is at hand."""
-        if f.get("missing_object"):
-            return "missing_object"
-        if f.get("is_binary"):
-            return "binary" if self.filter.binary else None
-        if f.get("not_utf8"):
-            return "not_utf8"
-        if GITLINK in (f.get("old_mode"), f.get("new_mode")):
-            return "submodule"  # `Subproject commit <hash>`: a pointer, no content
-        reason = self.filter.path_reason(f["path"])
-        if reason is not None:
+        decided, reason = self._record_reason(f)
+        if decided:
             return reason
-        blob = f.get("old_blob") if f.get("change_type") == "deleted" else f.get("new_blob")
-        if self.blobs is not None and blob:
+        blob = self._judged_blob(f)
+        if blob is not None:
             return self.blobs.reason(blob, f["path"])
         diff = f.get("diff") or ""  # no repository: only the diff text can be judged
         reason = self.filter.size_reason(len(diff.encode("utf-8", "replace"))) or lfs_pointer_reason(diff, is_diff=True)
@@ -381,7 +409,8 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     stats = {"commits": 0, "bad_records": 0, "file_changes_chunked": 0, "fallback_commits": 0, "fallback_hashes": []}
     with ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out, \
             contextlib.closing(chunker):
-        items = enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress))
+        items = chunker.read_ahead(enumerate(tqdm(records, desc="chunking commits", unit="commit",
+                                                  disable=not config.progress)), READ_AHEAD_COMMITS)
         jobs = ordered_map(chunker.commit_job, items, config.workers, AHEAD_PER_WORKER * config.workers)
         for i, (rec, chunks, local, error) in enumerate(jobs):
             if rec is None:

@@ -1,6 +1,6 @@
 """Benchmark stage 2 against its target: scraper time + one raw `encode_batch` over the chunk texts.
 
-    python3 bench/bench_chunker.py --repo PATH [--work-dir /tmp/bench_chunker] [--tokenizer DIR] [--no-function-complexity]
+    python3 bench/bench_chunker.py --repo PATH [--work-dir /tmp/bench_chunker] [--tokenizer DIR] [--no-function-complexity] [--workers N]
     python3 bench/bench_chunker.py             # builds a repository with bench/make_bench_repo.py
 
 Scrapes the repository with stage 1 (timed), chunks it with stage 2 (timed, snapshots at the
@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-chunk-tokens", type=int, default=64, help="stage 2 minimum")
     p.add_argument("--no-function-complexity", action="store_true",
                    help="scrape without per-function complexity, as the scraper's flag of that name")
+    p.add_argument("--workers", type=int, default=1, help="stage 2 threads, as its --workers [1]")
     args = p.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
 
     out = work / "chunks_semantic.jsonl"
     cfg = sc.ChunkConfig(repo=str(repo), commits=str(history), output=str(out), progress=False,
-                         max_chunk_tokens=args.max_chunk_tokens, min_chunk_tokens=args.min_chunk_tokens)
+                         max_chunk_tokens=args.max_chunk_tokens, min_chunk_tokens=args.min_chunk_tokens,
+                         workers=args.workers)
     start = time.perf_counter()
     stats = sc.run(cfg, tokenizer=tok)
     chunk_s = time.perf_counter() - start

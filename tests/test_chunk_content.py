@@ -156,3 +156,26 @@ def test_cherry_pick_is_a_near_duplicate(tmp_path, tok):
     assert fixed[:12] not in "".join(c["text"] for c in chunks)  # `-x` named the source: not in the text
     # the piece with util_5 is an exact copy (dropped by stage 2); the one with util_6 reads differently on release
     assert stats["duplicates_dropped"] == 1
+
+
+def test_prefetched_blobs_are_judged_as_read_and_none_is_left_with_git(tmp_path):
+    from chunking.filters import BlobVerdicts, FileFilter
+    from conftest import RepoBuilder
+    from scrapers.git_runner import BlobReader, Git
+
+    b = RepoBuilder(tmp_path / "r")
+    b.commit("add", {"requirements.txt": "#\n# pip-compile dev.in\n#\nclick==8.1.7\n", "a.py": "x = 'é'\n"})
+    pins, code = (b.git("rev-parse", f"HEAD:{p}").strip() for p in ("requirements.txt", "a.py"))
+    reader = BlobReader(Git(b.path))
+    try:
+        verdicts = BlobVerdicts(reader, FileFilter())
+        verdicts.prefetch([pins, code, pins])
+        verdicts.prefetch([code])  # asked once: one answer to take
+        assert verdicts.reason(pins, "requirements.txt") == "lock_file"
+        assert verdicts.reason(code, "a.py") is None and verdicts.text(code) == "x = 'é'\n"
+        assert verdicts.asked == set() and reader.ready == {}  # every answer taken, none held
+        verdicts.prefetch([pins])  # judged already: not asked again
+        assert verdicts.asked == set()
+    finally:
+        reader.close()
+    assert reader.ready == {}
