@@ -220,35 +220,28 @@ class Pipeline:
 
     # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
     def resolve_tokenizer(self):
-        from tokenizers_.loading import (TokenizerUnavailable, load_tokenizer, tokenizer_identity,
-                                         train_fallback_tokenizer)
+        from tokenizers_.loading import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 
         cfg, tok_dir = self.cfg, self.p["tokenizer"]
-        try:
-            tok = load_tokenizer(cfg.model)
-        except TokenizerUnavailable as e:
-            if not cfg.tokenizer_fallback:
-                raise
-            logger.warning("%s; using a byte-level BPE tokenizer trained on this repository instead "
-                           "(--no-tokenizer-fallback to stop here)", e)
-            settings = {"fallback_vocab_size": cfg.fallback_vocab_size, "sample_mb": cfg.fallback_sample_mb,
-                        "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
+        tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "this repository")
+        if tok is not None:
+            identity = tokenizer_identity(tok, source=cfg.model)
+            logger.info("tokenizer %s: vocab %d", cfg.model, identity["vocab_size"])
+            return tok, identity
+        settings = {"fallback_vocab_size": cfg.fallback_vocab_size, "sample_mb": cfg.fallback_sample_mb,
+                    "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
 
-            def work():
-                texts = list(self._fallback_sample())
-                trained = train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
-                mb = sum(len(t) for t in texts) / 1e6
-                return {}, f"{mb:.1f} MB of train-period history", f"vocab {len(trained)}", "fallback tokenizer"
+        def work():
+            texts = list(self._fallback_sample())
+            trained = train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
+            mb = sum(len(t) for t in texts) / 1e6
+            return {}, f"{mb:.1f} MB of train-period history", f"vocab {len(trained)}", "fallback tokenizer"
 
-            self._stage("tokenizer", settings, {"history": self._hash("scrape", "history")},
-                        {"tokenizer": tok_dir}, work)
-            self.fallbacks.append(f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE "
-                                  f"on this repository ({tok_dir})")
-            tok = load_tokenizer(str(tok_dir))
-            return tok, tokenizer_identity(tok, source=f"fallback-bpe:{self.repo.name}", fallback=True)
-        identity = tokenizer_identity(tok, source=cfg.model)
-        logger.info("tokenizer %s: vocab %d", cfg.model, identity["vocab_size"])
-        return tok, identity
+        self._stage("tokenizer", settings, {"history": self._hash("scrape", "history")}, {"tokenizer": tok_dir}, work)
+        self.fallbacks.append(f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE "
+                              f"on this repository ({tok_dir})")
+        tok = load_tokenizer(str(tok_dir))
+        return tok, tokenizer_identity(tok, source=f"fallback-bpe:{self.repo.name}", fallback=True)
 
     def _fallback_sample(self):
         """Diff text of the train period (the first train_ratio of diff bytes), thinned to the size cap.

@@ -250,17 +250,11 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
                       ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
     """((saved tokenizer directory, identity), stage-1 results if it ran first, fallback notes), once for all."""
     from tokenizers_.file_snapshot_tokenizer import _save_tokenizer
-    from tokenizers_.loading import (TokenizerUnavailable, load_tokenizer, tokenizer_identity,
-                                     train_fallback_tokenizer)
+    from tokenizers_.loading import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 
     tok_dir = out / "tokenizer"
-    try:
-        tok = load_tokenizer(cfg.model)
-    except TokenizerUnavailable as e:
-        if not cfg.tokenizer_fallback:
-            raise
-        logger.warning("%s; using a byte-level BPE tokenizer trained on the train period of every repository "
-                       "instead (--no-tokenizer-fallback to stop here)", e)
+    tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "the train period of every repository")
+    if tok is None:
         scraped = run_jobs(cfg, jobs, None, workers, ray)
         ok = [j for j, r in zip(jobs, scraped) if r["error"] is None]
         if not ok:

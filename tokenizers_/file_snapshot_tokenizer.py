@@ -40,7 +40,7 @@ from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_js
 from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
                              companion, token_dtype)
 from pipeline.splits import commit_token_counts, split_commits
-from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, TokenizerUnavailable, encode_batch,
+from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
 from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
@@ -121,14 +121,10 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
 
 
 def _resolve_tokenizer(config: TokenizeConfig, input_path: Path, tok_dir: Path):
-    try:
-        tok = load_tokenizer(config.model)
+    tok = load_or_fall_back(config.model, config.fallback, "the train-period chunks",
+                            f"saved in {tok_dir}; without --fallback-tokenizer it stops here")
+    if tok is not None:
         return tok, tokenizer_identity(tok, source=config.model)
-    except TokenizerUnavailable as e:
-        if not config.fallback:
-            raise
-        logger.warning("%s; training a byte-level BPE tokenizer on the train-period chunks instead, saved in %s",
-                       e, tok_dir)
     tok = train_fallback_tokenizer(_train_period_texts(input_path), tok_dir, vocab_size=config.fallback_vocab_size)
     return tok, tokenizer_identity(tok, source=TOKENIZER_DIR, fallback=True)
 

@@ -46,6 +46,20 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def load_or_fall_back(spec: str, fallback: bool, trained_on: str,
+                      stop: str = "--no-tokenizer-fallback to stop here"):
+    """`load_tokenizer(spec)`, or None when it cannot be loaded and `fallback` allows training a
+    byte-level BPE instead (said in one warning: what it is `trained_on`, how to `stop` instead);
+    raises TokenizerUnavailable when it does not."""
+    try:
+        return load_tokenizer(spec)
+    except TokenizerUnavailable as e:
+        if not fallback:
+            raise
+        logger.warning("%s; using a byte-level BPE tokenizer trained on %s instead (%s)", e, trained_on, stop)
+        return None
+
+
 def load_tokenizer(spec: str):
     """Load a fast tokenizer from a local directory, a `tokenizer.json` file, or a hub name.
 
