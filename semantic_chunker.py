@@ -52,6 +52,7 @@ SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
+LEAD_SHARE = 3  # a commit's lead (date, subject, message) holds at most 1/3 of the chunk budget in tokens
 NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
 
@@ -193,7 +194,7 @@ class Chunker:
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         if not sections:
             return []
-        lead = sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
+        lead = sections[0].lead = self.lead(rec, counts)
         pieces = self.fitter.merge("", self.fitter.fit("", sections))
         if not (pieces and pieces[0].body.startswith(lead)):  # the first piece was cut away: the lead alone
             ids = self.fitter.encode([lead])[0]
@@ -201,6 +202,11 @@ class Chunker:
                 first = sections[0]
                 pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
+
+    def lead(self, rec: dict, counts: _Counts) -> str:
+        """The commit's lead, redacted, within a third of the token budget (the rest is for the file's title and content)."""
+        lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
+        return cut_to_tokens(lead, self.cfg.max_chunk_tokens // LEAD_SHARE, self.fitter.encode)
 
     def _widen(self, hunks: list, f: dict, lang: str | None, counts: _Counts) -> list:
         text = self.blobs.text(f["new_blob"])
@@ -324,12 +330,26 @@ def formatting_only(diff: str) -> bool:
 
 def commit_lead(rec: dict, max_tokens: int) -> str:
     """What a commit says once, before its first file: `commit DATE SUBJECT` and the message body
-    (cut at `max_tokens` characters, about a third of the budget)."""
+    (cut at `max_tokens` characters; `Chunker.lead` then bounds the whole in tokens)."""
     body = (rec.get("message") or "").partition("\n\n")[2]
     body = _HEX.sub("<hash>", _CHERRY_PICKED.sub("", body)).strip()  # no random hex in the text
     if len(body) > max_tokens:
         body = body[:max_tokens] + "..."
     return commit_line(rec) + (body + "\n" if body else "")
+
+
+def cut_to_tokens(text: str, budget: int, encode) -> str:
+    """`text` (a line or more, ending in a newline) cut to at most `budget` tokens as `encode` counts them,
+    an ellipsis where it was cut ("" when not even that fits): a tiny vocabulary spends a token on
+    a character or two, so a character cap alone does not bound the tokens."""
+    n, keep, out = len(encode([text])[0]), len(text), text
+    while n > budget:
+        if keep == 0:
+            return ""
+        keep = min(keep - 1, int(keep * budget / n * 0.9))
+        out = text[:keep].rstrip() + "...\n"
+        n = len(encode([out])[0])
+    return out
 
 
 def commit_date(rec: dict) -> str:

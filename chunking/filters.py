@@ -154,8 +154,9 @@ class BlobVerdicts:
         verdicts.text(blob)           # the blob's text (newlines normalized), kept for the last few blobs read
 
     `blob_reader` is a `scrapers.git_runner.BlobReader` (`request`, `get`, `read`: a blob's bytes or
-    None); calls are serialized. A prefetched blob must be read (`reason` / `text`) later: git's
-    answer is held until it is.
+    None; `sizes`: sizes from object headers); calls are serialized. With a size bound, sizes are
+    asked first and a blob over the bound is judged `too_large` without being read. A prefetched
+    blob must be read (`reason` / `text`) later: git's answer is held until it is.
     """
 
     TEXTS_KEPT = 64
@@ -170,18 +171,24 @@ class BlobVerdicts:
         self.texts: OrderedDict[str, str | None] = OrderedDict()
         self.lock = threading.Lock()
 
+    def _over_bound(self, blobs: list[str]) -> set[str]:
+        """The blobs over the size bound, from their headers (under the lock)."""
+        if not self.filter.max_file_bytes or not blobs:
+            return set()
+        return {b for b, size in self.reader.sizes(blobs).items() if size is not None and self.filter.size_reason(size)}
+
     def _read(self, blob: str) -> tuple[str | None, str | None]:
-        """(reason on size / encoding, text) of a blob, read under the lock."""
+        """(reason on size / encoding, text) of a blob, read under the lock unless it is over the size bound."""
         with self.lock:
             if blob in self.asked:
                 self.asked.discard(blob)
                 data = self.reader.get(blob)
+            elif self.reasons.get(blob) == "too_large" or self._over_bound([blob]):
+                return "too_large", None
             else:
                 data = self.reader.read(blob)
         if data is None:
             return "missing_object", None
-        if self.filter.size_reason(len(data)):
-            return "too_large", None
         if is_binary_bytes(data):
             return ("binary" if self.filter.binary else None), None
         try:
@@ -193,6 +200,9 @@ class BlobVerdicts:
         """Ask git for the blobs not judged yet, without waiting for them."""
         with self.lock:
             new = [b for b in dict.fromkeys(blobs) if b not in self.reasons and b not in self.asked]
+            large = self._over_bound(new)
+            self.reasons.update(dict.fromkeys(large, "too_large"))
+            new = [b for b in new if b not in large]
             self.asked.update(new)
             self.reader.request(new)
 

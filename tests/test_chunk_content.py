@@ -179,3 +179,24 @@ def test_prefetched_blobs_are_judged_as_read_and_none_is_left_with_git(tmp_path)
     finally:
         reader.close()
     assert reader.ready == {}
+
+
+def test_a_blob_over_the_size_bound_is_never_read(tmp_path):
+    from chunking.filters import BlobVerdicts, FileFilter
+    from scrapers.git_runner import BlobReader, Git
+
+    b = RepoBuilder(tmp_path / "r")
+    small, table = "X = 1\n", "".join(f"ROW_{i} = {i}\n" for i in range(3000))
+    b.commit("add", {"big.py": table, "table.csv": "1,2\n" * 9000, "a.py": small})
+    big, other, code = (b.git("rev-parse", f"HEAD:{p}").strip() for p in ("big.py", "table.csv", "a.py"))
+    reader = BlobReader(Git(b.path))
+    try:
+        verdicts = BlobVerdicts(reader, FileFilter(max_file_bytes=20_000))
+        verdicts.prefetch([big, code])  # asked ahead: the big one is judged on its header
+        assert verdicts.reason(big, "big.py") == "too_large" and verdicts.reason(code, "a.py") is None
+        assert verdicts.reason(other, "table.csv") == "too_large"  # not asked ahead: the same
+        assert verdicts.text(big) is None and verdicts.text(other) is None
+        assert reader.bytes_read == len(small)  # git returned the small blob's content, no other
+        assert reader.sizes([big, code, "0" * 40]) == {big: len(table), code: len(small), "0" * 40: None}
+    finally:
+        reader.close()
