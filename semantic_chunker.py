@@ -52,7 +52,7 @@ SNAPSHOT_BATCH_FILES = 64
 AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
-LEAD_SHARE = 3  # a commit's lead (date, subject, message) holds at most 1/3 of the chunk budget in tokens
+LEAD_SHARE = 2  # a commit's lead (commit line and message body) holds at most 1/2 of the chunk budget in tokens
 NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
 
@@ -204,9 +204,14 @@ class Chunker:
         return [chunk_record("diff", rec, p, "") for p in pieces]
 
     def lead(self, rec: dict, counts: _Counts) -> str:
-        """The commit's lead, redacted, within a third of the token budget (the rest is for the file's title and content)."""
-        lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
-        return cut_to_tokens(lead, self.cfg.max_chunk_tokens // LEAD_SHARE, self.fitter.encode)
+        """The commit's lead, redacted, within half the token budget so that the file's title and content
+        fit beside it: the message body cut first, then the commit line."""
+        line, _, body = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts).partition("\n")
+        line, most = line + "\n", self.cfg.max_chunk_tokens // LEAD_SHARE
+        n_line = len(self.fitter.encode([line])[0])
+        if n_line > most:
+            return cut_to_tokens(line, most, self.fitter.encode)
+        return line + cut_to_tokens(body, most - n_line, self.fitter.encode)
 
     def _widen(self, hunks: list, f: dict, lang: str | None, counts: _Counts) -> list:
         text = self.blobs.text(f["new_blob"])
@@ -339,9 +344,11 @@ def commit_lead(rec: dict, max_tokens: int) -> str:
 
 
 def cut_to_tokens(text: str, budget: int, encode) -> str:
-    """`text` (a line or more, ending in a newline) cut to at most `budget` tokens as `encode` counts them,
-    an ellipsis where it was cut ("" when not even that fits): a tiny vocabulary spends a token on
+    """`text` (lines, the last ending in a newline, or "") cut to at most `budget` tokens as `encode` counts
+    them, an ellipsis where it was cut ("" when not even that fits): a tiny vocabulary spends a token on
     a character or two, so a character cap alone does not bound the tokens."""
+    if not text:
+        return text
     n, keep, out = len(encode([text])[0]), len(text), text
     while n > budget:
         if keep == 0:
