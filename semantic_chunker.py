@@ -28,7 +28,8 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
-from chunking.filters import BlobVerdicts, FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
+from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
+                              normalize_newlines, pin_bump)
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import parser_language  # noqa: E402
@@ -74,6 +75,7 @@ class ChunkConfig:
     deleted_content: bool = False  # a deleted file's old content in its chunk (default: a title line alone)
     function_context: bool = True  # widen a hunk to its enclosing function / class while it fits
     formatting_changes: bool = False  # keep file changes that only change whitespace
+    pin_bumps: bool = False  # keep YAML changes that only move version pins (CI action refs, pre-commit revs)
     dedup: bool = True
     redact: bool = True
     workers: int = 1  # >1: threads chunk commits while others are encoded (the tokenizer releases the GIL)
@@ -186,6 +188,9 @@ class Chunker:
                 diff = normalize_newlines(f.get("diff") or "")
                 if not self.cfg.formatting_changes and formatting_only(diff):
                     counts.filtered["formatting_only"] += 1
+                    continue
+                if not self.cfg.pin_bumps and pin_bump(f["path"], diff):
+                    counts.filtered["pin_bump"] += 1
                     continue
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks \
@@ -322,12 +327,7 @@ def formatting_only(diff: str) -> bool:
     >>> formatting_only("@@ -1 +1,2 @@\\n-x=f(a,b)\\n+x = f(a,\\n+      b)\\n")
     True
     """
-    removed, added = [], []
-    for line in diff.split("\n"):
-        if line[:1] == "-" and not line.startswith("---"):
-            removed.append(line[1:])
-        elif line[:1] == "+" and not line.startswith("+++"):
-            added.append(line[1:])
+    removed, added = changed_lines(diff)
     if not removed or not added:
         return False
     return _WHITESPACE.sub("", "".join(removed)) == _WHITESPACE.sub("", "".join(added))
@@ -561,6 +561,9 @@ def parse_args(argv=None):
                    help="keep git's 3 context lines instead of widening a hunk to its enclosing function / class")
     p.add_argument("--keep-formatting-changes", action="store_true",
                    help="keep file changes that only change whitespace (left out and counted by default)")
+    p.add_argument("--keep-pin-bumps", action="store_true",
+                   help="keep YAML changes that only move version pins: GitHub Actions refs, pre-commit revs "
+                        "(left out and counted by default)")
     p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
     p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
     p.add_argument("--workers", type=int, default=d.workers,
@@ -585,7 +588,7 @@ def main(argv=None) -> int:
         filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
         filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
         deleted_content=args.deleted_content, function_context=not args.no_function_context,
-        formatting_changes=args.keep_formatting_changes,
+        formatting_changes=args.keep_formatting_changes, pin_bumps=args.keep_pin_bumps,
         redact=not args.no_redact, workers=args.workers, progress=not args.no_progress)
 
     def go() -> int:

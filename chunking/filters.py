@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from scrapers.languages import language_of
+
 # Directories whose content is built or vendored, not written in this repository.
 BUILD_DIRS = frozenset({"target", "node_modules", "vendor", "vendored", "third_party", "dist", "build",
                         "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", ".gradle",
@@ -49,6 +51,9 @@ _DATA_RUN = re.compile(r"[A-Za-z0-9+/]{120,}+={0,2}|(?:[-+]?+[\d.]++(?:[eE][-+]?
                        r"|(?:0x[0-9a-fA-F]++,?+\s*+){24,}+|\bd=\"[^\"]{200,}+")
 DATA_SAMPLE_CHARS = 8192
 DATA_SHARE = 0.3  # this share of the text in such runs: a data file
+# A version pin in CI settings: a GitHub Actions `uses: OWNER/ACTION@REF` or a pre-commit `rev: REF` at the end of
+# a line, with the version comment Dependabot or pinact writes after a hash (`@b4ffde65... # v4.1.1`)
+_PIN = re.compile(r"(@|\brev:\s*)['\"]?[\w.-]+['\"]?(?:\s+#.*)?$")
 _LFS_POINTER_HUNK = re.compile(r"^@@ -[01](,\d+)? \+[01](,\d+)? @@[^\n]*\n[ +-]" + re.escape(LFS_POINTER), re.M)
 
 
@@ -122,6 +127,39 @@ def data_reason(text: str) -> str | None:
         return None
     inside = sum(m.end() - m.start() for m in _DATA_RUN.finditer(sample))
     return "data" if inside >= DATA_SHARE * len(sample) else None
+
+
+def changed_lines(diff: str) -> tuple[list[str], list[str]]:
+    """(removed, added) lines of a unified diff, without their `-` / `+`."""
+    removed, added = [], []
+    for line in diff.split("\n"):
+        if line[:1] == "-" and not line.startswith("---"):
+            removed.append(line[1:])
+        elif line[:1] == "+" and not line.startswith("+++"):
+            added.append(line[1:])
+    return removed, added
+
+
+def pin_bump(path: str, diff: str) -> bool:
+    """True when a change to a YAML file only moves version pins (GitHub Actions refs, pre-commit revs):
+    each removed line is the added line at its place but for the pin, a random hash or a tag bumped by a bot.
+
+    >>> pin_bump(".github/workflows/ci.yml", "@@ -9 +9 @@\\n-    - uses: actions/checkout@v4\\n"
+    ...          "+    - uses: actions/checkout@b4ffde65f46336ab88eb53be808477a3936bae11 # v4.1.1\\n")
+    True
+    """
+    if language_of(path) != "yaml":
+        return False
+    removed, added = changed_lines(diff)
+    if not removed or len(removed) != len(added):
+        return False
+    pins = 0
+    for old, new in zip(removed, added):
+        (old, n_old), (new, n_new) = _PIN.subn(r"\1<pin>", old.rstrip()), _PIN.subn(r"\1<pin>", new.rstrip())
+        if old != new:
+            return False
+        pins += n_old + n_new
+    return pins > 0
 
 
 def is_binary_bytes(data: bytes) -> bool:
