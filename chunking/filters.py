@@ -53,7 +53,7 @@ DATA_SAMPLE_CHARS = 8192
 DATA_SHARE = 0.3  # this share of the text in such runs: a data file
 # A version pin in CI settings: a GitHub Actions `uses: OWNER/ACTION@REF` or a pre-commit `rev: REF` at the end of
 # a line, with the version comment Dependabot or pinact writes after a hash (`@b4ffde65... # v4.1.1`)
-_PIN = re.compile(r"(@|\brev:\s*)['\"]?[\w.-]+['\"]?(?:\s+#.*)?$")
+_PIN = re.compile(r"(\buses:\s*['\"]?[^\s@'\"]+@|\brev:\s*['\"]?)[\w.-]+['\"]?(?:\s+#.*)?$")
 _LFS_POINTER_HUNK = re.compile(r"^@@ -[01](,\d+)? \+[01](,\d+)? @@[^\n]*\n[ +-]" + re.escape(LFS_POINTER), re.M)
 
 

@@ -82,7 +82,7 @@ def language_of(path: str) -> str:
     if name.startswith(("dockerfile.", "makefile.")):
         return name.split(".", 1)[0]
     stem, dot, ext = name.rpartition(".")
-    if ext in ("txt", "in") and (stem.startswith("requirements") or dirs.endswith("requirements")):
+    if ext in ("txt", "in") and (stem.startswith("requirements") or dirs.rpartition("/")[2] == "requirements"):
         return "pip-requirements"  # pins and specifiers: requirements*.txt, requirements/*.in (pip-tools)
     if dot and stem and ext == "in":
         return language_of(stem)
