@@ -176,15 +176,24 @@ class FunctionIndex:
             return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
         if not ranges:
             return []
-        cursor = QueryCursor(_function_query(self.lang))
-        cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
-        nodes = [n for n in _in_order(cursor.captures(self.tree.root_node).get("f", []))
+        # one query per range: one over the span from the first to the last would visit every node between
+        found = {}
+        for a, b in ranges:
+            cursor = QueryCursor(_function_query(self.lang))
+            cursor.set_point_range(Point(a - 1, 0), Point(b, 0))
+            for n in cursor.captures(self.tree.root_node).get("f", []):
+                found.setdefault((n.start_byte, n.end_byte), n)
+        nodes = [n for n in _in_order(found.values())
                  if any(a <= n.end_point.row + 1 and n.start_point.row + 1 <= b for a, b in ranges)]
         new = [n for n in nodes if (n.start_byte, n.end_byte) not in self.measured]
         if new:
-            cursor = QueryCursor(_decision_query(self.lang))
-            cursor.set_byte_range(new[0].start_byte, max(n.end_byte for n in new))
-            self._measure(new, cursor.captures(self.tree.root_node))
+            captures: dict[str, list] = {}
+            for start, end in _spans(new):  # the decision points of each outermost new function, not between
+                cursor = QueryCursor(_decision_query(self.lang))
+                cursor.set_byte_range(start, end)
+                for name, got in cursor.captures(self.tree.root_node).items():
+                    captures.setdefault(name, []).extend(got)
+            self._measure(new, captures)
         return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
 
     def _measure(self, targets: list, captures: dict) -> None:
@@ -268,7 +277,18 @@ def _edit(tree, old: _Lines, new: _Lines, patch: bytes) -> bool:
     return True
 
 
-def _in_order(nodes: list) -> list:
+def _spans(nodes: list) -> list[tuple[int, int]]:
+    """The byte spans of `nodes` (outer before inner, in source order), those that overlap merged."""
+    spans: list[tuple[int, int]] = []
+    for n in nodes:
+        if spans and n.start_byte < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], n.end_byte))
+        else:
+            spans.append((n.start_byte, n.end_byte))
+    return spans
+
+
+def _in_order(nodes) -> list:
     """Outer before inner, in source order."""
     return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
 
