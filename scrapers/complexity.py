@@ -147,6 +147,7 @@ class FunctionIndex:
 
     `previous` is the index of the blob this one was changed from and `patch` the unified diff
     between them: tree-sitter then re-parses only what the hunks changed (on a copy of the tree).
+    Without a patch, what changed is told from the bytes: all but their common start and end.
     """
 
     def __init__(self, content: bytes, lang: str, previous: "FunctionIndex | None" = None, patch: bytes = b""):
@@ -154,7 +155,8 @@ class FunctionIndex:
         self.lang = lang
         old_tree = previous.tree.copy() if previous is not None else None
         self._lines: _Lines | None = None
-        self.incremental = old_tree is not None and _edit(old_tree, previous.lines(), self.lines(), patch)
+        self.incremental = old_tree is not None and (
+            _edit(old_tree, previous.lines(), self.lines(), patch) if patch else _edit_bytes(old_tree, previous.content, content))
         if self.incremental:
             self.tree = parser(lang).parse(content, old_tree)
         else:
@@ -288,6 +290,37 @@ def _spans(nodes: list) -> list[tuple[int, int]]:
     return spans
 
 
+def _edit_bytes(tree, old: bytes, new: bytes) -> bool:
+    """Tell `tree` (parsed from `old`) that all of `old` but its common start and end with `new` changed.
+
+    >>> _common_prefix(b"abcdef", b"abXdef"), _common_prefix(b"fed", b"fedcba")
+    (2, 3)
+    """
+    start = _common_prefix(old, new)
+    tail = _common_prefix(old[start:][::-1], new[start:][::-1])
+    old_end, new_end = len(old) - tail, len(new) - tail
+    tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end, start_point=_point(old, start),
+              old_end_point=_point(old, old_end), new_end_point=_point(new, new_end))
+    return True
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common start of `a` and `b` (a binary search over slice comparisons: C speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(text: bytes, offset: int) -> Point:
+    row = text.count(b"\n", 0, offset)
+    return Point(row, offset - text.rfind(b"\n", 0, offset) - 1)
+
+
 def _in_order(nodes) -> list:
     """Outer before inner, in source order."""
     return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
@@ -338,6 +371,7 @@ class FunctionMeter:
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
         self.cached_bytes = 0
         self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
+        self.last: dict[str, str] = {}  # path -> the blob of it parsed last
         self.parsed = 0
 
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
@@ -366,10 +400,13 @@ class FunctionMeter:
             if content is None:
                 return []
             previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
-            index = FunctionIndex(content, lang, previous, patch)
-            self.parsed += 1
             if previous is not None:  # the file's next change starts from this version: the old one goes first
                 self.cache.move_to_end((old_blob, lang), last=False)
+            else:  # e.g. after a clean merge, whose result was not parsed: from this path's last version
+                previous, patch = self.cache.get((self.last.get(path), lang)), b""
+            index = FunctionIndex(content, lang, previous, patch)
+            self.parsed += 1
+            self.last[path] = blob
             self.cache[key] = index
             self.cached_bytes += len(content)
             while self.cached_bytes > self.cache_bytes and len(self.cache) > 1:
