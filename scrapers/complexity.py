@@ -12,8 +12,10 @@ over many files scores higher than the same number of lines in one file.
 Changed functions: every language stage 2 has a tree-sitter grammar for (`chunking.parsers`:
 Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
 blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
-hunks changed it), and only the functions that overlap an added or changed line get a cyclomatic
-complexity: McCabe's 1 + the decision points in the function's own body (nested functions are
+hunks changed it; one changed from a blob never parsed, such as a clean merge's result, from the
+tree of its path's last parsed version), and only the functions that overlap an added or changed
+line get a cyclomatic complexity (the tree is queried over each changed range and each such
+function, not over the text between them): McCabe's 1 + the decision points in the function's own body (nested functions are
 measured on their own), counted on the syntax tree's tokens the way lizard counts its tokens
 (`if`, `for`, `while`, `catch`, `case`, `&&`, `||`, `?`, per language; Python's `elif`,
 `except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
