@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +237,7 @@ class NpyStream:
         self._ctx, self._dtype, self._n = atomic_write(path, "wb"), dtype, 0
 
     def _header(self, n: int) -> bytes:
+        import numpy as np  # here: stage 1 imports this module and needs no numpy (50 ms to import)
         buf = io.BytesIO()
         np.lib.format.write_array_header_1_0(
             buf, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": (n,)})

@@ -12,8 +12,10 @@ over many files scores higher than the same number of lines in one file.
 Changed functions: every language stage 2 has a tree-sitter grammar for (`chunking.parsers`:
 Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
 blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
-hunks changed it), and only the functions that overlap an added or changed line get a cyclomatic
-complexity: McCabe's 1 + the decision points in the function's own body (nested functions are
+hunks changed it; one changed from a blob never parsed, such as a clean merge's result, from the
+tree of its path's last parsed version), and only the functions that overlap an added or changed
+line get a cyclomatic complexity (the tree is queried over each changed range and each such
+function, not over the text between them): McCabe's 1 + the decision points in the function's own body (nested functions are
 measured on their own), counted on the syntax tree's tokens the way lizard counts its tokens
 (`if`, `for`, `while`, `catch`, `case`, `&&`, `||`, `?`, per language; Python's `elif`,
 `except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
@@ -147,6 +149,7 @@ class FunctionIndex:
 
     `previous` is the index of the blob this one was changed from and `patch` the unified diff
     between them: tree-sitter then re-parses only what the hunks changed (on a copy of the tree).
+    Without a patch, what changed is told from the bytes: all but their common start and end.
     """
 
     def __init__(self, content: bytes, lang: str, previous: "FunctionIndex | None" = None, patch: bytes = b""):
@@ -154,7 +157,8 @@ class FunctionIndex:
         self.lang = lang
         old_tree = previous.tree.copy() if previous is not None else None
         self._lines: _Lines | None = None
-        self.incremental = old_tree is not None and _edit(old_tree, previous.lines(), self.lines(), patch)
+        self.incremental = old_tree is not None and (
+            _edit(old_tree, previous.lines(), self.lines(), patch) if patch else _edit_bytes(old_tree, previous.content, content))
         if self.incremental:
             self.tree = parser(lang).parse(content, old_tree)
         else:
@@ -176,15 +180,24 @@ class FunctionIndex:
             return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
         if not ranges:
             return []
-        cursor = QueryCursor(_function_query(self.lang))
-        cursor.set_point_range(Point(ranges[0][0] - 1, 0), Point(ranges[-1][1], 0))
-        nodes = [n for n in _in_order(cursor.captures(self.tree.root_node).get("f", []))
+        # one query per range: one over the span from the first to the last would visit every node between
+        found = {}
+        for a, b in ranges:
+            cursor = QueryCursor(_function_query(self.lang))
+            cursor.set_point_range(Point(a - 1, 0), Point(b, 0))
+            for n in cursor.captures(self.tree.root_node).get("f", []):
+                found.setdefault((n.start_byte, n.end_byte), n)
+        nodes = [n for n in _in_order(found.values())
                  if any(a <= n.end_point.row + 1 and n.start_point.row + 1 <= b for a, b in ranges)]
         new = [n for n in nodes if (n.start_byte, n.end_byte) not in self.measured]
         if new:
-            cursor = QueryCursor(_decision_query(self.lang))
-            cursor.set_byte_range(new[0].start_byte, max(n.end_byte for n in new))
-            self._measure(new, cursor.captures(self.tree.root_node))
+            captures: dict[str, list] = {}
+            for start, end in _spans(new):  # the decision points of each outermost new function, not between
+                cursor = QueryCursor(_decision_query(self.lang))
+                cursor.set_byte_range(start, end)
+                for name, got in cursor.captures(self.tree.root_node).items():
+                    captures.setdefault(name, []).extend(got)
+            self._measure(new, captures)
         return [self.measured[(n.start_byte, n.end_byte)] for n in nodes]
 
     def _measure(self, targets: list, captures: dict) -> None:
@@ -268,7 +281,49 @@ def _edit(tree, old: _Lines, new: _Lines, patch: bytes) -> bool:
     return True
 
 
-def _in_order(nodes: list) -> list:
+def _spans(nodes: list) -> list[tuple[int, int]]:
+    """The byte spans of `nodes` (outer before inner, in source order), those that overlap merged."""
+    spans: list[tuple[int, int]] = []
+    for n in nodes:
+        if spans and n.start_byte < spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], n.end_byte))
+        else:
+            spans.append((n.start_byte, n.end_byte))
+    return spans
+
+
+def _edit_bytes(tree, old: bytes, new: bytes) -> bool:
+    """Tell `tree` (parsed from `old`) that all of `old` but its common start and end with `new` changed.
+
+    >>> _common_prefix(b"abcdef", b"abXdef"), _common_prefix(b"fed", b"fedcba")
+    (2, 3)
+    """
+    start = _common_prefix(old, new)
+    tail = _common_prefix(old[start:][::-1], new[start:][::-1])
+    old_end, new_end = len(old) - tail, len(new) - tail
+    tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end, start_point=_point(old, start),
+              old_end_point=_point(old, old_end), new_end_point=_point(new, new_end))
+    return True
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common start of `a` and `b` (a binary search over slice comparisons: C speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(text: bytes, offset: int) -> Point:
+    row = text.count(b"\n", 0, offset)
+    return Point(row, offset - text.rfind(b"\n", 0, offset) - 1)
+
+
+def _in_order(nodes) -> list:
     """Outer before inner, in source order."""
     return sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte))
 
@@ -318,6 +373,7 @@ class FunctionMeter:
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
         self.cached_bytes = 0
         self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
+        self.last: dict[str, str] = {}  # path -> the blob of it parsed last
         self.parsed = 0
 
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
@@ -346,10 +402,13 @@ class FunctionMeter:
             if content is None:
                 return []
             previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
-            index = FunctionIndex(content, lang, previous, patch)
-            self.parsed += 1
             if previous is not None:  # the file's next change starts from this version: the old one goes first
                 self.cache.move_to_end((old_blob, lang), last=False)
+            else:  # e.g. after a clean merge, whose result was not parsed: from this path's last version
+                previous, patch = self.cache.get((self.last.get(path), lang)), b""
+            index = FunctionIndex(content, lang, previous, patch)
+            self.parsed += 1
+            self.last[path] = blob
             self.cache[key] = index
             self.cached_bytes += len(content)
             while self.cached_bytes > self.cache_bytes and len(self.cache) > 1:

@@ -24,7 +24,6 @@ from typing import Iterator
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tqdm import tqdm
 
 from pipeline.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
@@ -170,7 +169,7 @@ class _Scrape:
                                                config.function_complexity, merges, jobs)
         order = 0
         try:
-            bar = tqdm(total=len(self.hashes), unit="commit", disable=not config.progress, desc="scrape")
+            bar = _progress(len(self.hashes), config.progress)
             try:
                 for index, parsed, missing in self._parsed_ahead(merges, merge_diff):
                     commit = self.hashes[index]
@@ -220,6 +219,22 @@ class _Scrape:
             "secrets_redacted_fields": secrets.stats()["fields"],
             "aggregates": self.aggregates.result(self.branch_tips, self.tags),
         }
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, shown: bool):
+    """A tqdm bar, or without one a stand-in: tqdm is imported only when shown (30 ms of start-up)."""
+    if not shown:
+        return _NoProgress()
+    from tqdm import tqdm
+    return tqdm(total=total, unit="commit", desc="scrape")
 
 
 def iter_commits(config: ScrapeConfig) -> Iterator[dict]:

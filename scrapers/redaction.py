@@ -403,15 +403,28 @@ class Redactor:
         r = Redactor(enabled=True);  clean = r(text, "paths");  r.kinds  # {'GITHUB_TOKEN': 1}
     """
 
+    SHORT = 256  # texts up to this long (names, e-mails, paths, subjects) are redacted once each ...
+    KEPT = 100_000  # ... the first this many of them: they come again and again
+
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self.kinds: dict[str, int] = {}
         self.fields: dict[str, int] = {}
+        self._done: dict[tuple[str, str | None], tuple[str, dict[str, int]]] = {}
 
     def __call__(self, text: str, field: str, path: str | None = None) -> str:
         if not self.enabled or not text:
             return text
-        text, counts = redact(text, path)
+        if len(text) <= self.SHORT:
+            key = (text, path)
+            done = self._done.get(key)
+            if done is None:
+                done = redact(text, path)
+                if len(self._done) < self.KEPT:
+                    self._done[key] = done
+            text, counts = done
+        else:
+            text, counts = redact(text, path)
         if counts:
             add_counts(self.kinds, counts)
             self.fields[field] = self.fields.get(field, 0) + sum(counts.values())

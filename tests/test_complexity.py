@@ -110,13 +110,14 @@ def test_nested_functions_and_rust_rules():
     assert [(f.name, f.ccn) for f in rs] == [("f", 5)]
 
 
-def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
+def lib_rs_history(tmp_path: Path, count: int) -> list[tuple[str, bytes, bytes]]:
+    """`(blob, content, diff from the version before)` of the first `count` versions of the log
+    bundle's src/lib.rs along the first parent."""
     repo = clone_bundle("log", tmp_path)
 
     def git(*args: str) -> bytes:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
 
-    # each version of src/lib.rs along the first parent: its blob and the diff from the one before
     log = git("log", "--first-parent", "--reverse", "--format=%x01", "--raw", "--no-abbrev", "-p", "--", "src/lib.rs")
     versions = []
     for entry in log.split(b"\x01")[1:]:
@@ -125,18 +126,38 @@ def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
         if set(blob) != {"0"}:
             versions.append((blob, b"diff --git" + patch))
     assert len(versions) > 50
-    versions = versions[:80]  # the first 80 versions: seconds
+    versions = versions[:count]
     reader = BlobReader(Git(repo))
     reader.request([blob for blob, _ in versions])
     contents = {blob: reader.get(blob) for blob, _ in versions}
     reader.close()
+    return [(blob, contents[blob], patch) for blob, patch in versions]
+
+
+def test_incremental_parse_equals_a_fresh_parse_over_a_real_history(tmp_path):
     previous, reused = None, 0
-    for blob, patch in versions:
-        index = FunctionIndex(contents[blob], "rust", previous, patch)
-        assert index.touching(None) == FunctionIndex(contents[blob], "rust").touching(None), blob
+    versions = lib_rs_history(tmp_path, 80)  # the first 80 versions: seconds
+    for blob, content, patch in versions:
+        index = FunctionIndex(content, "rust", previous, patch)
+        assert index.touching(None) == FunctionIndex(content, "rust").touching(None), blob
         reused += index.incremental
         previous = index
     assert reused == len(versions) - 1
+
+
+def test_a_version_changed_from_an_unparsed_one_is_reparsed_from_the_paths_last(tmp_path):
+    """After a clean merge (a result never parsed) the next change starts from the path's last parsed version."""
+    versions = lib_rs_history(tmp_path, 30)
+    contents = {blob: content for blob, content, _ in versions}
+    meter = FunctionMeter()
+    meter.changed_functions("src/lib.rs", versions[0][0], contents.get, None)
+    for k in range(2, len(versions), 2):  # every other version is skipped, as a clean merge's would be
+        (old, _, _), (blob, content, patch) = versions[k - 1], versions[k]
+        ranges = changed_line_ranges(patch)
+        found = meter.changed_functions("src/lib.rs", blob, contents.get, ranges, old, patch)
+        assert meter.cache[(blob, "rust")].incremental, k
+        fresh = FunctionIndex(content, "rust").touching(ranges)
+        assert found == FunctionMeter._dicts("src/lib.rs", fresh), k
 
 
 def test_worker_processes_give_the_same_records(tmp_path):
