@@ -31,7 +31,7 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import BlobVerdicts, FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
-from chunking.parsers import parser_language  # noqa: E402
+from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
 from pipeline import settings  # noqa: E402
@@ -98,6 +98,7 @@ class Chunker:
         self.fitter = Fitter(tok, config.max_chunk_tokens, config.min_chunk_tokens)
         self.filter = config.file_filter()
         self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+        self.trees = BlobTrees()
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
         self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
         if config.redact:
@@ -189,7 +190,7 @@ class Chunker:
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks \
                         and f.get("change_type") != "added":  # an added file's hunk is the whole file
-                    hunks = self._widen(hunks, f, lang, counts)
+                    hunks = self._widen(hunks, f, lang, diff, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         if not sections:
             return []
@@ -202,12 +203,18 @@ class Chunker:
                 pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
 
-    def _widen(self, hunks: list, f: dict, lang: str | None, counts: _Counts) -> list:
+    def _widen(self, hunks: list, f: dict, lang: str | None, diff: str, counts: _Counts) -> list:
         text = self.blobs.text(f["new_blob"])
-        if text is None:
+        if text is None or lang is None:
             return hunks
+
+        def near(first: int, last: int) -> list:  # one tree per blob, re-parsed from the version before
+            patch = b"" if f.get("truncated") else diff.encode("utf-8", "surrogatepass")
+            tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), patch)
+            return definitions_in(tree, lang, (first, last))
+
         # a line the diff shows redacted differs from the blob: such a file is left as git showed it
-        wide = widen_hunks(hunks, text, lang, self.widen_chars)
+        wide = widen_hunks(hunks, text, lang, self.widen_chars, near)
         if wide is hunks:
             return hunks
         for h in wide:  # the context lines taken from the blob are redacted like the diff

@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from operator import add
 from dataclasses import dataclass
+from typing import Callable
 
 from chunking.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
     symbol_from_context
@@ -61,16 +62,21 @@ class _Parsed:
         return [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
 
 
-def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None) -> _Parsed:
-    """Parse `code_lines`; rows[i] is unit line i's row in that code (None: not on this side)."""
+def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None,
+             defs: list[Definition] | None = None) -> _Parsed:
+    """Parse `code_lines` (or take their `defs`, known from the whole file: rows relative to
+    code_lines[0], a definition may start above it); rows[i] is unit line i's row in that code
+    (None: not on this side)."""
     if lang is None:
         bounds, defs = heuristic_boundaries(code_lines), []
     else:
-        defs = definitions("\n".join(code_lines) + "\n", lang)
-        bounds = {_past_blank(code_lines, r) for r in definition_boundaries(defs)}
+        if defs is None:
+            defs = definitions("\n".join(code_lines) + "\n", lang)
+        bounds = {_past_blank(code_lines, r) for r in definition_boundaries(defs) if r >= 0}
     by_row: list[Definition | None] = [None] * (len(code_lines) + 1)
     for d in defs:  # outermost first, so inner definitions overwrite
-        by_row[d.start:d.end + 1] = [d] * (min(d.end, len(code_lines)) + 1 - d.start)
+        start = max(d.start, 0)
+        by_row[start:d.end + 1] = [d] * max(0, min(d.end, len(code_lines)) + 1 - start)
     line_of_row, owner = {}, []
     for i, r in enumerate(rows):
         if r is not None and r not in line_of_row:
@@ -110,6 +116,7 @@ class Hunk:
     base: int = 0  # index of lines[0] in the original hunk
     _info: _HunkInfo | None = None
     _text: str | None = None
+    known: list[Definition] | None = None  # the new file's definitions around the hunk (0-based rows), if parsed whole
 
     def render(self) -> str:
         if self._text is None:
@@ -153,7 +160,12 @@ class Hunk:
                 else:
                     rows.append(None)
                     changed.append(False)
-            self._info = _HunkInfo(_analyse(code, rows, self.lang), changed,
+            known = None
+            if self.known is not None and new_side:  # rows of the whole file, moved to the hunk's first line
+                top = self.new_start - 1
+                known = [Definition(d.start - top, d.end - top, d.name) for d in self.known
+                         if d.end >= top and d.start < top + len(code)]
+            self._info = _HunkInfo(_analyse(code, rows, self.lang, known), changed,
                                    [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before)
         return self._info
 
@@ -274,31 +286,6 @@ class Block:
         return out
 
 
-WINDOW_LOOKBACK_ROWS = 200
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _definitions_near(rows: list[str], ends: list[int], lo: int, hi: int, lang: str, max_chars: int) -> list[Definition]:
-    """The definitions of rows within `max_chars` characters of rows lo..hi, from one parse of just those rows.
-
-    A definition that starts further up, or ends further down, could not fit in `max_chars` around
-    a change anyway; one cut off by the window's end is left out (its end is not known).
-    """
-    first = bisect_left(ends, ends[lo] - max_chars)
-    # start the parse on a line that is not indented deeper than any line near it: the parser then
-    # reads the definitions below as it would in the whole file
-    top = min(range(max(0, first - WINDOW_LOOKBACK_ROWS), first + 1),
-              key=lambda r: (_indent(rows[r]) if rows[r].strip() else 1 << 30, -r))
-    first = top
-    last = min(len(rows), bisect_right(ends, ends[min(hi + 1, len(rows))] + max_chars))
-    found = definitions("\n".join(rows[first:last]) + "\n", lang)
-    return [Definition(d.start + first, d.end + first, d.name) for d in found
-            if last == len(rows) or d.end < last - 1]
-
-
 def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
             max_chars: int) -> tuple[int, int]:
     """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
@@ -313,13 +300,16 @@ def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends
     return start, end
 
 
-def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) -> list[Hunk]:
+def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
+                near: Callable[[int, int], list[Definition]]) -> list[Hunk]:
     """Hunks of a one-parent diff widened to whole definitions of the new file `text`: the outermost
     definition around the first changed line to the outermost around the last, while the hunk stays
     within `max_chars` (context before / after those definitions is dropped); hunks that come to touch become one.
 
     Context lines added come from `text`; when the hunks do not match `text` line for line (or a
-    language has no grammar) the hunks come back unchanged.
+    language has no grammar) the hunks come back unchanged. `near(first, last)` gives the
+    definitions of `text` that overlap rows first..last (0-based), outermost first; the hunks that
+    come back keep them (`Hunk.known`) for their symbols and cut points.
     """
     if lang is None or not hunks or any(len(h.old_starts) != 1 or h.new_start < 1 for h in hunks):
         return hunks
@@ -344,7 +334,12 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
     touched = [r for _, changed, _ in walked for r in changed]
     if not touched:
         return hunks
-    defs = _definitions_near(rows, ends, min(touched), max(touched), lang, max_chars)
+    # every definition that could fit around a change, and every one the hunks overlap
+    first = min(bisect_left(ends, ends[min(touched)] - max_chars), hunks[0].new_start - 1)
+    last = max(bisect_right(ends, ends[min(max(touched) + 1, len(rows))] + max_chars), walked[-1][2])
+    defs = near(first, min(last, len(rows)))
+    for h in hunks:
+        h.known = defs
     spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
     for h, (at, changed, row) in zip(hunks, walked):
         start, end, lines, old = h.new_start - 1, row, h.lines, h.old_starts[0]
@@ -376,7 +371,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
                 lines.extend(sp[1])
             lines.extend(" " + r for r in rows[group[-1][0][3]:max(g[0][4] for g in group)])
             grow = first[2] - a
-            out.append(Hunk([first[5] - grow], first[2] + 1 - grow, first_hunk.context, lines, first_hunk.lang))
+            out.append(Hunk([first[5] - grow], first[2] + 1 - grow, first_hunk.context, lines, first_hunk.lang,
+                            known=defs))
             group = []
         if span is not None:
             group.append((span, h))
