@@ -225,18 +225,20 @@ def edit_tree(tree, old: LineStarts, new: LineStarts, patch: bytes) -> bool:
 
 
 class BlobTrees:
-    """The tree-sitter tree of each blob read whole, kept for the last `KEPT` blobs (by id); a blob
-    changed from one still kept is re-parsed from that one's tree, where the diff changed it only.
+    """The tree-sitter tree of each blob read whole, kept for the blobs read last (by id, up to
+    `KEPT_BYTES` of their text); a blob changed from one still kept is re-parsed from that one's
+    tree, where the diff changed it only.
 
         trees = BlobTrees()
         tree = trees.tree(new_blob, text, "python", old_blob, patch)   # patch: the unified diff, bytes
         definitions_in(tree, "python", (10, 40))
     """
 
-    KEPT = 64
+    KEPT_BYTES = 16 << 20  # a tree takes about ten times its text
 
     def __init__(self):
         self.kept: OrderedDict[str, tuple] = OrderedDict()  # blob -> (lang, tree, LineStarts)
+        self.kept_bytes = 0
         self.lock = threading.Lock()  # the threads of stage 2 share one cache; a tree is copied before an edit
 
     def tree(self, blob: str, text: str, lang: str, old_blob: str | None = None, patch: bytes = b""):
@@ -255,9 +257,11 @@ class BlobTrees:
                 old = None
         tree = parser(lang).parse(content, old) if old is not None else parser(lang).parse(content)
         with self.lock:
-            self.kept[blob] = (lang, tree, lines)
-            while len(self.kept) > self.KEPT:
-                self.kept.popitem(last=False)
+            if blob not in self.kept:
+                self.kept[blob] = (lang, tree, lines)
+                self.kept_bytes += lines.size
+            while self.kept_bytes > self.KEPT_BYTES and len(self.kept) > 1:
+                self.kept_bytes -= self.kept.popitem(last=False)[1][2].size
         return tree
 
 
