@@ -172,21 +172,23 @@ class Hunk:
     def symbols(self) -> list[str]:
         info = self._parse()
         ctx = symbol_from_context(self.context)
-        names, last = [], object()
+        names, last, w = [], object(), len(self.old_starts)
         for i in range(self.base, self.base + len(self.lines)):
             if not info.changed[i]:
                 continue
             d = info.parsed.owner[i]
             if d is last:
                 continue
-            last = d
             if d is None:
+                if not self.lines[i - self.base][w:].strip():
+                    continue  # a blank line between definitions is no one's
                 names.append(ctx)
             elif self._starts_indented(d):  # a method whose class / impl line is above the hunk: git named it
                 names.append(qualify(d.name, ctx, self.lang))
             else:
                 names.append(d.name)
-        if not any(info.changed[self.base:self.base + len(self.lines)]):
+            last = d
+        if not names:  # no changed line, or blank ones only
             names.append(ctx)
         return _join_symbols(names)
 
@@ -300,11 +302,29 @@ def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends
     return start, end
 
 
+def _own_start(defs: list[Definition], lo: int, start: int, rows: list[str]) -> int:
+    """Where a hunk (from row `start`, first changed row `lo`) stops showing other code: at a
+    definition around `lo` that starts after `start`, or past the definitions that end before `lo`
+    and the blank rows after them.
+
+    >>> _own_start([Definition(0, 2, "f"), Definition(4, 9, "g")], 6, 1, ["def f():", " 1", " 2", "", "def g():"])
+    4
+    """
+    own = [d.start for d in defs if start < d.start <= lo <= d.end]
+    ended = [d.end + 1 for d in defs if start <= d.end < lo]
+    a = max(own + ended, default=start)
+    while a < lo and a not in own and not rows[a].strip():
+        a += 1
+    return a
+
+
 def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
                 near: Callable[[int, int], list[Definition]]) -> list[Hunk]:
     """Hunks of a one-parent diff widened to whole definitions of the new file `text`: the outermost
     definition around the first changed line to the outermost around the last, while the hunk stays
-    within `max_chars` (context before / after those definitions is dropped); hunks that come to touch become one.
+    within `max_chars` (context before / after those definitions is dropped); hunks that come to touch
+    become one. A hunk that cannot be widened at its start still drops the leading context lines that
+    belong to another definition (`_own_start`).
 
     Context lines added come from `text`; when the hunks do not match `text` line for line (or a
     language has no grammar) the hunks come back unchanged. `near(first, last)` gives the
@@ -347,6 +367,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
         if changed:
             a, b = _widest(defs, min(changed), max(changed), start, end, ends,
                            max_chars - sum(len(l) for l in h.lines if l[:1] == "-"))
+            if a == start:  # not widened: the context of another definition before the change is dropped
+                a = _own_start(defs, min(changed), start, rows)
             # the hunk's context lines outside [a, b) are dropped (a changed line never is)
             first = next(k for k, r in enumerate(at) if lines[k][:1] != " " or r >= a)
             last = next(k for k in range(len(lines) - 1, -1, -1) if lines[k][:1] != " " or at[k] < b) + 1
