@@ -6,7 +6,8 @@
 
 A chunk's text is `prefix` (one line: commit or snapshot) followed by one or more sections,
 each a title line (`file PATH (change)`) and its units' text. Token counting is the cost, so:
-every candidate is encoded whole, in one batch per call (one Rust `encode_batch`); only a
+every candidate is encoded whole, in one batch per round (one Rust `encode_batch`; `fit_many`
+and `merge_many` share the batches among the commits stage 2 takes together); only a
 candidate over budget is cut, with line sizes estimated from its own tokens-per-character
 ratio, and only its pieces are encoded again. A piece still over budget (the estimate was
 short) is cut again with a smaller target; a single line is cut mid-line only when it alone

@@ -168,12 +168,21 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
     """The definitions of a parsed `tree` (those that overlap rows first..last when `rows` is given),
     outermost first, in source order."""
     types = definition_types(lang)
-    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in sorted(types)) + "] @def"))
+    # a Python definition starts at its decorators: their node is asked for too, so that a range
+    # within the decorators finds the definition below them
+    asked = sorted(types) + (["decorated_definition"] if lang == "python" else [])
+    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def"))
     if rows is not None:
         cursor.set_point_range(Point(rows[0], 0), Point(rows[1] + 1, 0))
-    nodes = cursor.captures(tree.root_node).get("def", [])
+    nodes = {}
+    for node in cursor.captures(tree.root_node).get("def", []):
+        if node.type not in types:
+            node = node.child_by_field_name("definition")
+            if node is None or node.type not in types:
+                continue
+        nodes[node.start_byte, node.end_byte, node.type] = node
     out = []
-    for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
+    for node in sorted(nodes.values(), key=lambda n: (n.start_byte, -n.end_byte)):
         own = own_name(node, lang)
         if not own:
             continue

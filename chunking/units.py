@@ -7,10 +7,11 @@
     ['area']
 
 A unit knows its text, the function/class names it touches (`symbols`), and how to cut itself
-into smaller units at function/class boundaries (`split`). A diff hunk is parsed with
-tree-sitter on its own new-side text (context and added lines; the old side for a pure
-deletion): the parser recovers from the partial file, so definitions that start inside the hunk
-are found, and a changed line outside any of them takes the name git printed after the `@@`
+into smaller units at function/class boundaries (`split`). A diff hunk takes its definitions
+from the new file's tree where `widen_hunks` had it parsed whole (`Hunk.known`); otherwise it is
+parsed with tree-sitter on its own new-side text (context and added lines; the old side for a
+pure deletion): the parser recovers from the partial file, so definitions that start inside the
+hunk are found. A changed line outside any of them takes the name git printed after the `@@`
 (git's function context). A piece of a split hunk gets its own `@@ -a,b +c,d @@` header with
 line numbers recomputed, so every piece is still a valid hunk.
 """
@@ -354,10 +355,20 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
     touched = [r for _, changed, _ in walked for r in changed]
     if not touched:
         return hunks
-    # every definition that could fit around a change, and every one the hunks overlap
-    first = min(bisect_left(ends, ends[min(touched)] - max_chars), hunks[0].new_start - 1)
-    last = max(bisect_right(ends, ends[min(max(touched) + 1, len(rows))] + max_chars), walked[-1][2])
-    defs = near(first, min(last, len(rows)))
+    # every definition that could fit around a change, and every one a hunk overlaps: one query per
+    # stretch of rows near the hunks (not the rows between hunks far apart)
+    windows = []
+    for h, (_, changed, row) in zip(hunks, walked):
+        first, last = h.new_start - 1, row
+        if changed:
+            first = min(first, bisect_left(ends, ends[min(changed)] - max_chars))
+            last = max(last, bisect_right(ends, ends[min(max(changed) + 1, len(rows))] + max_chars))
+        if windows and first <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], last)
+        else:
+            windows.append([first, last])
+    found = {d: None for first, last in windows for d in near(first, min(last, len(rows)))}
+    defs = sorted(found, key=lambda d: (d.start, -d.end))  # outermost first (a stable sort keeps ties in order)
     for h in hunks:
         h.known = defs
     spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
