@@ -34,3 +34,10 @@ def test_a_tree_reparsed_from_the_version_before_finds_what_a_full_parse_finds(t
     # a diff that does not fit the text kept (rows past its end) is not applied: a full parse instead
     wrong = b"@@ -900,2 +900,3 @@\n x\n+y\n x\n"
     assert definitions_in(trees.tree("blob3", V2, "python", "blob1", wrong), "python") == definitions(V2, "python")
+
+
+def test_rows_inside_a_long_decorator_find_the_definition_below_it():
+    cases = "".join(f"        ({i}, {i * i}),\n" for i in range(30))
+    text = f"import pytest\n\n\n@pytest.mark.parametrize(\n    'n, square',\n    [\n{cases}    ],\n)\ndef test_square(n, square):\n    assert n * n == square\n"
+    tree = BlobTrees().tree("blob", text, "python")
+    assert [(d.start, d.name) for d in definitions_in(tree, "python", (20, 21))] == [(3, "test_square")]
