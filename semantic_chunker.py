@@ -192,7 +192,8 @@ class Chunker:
                     continue
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
-                    hunks = self._widen(hunks, f, lang, diff, counts)
+                    # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
+                    hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         if sections:
             sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
@@ -209,14 +210,16 @@ class Chunker:
                 pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
 
-    def _widen(self, hunks: list, f: dict, lang: str | None, diff: str, counts: _Counts) -> list:
+    def _widen(self, hunks: list, f: dict, lang: str | None, patch: str, counts: _Counts) -> list:
+        """`hunks` widened on the new blob; `patch` is the diff from the old blob ("" when it is not:
+        the new blob is then parsed in full, not re-parsed from the old one's tree)."""
         text = self.blobs.text(f["new_blob"])
         if text is None or lang is None:
             return hunks
 
         def near(first: int, last: int) -> list:  # one tree per blob, re-parsed from the version before
-            patch = b"" if f.get("truncated") else diff.encode("utf-8", "surrogatepass")
-            tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), patch)
+            edits = b"" if f.get("truncated") else patch.encode("utf-8", "surrogatepass")
+            tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), edits)
             return definitions_in(tree, lang, (first, last))
 
         # a line the diff shows redacted differs from the blob: such a file is left as git showed it
