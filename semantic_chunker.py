@@ -236,7 +236,8 @@ class Chunker:
         counts.content["widened_file_changes"] += 1
         return wide
 
-    def batch_job(self, items: list[tuple[int, dict]]) -> list[tuple[dict | None, list[dict], _Counts, Exception | None]]:
+    def batch_job(self, items: list[tuple[int, dict]]) -> list[tuple[dict | None, list[dict], _Counts,
+                                                                      Exception | None]]:
         """(record with its order, chunks, counts, the error that made it fall back) of each input record.
 
         The changes of all the commits are measured together (one encode per round, not one per

@@ -73,7 +73,8 @@ class Fitter:
         one encode per round for all of them, the same pieces as one `fit` per group."""
         # (order key, piece, body target): a cut piece's key extends its parent's, so sorting keys
         # restores text order whatever round a piece was finished in
-        todo = [((g, i), Piece([s], s.text()), None) for g, sections in enumerate(groups) for i, s in enumerate(sections)]
+        todo = [((g, i), Piece([s], s.text()), None)
+                for g, sections in enumerate(groups) for i, s in enumerate(sections)]
         done: list[tuple[tuple, Piece]] = []
         rounds = 0
         while todo:

@@ -103,6 +103,7 @@ class _HunkInfo:
     indented: list[bool]  # line i's code starts with whitespace
     old_before: list[list[int]]  # per parent: its lines before line i
     new_before: list[int]
+    whole_file: bool = False  # the definitions are the whole new file's, named with all they are nested in
 
 
 @dataclass(slots=True)
@@ -167,7 +168,8 @@ class Hunk:
                 known = [Definition(d.start - top, d.end - top, d.name) for d in self.known
                          if d.end >= top and d.start < top + len(code)]
             self._info = _HunkInfo(_analyse(code, rows, self.lang, known), changed,
-                                   [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before)
+                                   [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before,
+                                   known is not None)
         return self._info
 
     def symbols(self) -> list[str]:
@@ -184,7 +186,7 @@ class Hunk:
                 if not self.lines[i - self.base][w:].strip():
                     continue  # a blank line between definitions is no one's
                 names.append(ctx)
-            elif self._starts_indented(d):  # a method whose class / impl line is above the hunk: git named it
+            elif not info.whole_file and self._starts_indented(d):  # a method whose class line is above: git named it
                 names.append(qualify(d.name, ctx, self.lang))
             else:
                 names.append(d.name)

@@ -8,7 +8,8 @@ from pathlib import Path
 from chunking.parsers import BlobTrees, definitions, definitions_in
 
 V1 = "".join(f"class C{i}:\n    def m(self, x):\n        return x + {i}\n\n\n" for i in range(40))
-V2 = V1.replace("return x + 7\n", "y = x * 7\n        return y\n").replace("class C30:", "def helper():\n    pass\n\n\nclass C30:")
+V2 = V1.replace("return x + 7\n", "y = x * 7\n        return y\n") \
+    .replace("class C30:", "def helper():\n    pass\n\n\nclass C30:")
 
 
 def git_diff(tmp_path: Path, old: str, new: str) -> bytes:
@@ -38,6 +39,7 @@ def test_a_tree_reparsed_from_the_version_before_finds_what_a_full_parse_finds(t
 
 def test_rows_inside_a_long_decorator_find_the_definition_below_it():
     cases = "".join(f"        ({i}, {i * i}),\n" for i in range(30))
-    text = f"import pytest\n\n\n@pytest.mark.parametrize(\n    'n, square',\n    [\n{cases}    ],\n)\ndef test_square(n, square):\n    assert n * n == square\n"
+    text = (f"import pytest\n\n\n@pytest.mark.parametrize(\n    'n, square',\n    [\n{cases}    ],\n)\n"
+            "def test_square(n, square):\n    assert n * n == square\n")
     tree = BlobTrees().tree("blob", text, "python")
     assert [(d.start, d.name) for d in definitions_in(tree, "python", (20, 21))] == [(3, "test_square")]
