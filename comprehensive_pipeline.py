@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         help="stage 2: keep git's 3 context lines instead of widening a hunk to its function")
     add("--keep-formatting-changes", dest="formatting_changes", action="store_const", const=True,
         help="stage 2: keep whitespace-only file changes (left out by default)")
+    add("--keep-pin-bumps", dest="pin_bumps", action="store_const", const=True,
+        help="stage 2: keep YAML changes that only move version pins, CI action refs or pre-commit revs "
+        "(left out by default)")
     add("--no-near-dedup", dest="near_dedup", action="store_const", const=False,
         help="stage 4: keep train chunks that are near-duplicates of earlier train chunks")
     add("--scrape-jobs", type=int, help="stage 1 processes for function complexity (its --jobs); the output is the "
@@ -278,7 +281,7 @@ class Pipeline:
             filter_lock_files=cfg.filter_lock_files, filter_generated=cfg.filter_generated,
             max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.chunk_workers,
             deleted_content=cfg.deleted_content, function_context=cfg.function_context,
-            formatting_changes=cfg.formatting_changes,
+            formatting_changes=cfg.formatting_changes, pin_bumps=cfg.pin_bumps,
             progress=cfg.progress)
         settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
         inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],

@@ -29,7 +29,8 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
-from chunking.filters import BlobVerdicts, FileFilter, is_binary_bytes, lfs_pointer_reason, normalize_newlines  # noqa: E402
+from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
+                              normalize_newlines, pin_bump)
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
 from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
@@ -54,6 +55,7 @@ AHEAD_PER_WORKER = 3  # commit batches (or snapshot batches) in flight per worke
 COMMITS_PER_BATCH = 32  # commits whose changes are measured together (one encode per round, not per commit)
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
+LEAD_SHARE = 2  # a commit's lead (commit line and message body) holds at most 1/2 of the chunk budget in tokens
 NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
 
@@ -75,6 +77,7 @@ class ChunkConfig:
     deleted_content: bool = False  # a deleted file's old content in its chunk (default: a title line alone)
     function_context: bool = True  # widen a hunk to its enclosing function / class while it fits
     formatting_changes: bool = False  # keep file changes that only change whitespace
+    pin_bumps: bool = False  # keep YAML changes that only move version pins (CI action refs, pre-commit revs)
     dedup: bool = True
     redact: bool = True
     workers: int = 1  # >1: threads chunk commits while others are encoded (the tokenizer releases the GIL)
@@ -190,13 +193,16 @@ class Chunker:
                 if not self.cfg.formatting_changes and formatting_only(diff):
                     counts.filtered["formatting_only"] += 1
                     continue
+                if not self.cfg.pin_bumps and pin_bump(f["path"], diff):
+                    counts.filtered["pin_bump"] += 1
+                    continue
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
         if sections:
-            sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
+            sections[0].lead = self.lead(rec, counts)
         return sections
 
     def commit_records(self, rec: dict, sections: list[Section], pieces: list[Piece]) -> list[dict]:
@@ -209,6 +215,16 @@ class Chunker:
             if len(ids) <= self.cfg.max_chunk_tokens:
                 pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
+
+    def lead(self, rec: dict, counts: _Counts) -> str:
+        """The commit's lead, redacted, within half the token budget so that the file's title and content
+        fit beside it: the message body cut first, then the commit line."""
+        line, _, body = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts).partition("\n")
+        line, most = line + "\n", self.cfg.max_chunk_tokens // LEAD_SHARE
+        n_line = len(self.fitter.encode([line])[0])
+        if n_line > most:
+            return cut_to_tokens(line, most, self.fitter.encode)
+        return line + cut_to_tokens(body, most - n_line, self.fitter.encode)
 
     def _widen(self, hunks: list, f: dict, lang: str | None, patch: str, counts: _Counts) -> list:
         """`hunks` widened on the new blob; `patch` is the diff from the old blob ("" when it is not:
@@ -354,12 +370,7 @@ def formatting_only(diff: str) -> bool:
     >>> formatting_only("@@ -1 +1,2 @@\\n-x=f(a,b)\\n+x = f(a,\\n+      b)\\n")
     True
     """
-    removed, added = [], []
-    for line in diff.split("\n"):
-        if line[:1] == "-" and not line.startswith("---"):
-            removed.append(line[1:])
-        elif line[:1] == "+" and not line.startswith("+++"):
-            added.append(line[1:])
+    removed, added = changed_lines(diff)
     if not removed or not added:
         return False
     return _WHITESPACE.sub("", "".join(removed)) == _WHITESPACE.sub("", "".join(added))
@@ -367,12 +378,28 @@ def formatting_only(diff: str) -> bool:
 
 def commit_lead(rec: dict, max_tokens: int) -> str:
     """What a commit says once, before its first file: `commit DATE SUBJECT` and the message body
-    (cut at `max_tokens` characters, about a third of the budget)."""
+    (cut at `max_tokens` characters; `Chunker.lead` then bounds the whole in tokens)."""
     body = (rec.get("message") or "").partition("\n\n")[2]
     body = _HEX.sub("<hash>", _CHERRY_PICKED.sub("", body)).strip()  # no random hex in the text
     if len(body) > max_tokens:
         body = body[:max_tokens] + "..."
     return commit_line(rec) + (body + "\n" if body else "")
+
+
+def cut_to_tokens(text: str, budget: int, encode) -> str:
+    """`text` (lines, the last ending in a newline, or "") cut to at most `budget` tokens as `encode` counts
+    them, an ellipsis where it was cut ("" when not even that fits): a tiny vocabulary spends a token on
+    a character or two, so a character cap alone does not bound the tokens."""
+    if not text:
+        return text
+    n, keep, out = len(encode([text])[0]), len(text), text
+    while n > budget:
+        if keep == 0:
+            return ""
+        keep = min(keep - 1, int(keep * budget / n * 0.9))
+        out = text[:keep].rstrip() + "...\n"
+        n = len(encode([out])[0])
+    return out
 
 
 def commit_date(rec: dict) -> str:
@@ -585,6 +612,9 @@ def parse_args(argv=None):
                    help="keep git's 3 context lines instead of widening a hunk to its enclosing function / class")
     p.add_argument("--keep-formatting-changes", action="store_true",
                    help="keep file changes that only change whitespace (left out and counted by default)")
+    p.add_argument("--keep-pin-bumps", action="store_true",
+                   help="keep YAML changes that only move version pins: GitHub Actions refs, pre-commit revs "
+                        "(left out and counted by default)")
     p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
     p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
     p.add_argument("--workers", type=int, default=d.workers,
@@ -609,7 +639,7 @@ def main(argv=None) -> int:
         filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
         filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
         deleted_content=args.deleted_content, function_context=not args.no_function_context,
-        formatting_changes=args.keep_formatting_changes,
+        formatting_changes=args.keep_formatting_changes, pin_bumps=args.keep_pin_bumps,
         redact=not args.no_redact, workers=args.workers, progress=not args.no_progress)
 
     def go() -> int:

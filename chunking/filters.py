@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from scrapers.languages import language_of
+
 # Directories whose content is built or vendored, not written in this repository.
 BUILD_DIRS = frozenset({"target", "node_modules", "vendor", "vendored", "third_party", "dist", "build",
                         "__pycache__", ".venv", "venv", ".tox", ".mypy_cache", ".pytest_cache", ".gradle",
@@ -49,6 +51,9 @@ _DATA_RUN = re.compile(r"[A-Za-z0-9+/]{120,}+={0,2}|(?:[-+]?+[\d.]++(?:[eE][-+]?
                        r"|(?:0x[0-9a-fA-F]++,?+\s*+){24,}+|\bd=\"[^\"]{200,}+")
 DATA_SAMPLE_CHARS = 8192
 DATA_SHARE = 0.3  # this share of the text in such runs: a data file
+# A version pin in CI settings: a GitHub Actions `uses: OWNER/ACTION@REF` or a pre-commit `rev: REF` at the end of
+# a line, with the version comment Dependabot or pinact writes after a hash (`@b4ffde65... # v4.1.1`)
+_PIN = re.compile(r"(\buses:\s*['\"]?[^\s@'\"]+@|\brev:\s*['\"]?)[\w.-]+['\"]?(?:\s+#.*)?$")
 _LFS_POINTER_HUNK = re.compile(r"^@@ -[01](,\d+)? \+[01](,\d+)? @@[^\n]*\n[ +-]" + re.escape(LFS_POINTER), re.M)
 
 
@@ -124,6 +129,39 @@ def data_reason(text: str) -> str | None:
     return "data" if inside >= DATA_SHARE * len(sample) else None
 
 
+def changed_lines(diff: str) -> tuple[list[str], list[str]]:
+    """(removed, added) lines of a unified diff, without their `-` / `+`."""
+    removed, added = [], []
+    for line in diff.split("\n"):
+        if line[:1] == "-" and not line.startswith("---"):
+            removed.append(line[1:])
+        elif line[:1] == "+" and not line.startswith("+++"):
+            added.append(line[1:])
+    return removed, added
+
+
+def pin_bump(path: str, diff: str) -> bool:
+    """True when a change to a YAML file only moves version pins (GitHub Actions refs, pre-commit revs):
+    each removed line is the added line at its place but for the pin, a random hash or a tag bumped by a bot.
+
+    >>> pin_bump(".github/workflows/ci.yml", "@@ -9 +9 @@\\n-    - uses: actions/checkout@v4\\n"
+    ...          "+    - uses: actions/checkout@b4ffde65f46336ab88eb53be808477a3936bae11 # v4.1.1\\n")
+    True
+    """
+    if language_of(path) != "yaml":
+        return False
+    removed, added = changed_lines(diff)
+    if not removed or len(removed) != len(added):
+        return False
+    pins = 0
+    for old, new in zip(removed, added):
+        (old, n_old), (new, n_new) = _PIN.subn(r"\1<pin>", old.rstrip()), _PIN.subn(r"\1<pin>", new.rstrip())
+        if old != new:
+            return False
+        pins += n_old + n_new
+    return pins > 0
+
+
 def is_binary_bytes(data: bytes) -> bool:
     """git's own rule: a NUL byte in the first 8000 bytes."""
     return b"\0" in data[:8000]
@@ -154,8 +192,9 @@ class BlobVerdicts:
         verdicts.text(blob)           # the blob's text (newlines normalized), kept for the last few blobs read
 
     `blob_reader` is a `scrapers.git_runner.BlobReader` (`request`, `get`, `read`: a blob's bytes or
-    None); calls are serialized. A prefetched blob must be read (`reason` / `text`) later: git's
-    answer is held until it is.
+    None; `sizes`: sizes from object headers); calls are serialized. With a size bound, sizes are
+    asked first and a blob over the bound is judged `too_large` without being read. A prefetched
+    blob must be read (`reason` / `text`) later: git's answer is held until it is.
     """
 
     TEXTS_KEPT = 64
@@ -170,18 +209,24 @@ class BlobVerdicts:
         self.texts: OrderedDict[str, str | None] = OrderedDict()
         self.lock = threading.Lock()
 
+    def _over_bound(self, blobs: list[str]) -> set[str]:
+        """The blobs over the size bound, from their headers (under the lock)."""
+        if not self.filter.max_file_bytes or not blobs:
+            return set()
+        return {b for b, size in self.reader.sizes(blobs).items() if size is not None and self.filter.size_reason(size)}
+
     def _read(self, blob: str) -> tuple[str | None, str | None]:
-        """(reason on size / encoding, text) of a blob, read under the lock."""
+        """(reason on size / encoding, text) of a blob, read under the lock unless it is over the size bound."""
         with self.lock:
             if blob in self.asked:
                 self.asked.discard(blob)
                 data = self.reader.get(blob)
+            elif self.reasons.get(blob) == "too_large" or self._over_bound([blob]):
+                return "too_large", None
             else:
                 data = self.reader.read(blob)
         if data is None:
             return "missing_object", None
-        if self.filter.size_reason(len(data)):
-            return "too_large", None
         if is_binary_bytes(data):
             return ("binary" if self.filter.binary else None), None
         try:
@@ -193,6 +238,9 @@ class BlobVerdicts:
         """Ask git for the blobs not judged yet, without waiting for them."""
         with self.lock:
             new = [b for b in dict.fromkeys(blobs) if b not in self.reasons and b not in self.asked]
+            large = self._over_bound(new)
+            self.reasons.update(dict.fromkeys(large, "too_large"))
+            new = [b for b in new if b not in large]
             self.asked.update(new)
             self.reader.request(new)
 

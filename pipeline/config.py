@@ -44,6 +44,7 @@ class PipelineConfig:
     deleted_content: bool = False             # stage 2: a deleted file's old content (default: its title line alone)
     function_context: bool = True             # stage 2: a hunk widened to its enclosing function / class
     formatting_changes: bool = False          # stage 2: keep whitespace-only file changes
+    pin_bumps: bool = False                   # stage 2: keep YAML changes that only move version pins
     near_dedup: bool = True                   # stage 4: train chunks that are near-duplicates of earlier ones left out
     scrape_jobs: int | None = None            # stage 1 processes for function complexity; default: one per core
                                               # beyond the first (at most 4), 0: none; the output is the same

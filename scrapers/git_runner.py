@@ -3,6 +3,7 @@
     git = Git(Path("repo"));  out = git.run("rev-parse", "HEAD")          # bytes; GitError on failure
     top = resolve_repo(Path("repo/src"))                                   # the work tree's top level
     reader = BlobReader(git);  data = reader.read(sha);  reader.close()   # blobs: one `git cat-file --batch`
+    sizes = reader.sizes([sha])                                           # sizes alone: `git cat-file --batch-check`
 
 Every stage reads a repository through `Git`, so that what it sees does not depend on who runs
 it: `/etc/gitconfig`, `~/.gitconfig`, `$XDG_CONFIG_HOME/git/config` and the global attributes
@@ -162,11 +163,18 @@ class BlobReader:
 
     `request` sends hashes without waiting; a thread reads git's answers as they come, and `get`
     takes one (in any order). Asking for the blobs of the next commits while this one is measured
-    keeps git busy instead of a round trip per commit. `read` is request + get.
+    keeps git busy instead of a round trip per commit. `read` is request + get. `sizes` asks a
+    second process, `git cat-file --batch-check`, which reads object headers and no content, so
+    that a blob over a size bound is never read; `bytes_read` counts the content bytes git returned.
     """
 
+    SIZES_BATCH = 256  # hashes written before their answers are read: both stay far below a pipe's buffer
+
     def __init__(self, git: Git):
+        self.git = git
         self.proc = git.popen(["cat-file", "--batch"])
+        self.check: subprocess.Popen | None = None  # `--batch-check`, started on the first `sizes`
+        self.bytes_read = 0
         self.asked: deque[str] = deque()  # requested, not yet answered, in order
         self.ready: dict[str, list[bytes | None]] = {}  # answered, not yet taken
         self.cond = threading.Condition()
@@ -198,6 +206,22 @@ class BlobReader:
         self.request([blob])
         return self.get(blob)
 
+    def sizes(self, blobs: list[str]) -> dict[str, int | None]:
+        """Each blob's size in bytes from its object header (None when missing or not a blob); no content is read."""
+        if self.check is None:
+            self.check = self.git.popen(["cat-file", "--batch-check"])
+        out: dict[str, int | None] = {}
+        for start in range(0, len(blobs), self.SIZES_BATCH):
+            batch = blobs[start:start + self.SIZES_BATCH]
+            self.check.stdin.write("".join(b + "\n" for b in batch).encode())
+            self.check.stdin.flush()
+            for blob in batch:
+                fields = self.check.stdout.readline().split()  # "<sha> blob <size>" or "<sha> missing"
+                if not fields:
+                    raise RuntimeError("git cat-file --batch-check stopped")
+                out[blob] = int(fields[2]) if len(fields) == 3 and fields[1] == b"blob" else None
+        return out
+
     def _answers(self) -> None:
         out = self.proc.stdout
         while header := out.readline():
@@ -207,11 +231,15 @@ class BlobReader:
                 data = out.read(int(fields[2]) + 1)[:-1]
                 if fields[1] != b"blob":
                     data = None
+                else:
+                    self.bytes_read += len(data)
             with self.cond:
                 self.ready.setdefault(self.asked.popleft(), []).append(data)
                 self.cond.notify_all()
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
+        for proc in (self.proc, self.check):
+            if proc is not None:
+                proc.stdin.close()
+                proc.wait()
         self.thread.join()

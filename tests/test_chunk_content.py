@@ -1,5 +1,5 @@
 """What the chunks are made of (issue 13): file decisions on the blob, deleted files as a title,
-formatting-only changes, near-duplicates, hunks widened to their function, the header once per commit.
+formatting-only changes and CI pin bumps, near-duplicates, hunks widened to their function, the header once per commit.
 Each test builds a real repository, scrapes it with stage 1 and chunks it with stage 2."""
 
 from __future__ import annotations
@@ -99,6 +99,37 @@ def test_formatting_only_change_is_left_out_and_counted(tmp_path, tok):
     assert [c["text"].split("\n")[0] for c in chunks] == ["commit 2024-01-01 Add code", "commit 2024-01-03 Real change"]
     stats, chunks, _ = chunk_repo(tmp_path / "kept", tok, b, formatting_changes=True)
     assert stats["diff_filtered"] == {} and len(chunks) == 3
+
+
+WORKFLOW = """name: CI
+on: [push]
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.12"
+      - run: pytest
+"""
+
+
+def test_ci_version_pin_bumps_are_left_out_and_counted(tmp_path, tok):
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("Add CI", {".github/workflows/ci.yml": WORKFLOW,
+                        ".pre-commit-config.yaml": "repos:\n  - repo: https://github.com/psf/black\n    rev: 24.1.0\n"})
+    pinned = WORKFLOW.replace("checkout@v4", "checkout@b4ffde65f46336ab88eb53be808477a3936bae11 # v4.1.1").replace(
+        "setup-python@v5", "setup-python@0a5c61591373683505ea898e09a3ea4f39ef2b9c # v5.0.0")
+    b.commit("build(deps): pin actions", {".github/workflows/ci.yml": pinned,
+                                          ".pre-commit-config.yaml": "repos:\n  - repo: https://github.com/psf/black\n"
+                                                                     "    rev: 24.2.0\n"})
+    b.commit("Test on 3.13", {".github/workflows/ci.yml": pinned.replace('"3.12"', '"3.13"')})  # a real change
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b)
+    assert stats["diff_filtered"] == {"pin_bump": 2} and stats["quality"]["excluded_by_reason"] == {"pin_bump": 2}
+    assert sorted({c["order"] for c in chunks}) == [0, 2] and "b4ffde65" not in "".join(c["text"] for c in chunks)
+    stats, chunks, _ = chunk_repo(tmp_path / "kept", tok, b, pin_bumps=True)
+    assert stats["diff_filtered"] == {} and "b4ffde65f46336ab88eb53be808477a3936bae11" in "".join(c["text"] for c in chunks)
 
 
 def test_hunk_is_widened_to_its_function_and_header_is_once_per_commit(tmp_path, tok):
@@ -208,3 +239,24 @@ def test_prefetched_blobs_are_judged_as_read_and_none_is_left_with_git(tmp_path)
     finally:
         reader.close()
     assert reader.ready == {}
+
+
+def test_a_blob_over_the_size_bound_is_never_read(tmp_path):
+    from chunking.filters import BlobVerdicts, FileFilter
+    from scrapers.git_runner import BlobReader, Git
+
+    b = RepoBuilder(tmp_path / "r")
+    small, table = "X = 1\n", "".join(f"ROW_{i} = {i}\n" for i in range(3000))
+    b.commit("add", {"big.py": table, "table.csv": "1,2\n" * 9000, "a.py": small})
+    big, other, code = (b.git("rev-parse", f"HEAD:{p}").strip() for p in ("big.py", "table.csv", "a.py"))
+    reader = BlobReader(Git(b.path))
+    try:
+        verdicts = BlobVerdicts(reader, FileFilter(max_file_bytes=20_000))
+        verdicts.prefetch([big, code])  # asked ahead: the big one is judged on its header
+        assert verdicts.reason(big, "big.py") == "too_large" and verdicts.reason(code, "a.py") is None
+        assert verdicts.reason(other, "table.csv") == "too_large"  # not asked ahead: the same
+        assert verdicts.text(big) is None and verdicts.text(other) is None
+        assert reader.bytes_read == len(small)  # git returned the small blob's content, no other
+        assert reader.sizes([big, code, "0" * 40]) == {big: len(table), code: len(small), "0" * 40: None}
+    finally:
+        reader.close()

@@ -13,6 +13,18 @@ from scrapers.languages import CATEGORIES, category_of, language_of
     ("pyproject.toml", "config"), (".github/workflows/ci.yml", "config"), ("Cargo.lock", "config"),
     ("package.json", "config"), ("Makefile", "config"),
     ("artwork/logo.svg", "data"), ("data/table.csv", "data"), ("blob.bin", "data"),
+    # named for what they are, not data (files of the repositories in shared/repos)
+    ("bin/express", "code"), ("examples/auth/views/login.ejs", "code"), ("views/list.jade", "code"),
+    ("views/edit.hbs", "code"), ("zsh_template.tmpl", "code"), ("static/click.css_t", "code"), ("app.coffee", "code"),
+    ("docs/guide.1", "docs"), ("History.rdoc", "docs"), ("CHANGES", "docs"), ("LICENSE-APACHE", "docs"),
+    ("MAINTAINERS", "docs"), ("Readme", "docs"),
+    ("go.mod", "config"), (".eslintrc", "config"), (".npmrc", "config"), (".npmignore", "config"),
+    (".editorconfig", "config"), (".mailmap", "config"), ("MANIFEST.in", "config"), ("cJSONConfig.cmake.in", "config"),
+    ("library_config/libcjson.pc.in", "config"), ("meson.build", "config"), (".idea/log.iml", "config"),
+    ("Dockerfile.dev", "config"), (".github/workflows/test.yml", "config"), ("requirements/dev.in", "config"),
+    ("requirements-dev.txt", "config"), ("docs/_themes/click/theme.conf", "config"),
+    # still unknown by name: counted as data
+    (".pomo", "data"), ("benchmarks/run", "data"), ("install", "data"), ("18295", "data"),
 ])
 def test_category_of(path, category):
     assert category_of(path) == category

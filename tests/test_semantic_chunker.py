@@ -304,3 +304,20 @@ def test_commits_fitted_together_get_the_pieces_each_gets_alone(tok):
     alone = [fitter.merge("", fitter.fit("", sections(n))) for n in range(4)]
     assert [[(p.body, p.ids) for p in ps] for ps in together] == [[(p.body, p.ids) for p in ps] for ps in alone]
     assert sum(len(ps) for ps in together) > 8 and all(len(p.ids) <= 96 for ps in together for p in ps)
+
+
+def test_commit_lead_leaves_room_for_the_file_with_a_tiny_vocabulary(tmp_path):
+    from tokenizers_.loading import train_fallback_tokenizer
+
+    code = "".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(4))
+    train_fallback_tokenizer([code * 10], tmp_path / "tok", vocab_size=300)  # a token for a character or two
+    tiny = load_tokenizer(str(tmp_path / "tok"))
+    rec = record(0, "Add helpers", [change("a.py", "", code)])
+    rec["message"] = "Add helpers\n\n" + "The helpers are needed by the parser and by the tests of it. " * 4
+    stats, chunks = chunk_run(tmp_path, tiny, [rec], max_chunk_tokens=160, min_chunk_tokens=8)
+    assert stats["fallback_commits"] == 0 and [c["kind"] for c in chunks] == ["diff"] * len(chunks)
+    assert all(c["n_tokens"] <= 160 for c in chunks)
+    assert chunks[0]["text"].startswith("commit 2024-01-01 Add helpers\nThe helpers are")
+    assert len(encode_batch(tiny, [chunks[0]["text"].split("file a.py")[0]])[0]) <= 160 // 2  # the lead: a half
+    assert all(f"+def f{i}(x):" in "".join(c["text"] for c in chunks) for i in range(4))
+    check_tokens(tmp_path, tiny, chunks)
