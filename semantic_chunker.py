@@ -21,6 +21,7 @@ import re
 import sys
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -32,7 +33,7 @@ from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary
                               normalize_newlines, pin_bump)
 from chunking.output import ChunkWriter  # noqa: E402
 from chunking.parallel import ordered_map  # noqa: E402
-from chunking.parsers import parser_language  # noqa: E402
+from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
 from pipeline import settings  # noqa: E402
@@ -50,7 +51,8 @@ _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
 _HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
 SNAPSHOT_BATCH_FILES = 64
-AHEAD_PER_WORKER = 3  # commits (or snapshot batches) in flight per worker thread
+AHEAD_PER_WORKER = 3  # commit batches (or snapshot batches) in flight per worker thread
+COMMITS_PER_BATCH = 32  # commits whose changes are measured together (one encode per round, not per commit)
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
 LEAD_SHARE = 2  # a commit's lead (commit line and message body) holds at most 1/2 of the chunk budget in tokens
@@ -101,6 +103,7 @@ class Chunker:
         self.fitter = Fitter(tok, config.max_chunk_tokens, config.min_chunk_tokens)
         self.filter = config.file_filter()
         self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+        self.trees = BlobTrees()
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
         self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
         if config.redact:
@@ -171,8 +174,9 @@ class Chunker:
             reason = self.filter.content_reason(added)
         return reason
 
-    def commit_chunks(self, rec: dict, counts: _Counts) -> list[dict]:
-        """The diff chunks of one commit (raises on a change it cannot read: the caller falls back)."""
+    def commit_sections(self, rec: dict, counts: _Counts) -> list[Section]:
+        """One section per file change kept, the commit's lead on the first (raises on a change it
+        cannot read: the caller falls back)."""
         sections = []
         for f in rec.get("files") or []:
             reason = self._diff_reason(f)
@@ -193,18 +197,22 @@ class Chunker:
                     counts.filtered["pin_bump"] += 1
                     continue
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
-                if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks \
-                        and f.get("change_type") != "added":  # an added file's hunk is the whole file
-                    hunks = self._widen(hunks, f, lang, counts)
+                if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
+                    # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
+                    hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
-        if not sections:
-            return []
-        lead = sections[0].lead = self.lead(rec, counts)
-        pieces = self.fitter.merge("", self.fitter.fit("", sections))
+        if sections:
+            sections[0].lead = self.lead(rec, counts)
+        return sections
+
+    def commit_records(self, rec: dict, sections: list[Section], pieces: list[Piece]) -> list[dict]:
+        """The diff chunks of a commit from its sections' fitted pieces, its lead alone first if the
+        first piece lost it."""
+        first = sections[0]
+        lead = first.lead
         if not (pieces and pieces[0].body.startswith(lead)):  # the first piece was cut away: the lead alone
             ids = self.fitter.encode([lead])[0]
             if len(ids) <= self.cfg.max_chunk_tokens:
-                first = sections[0]
                 pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
 
@@ -218,12 +226,20 @@ class Chunker:
             return cut_to_tokens(line, most, self.fitter.encode)
         return line + cut_to_tokens(body, most - n_line, self.fitter.encode)
 
-    def _widen(self, hunks: list, f: dict, lang: str | None, counts: _Counts) -> list:
+    def _widen(self, hunks: list, f: dict, lang: str | None, patch: str, counts: _Counts) -> list:
+        """`hunks` widened on the new blob; `patch` is the diff from the old blob ("" when it is not:
+        the new blob is then parsed in full, not re-parsed from the old one's tree)."""
         text = self.blobs.text(f["new_blob"])
-        if text is None:
+        if text is None or lang is None:
             return hunks
+
+        def near(first: int, last: int) -> list:  # one tree per blob, re-parsed from the version before
+            edits = b"" if f.get("truncated") else patch.encode("utf-8", "surrogatepass")
+            tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), edits)
+            return definitions_in(tree, lang, (first, last))
+
         # a line the diff shows redacted differs from the blob: such a file is left as git showed it
-        wide = widen_hunks(hunks, text, lang, self.widen_chars)
+        wide = widen_hunks(hunks, text, lang, self.widen_chars, near)
         if wide is hunks:
             return hunks
         for h in wide:  # the context lines taken from the blob are redacted like the diff
@@ -236,18 +252,45 @@ class Chunker:
         counts.content["widened_file_changes"] += 1
         return wide
 
-    def commit_job(self, item: tuple[int, dict]) -> tuple[dict | None, list[dict], _Counts, Exception | None]:
-        """(record with its order, chunks, counts, the error that made it fall back) of one input record."""
-        i, rec = item
-        if not _valid(rec):
-            return None, [], _Counts(), None
-        rec = dict(rec, order=rec.get("order", i))
-        local = _Counts()
+    def batch_job(self, items: list[tuple[int, dict]]) -> list[tuple[dict | None, list[dict], _Counts,
+                                                                      Exception | None]]:
+        """(record with its order, chunks, counts, the error that made it fall back) of each input record.
+
+        The changes of all the commits are measured together (one encode per round, not one per
+        commit): the same chunks as commit by commit. If that fails, each commit is fitted alone,
+        so that only the one that fails falls back.
+        """
+        out, todo = [], []
+        for i, rec in items:
+            if not _valid(rec):
+                out.append((None, [], _Counts(), None))
+                continue
+            rec, local = dict(rec, order=rec.get("order", i)), _Counts()
+            try:
+                sections = self.commit_sections(rec, local)
+            except Exception as e:  # one commit the chunker cannot handle must not stop the stage
+                out.append(self._fall_back(rec, e))
+                continue
+            out.append((rec, [], local, None))
+            if sections:
+                todo.append((len(out) - 1, sections))
         try:
-            return rec, self.commit_chunks(rec, local), local, None
-        except Exception as e:  # one commit the chunker cannot handle must not stop the stage
-            local = _Counts()
-            return rec, [self.fallback_chunk(rec, local)], local, e
+            fitted = self.fitter.merge_many("", self.fitter.fit_many("", [s for _, s in todo]))
+        except Exception:
+            fitted = [None] * len(todo)
+        for (k, sections), pieces in zip(todo, fitted):
+            rec, _, local, _ = out[k]
+            try:
+                if pieces is None:
+                    pieces = self.fitter.merge("", self.fitter.fit("", sections))
+                out[k] = (rec, self.commit_records(rec, sections, pieces), local, None)
+            except Exception as e:
+                out[k] = self._fall_back(rec, e)
+        return out
+
+    def _fall_back(self, rec: dict, error: Exception) -> tuple[dict, list[dict], _Counts, Exception]:
+        local = _Counts()  # what the failed attempt counted is not kept
+        return rec, [self.fallback_chunk(rec, local)], local, error
 
     def fallback_chunk(self, rec: dict, counts: _Counts) -> dict:
         """One raw `commit` chunk: message and diffs, cut at a line end to fit the budget."""
@@ -412,6 +455,13 @@ def _check(config: ChunkConfig) -> None:
         raise UserError("file snapshots need --repo (or --snapshot-at none)")
 
 
+def _batches(items: Iterable, n: int) -> Iterator[list]:
+    """`items` in lists of `n` (the last one shorter)."""
+    it = iter(items)
+    while batch := list(islice(it, n)):
+        yield batch
+
+
 def _valid(rec) -> bool:
     return (isinstance(rec, dict) and isinstance(rec.get("hash"), str) and isinstance(rec.get("files", []), list)
             and all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in rec.get("files", [])))
@@ -438,7 +488,8 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
             contextlib.closing(chunker):
         items = chunker.read_ahead(enumerate(tqdm(records, desc="chunking commits", unit="commit",
                                                   disable=not config.progress)), READ_AHEAD_COMMITS)
-        jobs = ordered_map(chunker.commit_job, items, config.workers, AHEAD_PER_WORKER * config.workers)
+        jobs = (job for batch in ordered_map(chunker.batch_job, _batches(items, COMMITS_PER_BATCH), config.workers,
+                                             AHEAD_PER_WORKER * config.workers) for job in batch)
         for i, (rec, chunks, local, error) in enumerate(jobs):
             if rec is None:
                 stats["bad_records"] += 1

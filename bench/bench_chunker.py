@@ -7,13 +7,15 @@ Scrapes the repository with stage 1 (timed), chunks it with stage 2 (timed, snap
 cut-off included), then encodes every chunk text once with the raw Rust tokenizer
 (`encode_batch_fast` in batches of 2048 texts, the floor of any token counting). Without --tokenizer, a 16k byte-level
 BPE is trained on the first 8 MB of diffs (the pipeline's offline fallback), untimed.
-Prints each time, the ratio stage 2 / (scrape + encode) (target: at most 1) and peak RSS.
+Prints each time, the ratio stage 2 / (scrape + encode) (target: at most 1), peak RSS, and the
+share of Python diff chunks that open on a definition (issue 13's target: at least 60 %).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import sys
 import time
@@ -31,6 +33,7 @@ from make_bench_repo import ensure_repo  # bench/ is the script's directory
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_BATCH = 2048
+_DEFINITION = re.compile(r"(?:async\s+def|def|class)\s|@")  # a Python def, class or decorator line
 
 
 def raw_encode_seconds(chunks: Path, tok_dir: Path) -> tuple[float, int, int]:
@@ -45,6 +48,34 @@ def raw_encode_seconds(chunks: Path, tok_dir: Path) -> tuple[float, int, int]:
     for i in range(0, len(texts), RAW_BATCH):  # batches, so the encodings of 100 MB are not all held at once
         n += sum(len(e.ids) for e in tok.encode_batch_fast(texts[i:i + RAW_BATCH], add_special_tokens=False))
     return time.perf_counter() - start, n, len(texts)
+
+
+def definition_openings(chunks: Path, cutoff: dict | None) -> dict[str, tuple[int, int]]:
+    """(opening on a definition, all) of the Python diff chunks, per split and in all.
+
+    A chunk opens on a definition when the first line after its first `@@` header, less the diff
+    column and indentation, is a `def`, `async def`, `class` or decorator line; a chunk with no hunk
+    (a deleted file's title) does not. Splits by the stage's train cut-off (`stats["cutoff"]`).
+    """
+    out = {s: [0, 0] for s in ("train", "val", "test", "all")}
+    with open(chunks, encoding="utf-8") as fh:
+        for line in fh:
+            c = json.loads(line)
+            if c["kind"] != "diff" or c["language"] != "python":
+                continue
+            lines = c["text"].split("\n")
+            at = next((i for i, l in enumerate(lines) if l.startswith("@@")), len(lines))
+            opens = at + 1 < len(lines) and _DEFINITION.match(lines[at + 1][1:].lstrip()) is not None
+            split = ("train" if cutoff is None or c["order"] <= cutoff["train_last_order"]
+                     else "val" if c["order"] <= cutoff["val_last_order"] else "test")
+            for s in (split, "all"):
+                out[s][0] += opens
+                out[s][1] += 1
+    return {s: (a, n) for s, (a, n) in out.items()}
+
+
+def format_openings(openings: dict[str, tuple[int, int]]) -> str:
+    return "  ".join(f"{s} {100 * a / n:.1f} % of {n:,}" if n else f"{s} -" for s, (a, n) in openings.items())
 
 
 def main(argv=None) -> int:
@@ -99,6 +130,7 @@ def main(argv=None) -> int:
     print(f"raw encode_batch over chunks: {enc_s:8.2f} s")
     print(f"ratio: stage 2 / (scrape + raw encode) = {chunk_s / (scrape_s + enc_s):.2f} (target <= 1)")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"Python diff chunks opening on a definition: {format_openings(definition_openings(out, stats['cutoff']))}")
     return 0
 
 

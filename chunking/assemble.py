@@ -6,7 +6,8 @@
 
 A chunk's text is `prefix` (one line: commit or snapshot) followed by one or more sections,
 each a title line (`file PATH (change)`) and its units' text. Token counting is the cost, so:
-every candidate is encoded whole, in one batch per call (one Rust `encode_batch`); only a
+every candidate is encoded whole, in one batch per round (one Rust `encode_batch`; `fit_many`
+and `merge_many` share the batches among the commits stage 2 takes together); only a
 candidate over budget is cut, with line sizes estimated from its own tokens-per-character
 ratio, and only its pieces are encoded again. A piece still over budget (the estimate was
 short) is cut again with a smaller target; a single line is cut mid-line only when it alone
@@ -65,15 +66,22 @@ class Fitter:
 
     def fit(self, prefix: str, sections: list[Section]) -> list[Piece]:
         """Pieces within max tokens, in section order; each section's pieces in unit order."""
+        return self.fit_many(prefix, [sections])[0]
+
+    def fit_many(self, prefix: str, groups: list[list[Section]]) -> list[list[Piece]]:
+        """`fit` of each group of sections (the changes of several commits), measured in shared batches:
+        one encode per round for all of them, the same pieces as one `fit` per group."""
         # (order key, piece, body target): a cut piece's key extends its parent's, so sorting keys
         # restores text order whatever round a piece was finished in
-        todo = [((i,), Piece([s], s.text()), None) for i, s in enumerate(sections)]
+        todo = [((g, i), Piece([s], s.text()), None)
+                for g, sections in enumerate(groups) for i, s in enumerate(sections)]
         done: list[tuple[tuple, Piece]] = []
         rounds = 0
         while todo:
             rounds += 1
             if rounds > MAX_ROUNDS:
-                raise RuntimeError(f"no cut of {sections[todo[0][0][0]].path} fits in {self.max} tokens")
+                g, i = todo[0][0][:2]
+                raise RuntimeError(f"no cut of {groups[g][i].path} fits in {self.max} tokens")
             measure = [t for t in todo if len(t[1].body) <= self.max * SKIP_WHOLE_CHARS_PER_TOKEN]
             ids = dict(zip((id(t[1]) for t in measure), self.encode([prefix + t[1].body for t in measure])))
             again = []
@@ -92,7 +100,10 @@ class Fitter:
                 again.extend((key + (j,), p, target) for j, p in enumerate(self._cut(piece.sections[0], target, ratio)))
             todo = again
         done.sort(key=lambda d: d[0])
-        return [p for _, p in done]
+        out: list[list[Piece]] = [[] for _ in groups]
+        for key, p in done:
+            out[key[0]].append(p)
+        return out
 
     def _cut(self, section: Section, target: float, ratio: float) -> list[Piece]:
         units = []
@@ -111,7 +122,31 @@ class Fitter:
 
     def merge(self, prefix: str, pieces: list[Piece]) -> list[Piece]:
         """Join neighbouring pieces under min tokens when the result stays within max (measured)."""
-        head = len(self.encode([prefix])[0]) if pieces else 0
+        return self.merge_many(prefix, [pieces])[0]
+
+    def merge_many(self, prefix: str, lists: list[list[Piece]]) -> list[list[Piece]]:
+        """`merge` of each list of pieces (one per commit: pieces of two lists are never joined), the
+        joined texts of all of them measured in one batch."""
+        head = len(self.encode([prefix])[0]) if any(lists) else 0
+        plans = [self._groups(pieces, head) for pieces in lists]
+        joined = [Piece([s for q in g for s in q.sections], "".join(q.body for q in g))
+                  for groups in plans for g in groups if len(g) > 1]
+        ids = self.encode([prefix + j.body for j in joined])
+        outs, k = [], 0
+        for groups in plans:
+            out = []
+            for g in groups:
+                if len(g) == 1:
+                    out.append(g[0])
+                    continue
+                j, j.ids = joined[k], ids[k]
+                k += 1
+                out.extend([j] if len(j.ids) <= self.max else g)
+            outs.append(out)
+        return outs
+
+    def _groups(self, pieces: list[Piece], head: int) -> list[list[Piece]]:
+        """Neighbouring pieces to join: a group grows while it is under min tokens and fits with the next."""
         groups: list[list[Piece]] = []
         for k, p in enumerate(pieces):
             cur = groups[-1] if groups else None
@@ -127,14 +162,4 @@ class Fitter:
             n_prev = sum(len(q.ids) - head for q in prev) + head
             if n_tail < self.min and n_prev + n_tail - head <= self.max * SAFETY:
                 prev.extend(groups.pop())
-        joined = [Piece([s for q in g for s in q.sections], "".join(q.body for q in g)) for g in groups if len(g) > 1]
-        ids = self.encode([prefix + j.body for j in joined])
-        out, k = [], 0
-        for g in groups:
-            if len(g) == 1:
-                out.append(g[0])
-                continue
-            j, j.ids = joined[k], ids[k]
-            k += 1
-            out.extend([j] if len(j.ids) <= self.max else g)
-        return out
+        return groups

@@ -17,9 +17,11 @@ from __future__ import annotations
 import importlib
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import accumulate
 
-from tree_sitter import Language, Parser, Query, QueryCursor
+from tree_sitter import Language, Parser, Point, Query, QueryCursor
 
 from scrapers.languages import language_of
 
@@ -159,12 +161,28 @@ def qualified_name(node, own: str, lang: str, types: frozenset) -> str:
 
 def definitions(text: str, lang: str) -> list[Definition]:
     """Every definition tree-sitter finds in `text`, outermost first, in source order."""
+    return definitions_in(parser(lang).parse(text.encode("utf-8", "surrogatepass")), lang)
+
+
+def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list[Definition]:
+    """The definitions of a parsed `tree` (those that overlap rows first..last when `rows` is given),
+    outermost first, in source order."""
     types = definition_types(lang)
-    tree = parser(lang).parse(text.encode("utf-8", "surrogatepass"))
-    q = query(lang, "[" + " ".join(f"({t})" for t in sorted(types)) + "] @def")
-    nodes = QueryCursor(q).captures(tree.root_node).get("def", [])
+    # a Python definition starts at its decorators: their node is asked for too, so that a range
+    # within the decorators finds the definition below them
+    asked = sorted(types) + (["decorated_definition"] if lang == "python" else [])
+    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def"))
+    if rows is not None:
+        cursor.set_point_range(Point(rows[0], 0), Point(rows[1] + 1, 0))
+    nodes = {}
+    for node in cursor.captures(tree.root_node).get("def", []):
+        if node.type not in types:
+            node = node.child_by_field_name("definition")
+            if node is None or node.type not in types:
+                continue
+        nodes[node.start_byte, node.end_byte, node.type] = node
     out = []
-    for node in sorted(nodes, key=lambda n: (n.start_byte, -n.end_byte)):
+    for node in sorted(nodes.values(), key=lambda n: (n.start_byte, -n.end_byte)):
         own = own_name(node, lang)
         if not own:
             continue
@@ -173,6 +191,87 @@ def definitions(text: str, lang: str) -> list[Definition]:
         end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > start else 0)
         out.append(Definition(start, end, qualified_name(node, own, lang, types)))
     return out
+
+
+_UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
+
+
+class LineStarts:
+    """Byte offset where each line starts, from C loops only (split, len, accumulate).
+
+    >>> [LineStarts(b"a\\nbb\\nccc").start(k) for k in range(4)]
+    [0, 2, 5, 8]
+    """
+
+    def __init__(self, content: bytes):
+        self.size = len(content)
+        self.before = list(accumulate(map(len, content.split(b"\n")), initial=0))  # bytes before row k, less newlines
+        self.rows = len(self.before) - 1
+
+    def start(self, row: int) -> int:
+        return min(self.before[row] + row, self.size)
+
+
+def edit_tree(tree, old: LineStarts, new: LineStarts, patch: bytes) -> bool:
+    """Tell `tree` (parsed from `old`) where the unified diff `patch` turns it into `new`; False if it cannot.
+
+    The tree can then be re-parsed from (`parser.parse(new_content, tree)`): tree-sitter reads
+    again only what the hunks changed.
+    """
+    hunks = [tuple(int(g) if g is not None else 1 for g in m.groups()) for m in _UNIFIED_HUNK.finditer(patch)]
+    if not hunks:
+        return False
+    for a, b, c, d in reversed(hunks):  # from the end: the edits before a hunk keep their offsets
+        old_row, new_row = (a - 1 if b else a), (c - 1 if d else c)
+        if old_row + b > old.rows or new_row + d > new.rows:
+            return False
+        start = old.start(old_row)
+        length = new.start(new_row + d) - new.start(new_row)
+        tree.edit(start_byte=start, old_end_byte=old.start(old_row + b), new_end_byte=start + length,
+                  start_point=Point(old_row, 0), old_end_point=Point(old_row + b, 0),
+                  new_end_point=Point(old_row + d, 0))
+    return True
+
+
+class BlobTrees:
+    """The tree-sitter tree of each blob read whole, kept for the blobs read last (by id, up to
+    `KEPT_BYTES` of their text); a blob changed from one still kept is re-parsed from that one's
+    tree, where the diff changed it only.
+
+        trees = BlobTrees()
+        tree = trees.tree(new_blob, text, "python", old_blob, patch)   # patch: the unified diff, bytes
+        definitions_in(tree, "python", (10, 40))
+    """
+
+    KEPT_BYTES = 16 << 20  # a tree takes about ten times its text
+
+    def __init__(self):
+        self.kept: OrderedDict[str, tuple] = OrderedDict()  # blob -> (lang, tree, LineStarts)
+        self.kept_bytes = 0
+        self.lock = threading.Lock()  # the threads of stage 2 share one cache; a tree is copied before an edit
+
+    def tree(self, blob: str, text: str, lang: str, old_blob: str | None = None, patch: bytes = b""):
+        with self.lock:
+            hit = self.kept.get(blob)
+            if hit is not None and hit[0] == lang:
+                self.kept.move_to_end(blob)
+                return hit[1]
+            before = self.kept.get(old_blob) if old_blob and patch else None
+        content = text.encode("utf-8", "surrogatepass")
+        lines = LineStarts(content)
+        old = None
+        if before is not None and before[0] == lang:
+            old = before[1].copy()
+            if not edit_tree(old, before[2], lines, patch):
+                old = None
+        tree = parser(lang).parse(content, old) if old is not None else parser(lang).parse(content)
+        with self.lock:
+            if blob not in self.kept:
+                self.kept[blob] = (lang, tree, lines)
+                self.kept_bytes += lines.size
+            while self.kept_bytes > self.KEPT_BYTES and len(self.kept) > 1:
+                self.kept_bytes -= self.kept.popitem(last=False)[1][2].size
+        return tree
 
 
 def definition_boundaries(defs: list[Definition]) -> set[int]:

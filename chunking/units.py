@@ -7,10 +7,11 @@
     ['area']
 
 A unit knows its text, the function/class names it touches (`symbols`), and how to cut itself
-into smaller units at function/class boundaries (`split`). A diff hunk is parsed with
-tree-sitter on its own new-side text (context and added lines; the old side for a pure
-deletion): the parser recovers from the partial file, so definitions that start inside the hunk
-are found, and a changed line outside any of them takes the name git printed after the `@@`
+into smaller units at function/class boundaries (`split`). A diff hunk takes its definitions
+from the new file's tree where `widen_hunks` had it parsed whole (`Hunk.known`); otherwise it is
+parsed with tree-sitter on its own new-side text (context and added lines; the old side for a
+pure deletion): the parser recovers from the partial file, so definitions that start inside the
+hunk are found. A changed line outside any of them takes the name git printed after the `@@`
 (git's function context). A piece of a split hunk gets its own `@@ -a,b +c,d @@` header with
 line numbers recomputed, so every piece is still a valid hunk.
 """
@@ -22,6 +23,7 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from operator import add
 from dataclasses import dataclass
+from typing import Callable
 
 from chunking.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
     symbol_from_context
@@ -61,16 +63,21 @@ class _Parsed:
         return [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
 
 
-def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None) -> _Parsed:
-    """Parse `code_lines`; rows[i] is unit line i's row in that code (None: not on this side)."""
+def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None,
+             defs: list[Definition] | None = None) -> _Parsed:
+    """Parse `code_lines` (or take their `defs`, known from the whole file: rows relative to
+    code_lines[0], a definition may start above it); rows[i] is unit line i's row in that code
+    (None: not on this side)."""
     if lang is None:
         bounds, defs = heuristic_boundaries(code_lines), []
     else:
-        defs = definitions("\n".join(code_lines) + "\n", lang)
-        bounds = {_past_blank(code_lines, r) for r in definition_boundaries(defs)}
+        if defs is None:
+            defs = definitions("\n".join(code_lines) + "\n", lang)
+        bounds = {_past_blank(code_lines, r) for r in definition_boundaries(defs) if r >= 0}
     by_row: list[Definition | None] = [None] * (len(code_lines) + 1)
     for d in defs:  # outermost first, so inner definitions overwrite
-        by_row[d.start:d.end + 1] = [d] * (min(d.end, len(code_lines)) + 1 - d.start)
+        start = max(d.start, 0)
+        by_row[start:d.end + 1] = [d] * max(0, min(d.end, len(code_lines)) + 1 - start)
     line_of_row, owner = {}, []
     for i, r in enumerate(rows):
         if r is not None and r not in line_of_row:
@@ -96,6 +103,7 @@ class _HunkInfo:
     indented: list[bool]  # line i's code starts with whitespace
     old_before: list[list[int]]  # per parent: its lines before line i
     new_before: list[int]
+    whole_file: bool = False  # the definitions are the whole new file's, named with all they are nested in
 
 
 @dataclass(slots=True)
@@ -110,6 +118,7 @@ class Hunk:
     base: int = 0  # index of lines[0] in the original hunk
     _info: _HunkInfo | None = None
     _text: str | None = None
+    known: list[Definition] | None = None  # the new file's definitions around the hunk (0-based rows), if parsed whole
 
     def render(self) -> str:
         if self._text is None:
@@ -153,28 +162,36 @@ class Hunk:
                 else:
                     rows.append(None)
                     changed.append(False)
-            self._info = _HunkInfo(_analyse(code, rows, self.lang), changed,
-                                   [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before)
+            known = None
+            if self.known is not None and new_side:  # rows of the whole file, moved to the hunk's first line
+                top = self.new_start - 1
+                known = [Definition(d.start - top, d.end - top, d.name) for d in self.known
+                         if d.end >= top and d.start < top + len(code)]
+            self._info = _HunkInfo(_analyse(code, rows, self.lang, known), changed,
+                                   [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before,
+                                   known is not None)
         return self._info
 
     def symbols(self) -> list[str]:
         info = self._parse()
         ctx = symbol_from_context(self.context)
-        names, last = [], object()
+        names, last, w = [], object(), len(self.old_starts)
         for i in range(self.base, self.base + len(self.lines)):
             if not info.changed[i]:
                 continue
             d = info.parsed.owner[i]
             if d is last:
                 continue
-            last = d
             if d is None:
+                if not self.lines[i - self.base][w:].strip():
+                    continue  # a blank line between definitions is no one's
                 names.append(ctx)
-            elif self._starts_indented(d):  # a method whose class / impl line is above the hunk: git named it
+            elif not info.whole_file and self._starts_indented(d):  # a method whose class line is above: git named it
                 names.append(qualify(d.name, ctx, self.lang))
             else:
                 names.append(d.name)
-        if not any(info.changed[self.base:self.base + len(self.lines)]):
+            last = d
+        if not names:  # no changed line, or blank ones only
             names.append(ctx)
         return _join_symbols(names)
 
@@ -274,31 +291,6 @@ class Block:
         return out
 
 
-WINDOW_LOOKBACK_ROWS = 200
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _definitions_near(rows: list[str], ends: list[int], lo: int, hi: int, lang: str, max_chars: int) -> list[Definition]:
-    """The definitions of rows within `max_chars` characters of rows lo..hi, from one parse of just those rows.
-
-    A definition that starts further up, or ends further down, could not fit in `max_chars` around
-    a change anyway; one cut off by the window's end is left out (its end is not known).
-    """
-    first = bisect_left(ends, ends[lo] - max_chars)
-    # start the parse on a line that is not indented deeper than any line near it: the parser then
-    # reads the definitions below as it would in the whole file
-    top = min(range(max(0, first - WINDOW_LOOKBACK_ROWS), first + 1),
-              key=lambda r: (_indent(rows[r]) if rows[r].strip() else 1 << 30, -r))
-    first = top
-    last = min(len(rows), bisect_right(ends, ends[min(hi + 1, len(rows))] + max_chars))
-    found = definitions("\n".join(rows[first:last]) + "\n", lang)
-    return [Definition(d.start + first, d.end + first, d.name) for d in found
-            if last == len(rows) or d.end < last - 1]
-
-
 def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
             max_chars: int) -> tuple[int, int]:
     """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
@@ -313,13 +305,34 @@ def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends
     return start, end
 
 
-def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) -> list[Hunk]:
+def _own_start(defs: list[Definition], lo: int, start: int, rows: list[str]) -> int:
+    """Where a hunk (from row `start`, first changed row `lo`) stops showing other code: at a
+    definition around `lo` that starts after `start`, or past the definitions that end before `lo`
+    and the blank rows after them.
+
+    >>> _own_start([Definition(0, 2, "f"), Definition(4, 9, "g")], 6, 1, ["def f():", " 1", " 2", "", "def g():"])
+    4
+    """
+    own = [d.start for d in defs if start < d.start <= lo <= d.end]
+    ended = [d.end + 1 for d in defs if start <= d.end < lo]
+    a = max(own + ended, default=start)
+    while a < lo and a not in own and not rows[a].strip():
+        a += 1
+    return a
+
+
+def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
+                near: Callable[[int, int], list[Definition]]) -> list[Hunk]:
     """Hunks of a one-parent diff widened to whole definitions of the new file `text`: the outermost
     definition around the first changed line to the outermost around the last, while the hunk stays
-    within `max_chars` (context before / after those definitions is dropped); hunks that come to touch become one.
+    within `max_chars` (context before / after those definitions is dropped); hunks that come to touch
+    become one. A hunk that cannot be widened at its start still drops the leading context lines that
+    belong to another definition (`_own_start`).
 
     Context lines added come from `text`; when the hunks do not match `text` line for line (or a
-    language has no grammar) the hunks come back unchanged.
+    language has no grammar) the hunks come back unchanged. `near(first, last)` gives the
+    definitions of `text` that overlap rows first..last (0-based), outermost first; the hunks that
+    come back keep them (`Hunk.known`) for their symbols and cut points.
     """
     if lang is None or not hunks or any(len(h.old_starts) != 1 or h.new_start < 1 for h in hunks):
         return hunks
@@ -344,7 +357,22 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
     touched = [r for _, changed, _ in walked for r in changed]
     if not touched:
         return hunks
-    defs = _definitions_near(rows, ends, min(touched), max(touched), lang, max_chars)
+    # every definition that could fit around a change, and every one a hunk overlaps: one query per
+    # stretch of rows near the hunks (not the rows between hunks far apart)
+    windows = []
+    for h, (_, changed, row) in zip(hunks, walked):
+        first, last = h.new_start - 1, row
+        if changed:
+            first = min(first, bisect_left(ends, ends[min(changed)] - max_chars))
+            last = max(last, bisect_right(ends, ends[min(max(changed) + 1, len(rows))] + max_chars))
+        if windows and first <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], last)
+        else:
+            windows.append([first, last])
+    found = {d: None for first, last in windows for d in near(first, min(last, len(rows)))}
+    defs = sorted(found, key=lambda d: (d.start, -d.end))  # outermost first (a stable sort keeps ties in order)
+    for h in hunks:
+        h.known = defs
     spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
     for h, (at, changed, row) in zip(hunks, walked):
         start, end, lines, old = h.new_start - 1, row, h.lines, h.old_starts[0]
@@ -352,6 +380,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
         if changed:
             a, b = _widest(defs, min(changed), max(changed), start, end, ends,
                            max_chars - sum(len(l) for l in h.lines if l[:1] == "-"))
+            if a == start:  # not widened: the context of another definition before the change is dropped
+                a = _own_start(defs, min(changed), start, rows)
             # the hunk's context lines outside [a, b) are dropped (a changed line never is)
             first = next(k for k, r in enumerate(at) if lines[k][:1] != " " or r >= a)
             last = next(k for k in range(len(lines) - 1, -1, -1) if lines[k][:1] != " " or at[k] < b) + 1
@@ -376,7 +406,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int) 
                 lines.extend(sp[1])
             lines.extend(" " + r for r in rows[group[-1][0][3]:max(g[0][4] for g in group)])
             grow = first[2] - a
-            out.append(Hunk([first[5] - grow], first[2] + 1 - grow, first_hunk.context, lines, first_hunk.lang))
+            out.append(Hunk([first[5] - grow], first[2] + 1 - grow, first_hunk.context, lines, first_hunk.lang,
+                            known=defs))
             group = []
         if span is not None:
             group.append((span, h))

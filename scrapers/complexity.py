@@ -39,12 +39,12 @@ from bisect import bisect_right
 from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import accumulate
 from multiprocessing import get_context
 
 from tree_sitter import Point, QueryCursor
 
-from chunking.parsers import definition_types, grammar, own_name, parser, parser_language, qualified_name, query
+from chunking.parsers import LineStarts, definition_types, edit_tree, grammar, own_name, parser, parser_language, \
+    qualified_name, query
 from scrapers.git_runner import BlobReader, Git
 
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
@@ -156,18 +156,19 @@ class FunctionIndex:
         self.content = content
         self.lang = lang
         old_tree = previous.tree.copy() if previous is not None else None
-        self._lines: _Lines | None = None
+        self._lines: LineStarts | None = None
         self.incremental = old_tree is not None and (
-            _edit(old_tree, previous.lines(), self.lines(), patch) if patch else _edit_bytes(old_tree, previous.content, content))
+            edit_tree(old_tree, previous.lines(), self.lines(), patch) if patch
+            else _edit_bytes(old_tree, previous.content, content))
         if self.incremental:
             self.tree = parser(lang).parse(content, old_tree)
         else:
             self.tree = parser(lang).parse(content)
         self.measured: dict[tuple[int, int], Function] = {}
 
-    def lines(self) -> _Lines:
+    def lines(self) -> LineStarts:
         if self._lines is None:
-            self._lines = _Lines(self.content)
+            self._lines = LineStarts(self.content)
         return self._lines
 
     def touching(self, ranges: list[tuple[int, int]] | None) -> list[Function]:
@@ -243,42 +244,6 @@ class FunctionIndex:
         """Lines of the function with code on them (not blank, not only a comment)."""
         line_start = self.content.rfind(b"\n", 0, node.start_byte) + 1
         return len(_CODE_LINE.findall(self.content, line_start, node.end_byte))
-
-
-_UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
-
-
-class _Lines:
-    """Byte offset where each line starts, from C loops only (split, len, accumulate).
-
-    >>> [_Lines(b"a\\nbb\\nccc").start(k) for k in range(4)]
-    [0, 2, 5, 8]
-    """
-
-    def __init__(self, content: bytes):
-        self.size = len(content)
-        self.before = list(accumulate(map(len, content.split(b"\n")), initial=0))  # bytes before row k, less newlines
-        self.rows = len(self.before) - 1
-
-    def start(self, row: int) -> int:
-        return min(self.before[row] + row, self.size)
-
-
-def _edit(tree, old: _Lines, new: _Lines, patch: bytes) -> bool:
-    """Tell `tree` (parsed from `old`) where the unified diff `patch` turns it into `new`; False if it cannot."""
-    hunks = [tuple(int(g) if g is not None else 1 for g in m.groups()) for m in _UNIFIED_HUNK.finditer(patch)]
-    if not hunks:
-        return False
-    for a, b, c, d in reversed(hunks):  # from the end: the edits before a hunk keep their offsets
-        old_row, new_row = (a - 1 if b else a), (c - 1 if d else c)
-        if old_row + b > old.rows or new_row + d > new.rows:
-            return False
-        start = old.start(old_row)
-        length = new.start(new_row + d) - new.start(new_row)
-        tree.edit(start_byte=start, old_end_byte=old.start(old_row + b), new_end_byte=start + length,
-                  start_point=Point(old_row, 0), old_end_point=Point(old_row + b, 0),
-                  new_end_point=Point(old_row + d, 0))
-    return True
 
 
 def _spans(nodes: list) -> list[tuple[int, int]]:

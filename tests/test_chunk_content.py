@@ -154,6 +154,35 @@ def test_hunk_is_widened_to_its_function_and_header_is_once_per_commit(tmp_path,
     assert "def compute(x):" not in narrow.split("@@", 2)[2].split("\n", 1)[1]
 
 
+def test_context_of_another_function_is_dropped_and_names_come_from_the_whole_file(tmp_path, tok):
+    b = RepoBuilder(tmp_path / "repo")
+    body = "".join(f"        total = total + {i} * x  # step {i} of a long computation\n" for i in range(60))
+    module = ("def first(x):\n    y = x + 1\n    return y\n\n\n"
+              f"class Big:\n    def method(self, x):\n        total = 0\n{body}        return total\n")
+    b.commit("Add module", {"src/mod.py": module})
+    v2 = module.replace("\n\n\nclass Big:", "\n\n\nLIMIT = 3\n\n\nclass Big:")
+    b.commit("Add a limit", {"src/mod.py": v2})
+    v3 = v2.replace("    return y\n\n\n", "    return y\n\n\ndef second(x):\n    return x - 1\n\n\n")
+    b.commit("Add second", {"src/mod.py": v3})
+    b.commit("Change step 40", {"src/mod.py": v3.replace("40 * x", "41 * x")})
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b, max_chunk_tokens=256)
+
+    def first_hunk_line(date: str) -> tuple[dict, str]:
+        chunk = next(c for c in chunks if c["text"].startswith(f"commit {date}"))
+        lines = chunk["text"].split("\n")
+        return chunk, lines[next(i for i, l in enumerate(lines) if l.startswith("@@")) + 1]
+
+    # git's context before the new line was the end of first(): another definition's, dropped
+    limit, line = first_hunk_line("2024-01-02")
+    assert line == "+LIMIT = 3" and "return y" not in limit["text"]
+    # the blank lines added after second() are no one's: git's `def first` context does not name them
+    second, line = first_hunk_line("2024-01-03")
+    assert line == "+def second(x):" and second["symbol"] == "second"
+    # the method is too long to widen to; its name comes from the whole file, qualified by its class
+    step, _ = first_hunk_line("2024-01-04")
+    assert "41 * x" in step["text"] and "def method" not in step["text"] and step["symbol"] == "Big.method"
+
+
 def test_a_changed_long_file_gets_one_chunk_per_commit_header(tmp_path, tok):
     b = RepoBuilder(tmp_path / "repo")
     big = "".join(f"def f{i}(x):\n    '''Function number {i}.'''\n    return x * {i}\n\n\n" for i in range(80))

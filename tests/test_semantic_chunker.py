@@ -288,6 +288,24 @@ def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scrap
     assert any(LATE_MARKER in c["text"] for c in chunks if c["kind"] == "snapshot")
 
 
+def test_commits_fitted_together_get_the_pieces_each_gets_alone(tok):
+    from chunking.assemble import Fitter, Section
+    from chunking.units import parse_hunks
+
+    def sections(n: int) -> list[Section]:
+        new = PY_V2 + "".join(f"\n\ndef extra_{n}_{i}(x):\n    return x * {i} + {n}\n" for i in range(4 * n))
+        return [Section(f"s{n}.py", "python", "modified", f"file s{n}.py (modified)",
+                        parse_hunks(udiff(PY_V1, new), "python")),
+                Section(f"t{n}.py", "python", "added", f"file t{n}.py (added)", parse_hunks(udiff("", PY_V1), "python"))]
+
+    fitter = Fitter(tok, max_tokens=96, min_tokens=48)
+    groups = [sections(n) for n in range(4)]
+    together = fitter.merge_many("", fitter.fit_many("", groups))
+    alone = [fitter.merge("", fitter.fit("", sections(n))) for n in range(4)]
+    assert [[(p.body, p.ids) for p in ps] for ps in together] == [[(p.body, p.ids) for p in ps] for ps in alone]
+    assert sum(len(ps) for ps in together) > 8 and all(len(p.ids) <= 96 for ps in together for p in ps)
+
+
 def test_commit_lead_leaves_room_for_the_file_with_a_tiny_vocabulary(tmp_path):
     from tokenizers_.loading import train_fallback_tokenizer
 

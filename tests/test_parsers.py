@@ -1,0 +1,45 @@
+"""chunking/parsers.py: a blob's tree re-parsed from its previous version's tree finds what a full parse finds."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from chunking.parsers import BlobTrees, definitions, definitions_in
+
+V1 = "".join(f"class C{i}:\n    def m(self, x):\n        return x + {i}\n\n\n" for i in range(40))
+V2 = V1.replace("return x + 7\n", "y = x * 7\n        return y\n") \
+    .replace("class C30:", "def helper():\n    pass\n\n\nclass C30:")
+
+
+def git_diff(tmp_path: Path, old: str, new: str) -> bytes:
+    """The unified diff git itself writes between two texts."""
+    (tmp_path / "a").write_text(old)
+    (tmp_path / "b").write_text(new)
+    run = subprocess.run(["git", "diff", "--no-index", "--no-color", "a", "b"], cwd=tmp_path, capture_output=True)
+    assert run.returncode == 1, run.stderr
+    return run.stdout
+
+
+def test_a_tree_reparsed_from_the_version_before_finds_what_a_full_parse_finds(tmp_path):
+    trees = BlobTrees()
+    first = trees.tree("blob1", V1, "python")
+    assert definitions_in(first, "python") == definitions(V1, "python")
+    second = trees.tree("blob2", V2, "python", "blob1", git_diff(tmp_path, V1, V2))
+    assert definitions_in(second, "python") == definitions(V2, "python")
+    assert [(d.start, d.end, d.name) for d in definitions_in(second, "python", (36, 37))] == \
+        [(35, 38, "C7"), (36, 38, "C7.m")]  # the rows asked for and the definitions around them
+    assert "helper" in {d.name for d in definitions_in(second, "python", (150, 160))}
+    # the tree kept for blob1 was not changed by the edit blob2's parse made on a copy of it
+    assert definitions_in(trees.tree("blob1", V1, "python"), "python") == definitions(V1, "python")
+    # a diff that does not fit the text kept (rows past its end) is not applied: a full parse instead
+    wrong = b"@@ -900,2 +900,3 @@\n x\n+y\n x\n"
+    assert definitions_in(trees.tree("blob3", V2, "python", "blob1", wrong), "python") == definitions(V2, "python")
+
+
+def test_rows_inside_a_long_decorator_find_the_definition_below_it():
+    cases = "".join(f"        ({i}, {i * i}),\n" for i in range(30))
+    text = (f"import pytest\n\n\n@pytest.mark.parametrize(\n    'n, square',\n    [\n{cases}    ],\n)\n"
+            "def test_square(n, square):\n    assert n * n == square\n")
+    tree = BlobTrees().tree("blob", text, "python")
+    assert [(d.start, d.name) for d in definitions_in(tree, "python", (20, 21))] == [(3, "test_square")]
