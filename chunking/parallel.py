@@ -13,6 +13,7 @@ at most `ahead` items (and their results) are held at once.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -47,11 +48,13 @@ class ProcessMap:
         self.workers, self.what = workers, what
         before = os.environ.get(TOKENIZERS_PARALLELISM)
         os.environ[TOKENIZERS_PARALLELISM] = "false"
+        gc.freeze()  # the objects from before the fork: the workers' collections leave them (and their pages) alone
         try:
             self.pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=initializer,
                                             initargs=initargs)
             self._result(self.pool.submit(int))  # forks every worker now and waits for their initializers
         finally:
+            gc.unfreeze()
             if before is None:
                 del os.environ[TOKENIZERS_PARALLELISM]
             else:
