@@ -10,6 +10,11 @@ stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference
 docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
 (`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
+
+`--workers N` (default one per CPU, at most 4): batches of 32 commits, and of snapshot files, are
+chunked in N forked worker processes (`chunking.parallel.ProcessMap`), each with its own
+`Chunker` (git readers, caches); this process reads the records, writes the results in input
+order and drops duplicates, so the files are the same bytes for any N. `--workers 1`: all here.
 """
 
 from __future__ import annotations
