@@ -52,7 +52,7 @@ class ProcessMap:
         try:
             self.pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=initializer,
                                             initargs=initargs)
-            self._result(self.pool.submit(int))  # forks every worker now and waits for their initializers
+            self._result(self.pool.submit(int))  # forks every worker now, before the caller opens its pipes
         finally:
             gc.unfreeze()
             if before is None:
