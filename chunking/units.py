@@ -30,7 +30,7 @@ from chunking.parsers import Definition, definition_boundaries, definitions, heu
 from chunking.split import cut_text, split_rows
 
 # `@@ -a,b +c,d @@ ctx`, and for a merge's combined diff `@@@ -a,b -c,d +e,f @@@ ctx` (one `-` per parent)
-_HUNK_HEADER = re.compile(r"(@@+) ((?:-\d+(?:,\d+)? )+)\+(\d+)(?:,\d+)? \1 ?(.*)")
+_HUNK_HEADER = re.compile(r"(@@+) ((?:-\d+(?:,\d+)? )+)\+(\d+)(?:,(\d+))? \1 ?(.*)")
 
 
 class DiffFormatError(ValueError):
@@ -131,14 +131,15 @@ class Hunk:
             firsts = [l[:1] for l in self.lines]
             removed, context = firsts.count("-"), firsts.count(" ")
             new_n = len(firsts) - removed - firsts.count("\\")
-            return (f"@@ -{self.old_starts[0]},{context + removed} +{self.new_start},{new_n} @@"
+            return (f"@@ -{_shown(self.old_starts[0], context + removed)},{context + removed} "
+                    f"+{_shown(self.new_start, new_n)},{new_n} @@"
                     f"{' ' + self.context if self.context else ''}\n" + "".join(l + "\n" for l in self.lines))
-        olds = " ".join(f"-{start},{sum(1 for l in self.lines if l[k:k + 1] in (' ', '-'))}"
-                        for k, start in enumerate(self.old_starts))
+        old_ns = [sum(1 for l in self.lines if l[k:k + 1] in (" ", "-")) for k in range(w)]
+        olds = " ".join(f"-{_shown(start, n)},{n}" for start, n in zip(self.old_starts, old_ns))
         new_n = sum(1 for l in self.lines if _on_new_side(l, w))
         ctx = f" {self.context}" if self.context else ""
         at = "@" * (w + 1)
-        return f"{at} {olds} +{self.new_start},{new_n} {at}{ctx}\n" + "".join(l + "\n" for l in self.lines)
+        return f"{at} {olds} +{_shown(self.new_start, new_n)},{new_n} {at}{ctx}\n" + "".join(l + "\n" for l in self.lines)
 
     def _parse(self) -> _HunkInfo:
         if self._info is None:
@@ -223,6 +224,22 @@ class Hunk:
                     self.context, lines, self.lang, i, info)
 
 
+def _first_line(start: str, count: str) -> int:
+    """The first line of a side of a hunk header: git writes the line *before* the hunk when it has
+    no line on that side (`-5,0`: after line 5), and it is kept here as the line after (6), so that
+    the starts of widened hunks and of pieces are counted the same way."""
+    return int(start) + (count == "0")
+
+
+def _shown(start: int, count: int) -> int:
+    """A side's start as git writes it in a hunk header (the line before, for a side without lines).
+
+    >>> [h.render().split(" @@")[0] for h in parse_hunks("@@ -5,0 +6,2 @@\\n+a\\n+b\\n", None)]
+    ['@@ -5,0 +6,2']
+    """
+    return start - (count == 0)
+
+
 def _on_new_side(line: str, width: int) -> bool:
     """A hunk line is in the new file when no parent column marks it removed."""
     return "-" not in line[:width] and line[:1] != "\\"
@@ -236,8 +253,8 @@ def parse_hunks(diff: str, lang: str | None) -> list[Hunk]:
             m = _HUNK_HEADER.match(line)
             if m is None:
                 raise DiffFormatError(f"bad hunk header: {line[:80]!r}")
-            olds = [int(part[1:].split(",")[0]) for part in m.group(2).split()]
-            hunks.append(Hunk(olds, int(m.group(3)), m.group(4).strip(), [], lang))
+            olds = [_first_line(*part[1:].partition(",")[::2]) for part in m.group(2).split()]
+            hunks.append(Hunk(olds, _first_line(m.group(3), m.group(4)), m.group(5).strip(), [], lang))
         elif hunks and line[:1] in (" ", "+", "-", "\\"):
             hunks[-1].lines.append(line)
         elif hunks and line == "":

@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-
 logger = logging.getLogger(__name__)
 
 JSON_COMMITS_OPEN = '{"commits": ['

@@ -24,7 +24,6 @@ from typing import Iterator
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
 from pipeline.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +261,40 @@ def test_a_blob_over_the_size_bound_is_never_read(tmp_path):
         assert reader.sizes([big, code, "0" * 40]) == {big: len(table), code: len(small), "0" * 40: None}
     finally:
         reader.close()
+
+
+def test_hunk_headers_of_pieces_count_lines_as_git_does(tmp_path, tok):
+    """A long block added (then removed) is cut into pieces: a piece's side without lines is written the
+    way git writes it, after the line before (git's own `-U0` diff is the oracle), the other side at the
+    file's real line."""
+    b = RepoBuilder(tmp_path / "repo")
+    head = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(10))
+    block = "".join(f"TABLE_{i} = ({i * 7 % 13}, {i + 1})\n" for i in range(80))
+    b.commit("Add module", {"m.py": head + "\n" + head.replace("def f", "def g")})
+    b.commit("Add a table", {"m.py": head + block + "\n" + head.replace("def f", "def g")})
+    b.commit("Drop the table", {"m.py": head + "\n" + head.replace("def f", "def g")})
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b, max_chunk_tokens=256)
+    checked = 0
+    for date, side in (("2024-01-02", "old"), ("2024-01-03", "new")):
+        commit = b.git("log", "-1", "--format=%H", f"--before=2024-01-{int(date[-2:]) + 1:02d}")
+        zero = b.git("diff", "-U0", f"{commit}~1", commit, "--", "m.py")
+        git_old, git_new = re.search(r"^@@ -(\d+),0 \+(\d+),80 @@|^@@ -(\d+),80 \+(\d+),0 @@", zero, re.M).groups()[
+            slice(0, 2) if side == "old" else slice(2, 4)]
+        new_text = b.git("show", f"{commit}:m.py").split("\n")
+        old_text = b.git("show", f"{commit}~1:m.py").split("\n")
+        texts = [c["text"] for c in chunks if c["commit"] == commit]
+        for text in texts:
+            for m in re.finditer(r"^@@ -(\d+),(\d+) \+(\d+),(\d+) @@.*\n((?:[ +-].*\n?)*)", text, re.M):
+                o, n_o, n, n_n = map(int, m.groups()[:4])
+                lines = m.group(5).rstrip("\n").split("\n")
+                if n_o == 0:  # a piece of the added block alone: after git's line before the block
+                    assert o == int(git_old), text
+                    checked += 1
+                else:
+                    assert old_text[o - 1:o - 1 + n_o] == [l[1:] for l in lines if l[:1] in " -"]
+                if n_n == 0:  # a piece of the removed block alone
+                    assert n == int(git_new), text
+                    checked += 1
+                else:
+                    assert new_text[n - 1:n - 1 + n_n] == [l[1:] for l in lines if l[:1] in " +"]
+    assert checked >= 4  # both blocks were cut into pieces with one side empty
