@@ -85,8 +85,8 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
         help="stage 4: keep train chunks that are near-duplicates of earlier train chunks")
     add("--scrape-jobs", type=int, help="stage 1 processes for function complexity (its --jobs); the output is the "
         "same for any number [one per core beyond the first, at most 4; 0: none]")
-    add("--chunk-workers", type=int, help=f"stage 2 threads (its --workers); the output is the same for any number "
-        f"[{d.chunk_workers}]")
+    add("--chunk-workers", type=int, help="stage 2 processes (its --workers); the output is the same for any number "
+        "[one per core, at most 4; 1: none]")
     add("--context-window", type=int, help=f"context tokens per example [{d.context_window}]")
     add("--target-window", type=int, help=f"target tokens per example [{d.target_window}]")
     add("--stride", type=int, help="tokens between example targets, 1 to --target-window [--target-window]")

@@ -10,6 +10,11 @@ stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference
 docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
 (`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
+
+`--workers N` (default one per CPU, at most 4): batches of 32 commits, and of snapshot files, are
+chunked in N forked worker processes (`chunking.parallel.ProcessMap`), each with its own
+`Chunker` (git readers, caches); this process reads the records, writes the results in input
+order and drops duplicates, so the files are the same bytes for any N. `--workers 1`: all here.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
-from itertools import islice
+from itertools import islice, starmap
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -32,7 +38,7 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
 from chunking.output import ChunkWriter  # noqa: E402
-from chunking.parallel import ordered_map  # noqa: E402
+from chunking.parallel import ProcessMap  # noqa: E402
 from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
@@ -51,7 +57,7 @@ _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
 _HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
 SNAPSHOT_BATCH_FILES = 64
-AHEAD_PER_WORKER = 3  # commit batches (or snapshot batches) in flight per worker thread
+AHEAD_PER_WORKER = 3  # commit batches (or snapshot batches) in flight per worker
 COMMITS_PER_BATCH = 32  # commits whose changes are measured together (one encode per round, not per commit)
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
@@ -80,7 +86,7 @@ class ChunkConfig:
     pin_bumps: bool = False  # keep YAML changes that only move version pins (CI action refs, pre-commit revs)
     dedup: bool = True
     redact: bool = True
-    workers: int = 1  # >1: threads chunk commits while others are encoded (the tokenizer releases the GIL)
+    workers: int | None = None  # processes that chunk commit batches; None: default_workers(), 1: in this process
     progress: bool = True
 
     def file_filter(self) -> FileFilter:
@@ -252,9 +258,9 @@ class Chunker:
         counts.content["widened_file_changes"] += 1
         return wide
 
-    def batch_job(self, items: list[tuple[int, dict]]) -> list[tuple[dict | None, list[dict], _Counts,
-                                                                      Exception | None]]:
-        """(record with its order, chunks, counts, the error that made it fall back) of each input record.
+    def batch_job(self, items: Iterable[tuple[int, dict]]) -> list[tuple[dict | None, list[dict], _Counts, str | None]]:
+        """(record with its order, chunks, counts, the error that made it fall back: `Type: message`) of each
+        input record.
 
         The changes of all the commits are measured together (one encode per round, not one per
         commit): the same chunks as commit by commit. If that fails, each commit is fitted alone,
@@ -288,9 +294,9 @@ class Chunker:
                 out[k] = self._fall_back(rec, e)
         return out
 
-    def _fall_back(self, rec: dict, error: Exception) -> tuple[dict, list[dict], _Counts, Exception]:
+    def _fall_back(self, rec: dict, error: Exception) -> tuple[dict, list[dict], _Counts, str]:
         local = _Counts()  # what the failed attempt counted is not kept
-        return rec, [self.fallback_chunk(rec, local)], local, error
+        return rec, [self.fallback_chunk(rec, local)], local, f"{type(error).__name__}: {error}"
 
     def fallback_chunk(self, rec: dict, counts: _Counts) -> dict:
         """One raw `commit` chunk: message and diffs, cut at a line end to fit the budget."""
@@ -308,8 +314,10 @@ class Chunker:
         piece = Piece([Section(files[0].get("path", ""), files[0].get("language"), None, "", [])], text, ids)
         return chunk_record("commit", rec, piece, "")
 
-    def snapshot_chunks(self, repo: str, commit: str, meta: dict, counts: _Counts, kept: Counter) -> Iterable[dict]:
-        """Chunks of every text file at `commit`, after the same filters and redaction as the diffs."""
+    def snapshot_chunks(self, repo: str, commit: str, meta: dict, counts: _Counts, kept: Counter,
+                        pool: ProcessMap | None = None) -> Iterable[dict]:
+        """Chunks of every text file at `commit`, after the same filters and redaction as the diffs; the
+        files are read here and fitted here or in `pool`'s workers."""
         prefix = f"snapshot {meta['date']}\n"
         flt = self.filter
 
@@ -348,8 +356,9 @@ class Chunker:
                         batch = []
             yield batch
 
-        for chunks, local in ordered_map(lambda b: self._snapshot_batch(prefix, b, meta), batches(),
-                                         self.cfg.workers, AHEAD_PER_WORKER * self.cfg.workers):
+        jobs = ((prefix, batch, meta) for batch in batches())
+        for chunks, local in (starmap(self._snapshot_batch, jobs) if pool is None else
+                              pool.map(_worker_snapshots, jobs, AHEAD_PER_WORKER * pool.workers)):
             counts.secrets.update(local.secrets)
             yield from chunks
 
@@ -446,9 +455,15 @@ def chunk_record(kind: str, rec: dict, piece: Piece, prefix: str) -> dict:
     }
 
 
+def default_workers() -> int:
+    """Processes for stage 2: one per CPU, at most 4 (the main process only reads, pickles and writes)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def _check(config: ChunkConfig) -> None:
     settings.chunk_bounds(config.max_chunk_tokens, config.min_chunk_tokens)
-    settings.workers(config.workers)
+    if config.workers is not None:
+        settings.workers(config.workers)
     settings.snapshot_at(config.snapshot_at)
     settings.ratios(config.split_ratios)
     if config.snapshot_at != "none" and not config.repo:
@@ -478,18 +493,24 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
 
     _check(config)
     tok = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer)
-    chunker = Chunker(config, tok)
+    workers = default_workers() if config.workers is None else config.workers
+    if config.repo:
+        TreeReader(config.repo)  # a bad --repo: its one-line error here, not a worker's failed start
+    pool = ProcessMap(workers, _start_worker, (config, tok), "a stage 2 worker process") if workers > 1 else None
     records = commits if commits is not None else iter_commit_records(config.commits)
     counts, snap_counts = _Counts(), _Counts()
     token_counts: Counter = Counter()
     metas: dict[int, dict] = {}
     stats = {"commits": 0, "bad_records": 0, "file_changes_chunked": 0, "fallback_commits": 0, "fallback_hashes": []}
-    with ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out, \
-            contextlib.closing(chunker):
-        items = chunker.read_ahead(enumerate(tqdm(records, desc="chunking commits", unit="commit",
-                                                  disable=not config.progress)), READ_AHEAD_COMMITS)
-        jobs = (job for batch in ordered_map(chunker.batch_job, _batches(items, COMMITS_PER_BATCH), config.workers,
-                                             AHEAD_PER_WORKER * config.workers) for job in batch)
+    # the workers are forked before this process opens its git pipes (Chunker), so that none holds them
+    with pool or contextlib.nullcontext(), contextlib.closing(Chunker(config, tok)) as chunker, \
+            ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out:
+        items = enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress))
+        if pool is None:
+            batches = map(chunker.batch_job, _batches(chunker.read_ahead(items, READ_AHEAD_COMMITS), COMMITS_PER_BATCH))
+        else:
+            batches = pool.map(_worker_batch, _batches(items, COMMITS_PER_BATCH), AHEAD_PER_WORKER * workers)
+        jobs = (job for batch in batches for job in batch)
         for i, (rec, chunks, local, error) in enumerate(jobs):
             if rec is None:
                 stats["bad_records"] += 1
@@ -500,8 +521,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
             if error is None:
                 stats["file_changes_chunked"] += len(rec.get("files") or []) - sum(local.filtered.values())
             else:
-                logger.warning("commit %s: chunking failed (%s: %s); kept as one raw chunk", rec["hash"][:12],
-                               type(error).__name__, error)
+                logger.warning("commit %s: chunking failed (%s); kept as one raw chunk", rec["hash"][:12], error)
                 stats["fallback_commits"] += 1
                 stats["fallback_hashes"].append(rec["hash"])
             counts.filtered.update(local.filtered)
@@ -517,7 +537,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
         stats["cutoff"] = None if plan is None else {
             "train_last_order": plan.train_last_order, "val_last_order": plan.val_last_order,
             "commit": metas[plan.train_last_order]["hash"], "ratios": list(config.split_ratios)}
-        stats.update(_snapshots(config, chunker, out, plan, metas, snap_counts))
+        stats.update(_snapshots(config, chunker, out, plan, metas, snap_counts, pool))
     stats.update(out.stats())
     stats.update({
         "diff_filtered": dict(sorted(counts.filtered.items())),
@@ -531,6 +551,29 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     stats["quality"] = quality_section(stats, out.by_order_category, plan)
     out.write_stats(stats)
     return stats
+
+
+_worker: Chunker | None = None  # in a worker process: its own chunker (git readers, caches, tokenizer)
+
+
+def _start_worker(config: ChunkConfig, tok) -> None:
+    global _worker
+    from multiprocessing.util import Finalize
+
+    _worker = Chunker(config, tok)
+    Finalize(_worker, _worker.close, exitpriority=1)  # its git processes end with it
+
+
+def _worker_snapshots(job: tuple[str, list[tuple[str, str]], dict]) -> tuple[list[dict], _Counts]:
+    assert _worker is not None
+    return _worker._snapshot_batch(*job)
+
+
+def _worker_batch(items: list[tuple[int, dict]]) -> list:
+    """`Chunker.batch_job` in a worker, its blobs asked of git ahead within the batch (a blob asked
+    must be read by the process that asked)."""
+    assert _worker is not None
+    return _worker.batch_job(_worker.read_ahead(items, READ_AHEAD_COMMITS))
 
 
 def quality_section(stats: dict, by_order_category: Counter, plan) -> dict:
@@ -550,7 +593,8 @@ def quality_section(stats: dict, by_order_category: Counter, plan) -> dict:
             "deleted_title_only": stats["diff_content"].get("deleted_title_only", 0)}
 
 
-def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts) -> dict:
+def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts,
+               pool: ProcessMap | None) -> dict:
     """Write the snapshot chunks; return what the stats say about them."""
     info = {"snapshot_at": config.snapshot_at, "snapshot_commit": None, "snapshot_leak": None,
             "snapshot_filtered": {}, "snapshot_files": 0}
@@ -573,7 +617,7 @@ def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, co
     meta = {"date": cut["date"],
             "record": {"hash": commit, "timestamp": cut["timestamp"], "order": plan.train_last_order}}
     kept: Counter = Counter()
-    out.write_snapshots(chunker.snapshot_chunks(config.repo, commit, meta, counts, kept))
+    out.write_snapshots(chunker.snapshot_chunks(config.repo, commit, meta, counts, kept, pool))
     info.update(snapshot_commit=commit, snapshot_filtered=dict(sorted(counts.filtered.items())),
                 snapshot_files=kept["files"])
     return info
@@ -618,7 +662,8 @@ def parse_args(argv=None):
     p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
     p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
     p.add_argument("--workers", type=int, default=d.workers,
-                   help="threads that chunk commits while others are encoded (1: none; output is the same)")
+                   help="processes that chunk commit batches and snapshot files (1: none, all in this process; "
+                        "the output is the same for any number) [one per CPU, at most 4]")
     p.add_argument("--stats", action="store_true", help="print the stats JSON on stdout when done")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

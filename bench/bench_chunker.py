@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     p.add_argument("--min-chunk-tokens", type=int, default=64, help="stage 2 minimum")
     p.add_argument("--no-function-complexity", action="store_true",
                    help="scrape without per-function complexity, as the scraper's flag of that name")
-    p.add_argument("--workers", type=int, default=1, help="stage 2 threads, as its --workers [1]")
+    p.add_argument("--workers", type=int, default=None,
+                   help="stage 2 worker processes, as its --workers [its default: one per CPU, at most 4]")
     args = p.parse_args(argv)
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
@@ -126,10 +127,11 @@ def main(argv=None) -> int:
     print(f"repository: {repo}  ({n_commits} commits, {n_changes:,} file changes chunked, "
           f"{n_chunks:,} chunks, {n_tokens:,} tokens)")
     print(f"scrape (stage 1):             {scrape_s:8.2f} s")
-    print(f"chunk (stage 2):              {chunk_s:8.2f} s")
+    print(f"chunk (stage 2):              {chunk_s:8.2f} s  ({cfg.workers or sc.default_workers()} workers)")
     print(f"raw encode_batch over chunks: {enc_s:8.2f} s")
     print(f"ratio: stage 2 / (scrape + raw encode) = {chunk_s / (scrape_s + enc_s):.2f} (target <= 1)")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+          f"largest child process (git, workers) {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
     print(f"Python diff chunks opening on a definition: {format_openings(definition_openings(out, stats['cutoff']))}")
     return 0
 

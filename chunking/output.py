@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -26,10 +27,17 @@ from scrapers.languages import category_of
 from scrapers.redaction import count_placeholders
 
 
+_TRAILING_SPACE = re.compile(r"[^\S\n]+$", re.M)  # what `str.rstrip` takes off each line (re's \s is str.isspace)
+
+
 def normalized_digest(text: str) -> bytes:
-    """Duplicate key: the text after its first line (commit/snapshot line), trailing spaces ignored."""
+    """Duplicate key: the text after its first line (commit/snapshot line), trailing spaces ignored.
+
+    >>> normalized_digest("commit a\\nx = 1  \\ny\\t\\n") == normalized_digest("commit b\\nx = 1\\ny\\n")
+    True
+    """
     body = text.split("\n", 1)[1] if "\n" in text else text
-    norm = "\n".join(line.rstrip() for line in body.split("\n"))
+    norm = _TRAILING_SPACE.sub("", body)
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 

@@ -1,39 +1,87 @@
-"""Run a function over items on a few threads, results in input order, a bounded number in flight.
+"""Run a function over items in a few forked processes, results in input order, a bounded number in flight.
 
-    for result in ordered_map(work, items, workers=2, ahead=6):
-        ...   # result of work(items[0]), then of work(items[1]), ...
+    with ProcessMap(2, start_worker, (config, tok)) as pool:   # forks 2 workers now
+        for result in pool.map(job, items, ahead=6):
+            ...   # job(items[0]) as worker state made by start_worker(config, tok) computed it, then job(items[1]), ...
 
-Stage 2 spends most of its time in the Rust tokenizer, which releases the GIL while it
-encodes: with two threads, one commit's Python work (diff parsing, tree-sitter, text building)
-runs while another commit's texts are being encoded. Items are taken from the iterator only
-as results are consumed, so at most `ahead` items (and their results) are held at once.
+Stage 2 is mostly tree-sitter and Python work, which hold the GIL (threads gained little; only
+the Rust tokenizer releases it). Each item goes to one of `workers` forked processes, each with
+its own state made by `initializer` after the fork (its own git pipes and caches: a pipe must not
+be shared between processes). Items are taken from the iterator only as results are consumed, so
+at most `ahead` items (and their results) are held at once.
 """
 
 from __future__ import annotations
 
+import gc
+import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator, TypeVar
+
+from pipeline.io import UserError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int = 2, ahead: int = 6) -> Iterator[R]:
-    """`map(fn, items)` on `workers` threads, yielded in input order; `workers` 0 or 1 runs inline."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunker")
-    pending: deque = deque()
-    try:
+
+class WorkerDied(UserError):
+    """A worker process ended without an answer (killed, out of memory)."""
+
+
+class ProcessMap:
+    """`workers` processes forked when this is made, each set up by `initializer(*initargs)`.
+
+    Forking, unlike spawning, does not re-run the caller's `__main__` (stdin, a notebook, a script
+    without a main guard) and hands `initargs` (a loaded tokenizer) over without pickling them;
+    `fn`, the items and the results cross by pickle. Make this before opening pipes the workers
+    must not inherit. The Hugging Face tokenizer is told not to start its thread pool in the
+    workers (`TOKENIZERS_PARALLELISM=false` while they are forked): one worker is one core, and a
+    pool from before the fork would deadlock. A worker that dies ends `map` with `WorkerDied`.
+    """
+
+    def __init__(self, workers: int, initializer: Callable, initargs: tuple = (), what: str = "a worker process"):
+        self.workers, self.what = workers, what
+        before = os.environ.get(TOKENIZERS_PARALLELISM)
+        os.environ[TOKENIZERS_PARALLELISM] = "false"
+        gc.freeze()  # the objects from before the fork: the workers' collections leave them (and their pages) alone
+        try:
+            self.pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=initializer,
+                                            initargs=initargs)
+            self._result(self.pool.submit(int))  # forks every worker now, before the caller opens its pipes
+        finally:
+            gc.unfreeze()
+            if before is None:
+                del os.environ[TOKENIZERS_PARALLELISM]
+            else:
+                os.environ[TOKENIZERS_PARALLELISM] = before
+
+    def _result(self, future):
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerDied(f"{self.what} stopped without an answer (killed, or out of memory?): run again with "
+                             f"fewer workers (--workers 1: none)") from None
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T], ahead: int = 6) -> Iterator[R]:
+        """`map(fn, items)` in the workers, yielded in input order."""
+        pending: deque = deque()
         for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= max(ahead, workers):
-                yield pending.popleft().result()
+            pending.append(self.pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield self._result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
-    finally:
-        for f in pending:
-            f.cancel()
-        pool.shutdown(wait=True)
+            yield self._result(pending.popleft())
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "ProcessMap":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

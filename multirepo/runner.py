@@ -124,11 +124,14 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
 
 def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int = 1) -> PipelineConfig:
     """Today's single-repository settings for one job; its share of the fallback tokenizer's sample."""
-    # A Ray task holds one CPU: its stage 1 starts no complexity processes of its own unless asked to.
-    jobs = cfg.scrape_jobs if cfg.scrape_jobs is not None or cfg.workers == 1 else 0
+    # A Ray task holds one CPU: its stages 1 and 2 start no worker processes of their own unless asked to.
+    alone = cfg.workers == 1
+    jobs = cfg.scrape_jobs if cfg.scrape_jobs is not None or alone else 0
+    chunk_workers = cfg.chunk_workers if cfg.chunk_workers is not None or alone else 1
     return dataclasses.replace(cfg, repo=job.clone or job.path, output_dir=job.out, repos=[], repos_file=None,
                                ray_address=None, workers=None, train=False, progress=False, export=[],
-                               scrape_jobs=jobs, fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
+                               scrape_jobs=jobs, chunk_workers=chunk_workers,
+                               fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
 
 
 def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | None, scraped: bool = False) -> dict:

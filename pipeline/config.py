@@ -48,7 +48,8 @@ class PipelineConfig:
     near_dedup: bool = True                   # stage 4: train chunks that are near-duplicates of earlier ones left out
     scrape_jobs: int | None = None            # stage 1 processes for function complexity; default: one per core
                                               # beyond the first (at most 4), 0: none; the output is the same
-    chunk_workers: int = 1                    # stage 2 threads (the output is the same for any number)
+    chunk_workers: int | None = None          # stage 2 processes; default: one per core (at most 4), 1: none;
+                                              # the output is the same for any number
     context_window: int = 2048
     target_window: int = 256
     stride: int | None = None                 # stage 4; default: target_window (each token a target once)
@@ -141,7 +142,8 @@ def check_settings(cfg: PipelineConfig) -> None:
     settings.ratios(cfg.ratios)
     settings.sequence_windows(cfg.sequence_length, cfg.overlap)
     settings.chunk_bounds(cfg.max_chunk_tokens, cfg.min_chunk_tokens)
-    settings.workers(cfg.chunk_workers, "--chunk-workers")
+    if cfg.chunk_workers is not None:
+        settings.workers(cfg.chunk_workers, "--chunk-workers")
     if cfg.scrape_jobs is not None and cfg.scrape_jobs < 0:
         raise UserError(f"--scrape-jobs must be 0 or more, got {cfg.scrape_jobs}")
     if cfg.workers is not None:

@@ -205,7 +205,7 @@ def test_a_url_is_cloned_by_the_worker_and_fetched_on_the_next_run(three_repos, 
     assert tree_bytes(base / "urls" / "repos") == before
 
 
-def test_a_ray_task_starts_no_complexity_processes_unless_asked(tmp_path):
+def test_a_ray_task_starts_no_worker_processes_unless_asked(tmp_path):
     from multirepo.runner import RepoJob, repo_config
     from pipeline.config import PipelineConfig
 
@@ -213,6 +213,9 @@ def test_a_ray_task_starts_no_complexity_processes_unless_asked(tmp_path):
     assert repo_config(PipelineConfig(), job).scrape_jobs == 0  # Ray: every task holds one CPU
     assert repo_config(PipelineConfig(workers=1), job).scrape_jobs is None  # in process: the scraper's default
     assert repo_config(PipelineConfig(scrape_jobs=3), job).scrape_jobs == 3
+    assert repo_config(PipelineConfig(), job).chunk_workers == 1  # stage 2 in the task's own process
+    assert repo_config(PipelineConfig(workers=1), job).chunk_workers is None  # in process: the chunker's default
+    assert repo_config(PipelineConfig(chunk_workers=3), job).chunk_workers == 3
 
 
 def test_the_merged_report_has_one_row_per_repository_equal_to_the_manifest(sequential):

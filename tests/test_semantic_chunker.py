@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -271,21 +273,40 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
     assert any("<SECRET_AWS_KEY>" in c["text"] for c in snaps)
 
 
-def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scraped):
+def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scraped, monkeypatch):
     b, history = scraped
-    # the second run is threaded (--workers 3): threads must not change a byte
-    run_on_repo(tmp_path / "a", tok, b, history)
+    # in this process, then in 2 and 3 worker processes, 2 commits a batch: the versions of one file
+    # go to different workers (a tree parsed whole, not from the version before), not a byte changes
+    monkeypatch.setattr(sc, "COMMITS_PER_BATCH", 2)
+    run_on_repo(tmp_path / "w1", tok, b, history, workers=1)
+    run_on_repo(tmp_path / "w2", tok, b, history, workers=2)
     json_history = history.with_name("git_history_rich.json")
     assert sc.main(["--repo", str(b.path), "--commits", str(json_history), "--output",
-                    str(tmp_path / "b" / "chunks_semantic.jsonl"), "--max-chunk-tokens", "256",
+                    str(tmp_path / "w3" / "chunks_semantic.jsonl"), "--max-chunk-tokens", "256",
                     "--min-chunk-tokens", "48", "--train-ratio", "0.6", "--val-ratio", "0.2", "--test-ratio", "0.2",
                     "--tokenizer", str(tok.name_or_path), "--no-progress", "--workers", "3"]) == 0
     for name in ("chunks_semantic.jsonl", "chunks_semantic.tokens.npy", "chunks_semantic.stats.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes() == \
+            (tmp_path / "w3" / name).read_bytes(), name
     stats, chunks = run_on_repo(tmp_path / "head", tok, b, history, snapshot_at="head")
     head = b.git("rev-parse", "HEAD")
     assert stats["snapshot_commit"] == head and "HEAD" in stats["snapshot_leak"]
     assert any(LATE_MARKER in c["text"] for c in chunks if c["kind"] == "snapshot")
+
+
+def _killed(items):
+    os.kill(os.getpid(), signal.SIGKILL)  # a worker the kernel kills (out of memory)
+
+
+def test_a_killed_worker_process_is_one_error_line(tmp_path, tok, scraped, monkeypatch, capsys):
+    b, history = scraped
+    monkeypatch.setattr(sc, "_worker_batch", _killed)
+    assert sc.main(["--repo", str(b.path), "--commits", str(history), "--output", str(tmp_path / "chunks_semantic.jsonl"),
+                    "--tokenizer", str(tok.name_or_path), "--no-progress", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "stage 2 worker process stopped without an answer" in err and "--workers 1" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "chunks_semantic.jsonl").exists()
 
 
 def test_commits_fitted_together_get_the_pieces_each_gets_alone(tok):
