@@ -234,14 +234,14 @@ class Chunker:
 
     def _widen(self, hunks: list, f: dict, lang: str | None, patch: str, counts: _Counts) -> list:
         """`hunks` widened on the new blob; `patch` is the diff from the old blob ("" when it is not:
-        the new blob is then parsed in full, not re-parsed from the old one's tree)."""
+        the new blob is then re-parsed from its path's last tree where the bytes differ, or in full)."""
         text = self.blobs.text(f["new_blob"])
         if text is None or lang is None:
             return hunks
 
         def near(first: int, last: int) -> list:  # one tree per blob, re-parsed from the version before
             edits = b"" if f.get("truncated") else patch.encode("utf-8", "surrogatepass")
-            tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), edits)
+            tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), edits, f["path"])
             return definitions_in(tree, lang, (first, last))
 
         # a line the diff shows redacted differs from the blob: such a file is left as git showed it

@@ -32,6 +32,18 @@ TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
 class WorkerDied(UserError):
     """A worker process ended without an answer (killed, out of memory)."""
 
+    def __init__(self, what: str, fewer: str):
+        super().__init__(f"{what} stopped without an answer (killed, or out of memory?): run again with "
+                         f"fewer workers ({fewer})")
+
+
+def answer(future, what: str, fewer: str):
+    """`future.result()`, a dead worker process made one `WorkerDied` line naming `what` and the flag for `fewer`."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerDied(what, fewer) from None
+
 
 class ProcessMap:
     """`workers` processes forked when this is made, each set up by `initializer(*initargs)`.
@@ -61,11 +73,7 @@ class ProcessMap:
                 os.environ[TOKENIZERS_PARALLELISM] = before
 
     def _result(self, future):
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            raise WorkerDied(f"{self.what} stopped without an answer (killed, or out of memory?): run again with "
-                             f"fewer workers (--workers 1: none)") from None
+        return answer(future, self.what, "--workers 1: none")
 
     def map(self, fn: Callable[[T], R], items: Iterable[T], ahead: int = 6) -> Iterator[R]:
         """`map(fn, items)` in the workers, yielded in input order."""

@@ -55,7 +55,7 @@ class Definition:
     name: str  # qualified: enclosing definitions joined with the language's separator
 
 
-_LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set per thread (stage 2 runs two)
+_LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set per thread that parses
 
 
 def parser_language(path: str) -> str | None:
@@ -233,44 +233,84 @@ def edit_tree(tree, old: LineStarts, new: LineStarts, patch: bytes) -> bool:
     return True
 
 
+def edit_tree_bytes(tree, old: bytes, new: bytes) -> bool:
+    """Tell `tree` (parsed from `old`) that all of `old` but its common start and end with `new` changed.
+
+    >>> _common_prefix(b"abcdef", b"abXdef"), _common_prefix(b"fed", b"fedcba")
+    (2, 3)
+    """
+    start = _common_prefix(old, new)
+    tail = _common_prefix(old[start:][::-1], new[start:][::-1])
+    old_end, new_end = len(old) - tail, len(new) - tail
+    tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end, start_point=_point(old, start),
+              old_end_point=_point(old, old_end), new_end_point=_point(new, new_end))
+    return True
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """Length of the common start of `a` and `b` (a binary search over slice comparisons: C speed)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _point(text: bytes, offset: int) -> Point:
+    row = text.count(b"\n", 0, offset)
+    return Point(row, offset - text.rfind(b"\n", 0, offset) - 1)
+
+
 class BlobTrees:
     """The tree-sitter tree of each blob read whole, kept for the blobs read last (by id, up to
     `KEPT_BYTES` of their text); a blob changed from one still kept is re-parsed from that one's
-    tree, where the diff changed it only.
+    tree, where the diff changed it only; else, when the same path's last version is kept (its
+    previous version went to another worker process, or a merge's diff is not from its old blob),
+    from that one's tree, where the bytes differ.
 
         trees = BlobTrees()
-        tree = trees.tree(new_blob, text, "python", old_blob, patch)   # patch: the unified diff, bytes
+        tree = trees.tree(new_blob, text, "python", old_blob, patch, path)   # patch: the unified diff, bytes
         definitions_in(tree, "python", (10, 40))
     """
 
     KEPT_BYTES = 16 << 20  # a tree takes about ten times its text
 
     def __init__(self):
-        self.kept: OrderedDict[str, tuple] = OrderedDict()  # blob -> (lang, tree, LineStarts)
+        self.kept: OrderedDict[str, tuple] = OrderedDict()  # blob -> (lang, tree, LineStarts, content)
         self.kept_bytes = 0
-        self.lock = threading.Lock()  # the threads of stage 2 share one cache; a tree is copied before an edit
+        self.last: dict[str, str] = {}  # path -> the blob of it parsed last
+        self.whole = 0  # parses from nothing (the others were re-parses of a kept tree)
 
-    def tree(self, blob: str, text: str, lang: str, old_blob: str | None = None, patch: bytes = b""):
-        with self.lock:
-            hit = self.kept.get(blob)
-            if hit is not None and hit[0] == lang:
-                self.kept.move_to_end(blob)
-                return hit[1]
-            before = self.kept.get(old_blob) if old_blob and patch else None
+    def tree(self, blob: str, text: str, lang: str, old_blob: str | None = None, patch: bytes = b"",
+             path: str | None = None):
+        hit = self.kept.get(blob)
+        if hit is not None and hit[0] == lang:
+            self.kept.move_to_end(blob)
+            return hit[1]
         content = text.encode("utf-8", "surrogatepass")
         lines = LineStarts(content)
         old = None
+        before = self.kept.get(old_blob) if old_blob and patch else None
         if before is not None and before[0] == lang:
             old = before[1].copy()
             if not edit_tree(old, before[2], lines, patch):
                 old = None
+        if old is None and path is not None:
+            before = self.kept.get(self.last.get(path))
+            if before is not None and before[0] == lang:
+                old = before[1].copy()
+                edit_tree_bytes(old, before[3], content)
         tree = parser(lang).parse(content, old) if old is not None else parser(lang).parse(content)
-        with self.lock:
-            if blob not in self.kept:
-                self.kept[blob] = (lang, tree, lines)
-                self.kept_bytes += lines.size
-            while self.kept_bytes > self.KEPT_BYTES and len(self.kept) > 1:
-                self.kept_bytes -= self.kept.popitem(last=False)[1][2].size
+        self.whole += old is None
+        if path is not None:
+            self.last[path] = blob
+        self.kept[blob] = (lang, tree, lines, content)
+        self.kept_bytes += lines.size
+        while self.kept_bytes > self.KEPT_BYTES and len(self.kept) > 1:
+            self.kept_bytes -= self.kept.popitem(last=False)[1][2].size
         return tree
 
 

@@ -43,8 +43,9 @@ from multiprocessing import get_context
 
 from tree_sitter import Point, QueryCursor
 
-from chunking.parsers import LineStarts, definition_types, edit_tree, grammar, own_name, parser, parser_language, \
-    qualified_name, query
+from chunking.parallel import answer
+from chunking.parsers import (LineStarts, definition_types, edit_tree, edit_tree_bytes, grammar, own_name, parser,
+                              parser_language, qualified_name, query)
 from scrapers.git_runner import BlobReader, Git
 
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
@@ -159,7 +160,7 @@ class FunctionIndex:
         self._lines: LineStarts | None = None
         self.incremental = old_tree is not None and (
             edit_tree(old_tree, previous.lines(), self.lines(), patch) if patch
-            else _edit_bytes(old_tree, previous.content, content))
+            else edit_tree_bytes(old_tree, previous.content, content))
         if self.incremental:
             self.tree = parser(lang).parse(content, old_tree)
         else:
@@ -255,37 +256,6 @@ def _spans(nodes: list) -> list[tuple[int, int]]:
         else:
             spans.append((n.start_byte, n.end_byte))
     return spans
-
-
-def _edit_bytes(tree, old: bytes, new: bytes) -> bool:
-    """Tell `tree` (parsed from `old`) that all of `old` but its common start and end with `new` changed.
-
-    >>> _common_prefix(b"abcdef", b"abXdef"), _common_prefix(b"fed", b"fedcba")
-    (2, 3)
-    """
-    start = _common_prefix(old, new)
-    tail = _common_prefix(old[start:][::-1], new[start:][::-1])
-    old_end, new_end = len(old) - tail, len(new) - tail
-    tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end, start_point=_point(old, start),
-              old_end_point=_point(old, old_end), new_end_point=_point(new, new_end))
-    return True
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Length of the common start of `a` and `b` (a binary search over slice comparisons: C speed)."""
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _point(text: bytes, offset: int) -> Point:
-    row = text.count(b"\n", 0, offset)
-    return Point(row, offset - text.rfind(b"\n", 0, offset) - 1)
 
 
 def _in_order(nodes) -> list:
@@ -475,7 +445,8 @@ class FunctionWorkers:
         out: list[list[dict]] = [[] for _ in range(sum(len(ks) for _, ks, _ in ticket))]
         for w, ks, job in ticket:
             if isinstance(job, Future):
-                functions, self.parsed[w] = job.result()
+                functions, self.parsed[w] = answer(job, "a function complexity worker process",
+                                                   "--jobs 0, or the pipeline's --scrape-jobs 0: none")
             else:
                 functions, self.parsed[w] = _measure(self.meter, self.reader, *job)
             for k, found in zip(ks, functions):

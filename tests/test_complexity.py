@@ -170,3 +170,27 @@ def test_worker_processes_give_the_same_records(tmp_path):
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0].count(b'"cyclomatic_complexity"') > 500
+
+
+def test_a_killed_worker_process_is_one_error_line(tmp_path):
+    """A worker killed (as the out-of-memory killer would) ends the scrape with one UserError line, no hang."""
+    import os
+    import signal
+
+    from chunking.parallel import WorkerDied
+    from conftest import RepoBuilder
+    from scrapers.complexity import FunctionWorkers
+
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("Add", {"m.py": "def f(x):\n    return x if x else 0\n"})
+    blob = b.git("rev-parse", "HEAD:m.py")
+    workers = FunctionWorkers(Git(b.path), jobs=1)
+    try:
+        assert workers.result(workers.submit([("m.py", blob, None, None, b"")]))[0][0]["cyclomatic_complexity"] == 2
+        os.kill(workers.pools[0].submit(os.getpid).result(), signal.SIGKILL)
+        with pytest.raises(WorkerDied) as err:
+            workers.result(workers.submit([("m.py", blob, [(1, 2)], None, b"")]))
+        assert str(err.value).startswith("a function complexity worker process stopped without an answer")
+        assert "--jobs 0" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        workers.close()

@@ -37,6 +37,19 @@ def test_a_tree_reparsed_from_the_version_before_finds_what_a_full_parse_finds(t
     assert definitions_in(trees.tree("blob3", V2, "python", "blob1", wrong), "python") == definitions(V2, "python")
 
 
+def test_a_version_whose_previous_one_was_not_parsed_here_is_reparsed_from_its_paths_last():
+    """Another worker process parsed the version before (or a merge's diff is not from its old
+    blob): the path's last tree kept here is edited where the bytes differ, not thrown away."""
+    v3 = V2.replace("helper", "assist")
+    trees = BlobTrees()
+    trees.tree("blob1", V1, "python", path="m.py")
+    third = trees.tree("blob3", v3, "python", "blob2", b"@@ -1 +1 @@\n-x\n+y\n", "m.py")  # blob2 not kept
+    assert trees.whole == 1  # blob3 re-parsed from blob1's tree
+    assert definitions_in(third, "python") == definitions(v3, "python")
+    trees.tree("blob4", V1, "python", path="other.py")
+    assert trees.whole == 2  # a path never seen: from nothing
+
+
 def test_rows_inside_a_long_decorator_find_the_definition_below_it():
     cases = "".join(f"        ({i}, {i * i}),\n" for i in range(30))
     text = (f"import pytest\n\n\n@pytest.mark.parametrize(\n    'n, square',\n    [\n{cases}    ],\n)\n"
