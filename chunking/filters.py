@@ -192,7 +192,7 @@ class BlobVerdicts:
         verdicts.text(blob)           # the blob's text (newlines normalized), kept for the last few blobs read
 
     `blob_reader` is a `scrapers.git_runner.BlobReader` (`request`, `get`, `read`: a blob's bytes or
-    None; `sizes`: sizes from object headers); calls are serialized. With a size bound, sizes are
+    None; `sizes`: sizes from object headers), used from one thread. With a size bound, sizes are
     asked first and a blob over the bound is judged `too_large` without being read. A prefetched
     blob must be read (`reason` / `text`) later: git's answer is held until it is.
     """
@@ -200,31 +200,28 @@ class BlobVerdicts:
     TEXTS_KEPT = 64
 
     def __init__(self, reader, flt: FileFilter):
-        import threading
         from collections import OrderedDict
 
         self.reader, self.filter = reader, flt
         self.asked: set[str] = set()  # prefetched, answer not taken yet
         self.reasons: dict[str, str | None] = {}
         self.texts: OrderedDict[str, str | None] = OrderedDict()
-        self.lock = threading.Lock()
 
     def _over_bound(self, blobs: list[str]) -> set[str]:
-        """The blobs over the size bound, from their headers (under the lock)."""
+        """The blobs over the size bound, from their headers."""
         if not self.filter.max_file_bytes or not blobs:
             return set()
         return {b for b, size in self.reader.sizes(blobs).items() if size is not None and self.filter.size_reason(size)}
 
     def _read(self, blob: str) -> tuple[str | None, str | None]:
-        """(reason on size / encoding, text) of a blob, read under the lock unless it is over the size bound."""
-        with self.lock:
-            if blob in self.asked:
-                self.asked.discard(blob)
-                data = self.reader.get(blob)
-            elif self.reasons.get(blob) == "too_large" or self._over_bound([blob]):
-                return "too_large", None
-            else:
-                data = self.reader.read(blob)
+        """(reason on size / encoding, text) of a blob, read unless it is over the size bound."""
+        if blob in self.asked:
+            self.asked.discard(blob)
+            data = self.reader.get(blob)
+        elif self.reasons.get(blob) == "too_large" or self._over_bound([blob]):
+            return "too_large", None
+        else:
+            data = self.reader.read(blob)
         if data is None:
             return "missing_object", None
         if is_binary_bytes(data):
@@ -236,13 +233,12 @@ class BlobVerdicts:
 
     def prefetch(self, blobs: list[str]) -> None:
         """Ask git for the blobs not judged yet, without waiting for them."""
-        with self.lock:
-            new = [b for b in dict.fromkeys(blobs) if b not in self.reasons and b not in self.asked]
-            large = self._over_bound(new)
-            self.reasons.update(dict.fromkeys(large, "too_large"))
-            new = [b for b in new if b not in large]
-            self.asked.update(new)
-            self.reader.request(new)
+        new = [b for b in dict.fromkeys(blobs) if b not in self.reasons and b not in self.asked]
+        large = self._over_bound(new)
+        self.reasons.update(dict.fromkeys(large, "too_large"))
+        new = [b for b in new if b not in large]
+        self.asked.update(new)
+        self.reader.request(new)
 
     def reason(self, blob: str, path: str) -> str | None:
         if blob not in self.reasons:
@@ -254,15 +250,13 @@ class BlobVerdicts:
         return self.reasons[blob]
 
     def text(self, blob: str) -> str | None:
-        with self.lock:
-            if blob in self.texts:
-                return self.texts[blob]
+        if blob in self.texts:
+            return self.texts[blob]
         text = self._read(blob)[1]
         self._keep(blob, text)
         return text
 
     def _keep(self, blob: str, text: str | None) -> None:
-        with self.lock:
-            self.texts[blob] = text
-            while len(self.texts) > self.TEXTS_KEPT:
-                self.texts.popitem(last=False)
+        self.texts[blob] = text
+        while len(self.texts) > self.TEXTS_KEPT:
+            self.texts.popitem(last=False)
