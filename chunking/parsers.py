@@ -247,6 +247,28 @@ def edit_tree_bytes(tree, old: bytes, new: bytes) -> bool:
     return True
 
 
+def reparse(lang: str, content: bytes, old: tuple | None = None, patch: bytes = b"",
+            lines: LineStarts | None = None) -> tuple:
+    """(tree of `content`, whether it was re-parsed from `old` rather than from nothing).
+
+    `old` is (tree, LineStarts, bytes) of another version of the file: a copy of its tree is told
+    what changed, by the unified diff `patch` from it when there is one (`lines`: `content`'s
+    LineStarts), else by the bytes, and tree-sitter reads again only that. A diff that does not fit
+    the texts means a parse from nothing.
+    """
+    tree = None
+    if old is not None:
+        tree = old[0].copy()
+        if patch:
+            if not edit_tree(tree, old[1], lines or LineStarts(content), patch):
+                tree = None
+        else:
+            edit_tree_bytes(tree, old[2], content)
+    if tree is None:
+        return parser(lang).parse(content), False
+    return parser(lang).parse(content, tree), True
+
+
 def _common_prefix(a: bytes, b: bytes) -> int:
     """Length of the common start of `a` and `b` (a binary search over slice comparisons: C speed)."""
     lo, hi = 0, min(len(a), len(b))
@@ -292,19 +314,12 @@ class BlobTrees:
             return hit[1]
         content = text.encode("utf-8", "surrogatepass")
         lines = LineStarts(content)
-        old = None
         before = self.kept.get(old_blob) if old_blob and patch else None
-        if before is not None and before[0] == lang:
-            old = before[1].copy()
-            if not edit_tree(old, before[2], lines, patch):
-                old = None
-        if old is None and path is not None:
-            before = self.kept.get(self.last.get(path))
-            if before is not None and before[0] == lang:
-                old = before[1].copy()
-                edit_tree_bytes(old, before[3], content)
-        tree = parser(lang).parse(content, old) if old is not None else parser(lang).parse(content)
-        self.whole += old is None
+        if before is None or before[0] != lang:  # the version before is not kept: the path's last, by its bytes
+            before, patch = self.kept.get(self.last.get(path)) if path is not None else None, b""
+        tree, reused = reparse(lang, content, before[1:] if before is not None and before[0] == lang else None,
+                               patch, lines)
+        self.whole += not reused
         if path is not None:
             self.last[path] = blob
         self.kept[blob] = (lang, tree, lines, content)

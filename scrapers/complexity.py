@@ -44,8 +44,8 @@ from multiprocessing import get_context
 from tree_sitter import Point, QueryCursor
 
 from chunking.parallel import answer
-from chunking.parsers import (LineStarts, definition_types, edit_tree, edit_tree_bytes, grammar, own_name, parser,
-                              parser_language, qualified_name, query)
+from chunking.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
+                              reparse)
 from scrapers.git_runner import BlobReader, Git
 
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
@@ -156,15 +156,9 @@ class FunctionIndex:
     def __init__(self, content: bytes, lang: str, previous: "FunctionIndex | None" = None, patch: bytes = b""):
         self.content = content
         self.lang = lang
-        old_tree = previous.tree.copy() if previous is not None else None
         self._lines: LineStarts | None = None
-        self.incremental = old_tree is not None and (
-            edit_tree(old_tree, previous.lines(), self.lines(), patch) if patch
-            else edit_tree_bytes(old_tree, previous.content, content))
-        if self.incremental:
-            self.tree = parser(lang).parse(content, old_tree)
-        else:
-            self.tree = parser(lang).parse(content)
+        old = (previous.tree, previous.lines() if patch else None, previous.content) if previous is not None else None
+        self.tree, self.incremental = reparse(lang, content, old, patch, self.lines() if patch else None)
         self.measured: dict[tuple[int, int], Function] = {}
 
     def lines(self) -> LineStarts:
