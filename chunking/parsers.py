@@ -233,7 +233,7 @@ def edit_tree(tree, old: LineStarts, new: LineStarts, patch: bytes) -> bool:
     return True
 
 
-def edit_tree_bytes(tree, old: bytes, new: bytes) -> bool:
+def edit_tree_bytes(tree, old: bytes, new: bytes) -> None:
     """Tell `tree` (parsed from `old`) that all of `old` but its common start and end with `new` changed.
 
     >>> _common_prefix(b"abcdef", b"abXdef"), _common_prefix(b"fed", b"fedcba")
@@ -244,7 +244,6 @@ def edit_tree_bytes(tree, old: bytes, new: bytes) -> bool:
     old_end, new_end = len(old) - tail, len(new) - tail
     tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end, start_point=_point(old, start),
               old_end_point=_point(old, old_end), new_end_point=_point(new, new_end))
-    return True
 
 
 def reparse(lang: str, content: bytes, old: tuple | None = None, patch: bytes = b"",

@@ -276,7 +276,7 @@ def test_real_repo_symbols_snapshot_at_cutoff_and_secrets(tmp_path, tok, scraped
 def test_real_repo_is_deterministic_and_head_leak_is_stated(tmp_path, tok, scraped, monkeypatch):
     b, history = scraped
     # in this process, then in 2 and 3 worker processes, 2 commits a batch: the versions of one file
-    # go to different workers (a tree parsed whole, not from the version before), not a byte changes
+    # go to different workers (a tree re-parsed from another version than the one before), not a byte changes
     monkeypatch.setattr(sc, "COMMITS_PER_BATCH", 2)
     run_on_repo(tmp_path / "w1", tok, b, history, workers=1)
     run_on_repo(tmp_path / "w2", tok, b, history, workers=2)
