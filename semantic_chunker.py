@@ -11,10 +11,11 @@ docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
 (`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
 
-`--workers N` (default one per CPU, at most 4): batches of 32 commits, and of snapshot files, are
-chunked in N forked worker processes (`chunking.parallel.ProcessMap`), each with its own
-`Chunker` (git readers, caches); this process reads the records, writes the results in input
-order and drops duplicates, so the files are the same bytes for any N. `--workers 1`: all here.
+`--workers N` (default one per CPU, at most 4): batches of commits (up to 256 early in the history,
+32 at its end: `_guided_batches`), and of snapshot files, are chunked in N forked worker
+processes (`chunking.parallel.ProcessMap`), each with its own `Chunker` (git readers, caches);
+this process reads the records, writes the results in input order and drops duplicates, so the
+files are the same bytes for any N. `--workers 1`: all here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import logging
 import os
 import re
 import sys
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import islice, starmap
 from pathlib import Path
@@ -43,7 +44,7 @@ from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa:
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
 from pipeline import settings  # noqa: E402
-from pipeline.io import UserError, iter_commit_records, run_main, setup_logging  # noqa: E402
+from pipeline.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from pipeline.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 from scrapers.languages import language_of  # noqa: E402
 from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
@@ -57,8 +58,11 @@ _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
 _HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
 SNAPSHOT_BATCH_FILES = 64
+SNAPSHOT_BATCH_CHARS = 1 << 16  # a snapshot batch ends at this many characters too, so that the workers share the files evenly
 AHEAD_PER_WORKER = 3  # commit batches (or snapshot batches) in flight per worker
 COMMITS_PER_BATCH = 32  # commits whose changes are measured together (one encode per round, not per commit)
+MAX_COMMITS_PER_BATCH = 256  # a worker's batch early in a long history (see `_guided_batches`)
+GUIDED_SHARE = 4  # a worker's batch is 1/(this x workers) of the commits left
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
 LEAD_SHARE = 2  # a commit's lead (commit line and message body) holds at most 1/2 of the chunk budget in tokens
@@ -151,18 +155,17 @@ class Chunker:
         return blob if isinstance(blob, str) and blob else None
 
     def read_ahead(self, items: Iterable[tuple[int, dict]], n: int) -> Iterator[tuple[int, dict]]:
-        """`items` as they come, each one's blobs asked of git `n` items before it is chunked: git reads
-        them while the commits before are chunked, instead of one round trip per blob."""
+        """`items` as they come, the blobs of each `n` of them asked of git together (one round trip)
+        before the `n` before them are chunked: git reads them meanwhile, instead of one round trip per blob."""
         if self.blobs is None:
             yield from items
             return
-        held: deque = deque()
-        for item in items:
-            if _valid(item[1]):
-                self.blobs.prefetch([b for f in item[1].get("files", []) if (b := self._judged_blob(f))])
-            held.append(item)
-            if len(held) > n:
-                yield held.popleft()
+        held: list = []
+        for group in _batches(items, n):
+            self.blobs.prefetch([b for _, rec in group if _valid(rec)
+                                 for f in rec.get("files", []) if (b := self._judged_blob(f))])
+            yield from held
+            held = group
         yield from held
 
     def _diff_reason(self, f: dict) -> str | None:
@@ -207,8 +210,8 @@ class Chunker:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
             sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
-        if sections:
-            sections[0].lead = self.lead(rec, counts)
+        if sections:  # redacted here, bounded in tokens by `bound_leads`
+            sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         return sections
 
     def commit_records(self, rec: dict, sections: list[Section], pieces: list[Piece]) -> list[dict]:
@@ -222,15 +225,24 @@ class Chunker:
                 pieces.insert(0, Piece([Section(first.path, first.language, first.change_type, "", [])], lead, ids))
         return [chunk_record("diff", rec, p, "") for p in pieces]
 
-    def lead(self, rec: dict, counts: _Counts) -> str:
-        """The commit's lead, redacted, within half the token budget so that the file's title and content
-        fit beside it: the message body cut first, then the commit line."""
-        line, _, body = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts).partition("\n")
-        line, most = line + "\n", self.cfg.max_chunk_tokens // LEAD_SHARE
-        n_line = len(self.fitter.encode([line])[0])
-        if n_line > most:
-            return cut_to_tokens(line, most, self.fitter.encode)
-        return line + cut_to_tokens(body, most - n_line, self.fitter.encode)
+    def bound_leads(self, leads: list[str]) -> list[str]:
+        """Each commit's lead (as `commit_lead` makes it, redacted) within half the token budget, so that
+        the file's title and content fit beside it: the message body cut first, then the commit line.
+        The lines of all of them, then the bodies, are measured in one encode each; a lead bounded
+        already comes back the same."""
+        most = self.cfg.max_chunk_tokens // LEAD_SHARE
+        parts = [lead.partition("\n") for lead in leads]
+        lines = [line + "\n" for line, _, _ in parts]
+        n_lines = map(len, self.fitter.encode(lines))
+        n_bodies = iter(map(len, self.fitter.encode([body for _, _, body in parts if body])))
+        out = []
+        for line, n_line, (_, _, body) in zip(lines, n_lines, parts):
+            n_body = next(n_bodies) if body else 0
+            if n_line > most:
+                out.append(cut_to_tokens(line, most, self.fitter.encode, n_line))
+            else:
+                out.append(line + cut_to_tokens(body, most - n_line, self.fitter.encode, n_body))
+        return out
 
     def _widen(self, hunks: list, f: dict, lang: str | None, patch: str, counts: _Counts) -> list:
         """`hunks` widened on the new blob; `patch` is the diff from the old blob ("" when it is not:
@@ -262,8 +274,8 @@ class Chunker:
         """(record with its order, chunks, counts, the error that made it fall back: `Type: message`) of each
         input record.
 
-        The changes of all the commits are measured together (one encode per round, not one per
-        commit): the same chunks as commit by commit. If that fails, each commit is fitted alone,
+        The leads, then the changes, of all the commits are measured together (one encode per round,
+        not one per commit): the same chunks as commit by commit. If that fails, each commit is fitted alone,
         so that only the one that fails falls back.
         """
         out, todo = [], []
@@ -281,6 +293,8 @@ class Chunker:
             if sections:
                 todo.append((len(out) - 1, sections))
         try:
+            for (_, sections), lead in zip(todo, self.bound_leads([s[0].lead for _, s in todo])):
+                sections[0].lead = lead
             fitted = self.fitter.merge_many("", self.fitter.fit_many("", [s for _, s in todo]))
         except Exception:
             fitted = [None] * len(todo)
@@ -288,6 +302,7 @@ class Chunker:
             rec, _, local, _ = out[k]
             try:
                 if pieces is None:
+                    sections[0].lead = self.bound_leads([sections[0].lead])[0]
                     pieces = self.fitter.merge("", self.fitter.fit("", sections))
                 out[k] = (rec, self.commit_records(rec, sections, pieces), local, None)
             except Exception as e:
@@ -329,6 +344,7 @@ class Chunker:
 
         def batches() -> Iterator[list[tuple[str, str]]]:  # (path, text) of up to SNAPSHOT_BATCH_FILES files
             batch: list[tuple[str, str]] = []
+            chars = 0
             with TreeReader(repo) as tree:
                 for path, size, data in tree.files(commit, keep):
                     reason = ("non_utf8_path" if NOT_UTF8_PATH.search(path)
@@ -342,7 +358,7 @@ class Chunker:
                         except UnicodeDecodeError:
                             reason = "not_utf8"
                     if reason is None:
-                        reason = lfs_pointer_reason(text) or flt.content_reason(text)
+                        reason = flt.blob_reason(path, text)
                     if reason is not None:
                         counts.filtered[reason] += 1
                         continue
@@ -351,9 +367,10 @@ class Chunker:
                         continue
                     kept["files"] += 1
                     batch.append((path, text))
-                    if len(batch) >= SNAPSHOT_BATCH_FILES:
+                    chars += len(text)
+                    if len(batch) >= SNAPSHOT_BATCH_FILES or chars >= SNAPSHOT_BATCH_CHARS:
                         yield batch
-                        batch = []
+                        batch, chars = [], 0
             yield batch
 
         jobs = ((prefix, batch, meta) for batch in batches())
@@ -395,13 +412,14 @@ def commit_lead(rec: dict, max_tokens: int) -> str:
     return commit_line(rec) + (body + "\n" if body else "")
 
 
-def cut_to_tokens(text: str, budget: int, encode) -> str:
+def cut_to_tokens(text: str, budget: int, encode, n: int | None = None) -> str:
     """`text` (lines, the last ending in a newline, or "") cut to at most `budget` tokens as `encode` counts
-    them, an ellipsis where it was cut ("" when not even that fits): a tiny vocabulary spends a token on
-    a character or two, so a character cap alone does not bound the tokens."""
+    them (`n`: its tokens, when measured already), an ellipsis where it was cut ("" when not even that
+    fits): a tiny vocabulary spends a token on a character or two, so a character cap alone does not
+    bound the tokens."""
     if not text:
         return text
-    n, keep, out = len(encode([text])[0]), len(text), text
+    n, keep, out = len(encode([text])[0]) if n is None else n, len(text), text
     while n > budget:
         if keep == 0:
             return ""
@@ -470,6 +488,24 @@ def _check(config: ChunkConfig) -> None:
         raise UserError("file snapshots need --repo (or --snapshot-at none)")
 
 
+def _guided_batches(items: Iterable, total: int | None, workers: int) -> Iterator[list]:
+    """`items` in lists for `workers` processes: each 1/(GUIDED_SHARE x workers) of the commits left of
+    `total` (an estimate; None: unknown), from COMMITS_PER_BATCH to MAX_COMMITS_PER_BATCH commits.
+
+    Long runs of consecutive commits early: a file changed again in the same worker is re-parsed from
+    its tree by the diff, one whose last version went to the other worker costs about a whole parse.
+    Short ones at the end, so that the workers finish together.
+
+    >>> [len(b) for b in _guided_batches(range(300), 300, 2)]
+    [37, 32, 32, 32, 32, 32, 32, 32, 32, 7]
+    """
+    it, left = iter(items), total or 0
+    while batch := list(islice(it, min(MAX_COMMITS_PER_BATCH,
+                                       max(COMMITS_PER_BATCH, left // (GUIDED_SHARE * workers))))):
+        left -= len(batch)
+        yield batch
+
+
 def _batches(items: Iterable, n: int) -> Iterator[list]:
     """`items` in lists of `n` (the last one shorter)."""
     it = iter(items)
@@ -509,7 +545,8 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
         if pool is None:
             batches = map(chunker.batch_job, _batches(chunker.read_ahead(items, READ_AHEAD_COMMITS), COMMITS_PER_BATCH))
         else:
-            batches = pool.map(_worker_batch, _batches(items, COMMITS_PER_BATCH), AHEAD_PER_WORKER * workers)
+            total = None if commits is not None else count_records(config.commits)
+            batches = pool.map(_worker_batch, _guided_batches(items, total, workers), AHEAD_PER_WORKER * workers)
         jobs = (job for batch in batches for job in batch)
         for i, (rec, chunks, local, error) in enumerate(jobs):
             if rec is None:

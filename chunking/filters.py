@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from scrapers.languages import language_of
 
@@ -69,11 +68,11 @@ class FileFilter:
 
     def path_reason(self, path: str) -> str | None:
         """Why a path is left out on its name alone, or None."""
-        p = PurePosixPath(path)
-        name = p.name.lower()
+        *folders, name = path.split("/")  # git's paths: relative, `/`-separated, no empty part
+        name = name.lower()
         if self.lock_files and name in LOCK_FILES:
             return "lock_file"
-        if self.build_artifacts and (any(part in BUILD_DIRS for part in p.parts[:-1]) or name.endswith(BUILD_SUFFIXES)):
+        if self.build_artifacts and (not BUILD_DIRS.isdisjoint(folders) or name.endswith(BUILD_SUFFIXES)):
             return "build_artifact"
         return None
 
@@ -88,7 +87,7 @@ class FileFilter:
         if GENERATED_MARKERS.search(head):
             return "generated"
         lines = text.count("\n") + 1
-        if len(text) / lines > MINIFIED_MEAN_CHARS or max(map(len, text.split("\n"))) > MINIFIED_LINE_CHARS:
+        if len(text) / lines > MINIFIED_MEAN_CHARS or has_line_over(text, MINIFIED_LINE_CHARS):
             return "minified"
         return None
 
@@ -107,7 +106,8 @@ def lock_content_reason(text: str) -> str | None:
     """"lock_file" for a lock / pin file known by its content: pip-compile, Poetry, Cargo, yarn, npm, pnpm,
     Gemfile.lock, composer.lock headers, or lines that are mostly `name==version` pins or go.sum sums."""
     head = text[:4096]
-    if (not head.isascii() or any(k in head.lower() for k in _LOCK_CONTENT_KEYS)) and LOCK_CONTENT.search(head):
+    lower = head.lower()
+    if (not head.isascii() or any(k in lower for k in _LOCK_CONTENT_KEYS)) and LOCK_CONTENT.search(head):
         return "lock_file"
     head = [l for l in text.split("\n", 40)[:40] if l.strip()][:20]  # most of a pin file's first lines are pins
     if len(head) < 3 or sum(1 for l in head if _PIN_LINE.match(l) or _GO_SUM_LINE.match(l)) < min(10, len(head)):
@@ -123,10 +123,28 @@ def data_reason(text: str) -> str | None:
         return None
     sample = text[:DATA_SAMPLE_CHARS]  # data is data throughout: its start tells, at a bounded cost
     # the runs below need many digits or a long word: without either, no need to scan (str methods run in C)
-    if sum(map(sample.count, "0123456789")) < DATA_SHARE / 2 * len(sample) and max(map(len, sample.split())) < 120:
+    encoded = sample.encode("utf-8", "surrogatepass")
+    digits = len(encoded) - len(encoded.translate(None, b"0123456789"))
+    if digits < DATA_SHARE / 2 * len(sample) and max(map(len, sample.split())) < 120:
         return None
     inside = sum(m.end() - m.start() for m in _DATA_RUN.finditer(sample))
     return "data" if inside >= DATA_SHARE * len(sample) else None
+
+
+def has_line_over(text: str, n: int) -> bool:
+    """Whether a line of `text` is longer than `n` characters: one `rfind` per `n` characters, not a
+    list of all the lines.
+
+    >>> has_line_over("ab\\ncd", 2), has_line_over("ab\\ncde", 2), has_line_over("abc", 2)
+    (False, True, True)
+    """
+    start = 0
+    while len(text) - start > n:
+        newline = text.rfind("\n", start, start + n + 1)  # the lines before it are within n: go on after it
+        if newline < 0:
+            return True
+        start = newline + 1
+    return False
 
 
 def changed_lines(diff: str) -> tuple[list[str], list[str]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,9 +26,6 @@ from scrapers.languages import category_of
 from scrapers.redaction import count_placeholders
 
 
-_TRAILING_SPACE = re.compile(r"[^\S\n]+$", re.M)  # what `str.rstrip` takes off each line (re's \s is str.isspace)
-
-
 def normalized_digest(text: str) -> bytes:
     """Duplicate key: the text after its first line (commit/snapshot line), trailing spaces ignored.
 
@@ -37,7 +33,7 @@ def normalized_digest(text: str) -> bytes:
     True
     """
     body = text.split("\n", 1)[1] if "\n" in text else text
-    norm = _TRAILING_SPACE.sub("", body)
+    norm = "\n".join([line.rstrip() for line in body.split("\n")])  # str.rstrip strips what re's \s matches
     return hashlib.blake2b(norm.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 

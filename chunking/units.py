@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from itertools import accumulate
+from itertools import accumulate, count
 from operator import add
 from dataclasses import dataclass
 from typing import Callable
@@ -144,25 +144,10 @@ class Hunk:
     def _parse(self) -> _HunkInfo:
         if self._info is None:
             w = len(self.old_starts)
-            new_side = any("+" in l[:w] for l in self.lines)  # else a pure deletion: parse the old side
-            code, rows, changed, old_before, new_before = [], [], [], [[] for _ in range(w)], []
-            n_old, n_new = [0] * w, 0
-            for l in self.lines:
-                prefix = l[:w]
-                for k in range(w):
-                    old_before[k].append(n_old[k])
-                    n_old[k] += prefix[k:k + 1] in (" ", "-")
-                new_before.append(n_new)
-                first = prefix[:1]
-                on_new = "-" not in prefix and first != "\\"  # _on_new_side, inline: this loop sees every line
-                n_new += on_new
-                if (on_new if new_side else "+" not in prefix) and first != "\\":
-                    rows.append(len(code))
-                    code.append(l[w:])
-                    changed.append(prefix.strip() != "")
-                else:
-                    rows.append(None)
-                    changed.append(False)
+            if w == 1:
+                code, rows, changed, old_before, new_before, new_side = _walk_unified(self.lines)
+            else:
+                code, rows, changed, old_before, new_before, new_side = _walk_combined(self.lines, w)
             known = None
             if self.known is not None and new_side:  # rows of the whole file, moved to the hunk's first line
                 top = self.new_start - 1
@@ -222,6 +207,57 @@ class Hunk:
         return Hunk([start + before[i] - before[self.base] for start, before in zip(self.old_starts, info.old_before)],
                     self.new_start + info.new_before[i] - info.new_before[self.base],
                     self.context, lines, self.lang, i, info)
+
+
+def _walk_combined(lines: list[str], w: int) -> tuple:
+    """(code, rows, changed, old_before, new_before, new_side) of a hunk's lines with `w` parent columns.
+
+    The code is the new side's lines (the old side's for a pure deletion: `new_side` False) less their
+    columns; rows[i] is line i's index in it (None: not on that side); changed[i]: a column marks
+    line i; old_before[k][i] / new_before[i]: parent k's / the new side's lines before line i.
+    """
+    new_side = any("+" in l[:w] for l in lines)  # else a pure deletion: parse the old side
+    code, rows, changed, old_before, new_before = [], [], [], [[] for _ in range(w)], []
+    n_old, n_new = [0] * w, 0
+    for l in lines:
+        prefix = l[:w]
+        for k in range(w):
+            old_before[k].append(n_old[k])
+            n_old[k] += prefix[k:k + 1] in (" ", "-")
+        new_before.append(n_new)
+        first = prefix[:1]
+        on_new = "-" not in prefix and first != "\\"  # _on_new_side, inline: this loop sees every line
+        n_new += on_new
+        if (on_new if new_side else "+" not in prefix) and first != "\\":
+            rows.append(len(code))
+            code.append(l[w:])
+            changed.append(prefix.strip() != "")
+        else:
+            rows.append(None)
+            changed.append(False)
+    return code, rows, changed, old_before, new_before, new_side
+
+
+def _walk_unified(lines: list[str]) -> tuple:
+    """`_walk_combined(lines, 1)` in list comprehensions (the loops run in C): most hunks have one parent.
+
+    >>> lines = [" a", "-b", "+c", "\\\\ No newline at end of file"]
+    >>> _walk_unified(lines) == _walk_combined(lines, 1)
+    True
+    """
+    firsts = [l[:1] for l in lines]
+    new_side = "+" in firsts
+    on_new = [f != "-" and f != "\\" for f in firsts]
+    kept = on_new if new_side else [f != "+" and f != "\\" for f in firsts]
+    code = [l[1:] for l, k in zip(lines, kept) if k]
+    at = count()
+    rows = [next(at) if k else None for k in kept]
+    changed = [k and f != " " and f != "" for f, k in zip(firsts, kept)]
+    old_before = list(accumulate((f == " " or f == "-" for f in firsts), initial=0))
+    new_before = list(accumulate(on_new, initial=0))
+    old_before.pop()
+    new_before.pop()
+    return code, rows, changed, [old_before], new_before, new_side
 
 
 def _first_line(start: str, count: str) -> int:

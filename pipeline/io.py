@@ -160,6 +160,19 @@ def iter_commit_records(path: str | os.PathLike) -> Iterator[dict]:
     yield from commits
 
 
+def count_records(path: str | os.PathLike, chunk_size: int = 1 << 20) -> int:
+    """About how many commit records `iter_commit_records(path)` yields: the file's lines (one record
+    each in the scraper's `.jsonl` and `.json`), counted without parsing them; 0 for a path that is not a
+    file (`iter_commit_records` says why)."""
+    n = 0
+    if not Path(path).is_file():
+        return n
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            n += block.count(b"\n")
+    return n
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

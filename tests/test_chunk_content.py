@@ -66,6 +66,17 @@ def test_file_decisions_are_made_on_the_blob(tmp_path, tok):
     assert {p for c in chunks for p in c["paths"]} == {"src/app.py"}
 
 
+def test_snapshots_leave_out_the_files_the_diffs_leave_out(tmp_path, tok):
+    b = RepoBuilder(tmp_path / "repo")
+    svg = '<svg>\n  <path d="' + "\n".join(f"M{i}.125,{i * 7 % 97}.5 L{i * 3 % 89}.25,{i}.75" for i in range(400)) + '"/>\n</svg>\n'
+    b.commit("Add", {"deps/base.txt": PIP_COMPILE, "artwork/logo.svg": svg, "src/app.py": "def main():\n    return 1\n"})
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b, snapshot_at="head")
+    assert stats["diff_filtered"] == {"lock_file": 1, "data": 1}
+    assert stats["snapshot_filtered"] == {"lock_file": 1, "data": 1}  # on the blob's content, as the diffs
+    assert {p for c in chunks for p in c["paths"]} == {"src/app.py"}
+    assert {c["kind"] for c in chunks} == {"diff", "snapshot"}
+
+
 def test_a_blob_over_the_size_bound_is_left_out_whatever_its_diff(tmp_path, tok):
     b = RepoBuilder(tmp_path / "repo")
     b.commit("Add a big generated table", {"data/table.py": "".join(f"ROW_{i} = {i}\n" for i in range(3000)),
@@ -298,3 +309,16 @@ def test_hunk_headers_of_pieces_count_lines_as_git_does(tmp_path, tok):
                 else:
                     assert new_text[n - 1:n - 1 + n_n] == [l[1:] for l in lines if l[:1] in " +"]
     assert checked >= 4  # both blocks were cut into pieces with one side empty
+
+
+def test_one_parent_hunks_are_walked_as_combined_ones_are():
+    """`_walk_unified` (list comprehensions, for the one-parent hunks of nearly every diff) answers as
+    the general loop `_walk_combined` does with one column, on every hunk of up to 5 lines."""
+    from itertools import product
+
+    from chunking.units import _walk_combined, _walk_unified
+
+    kinds = [" a", "+b", "-c", "\\ No newline at end of file", " "]
+    for size in range(6):
+        for lines in product(kinds, repeat=size):
+            assert _walk_unified(list(lines)) == _walk_combined(list(lines), 1), lines

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.io import NpyStream, UserError, atomic_write, iter_jsonl, run_main, write_jsonl
+from pipeline.io import (NpyStream, UserError, atomic_write, count_records, iter_commit_records, iter_jsonl, run_main,
+                         write_history_json, write_jsonl)
 
 
 def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path):
@@ -22,6 +23,15 @@ def test_jsonl_round_trip_keeps_text_exactly(tmp_path):
     records = [{"text": "caf\u00e9 \u2603\n\ttab", "n": i} for i in range(3)]
     assert write_jsonl(tmp_path / "r.jsonl", records) == 3
     assert list(iter_jsonl(tmp_path / "r.jsonl")) == records
+
+
+def test_records_are_counted_as_lines_without_parsing(tmp_path):
+    records = [{"hash": f"{i:040x}", "message": "two\nlines", "files": []} for i in range(700)]
+    write_jsonl(tmp_path / "h.jsonl", records)
+    write_history_json(tmp_path / "h.json", tmp_path / "h.jsonl", {"name": "r"})
+    assert count_records(tmp_path / "h.jsonl", chunk_size=1000) == len(list(iter_commit_records(tmp_path / "h.jsonl")))
+    assert 0 <= count_records(tmp_path / "h.json") - len(list(iter_commit_records(tmp_path / "h.json"))) <= 3
+    assert count_records(tmp_path / "missing.jsonl") == 0
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.dtype("<u4")])
