@@ -63,6 +63,7 @@ AHEAD_PER_WORKER = 3  # commit batches (or snapshot batches) in flight per worke
 COMMITS_PER_BATCH = 32  # commits whose changes are measured together (one encode per round, not per commit)
 MAX_COMMITS_PER_BATCH = 256  # a worker's batch early in a long history (see `_guided_batches`)
 GUIDED_SHARE = 4  # a worker's batch is 1/(this x workers) of the commits left
+BATCH_DIFF_CHARS = 8 << 20  # ... and ends once its commits hold this much diff text
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
 LEAD_SHARE = 2  # a commit's lead (commit line and message body) holds at most 1/2 of the chunk budget in tokens
@@ -488,22 +489,41 @@ def _check(config: ChunkConfig) -> None:
         raise UserError("file snapshots need --repo (or --snapshot-at none)")
 
 
-def _guided_batches(items: Iterable, total: int | None, workers: int) -> Iterator[list]:
-    """`items` in lists for `workers` processes: each 1/(GUIDED_SHARE x workers) of the commits left of
-    `total` (an estimate; None: unknown), from COMMITS_PER_BATCH to MAX_COMMITS_PER_BATCH commits.
+def _guided_batches(items: Iterable[tuple[int, dict]], total: int | None, workers: int) -> Iterator[list]:
+    """`items` (index, record) in lists for `workers` processes: each 1/(GUIDED_SHARE x workers) of the
+    commits left of `total` (an estimate; None: unknown), from COMMITS_PER_BATCH to MAX_COMMITS_PER_BATCH
+    commits, and ended early at BATCH_DIFF_CHARS characters of diff (so that the batches in flight
+    stay bounded in memory whatever the commits hold).
 
     Long runs of consecutive commits early: a file changed again in the same worker is re-parsed from
     its tree by the diff, one whose last version went to the other worker costs about a whole parse.
     Short ones at the end, so that the workers finish together.
 
-    >>> [len(b) for b in _guided_batches(range(300), 300, 2)]
+    >>> small, big = {"files": [{"diff": "+x\\n"}]}, {"files": [{"diff": "+" * BATCH_DIFF_CHARS}]}
+    >>> [len(b) for b in _guided_batches(enumerate([small] * 300), 300, 2)]
     [37, 32, 32, 32, 32, 32, 32, 32, 32, 7]
+    >>> [len(b) for b in _guided_batches(enumerate([small, big, small, big, big]), None, 2)]
+    [2, 2, 1]
     """
     it, left = iter(items), total or 0
-    while batch := list(islice(it, min(MAX_COMMITS_PER_BATCH,
-                                       max(COMMITS_PER_BATCH, left // (GUIDED_SHARE * workers))))):
+    while True:
+        want = min(MAX_COMMITS_PER_BATCH, max(COMMITS_PER_BATCH, left // (GUIDED_SHARE * workers)))
+        batch, chars = [], 0
+        for item in it:
+            batch.append(item)
+            chars += _diff_chars(item[1])
+            if len(batch) >= want or chars >= BATCH_DIFF_CHARS:
+                break
+        if not batch:
+            return
         left -= len(batch)
         yield batch
+
+
+def _diff_chars(rec) -> int:
+    """Characters of diff a commit record holds (0 for a record that is not one: it is reported later)."""
+    files = rec.get("files") if isinstance(rec, dict) else None
+    return sum(len(f.get("diff") or "") for f in files if isinstance(f, dict)) if isinstance(files, list) else 0
 
 
 def _batches(items: Iterable, n: int) -> Iterator[list]:
