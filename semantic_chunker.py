@@ -32,13 +32,15 @@ from itertools import islice, starmap
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
-from chunking.output import ChunkWriter  # noqa: E402
+from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
 from chunking.parallel import ProcessMap  # noqa: E402
 from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
@@ -272,8 +274,8 @@ class Chunker:
         return wide
 
     def batch_job(self, items: Iterable[tuple[int, dict]]) -> list[tuple[dict | None, list[dict], _Counts, str | None]]:
-        """(record with its order, chunks, counts, the error that made it fall back: `Type: message`) of each
-        input record.
+        """(the record's `_summary`, chunks, counts, the error that made it fall back: `Type: message`) of
+        each input record (None for one that is not a commit record).
 
         The leads, then the changes, of all the commits are measured together (one encode per round,
         not one per commit): the same chunks as commit by commit. If that fails, each commit is fitted alone,
@@ -308,7 +310,7 @@ class Chunker:
                 out[k] = (rec, self.commit_records(rec, sections, pieces), local, None)
             except Exception as e:
                 out[k] = self._fall_back(rec, e)
-        return out
+        return [(rec and _summary(rec), chunks, local, error) for rec, chunks, local, error in out]
 
     def _fall_back(self, rec: dict, error: Exception) -> tuple[dict, list[dict], _Counts, str]:
         local = _Counts()  # what the failed attempt counted is not kept
@@ -470,8 +472,14 @@ def chunk_record(kind: str, rec: dict, piece: Piece, prefix: str) -> dict:
         "symbol": ", ".join(symbols[:MAX_SYMBOLS]) + (", ..." if len(symbols) > MAX_SYMBOLS else "") or None,
         "text": text,
         "n_tokens": len(piece.ids),
-        "_ids": piece.ids,
+        "_ids": np.asarray(piece.ids, dtype=TOKEN_DTYPE),  # from a worker: pickled as bytes, held in 4 bytes an id
     }
+
+
+def _summary(rec: dict) -> dict:
+    """What the writing process needs of a chunked commit record: not its diffs (a worker sends it back)."""
+    return {"hash": rec["hash"], "order": rec["order"], "timestamp": rec.get("timestamp"), "date": commit_date(rec),
+            "files": len(rec.get("files") or [])}
 
 
 def default_workers() -> int:
@@ -574,9 +582,9 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                 logger.warning("commit record %d is not a commit record; skipped", i)
                 continue
             stats["commits"] += 1
-            metas[rec["order"]] = {"hash": rec["hash"], "timestamp": rec.get("timestamp"), "date": commit_date(rec)}
+            metas[rec["order"]] = {"hash": rec["hash"], "timestamp": rec["timestamp"], "date": rec["date"]}
             if error is None:
-                stats["file_changes_chunked"] += len(rec.get("files") or []) - sum(local.filtered.values())
+                stats["file_changes_chunked"] += rec["files"] - sum(local.filtered.values())
             else:
                 logger.warning("commit %s: chunking failed (%s); kept as one raw chunk", rec["hash"][:12], error)
                 stats["fallback_commits"] += 1

@@ -25,6 +25,8 @@ from pipeline.schema import STATS_SUFFIX, TOKENS_SUFFIX, companion
 from scrapers.languages import category_of
 from scrapers.redaction import count_placeholders
 
+TOKEN_DTYPE = np.dtype("<u4")  # the ids in chunks_semantic.tokens.npy (and a chunk's `_ids` on its way there)
+
 
 def normalized_digest(text: str) -> bytes:
     """Duplicate key: the text after its first line (commit/snapshot line), trailing spaces ignored.
@@ -57,7 +59,7 @@ class ChunkWriter:
     def __enter__(self) -> "ChunkWriter":
         self._stack = contextlib.ExitStack()
         self._jsonl = self._stack.enter_context(atomic_write(self.path))
-        self._ids = self._stack.enter_context(NpyStream(self.tokens_path, np.dtype("<u4")))
+        self._ids = self._stack.enter_context(NpyStream(self.tokens_path, TOKEN_DTYPE))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -76,7 +78,7 @@ class ChunkWriter:
             key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
             chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
             self._jsonl.write(dumps(chunk) + "\n")
-            self._ids.write(np.asarray(ids, dtype="<u4"))
+            self._ids.write(np.asarray(ids, dtype=TOKEN_DTYPE))
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1
             self.tokens[chunk["kind"]] += chunk["n_tokens"]
