@@ -531,7 +531,9 @@ def _guided_batches(items: Iterable[tuple[int, dict]], total: int | None, worker
 def _diff_chars(rec) -> int:
     """Characters of diff a commit record holds (0 for a record that is not one: it is reported later)."""
     files = rec.get("files") if isinstance(rec, dict) else None
-    return sum(len(f.get("diff") or "") for f in files if isinstance(f, dict)) if isinstance(files, list) else 0
+    if not isinstance(files, list):
+        return 0
+    return sum(len(d) for f in files if isinstance(f, dict) and isinstance(d := f.get("diff"), str))
 
 
 def _batches(items: Iterable, n: int) -> Iterator[list]:

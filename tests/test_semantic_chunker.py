@@ -121,9 +121,10 @@ def test_each_filter_is_counted_and_switchable(tmp_path, tok):
 
 def test_unreadable_commit_falls_back_to_one_raw_chunk(tmp_path, tok):
     bad = record(1, "Broken diff", [dict(path="x.py", diff="@@ -x +y @@\n+print('hi')\n" + "+z = 1\n" * 300)])
-    commits = [record(0, "Fine", [change("a.py", "", PY_V1)]), bad]
-    stats, chunks = chunk_run(tmp_path, tok, commits, max_chunk_tokens=128, min_chunk_tokens=16)
-    assert stats["fallback_commits"] == 1 and stats["fallback_hashes"] == [bad["hash"]]
+    odd = record(2, "Not a text diff", [dict(path="y.py", diff=123)])  # the batching, in this process, must not fail on it
+    commits = [record(0, "Fine", [change("a.py", "", PY_V1)]), bad, odd]
+    stats, chunks = chunk_run(tmp_path, tok, commits, max_chunk_tokens=128, min_chunk_tokens=16, workers=2)
+    assert stats["fallback_commits"] == 2 and stats["fallback_hashes"] == [bad["hash"], odd["hash"]]
     raw = [c for c in chunks if c["order"] == 1]
     assert [c["kind"] for c in raw] == ["commit"]
     assert raw[0]["n_tokens"] <= 128 and raw[0]["text"].startswith("commit 2024-01-02 Broken diff")
