@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         drops = sum(ref)
         kept = sum(r and n for r, n in zip(ref, new)) / max(1, drops)
         med = {k: statistics.median(v) for k, v in seconds.items()}
-        print(f"{str(path)[-40:]:<40}{len(chunks):>8}{drops:>7}{kept:>7.1%}{str(ref == new == flags['batched-1']):>6}"
+        label = path.parent.name if path.name == "chunks_tokenized.json" else str(path)
+        print(f"{label[-40:]:<40}{len(chunks):>8}{drops:>7}{kept:>7.1%}{str(ref == new == flags['batched-1']):>6}"
               + "".join(f"{med[k]:>13.2f}" for k in runs)
               + f"{med['datasketch'] / med['batched']:>9.1f}x{len(chunks) / med['batched']:>10.0f}")
     return 0

@@ -11,7 +11,8 @@ the train split's diff chunks only, so dedup never moves content between splits.
 
 The signatures are datasketch's (`MinHash(num_perm, hashfunc=int)`, its default "affine32"
 permutations, seed 1) and the banding is `MinHashLSH(threshold, num_perm)`'s, so the decisions
-are datasketch's (tests compare them), but computed for many chunks at once in numpy: one
+are datasketch's (tests compare them; datasketch itself, and the SciPy it imports, are needed
+only for that), but computed for many chunks at once in numpy: one
 multiply-add per permutation over all the shingles of a batch and one `minimum.reduceat` per
 chunk boundary, instead of a Python loop and a few small arrays per chunk. numpy releases the
 GIL in those loops, so batches are hashed on `workers` threads while the banding (a dict look-up
@@ -64,19 +65,34 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) that datasketch's `MinHashLSH` picks for `threshold` and `num_perm`."""
-    from datasketch.lsh import _optimal_param
+    """(bands, rows) that datasketch's `MinHashLSH` picks for `threshold` and `num_perm`: the least
+    equally weighted sum of the false positive and false negative probabilities (areas under the
+    banding's S-curve either side of the threshold). The curve is a polynomial of degree <= num_perm,
+    so Gauss-Legendre with num_perm / 2 + 1 points integrates it exactly (datasketch calls SciPy's `quad`).
+    """
+    x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
 
-    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+    def area(f, lo: float, hi: float) -> float:
+        s = (hi - lo) / 2 * x + (hi + lo) / 2
+        return float((hi - lo) / 2 * (w * f(s)).sum())
+
+    best, opt = float("inf"), (0, 0)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            error = 0.5 * area(lambda s: 1 - (1 - s ** r) ** b, 0.0, threshold) \
+                + 0.5 * area(lambda s: (1 - s ** r) ** b, threshold, 1.0)
+            if error < best:
+                best, opt = error, (b, r)
+    return opt
 
 
 @lru_cache(maxsize=4)
-def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's permutation parameters (a, b) for `num_perm` (seed 1, affine32), uint32."""
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=num_perm, hashfunc=int, scheme="affine32").permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's permutation parameters (a, b) for `num_perm` ("affine32": odd a, both uint32),
+    drawn as it draws them: `a = 2 * randint(2^31) + 1`, then `b = randint(2^32)`, from `RandomState(seed)`."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    return a, gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
 
 
 def signatures(chunks: list[np.ndarray], num_perm: int = NUM_PERM, used: int | None = None) -> np.ndarray:

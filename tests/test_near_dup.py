@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from datasketch import MinHash
+from datasketch.lsh import _optimal_param
 
 from chunking import near_dup
 from chunking.near_dup import near_duplicates, near_duplicates_reference, shingle_hashes, signatures
@@ -22,6 +23,15 @@ def _edited_copies(seed: int, n: int) -> list[np.ndarray]:
             d[rng.integers(0, len(d), rng.integers(0, 6))] = rng.integers(0, 2000)
             out.append(d)
     return out
+
+
+def test_parameters_are_datasketchs():
+    for num_perm in (16, 128, 256):
+        a, b = near_dup.permutations(num_perm)
+        ref_a, ref_b = MinHash(num_perm=num_perm, hashfunc=int, scheme="affine32").permutations
+        assert np.array_equal(a, ref_a) and np.array_equal(b, ref_b)
+        for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
+            assert near_dup.lsh_params(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 
 def test_signatures_are_datasketch_minhashes():
