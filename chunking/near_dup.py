@@ -140,7 +140,9 @@ def near_duplicates(chunks: Iterable[np.ndarray], threshold: float = THRESHOLD, 
     """For each token array in order: True when an earlier kept one shares an LSH band with it
     (datasketch's `MinHashLSH.query` against the chunks inserted before it; a duplicate is not inserted).
     `workers` threads hash the batches (default: one per CPU, at most 4); the answer is the same for any."""
-    workers = min(4, len(os.sched_getaffinity(0))) if workers is None else workers
+    if workers is None:  # the CPUs this process may use (macOS has no affinity: all of them)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(4, cpus)
     n_bands, rows = lsh_params(threshold, num_perm)
     used = n_bands * rows  # datasketch's bands read only the first b * r values of a signature
     tables: list[set[bytes]] = [set() for _ in range(n_bands)]
