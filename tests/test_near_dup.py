@@ -26,11 +26,11 @@ def _edited_copies(seed: int, n: int) -> list[np.ndarray]:
 
 
 def test_parameters_are_datasketchs():
-    for num_perm in (16, 128, 256):
+    for num_perm in (16, 128):
         a, b = near_dup.permutations(num_perm)
         ref_a, ref_b = MinHash(num_perm=num_perm, hashfunc=int, scheme="affine32").permutations
         assert np.array_equal(a, ref_a) and np.array_equal(b, ref_b)
-        for threshold in (0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95):
+        for threshold in (0.3, 0.5, 0.8, 0.9):
             assert near_dup.lsh_params(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 
@@ -45,9 +45,9 @@ def test_signatures_are_datasketch_minhashes():
 
 
 def test_same_decisions_as_datasketch_in_any_batching(monkeypatch):
-    chunks = _edited_copies(2, 1500)
+    chunks = _edited_copies(2, 700)
     expected = near_duplicates_reference(chunks)
-    assert 100 < sum(expected) < len(chunks) // 2  # the case is not trivial either way
+    assert 50 < sum(expected) < len(chunks) // 2  # the case is not trivial either way
     assert near_duplicates(chunks, workers=1) == expected
     monkeypatch.setattr(near_dup, "BATCH_SHINGLES", 1000)  # many batches, decided in order across threads
     assert near_duplicates(iter(chunks), workers=3) == expected
