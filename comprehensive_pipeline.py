@@ -30,11 +30,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import schema
+from core import schema
 from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
 from pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
-from pipeline.io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
-from pipeline.splits import SPLITS
+from core.io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
+from core.splits import SPLITS
 from pipeline.state import OutputLock, RunState, config_settings, stage_key
 from reporting import report_and_export
 from reporting.export import check_formats
@@ -223,7 +223,7 @@ class Pipeline:
 
     # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
     def resolve_tokenizer(self):
-        from tokenizers_.loading import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+        from core.tokenizer import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 
         cfg, tok_dir = self.cfg, self.p["tokenizer"]
         tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "this repository")

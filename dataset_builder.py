@@ -6,7 +6,7 @@
 
 Chunks are put in commit order (diff/commit chunks before the snapshot chunks of the same
 commit, then input order) and concatenated into one token stream with the tokenizer's separator
-after every chunk. `pipeline.splits.split_commits` (the function stage 2 uses to place its snapshots)
+after every chunk. `core.splits.split_commits` (the function stage 2 uses to place its snapshots)
 cuts the stream by commit into train / val / test. Each split's stream is stored once as a
 `.npy`; the split's JSON lists windows as offsets into it. Windows never cross a split boundary:
 the only tokens a val/test file holds from an earlier split are its `prefix_tokens`, context for
@@ -26,15 +26,15 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline import settings
-from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
+from core import settings
+from core.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
-from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
-from pipeline.splits import SPLITS, commit_token_counts, split_commits
-from chunking.near_dup import SHINGLE, THRESHOLD, near_duplicates
-from scrapers.languages import category_of, language_of
-from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
-from tokenizers_.tokenized_chunks import load_tokenized
+from core.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
+from core.splits import SPLITS, commit_token_counts, split_commits
+from core.near_dup import SHINGLE, THRESHOLD, near_duplicates
+from core.languages import category_of, language_of
+from core.tokenizer import load_tokenizer, same_tokenizer, tokenizer_identity
+from core.tokenized_chunks import load_tokenized
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def order_chunks(orders: np.ndarray, ranks: np.ndarray) -> np.ndarray:
 
 def _drop_near_duplicates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.ndarray,
                           enabled: bool, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Train diff chunks that are near-duplicates of earlier train chunks (`chunking.near_dup`) left out;
+    """Train diff chunks that are near-duplicates of earlier train chunks (`core.near_dup`) left out;
     val and test are never touched, so nothing moves between splits. Returns the new order and the counts."""
     near = {"enabled": enabled, "threshold": THRESHOLD, "shingle_tokens": SHINGLE, "split": "train",
             "chunks": 0, "tokens": 0}
@@ -301,7 +301,7 @@ def _commit_details(path: Path | None, wanted: set[str]) -> dict[str, dict]:
 
 def tokens_by_language_and_category(chunks: list[dict], picked: np.ndarray) -> tuple[dict, dict]:
     """Stream tokens (n_tokens + 1 separator) of the chunks `picked`, by the language and the
-    category (`scrapers.languages`) of each chunk's path; "unknown" for a chunk without one.
+    category (`core.languages`) of each chunk's path; "unknown" for a chunk without one.
     Largest first, so each sums to the split's `tokens`."""
     by_lang: dict[str, int] = {}
     by_cat: dict[str, int] = {}

@@ -8,12 +8,12 @@ writes `chunks_semantic.jsonl` (one chunk per line: diff chunks in commit order,
 chunks), `chunks_semantic.tokens.npy` (every chunk's token ids, concatenated in file order, so
 stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference:
 docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
-(`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
+(`core.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
 
 `--workers N` (default one per CPU, at most 4): batches of commits (up to 256 early in the history,
 32 at its end: `_guided_batches`), and of snapshot files, are chunked in N forked worker
-processes (`chunking.parallel.ProcessMap`), each with its own `Chunker` (git readers, caches);
+processes (`core.parallel.ProcessMap`), each with its own `Chunker` (git readers, caches);
 this process reads the records, writes the results in input order and drops duplicates, so the
 files are the same bytes for any N. `--workers 1`: all here.
 """
@@ -41,15 +41,15 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
-from chunking.parallel import ProcessMap  # noqa: E402
-from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
+from core.parallel import ProcessMap  # noqa: E402
+from core.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
-from pipeline import settings  # noqa: E402
-from pipeline.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
-from pipeline.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
-from scrapers.languages import language_of  # noqa: E402
-from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
+from core import settings  # noqa: E402
+from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
+from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
+from core.languages import language_of  # noqa: E402
+from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Chunker:
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
         self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
         if config.redact:
-            from scrapers.redaction import redact
+            from core.redaction import redact
             self._redact = redact
         else:
             self._redact = None

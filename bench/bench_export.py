@@ -26,7 +26,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.splits import SPLITS  # noqa: E402
+from core.splits import SPLITS  # noqa: E402
 from reporting.export import iter_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from comprehensive_pipeline import Pipeline, parse_args
-    from pipeline.io import setup_logging
+    from core.io import setup_logging
     from pipeline.state import OutputLock
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))

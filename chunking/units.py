@@ -25,7 +25,7 @@ from operator import add
 from dataclasses import dataclass
 from typing import Callable
 
-from chunking.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
+from core.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
     symbol_from_context
 from chunking.split import cut_text, split_rows
 

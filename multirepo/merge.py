@@ -23,9 +23,9 @@ import numpy as np
 
 from dataset_builder import MANIFEST_FORMAT, VERSION, _write_split
 from pipeline.config import PIPELINE_VERSION
-from pipeline.io import UserError, atomic_write, dumps, read_json, sha256_file, write_json
-from pipeline.schema import DATASET_DIR, MANIFEST, TOKENS_SUFFIX, split_file
-from pipeline.splits import SPLITS
+from core.io import UserError, atomic_write, dumps, read_json, sha256_file, write_json
+from core.schema import DATASET_DIR, MANIFEST, TOKENS_SUFFIX, split_file
+from core.splits import SPLITS
 from pipeline.state import RunState, stage_key
 
 logger = logging.getLogger(__name__)

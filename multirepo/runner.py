@@ -36,8 +36,8 @@ from pathlib import Path
 
 from comprehensive_pipeline import Pipeline
 from pipeline.config import PIPELINE_VERSION, PipelineConfig, check_settings, validate
-from pipeline.io import UserError
-from pipeline.schema import DATASET_DIR, split_file
+from core.io import UserError
+from core.schema import DATASET_DIR, split_file
 from pipeline.state import OutputLock, RunState, stage_key
 from reporting import report_and_export
 
@@ -140,7 +140,7 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | No
     `scraped`: stage 1 already ran in this run (before the fallback tokenizer), so `--force` does
     not redo it. Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
     """
-    from tokenizers_.loading import load_tokenizer
+    from core.tokenizer import load_tokenizer
 
     start = time.perf_counter()
     result = {"name": job.name, "source": job.source, "error": None, "stages": [], "fallbacks": []}
@@ -253,7 +253,7 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
                       ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
     """((saved tokenizer directory, identity), stage-1 results if it ran first, fallback notes), once for all."""
     from tokenizers_.file_snapshot_tokenizer import _save_tokenizer
-    from tokenizers_.loading import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+    from core.tokenizer import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 
     tok_dir = out / "tokenizer"
     tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "the train period of every repository")

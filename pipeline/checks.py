@@ -1,7 +1,7 @@
 """Checks of each stage's output, run by comprehensive_pipeline.py before the next stage starts.
 
 Each check reads what the stage wrote with the reader the next stage uses (`load_tokenized`,
-the trainer's streaming `load_split`), checks the record keys of `pipeline.schema`, and raises `StageCheckFailed`
+the trainer's streaming `load_split`), checks the record keys of `core.schema`, and raises `StageCheckFailed`
 (a UserError: one line, exit 2) naming the file and what is wrong. Each returns a few counts
 for the run summary.
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.io import UserError, iter_commit_records, iter_jsonl, read_json
-from pipeline.schema import CHUNK_KEYS, COMMIT_KEYS, FILE_KEYS, MANIFEST, split_file
-from pipeline.splits import SPLITS
-from tokenizers_.tokenized_chunks import load_tokenized
+from core.io import UserError, iter_commit_records, iter_jsonl, read_json
+from core.schema import CHUNK_KEYS, COMMIT_KEYS, FILE_KEYS, MANIFEST, split_file
+from core.splits import SPLITS
+from core.tokenized_chunks import load_tokenized
 
 class StageCheckFailed(UserError):
     pass

@@ -1,4 +1,4 @@
-"""Settings of comprehensive_pipeline.py: the dataclass, the YAML file, their checks (`pipeline.settings`).
+"""Settings of comprehensive_pipeline.py: the dataclass, the YAML file, their checks (`core.settings`).
 
     cfg = PipelineConfig(**load_config("pipeline.yaml"))   # then command-line flags on top
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chunking.snapshots import head_commit
-from pipeline import settings
-from pipeline.io import UserError
-from pipeline.splits import DEFAULT_RATIOS
-from scrapers.git_runner import Git, GitError, resolve_repo
-from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
+from core import settings
+from core.io import UserError
+from core.splits import DEFAULT_RATIOS
+from core.git_runner import Git, GitError, resolve_repo
+from core.tokenizer import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
 PIPELINE_VERSION = 2

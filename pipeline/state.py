@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.io import UserError, dumps, read_json, sha256_file, write_json
+from core.io import UserError, dumps, read_json, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
-from pipeline.schema import DATASET_DIR, HISTORY_STATS, MANIFEST, TOKENS_SUFFIX, split_file
-from pipeline.splits import SPLITS
+from core.io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
+from core.schema import DATASET_DIR, HISTORY_STATS, MANIFEST, TOKENS_SUFFIX, split_file
+from core.splits import SPLITS
 
 logger = logging.getLogger(__name__)
 

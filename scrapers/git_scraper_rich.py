@@ -24,13 +24,13 @@ from typing import Iterator
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
+from core.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.complexity import default_jobs
 from scrapers.git_log_stream import list_commits, merge_details, merge_diff_option, parse_commit, stream_commits
-from scrapers.git_runner import Git, GitError, resolve_repo
-from scrapers.redaction import Redactor
+from core.git_runner import Git, GitError, resolve_repo
+from core.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pytest
 import comprehensive_pipeline
 from conftest import ROOT, build_sample_repo
 from pipeline.config import PipelineConfig
-from pipeline.io import UserError, iter_jsonl, read_json
+from core.io import UserError, iter_jsonl, read_json
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
          "--max-chunk-tokens", "96", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",

@@ -16,10 +16,10 @@ import pytest
 
 import comprehensive_pipeline
 from conftest import build_sample_repo
-from pipeline.io import iter_jsonl, read_json
-from scrapers.languages import category_of, language_of
+from core.io import iter_jsonl, read_json
+from core.languages import category_of, language_of
 from test_pipeline import SMALL
-from tokenizers_.loading import encode_batch, load_tokenizer
+from core.tokenizer import encode_batch, load_tokenizer
 
 SPLITS = ("train", "val", "test")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

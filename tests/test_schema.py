@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import schema
+from core import schema
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NAMES = ("HISTORY", "HISTORY_JSON", "HISTORY_STATS", "CHUNKS", "RAW_CHUNKS", "TOKENIZED", "TOKENIZER_DIR",

@@ -12,7 +12,7 @@ import numpy as np
 
 import comprehensive_pipeline
 from conftest import RepoBuilder
-from tokenizers_.loading import load_tokenizer
+from core.tokenizer import load_tokenizer
 
 SECRETS = {
     "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA" + "Qk3xZz9y" * 8 + "\n" + "Ab12" * 16

@@ -7,7 +7,7 @@ import pytest
 import semantic_chunker
 from dataset_builder import DatasetConfig
 from pipeline.config import PipelineConfig, check_settings
-from pipeline.io import UserError
+from core.io import UserError
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig, run as tokenize
 
 

@@ -14,7 +14,7 @@ Each chunk is encoded once, in batches, by the Rust tokenizer, and its ids are s
 `.npy` (no Python list of the whole corpus). When stage 2 left its ids
 (`chunks_semantic.tokens.npy`) for the same chunks file and the same tokenizer, they are reused
 instead of encoding again. Stage 4 and the orchestrator read the output with
-`tokenizers_.tokenized_chunks.load_tokenized`.
+`core.tokenized_chunks.load_tokenized`.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import settings
-from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
+from core import settings
+from core.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
-from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
+from core.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
                              companion, token_dtype)
-from pipeline.splits import commit_token_counts, split_commits
-from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back,
+from core.splits import commit_token_counts, split_commits
+from core.tokenizer import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back,
                                  load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
-from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
+from core.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.io import UserError
+from core.io import UserError
 
 
 def _f(default, help: str, choices: tuple | None = None):

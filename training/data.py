@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.io import UserError, read_json
+from core.io import UserError, read_json
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Each raises a UserError that names the flag, so a bad value reads the same where
     >>> chunk_bounds(512, 512)
     Traceback (most recent call last):
     ...
-    pipeline.io.UserError: --min-chunk-tokens must be at least 0 and below --max-chunk-tokens (512), got 512
+    core.io.UserError: --min-chunk-tokens must be at least 0 and below --max-chunk-tokens (512), got 512
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from chunking.snapshots import SNAPSHOT_AT
-from pipeline.io import UserError
-from pipeline.splits import check_ratios
+from core.io import UserError
+from core.splits import check_ratios
 
 MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258
 MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
