@@ -29,6 +29,7 @@ import numpy as np
 from core import settings
 from core.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
+from core.split_file import FORMAT, VERSION, write_split
 from core.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
 from core.splits import SPLITS, commit_token_counts, split_commits
 from core.near_dup import SHINGLE, THRESHOLD, near_duplicates
@@ -38,9 +39,7 @@ from core.tokenized_chunks import load_tokenized
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "gitlm-dataset"
 MANIFEST_FORMAT = "gitlm-dataset-manifest"
-VERSION = 1
 KIND_RANK = {"diff": 0, "commit": 0, "snapshot": 1}
 
 
@@ -266,15 +265,6 @@ def _example_lines(ex: dict, stream_part: np.ndarray, hashes: list[str], inline:
         yield f'{head},"context_length":{c},"target_length":{t},"first_commit":{q[f]},"last_commit":{q[l]}}}'
 
 
-def _write_split(path: Path, header: dict, lines: Iterator[str]) -> None:
-    """`header` as one JSON object whose last key, "examples", lists one example per line."""
-    with atomic_write(path) as f:
-        f.write(dumps(header)[:-1] + ',"examples":[')
-        for i, line in enumerate(lines):
-            f.write(("\n" if i == 0 else ",\n") + line)
-        f.write("\n]}\n")
-
-
 def _chunk_map_lines(data: Stage3Tokens, chunk_idx: np.ndarray, starts: np.ndarray) -> Iterator[str]:
     """One line per chunk of a split: where its tokens start in the split's token file, and its file."""
     for k, start in zip(chunk_idx.tolist(), starts.tolist()):
@@ -349,7 +339,7 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
             f.write(line + "\n")
     header["chunks_file"] = chunks_name
     json_name = split_file(split)
-    _write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
+    write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
     repeated = target_tokens - unique_targets
     by_lang, by_cat = tokens_by_language_and_category(data.chunks, perm[c0:c1])
     if repeated:

@@ -44,8 +44,9 @@ from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
 from core.parallel import ProcessMap  # noqa: E402
 from core.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
-from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
+from chunking.snapshots import TreeReader, head_commit  # noqa: E402
 from core import settings  # noqa: E402
+from core.settings import SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 from core.languages import language_of  # noqa: E402

@@ -56,8 +56,8 @@ def child(mode: str, work: Path, model: str) -> dict:
     tok = load_tokenizer(model)
     chunks = work / "chunks_semantic.jsonl"
     if mode == "raw":
-        from core.tokenizer import _raw_backend  # the very Rust tokenizer the stage uses
-        backend = _raw_backend(tok)
+        from core.tokenizer import raw_backend  # the very Rust tokenizer the stage uses
+        backend = raw_backend(tok)
         texts = [r["text"] for r in iter_jsonl(chunks)]
         t0, cpu0, tokens = time.perf_counter(), time.process_time(), 0
         for i in range(0, len(texts), BATCH_SIZE):

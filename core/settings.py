@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 
-from chunking.snapshots import SNAPSHOT_AT
 from core.io import UserError
 from core.splits import check_ratios
 
 MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258
 MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
 RATIO_FLAGS = ("--train-ratio", "--val-ratio", "--test-ratio")
+SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
 
 
 def ratios(values) -> tuple[float, float, float]:

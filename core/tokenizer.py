@@ -153,7 +153,7 @@ def same_tokenizer(a: dict, b: dict) -> bool:
     return a["sha256"] == b["sha256"] and a["vocab_size"] == b["vocab_size"]
 
 
-def _raw_backend(tok):
+def raw_backend(tok):
     """The Rust tokenizer with truncation and padding off (saved hub tokenizers often carry them)."""
     from tokenizers import Tokenizer
 
@@ -170,7 +170,7 @@ def encode_batch(tok, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of each text, no special tokens added, encoded in one Rust batch call."""
     ref, backend = _BACKENDS.get(id(tok), (None, None))
     if ref is None or ref() is not tok:  # an id is reused once its object is gone
-        backend = _raw_backend(tok)
+        backend = raw_backend(tok)
         _BACKENDS[id(tok)] = (weakref.ref(tok), backend)
     return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
 
