@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import socket
 import weakref
 from pathlib import Path
@@ -205,3 +206,18 @@ def train_fallback_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike,
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return load_tokenizer(str(out_dir))
+
+
+def save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
+    """Save the tokenizer beside the data, unless the same one (same hash) is already there."""
+    if (tok_dir / "tokenizer.json").is_file():
+        try:
+            if tokenizer_identity(load_tokenizer(str(tok_dir)))["sha256"] == identity["sha256"]:
+                return
+        except UserError:
+            pass  # something else is there: replace it
+    tmp = tok_dir.with_name(f".{tok_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok.save_pretrained(str(tmp))
+    shutil.rmtree(tok_dir, ignore_errors=True)
+    os.replace(tmp, tok_dir)

@@ -58,7 +58,8 @@ def graph() -> tuple[dict[str, Path], dict[str, list[tuple[str, str, int]]]]:
 def test_the_walk_sees_the_whole_product():
     modules, edges = graph()
     for expected in ("core.io", "core.git_runner", "scrapers.git_scraper_rich", "semantic_chunker",
-                     "dataset_builder", "training.model_trainer_unified", "multirepo.runner", "bench.bench_pipeline"):
+                     "dataset_builder", "training.model_trainer_unified", "multirepo.runner", "bench.bench_pipeline",
+                     "pipeline.orchestrator", "core.split_file"):
         assert expected in modules
     assert ("core.io", "UserError") in {(m, n) for m, n, _ in edges["semantic_chunker"]}
     assert sum(len(v) for v in edges.values()) > 150

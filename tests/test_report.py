@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import comprehensive_pipeline
+from pipeline.orchestrator import run_pipeline
 from conftest import build_sample_repo
 from core.io import iter_jsonl, read_json
 from core.languages import category_of, language_of
@@ -33,7 +34,7 @@ def run_pipeline(base: Path, *extra: str) -> Path:
     b.commit("Add deploy config", {"deploy/app.ini": "[aws]\naws_access_key_id = " + "AKIA" + "Q3EGWX7ZPLMN4RTY\n"})
     out = base / "out"
     cfg = comprehensive_pipeline.parse_args(["--repo", str(b.path), "--output-dir", str(out), *SMALL, *extra])
-    comprehensive_pipeline.run_pipeline(cfg)
+    run_pipeline(cfg)
     return out
 
 

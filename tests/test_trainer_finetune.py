@@ -44,7 +44,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory, trained_tokenizer_dir) -> dict[str, Path]:
     """Stage 4's datasets of the first 40 commits of click and of log, with one tokenizer."""
-    from comprehensive_pipeline import run_pipeline
+    from pipeline.orchestrator import run_pipeline
     base = tmp_path_factory.mktemp("ft")
     out = {}
     for name in ("click", "log"):

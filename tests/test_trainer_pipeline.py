@@ -25,7 +25,7 @@ def one_thread():
 
 
 def test_tiny_model_learns_on_pipeline_splits(tmp_path, trained_tokenizer_dir):
-    from comprehensive_pipeline import run_pipeline
+    from pipeline.orchestrator import run_pipeline
     from training import generate, model_trainer_unified as trainer
     from training.config import load_config
 

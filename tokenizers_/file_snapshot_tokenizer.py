@@ -23,8 +23,6 @@ import argparse
 import itertools
 import json
 import logging
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +38,8 @@ from core.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, 
 from core.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
                              companion, token_dtype)
 from core.splits import commit_token_counts, split_commits
-from core.tokenizer import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back,
-                                 load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
+from core.tokenizer import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back, save_tokenizer,
+                                 tokenizer_identity, train_fallback_tokenizer)
 from core.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
@@ -82,7 +80,7 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
         tokenizer, identity = _resolve_tokenizer(config, input_path, tok_dir)
     elif identity is None:
         identity = tokenizer_identity(tokenizer, source=config.model)
-    _save_tokenizer(tokenizer, identity, tok_dir)
+    save_tokenizer(tokenizer, identity, tok_dir)
     identity = {**identity, "files": TOKENIZER_DIR}
 
     ids_path, seq_path = companion(out, IDS_SUFFIX), companion(out, SEQUENCES_SUFFIX)
@@ -150,21 +148,6 @@ def _train_period_texts(input_path: Path):
                            "val and test included", input_path)
             return (r["text"] for r in texts())
     return (r["text"] for r in texts() if isinstance(r.get("order"), int) and r["order"] <= last)
-
-
-def _save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
-    """Save the tokenizer beside the data, unless the same one (same hash) is already there."""
-    if (tok_dir / "tokenizer.json").is_file():
-        try:
-            if tokenizer_identity(load_tokenizer(str(tok_dir)))["sha256"] == identity["sha256"]:
-                return
-        except UserError:
-            pass  # something else is there: replace it
-    tmp = tok_dir.with_name(f".{tok_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tok.save_pretrained(str(tmp))
-    shutil.rmtree(tok_dir, ignore_errors=True)
-    os.replace(tmp, tok_dir)
 
 
 class _CacheMismatch(Exception):
