@@ -27,11 +27,13 @@ from typing import Iterator
 import numpy as np
 
 from core import settings
+from core.config import PATH, add_flags, from_args, setting
+from core.settings import PROGRESS
 from core.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
 from core.split_file import FORMAT, VERSION, write_split
 from core.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
-from core.splits import SPLITS, commit_token_counts, split_commits
+from core.splits import DEFAULT_RATIOS, SPLITS, commit_token_counts, split_commits
 from core.near_dup import SHINGLE, THRESHOLD, near_duplicates
 from core.languages import category_of, language_of
 from core.tokenizer import load_tokenizer, same_tokenizer, tokenizer_identity
@@ -45,18 +47,26 @@ KIND_RANK = {"diff": 0, "commit": 0, "snapshot": 1}
 
 @dataclass
 class DatasetConfig:
-    vocab: Path                      # stage 3's chunks_tokenized.json (or a tokenizer dir/file to check against it)
-    chunks: Path | None = None       # stage 3's chunks_tokenized.json; default: vocab
-    commits: Path | None = None      # git_history_rich.json/.jsonl: commit times and subjects in the manifest
-    context_window: int = 2048
-    target_window: int = 256
-    stride: int | None = None        # default: target_window (each token a target once)
-    split_ratios: tuple[float, float, float] = (0.85, 0.10, 0.05)
-    inline_ids: bool = False
-    output_dir: Path | None = None   # default: dataset/ beside the chunks file
-    seed: int = 42                   # recorded only: nothing here is random
-    near_dedup: bool = True          # drop train diff chunks that are near-duplicates of earlier train chunks
-    progress: bool = True
+    """Stage 4's settings, each declared once (`core.config`): the flags below and the one command's come from here."""
+
+    vocab: Path = setting(help="stage 3's chunks_tokenized.json (its tokenizer identity)", role=PATH, type=Path,
+                          required=True)
+    chunks: Path | None = setting(None, "stage 3's chunks_tokenized.json [--vocab]", role=PATH, type=Path)
+    commits: Path | None = setting(None, "git_history_rich.json/.jsonl: commit times and subjects for the manifest",
+                                   role=PATH, type=Path)
+    context_window: int = setting(2048, "context tokens per example")
+    target_window: int = setting(256, "target (predicted) tokens per example")
+    stride: int | None = setting(None, "tokens between example targets, 1 to --target-window; smaller repeats "
+                                 "targets [--target-window]")
+    split_ratios: tuple[float, float, float] = setting(DEFAULT_RATIOS, "train, val, test shares of tokens "
+                                                       "(--train-ratio, --val-ratio, --test-ratio)", flag="")
+    inline_ids: bool = setting(False, "write each example's ids into the split JSON instead of offsets into its "
+                               ".tokens.npy")
+    output_dir: Path | None = setting(None, "output directory [dataset/ beside --chunks]", role=PATH, type=Path)
+    seed: int = setting(42, "recorded in the manifest and passed to training (nothing here is random)")
+    near_dedup: bool = setting(True, "stage 4: keep train diff chunks that are near-duplicates (MinHash, Jaccard "
+                               ">= 0.8) of earlier train chunks")
+    progress: bool = setting(**PROGRESS)
     ratios: tuple[float, float, float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -445,31 +455,14 @@ def quality_section(split_stats: dict, near: dict) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Stage 4: chronological train/val/test windows from stage 3's tokens.")
-    p.add_argument("--vocab", type=Path, required=True, help="stage 3's chunks_tokenized.json (its tokenizer identity)")
-    p.add_argument("--chunks", type=Path, default=None, help="stage 3's chunks_tokenized.json (default: --vocab)")
-    p.add_argument("--commits", type=Path, default=None, help="git_history_rich.json/.jsonl: commit times and subjects for the manifest")
-    p.add_argument("--context-window", type=int, default=2048, help="context tokens before each target block")
-    p.add_argument("--target-window", type=int, default=256, help="target (predicted) tokens per example")
-    p.add_argument("--stride", type=int, default=None, help="tokens between examples (default: --target-window; smaller repeats targets)")
-    p.add_argument("--train-ratio", type=float, default=0.85, help="share of tokens in train")
-    p.add_argument("--val-ratio", type=float, default=0.10, help="share of tokens in val")
-    p.add_argument("--test-ratio", type=float, default=0.05, help="share of tokens in test")
-    p.add_argument("--inline-ids", action="store_true", help="write each example's input_ids into the JSON instead of an offset")
-    p.add_argument("--output-dir", type=Path, default=None, help="output directory (default: dataset/ beside --chunks)")
-    p.add_argument("--no-near-dedup", action="store_true",
-                   help="keep train diff chunks that are near-duplicates (MinHash, Jaccard >= 0.8) of earlier ones")
-    p.add_argument("--seed", type=int, default=42, help="recorded in the manifest (nothing here is random)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flags(p, DatasetConfig)
+    settings.add_ratio_flags(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
 
 def config_from_args(a: argparse.Namespace) -> DatasetConfig:
-    return DatasetConfig(vocab=a.vocab, chunks=a.chunks, commits=a.commits, context_window=a.context_window,
-                         target_window=a.target_window, stride=a.stride,
-                         split_ratios=(a.train_ratio, a.val_ratio, a.test_ratio), inline_ids=a.inline_ids,
-                         output_dir=a.output_dir, seed=a.seed, near_dedup=not a.no_near_dedup,
-                         progress=not a.no_progress)
+    return from_args(DatasetConfig, a, split_ratios=(a.train_ratio, a.val_ratio, a.test_ratio))
 
 
 def main(argv: list[str] | None = None) -> int:

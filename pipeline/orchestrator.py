@@ -16,7 +16,7 @@ functions, never as subprocesses.
   4 dataset   dataset_builder.py                       -> dataset/training_data_{train,val,test}.json
 
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
-redoes all): its key is every field of the config object it runs with (`pipeline.state.config_settings`)
+redoes all): its key is every setting of the config object it runs with (`core.config.key_settings`)
 and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id (LABELS).
 """
 
@@ -33,8 +33,9 @@ from core import schema
 from core.io import UserError, disk_error, iter_jsonl, sha256_file, write_jsonl
 from core.splits import SPLITS
 from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
-from pipeline.config import PIPELINE_VERSION, PipelineConfig, repo_fingerprint, validate
-from pipeline.state import OutputLock, RunState, config_settings, stage_key
+from core.config import key_settings
+from pipeline.config import PIPELINE_VERSION, PipelineConfig, repo_fingerprint, stage_config, validate
+from pipeline.state import OutputLock, RunState, stage_key
 from reporting import report_and_export
 from reporting.export import check_formats
 
@@ -115,13 +116,8 @@ class Pipeline:
         from scrapers.git_scraper_rich import ScrapeConfig, scrape
 
         cfg = self.cfg
-        sc = ScrapeConfig(repo=str(self.repo), output=str(self.p["history"]),
-                          output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]),
-                          revs=list(cfg.revs), since=cfg.since, until=cfg.until, max_commits=cfg.max_commits,
-                          redact=cfg.redact, jobs=cfg.scrape_jobs, progress=cfg.progress)
-        if cfg.max_diff_bytes is not None:
-            sc.max_diff_bytes = cfg.max_diff_bytes
-        settings = config_settings(sc, paths=("repo", "output", "output_json", "stats_path"), drop=("progress", "jobs"))
+        sc = stage_config(ScrapeConfig, cfg, repo=str(self.repo), output=str(self.p["history"]),
+                          output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]))
         outputs = {k: self.p[k] for k in ("history", "history_json", "history_stats")}
 
         def work():
@@ -131,7 +127,7 @@ class Pipeline:
                 f"{counts['commits']} commits, {counts['file_changes']} file changes", \
                 f"{secrets} secrets redacted" if secrets else ""
 
-        self._stage("scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work, force)
+        self._stage("scrape", key_settings(sc), {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work, force)
 
     # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
     def resolve_tokenizer(self):
@@ -182,17 +178,9 @@ class Pipeline:
         import semantic_chunker
 
         cfg = self.cfg
-        cc = semantic_chunker.ChunkConfig(
-            repo=str(self.repo), commits=str(self.p["history"]), output=str(self.p["chunks"]),
-            max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
-            tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
-            filter_binary=cfg.filter_binary, filter_build_artifacts=cfg.filter_build_artifacts,
-            filter_lock_files=cfg.filter_lock_files, filter_generated=cfg.filter_generated,
-            max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.chunk_workers,
-            deleted_content=cfg.deleted_content, function_context=cfg.function_context,
-            formatting_changes=cfg.formatting_changes, pin_bumps=cfg.pin_bumps,
-            progress=cfg.progress)
-        settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
+        cc = stage_config(semantic_chunker.ChunkConfig, cfg, repo=str(self.repo), commits=str(self.p["history"]),
+                          output=str(self.p["chunks"]), tokenizer=identity["name_or_path"], split_ratios=cfg.ratios)
+        settings = key_settings(cc)
         inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
                   "repo": _sha(repo_fingerprint(self.repo))}
         outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
@@ -234,9 +222,10 @@ class Pipeline:
         from tokenizers_ import file_snapshot_tokenizer as fst
 
         cfg, tokenized = self.cfg, self.p["tokenized"]
-        tc = fst.TokenizeConfig(input=str(chunks), sequences=str(tokenized), model=identity["name_or_path"],
-                                sequence_length=cfg.sequence_length, overlap=cfg.overlap, progress=cfg.progress)
-        settings = config_settings(tc, paths=("input", "sequences"), drop=("progress", "stats"))
+        # the tokenizer is resolved above: stage 3's own fallback is not used here
+        tc = stage_config(fst.TokenizeConfig, cfg, skip=("fallback_vocab_size",), input=str(chunks),
+                          sequences=str(tokenized), model=identity["name_or_path"])
+        settings = key_settings(tc)
         chunks_hash = self._hash("chunk", "chunks") if chunks == self.p["chunks"] else sha256_file(chunks)
         inputs = {"chunks": chunks_hash, "tokenizer": identity["sha256"]}
         outputs = {"tokenized": tokenized, "ids": schema.companion(tokenized, schema.IDS_SUFFIX),
@@ -255,13 +244,10 @@ class Pipeline:
         from dataset_builder import DatasetConfig, run as build
 
         cfg, ds = self.cfg, self.p["dataset"]
-        dc = DatasetConfig(vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
-                           commits=str(self.p["history"]), context_window=cfg.context_window,
-                           target_window=cfg.target_window, stride=cfg.stride, split_ratios=cfg.ratios,
-                           inline_ids=cfg.inline_ids, output_dir=str(ds), seed=cfg.seed, near_dedup=cfg.near_dedup,
-                           progress=cfg.progress)
+        dc = stage_config(DatasetConfig, cfg, vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
+                          commits=str(self.p["history"]), output_dir=str(ds), split_ratios=cfg.ratios)
         # seed stays in the key: nothing is random here, but the manifest records it
-        settings = config_settings(dc, paths=("vocab", "chunks", "commits", "output_dir"))
+        settings = key_settings(dc)
         inputs = {k: self._hash("tokenize", k) for k in ("tokenized", "ids", "sequences")}
         inputs["history"] = self._hash("scrape", "history")  # commit times and subjects for the manifest
         outputs = {"manifest": ds / schema.MANIFEST}

@@ -188,7 +188,7 @@ def test_stage2_kill_leftovers_are_removed_on_rerun(tmp_path):
     (["--fallback-vocab-size", "0"], None, "--fallback-vocab-size must be at least 258"),
     (["--min-chunk-tokens", "64", "--max-chunk-tokens", "64"], None, "--min-chunk-tokens must be at least 0 and below"),
     (["--snapshot-at", "head"], None, "no commit yet"),
-    (["--scrape-jobs", "-1"], None, "--scrape-jobs must be 0 or more"),
+    (["--scrape-jobs", "-1"], None, "--scrape-jobs must be at least 0, got -1"),
 ], ids=["nan", "inf", "sum", "yaml-str-for-int", "yaml-float-for-int", "yaml-str-for-list", "yaml-int-for-bool",
         "yaml-int-key", "yaml-not-utf8", "sample-mb-0", "vocab-negative", "vocab-0", "min-eq-max", "unborn-head",
         "scrape-jobs-negative"])

@@ -33,6 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import settings
+from core.config import PATH, RUN, add_flags, from_args, setting
+from core.settings import PROGRESS
 from core.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
 from core.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
@@ -50,15 +52,20 @@ CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path")
 
 @dataclass
 class TokenizeConfig:
-    input: str  # stage 2's chunks_semantic.jsonl (any JSONL of records with `id` and `text`)
-    sequences: str | None = None  # output chunks_tokenized.json; default: beside the input
-    model: str = DEFAULT_MODEL  # hub name, save_pretrained directory or tokenizer.json
-    sequence_length: int = 512
-    overlap: int = 128
-    fallback: bool = False  # train a byte-level BPE on the train-period chunks when the model cannot be loaded
-    fallback_vocab_size: int = FALLBACK_VOCAB_SIZE
-    stats: bool = False  # print the statistics
-    progress: bool = True
+    """Stage 3's settings, each declared once (`core.config`): the flags below and the one command's come from here."""
+
+    input: str = setting(help="stage 2's chunks_semantic.jsonl (any JSONL of records with `id` and `text`)",
+                         role=PATH, required=True)
+    sequences: str | None = setting(None, "output chunks_tokenized.json [chunks_tokenized.json beside --input]",
+                                    role=PATH)
+    model: str = setting(DEFAULT_MODEL, "tokenizer: hub name, local directory (save_pretrained) or tokenizer.json")
+    sequence_length: int = setting(512, "tokens per stage-3 sequence")
+    overlap: int = setting(128, "tokens a stage-3 sequence shares with the one before it in its chunk")
+    fallback: bool = setting(False, "when --model cannot be loaded, train a byte-level BPE on the train-period "
+                             "chunks instead", flag="--fallback-tokenizer")
+    fallback_vocab_size: int = setting(FALLBACK_VOCAB_SIZE, "vocab size of the fallback tokenizer")
+    stats: bool = setting(False, "print token, sequence and unknown-token statistics", role=RUN)
+    progress: bool = setting(**PROGRESS)
 
 
 def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) -> dict:
@@ -276,26 +283,11 @@ def _print_stats(stats: dict) -> None:
 
 def parse_args(argv=None) -> TokenizeConfig:
     p = argparse.ArgumentParser(description="Stage 3: tokenize chunks and cut them into overlapping sequences.")
-    p.add_argument("--input", type=str, required=True, help="stage 2's chunks_semantic.jsonl")
-    p.add_argument("--sequences", type=str, default=None,
-                   help="output chunks_tokenized.json (default: chunks_tokenized.json beside --input)")
-    p.add_argument("--model", type=str, default=DEFAULT_MODEL,
-                   help=f"tokenizer: hub name, save_pretrained directory or tokenizer.json (default {DEFAULT_MODEL})")
-    p.add_argument("--sequence-length", type=int, default=512, help="tokens per sequence (default 512)")
-    p.add_argument("--overlap", type=int, default=128,
-                   help="tokens a sequence shares with the one before it in its chunk (default 128)")
-    p.add_argument("--fallback-tokenizer", action="store_true",
-                   help="when --model cannot be loaded, train a byte-level BPE on the train-period chunks instead")
-    p.add_argument("--fallback-vocab-size", type=int, default=FALLBACK_VOCAB_SIZE,
-                   help=f"vocabulary size of the fallback tokenizer (default {FALLBACK_VOCAB_SIZE})")
-    p.add_argument("--stats", action="store_true", help="print token, sequence and unknown-token statistics")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flags(p, TokenizeConfig)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     a = p.parse_args(argv)
     setup_logging(a.verbose)
-    return TokenizeConfig(input=a.input, sequences=a.sequences, model=a.model, sequence_length=a.sequence_length,
-                          overlap=a.overlap, fallback=a.fallback_tokenizer,
-                          fallback_vocab_size=a.fallback_vocab_size, stats=a.stats, progress=not a.no_progress)
+    return from_args(TokenizeConfig, a)
 
 
 def main(argv=None) -> int:
