@@ -39,6 +39,9 @@ TOKENIZER_DIR = "tokenizer"
 DATASET_DIR = "dataset"
 MANIFEST = "dataset_stats.json"
 SPLIT_CHUNKS_SUFFIX = ".chunks.jsonl"
+# A URL's bare clone (core.repository), and each repository of a multi-repository run
+SOURCES_DIR = "sources"
+REPOS_DIR = "repos"
 
 COMMIT_KEYS = ("hash", "short_hash", "parents", "author", "committer", "authored_at", "committed_at",
                "timestamp", "subject", "message", "branches", "tags", "files", "is_merge", "order")

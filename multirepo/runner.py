@@ -25,16 +25,15 @@ import dataclasses
 import hashlib
 import logging
 import os
-import re
 import resource
-import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.io import UserError
+from core.repository import fetch_source, is_url, repo_name
+from core.schema import DATASET_DIR, REPOS_DIR, SOURCES_DIR, TOKENIZER_DIR
 from pipeline.config import PipelineConfig, check_settings, validate
 from pipeline.orchestrator import Pipeline, Trainer, fallback_settings, pipeline_key, table, train_after, train_argv
 from pipeline.state import OutputLock, RunState
@@ -53,28 +52,6 @@ class RepoJob:
     path: str       # resolved path, or the URL to clone
     out: str        # <out>/repos/<name>
     clone: str | None = None  # a URL's bare mirror, <out>/sources/<name>.git, made by the task
-
-
-def is_url(source: str) -> bool:
-    """A repository to clone on the worker (`https://`, `ssh://`, `file://`, `git@host:path`), not a path."""
-    return "://" in source or re.match(r"^[\w.-]+@[\w.-]+:", source) is not None
-
-
-def fetch_source(url: str, dest: Path) -> None:
-    """A bare mirror of `url` at `dest` (every branch and tag): cloned the first time, fetched after."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a password prompt would hang a worker
-    if (dest / "HEAD").is_file():
-        cmd, tmp = ["git", "-C", str(dest), "fetch", "-q", "--prune", "origin"], None
-    else:
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = ["git", "clone", "-q", "--mirror", url, str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise UserError(f"{url}: git {cmd[1] if tmp else 'fetch'} failed ({why})")
-    if tmp is not None:
-        os.replace(tmp, dest)
 
 
 def read_repos_file(path: str) -> list[str]:
@@ -106,8 +83,7 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
         if r in seen:
             raise UserError(f"repository {s} is listed twice (also as {seen[r]})")
         seen[r] = s
-    base = [Path(r.rstrip("/").split(":")[-1] if is_url(r) else r).name.removesuffix(".git") or "repo"
-            for r in resolved]
+    base = [repo_name(r) for r in resolved]
     names = [b if base.count(b) == 1 else f"{b}-{hashlib.sha256(r.encode()).hexdigest()[:8]}"
              for b, r in zip(base, resolved)]
     if cfg.output_dir:
@@ -115,8 +91,8 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
     else:
         out = Path("data") / (Path(cfg.repos_file).stem if cfg.repos_file else "multi")
     # Absolute: a Ray worker's working directory is not this process's.
-    jobs = [RepoJob(n, s, r, str((out / "repos" / n).resolve()),
-                    str((out / "sources" / f"{n}.git").resolve()) if is_url(r) else None)
+    jobs = [RepoJob(n, s, r, str((out / REPOS_DIR / n).resolve()),
+                    str((out / SOURCES_DIR / f"{n}.git").resolve()) if is_url(r) else None)
             for n, s, r in zip(names, sources, resolved)]
     return sorted(jobs, key=lambda j: j.name), out
 
@@ -253,7 +229,7 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
     from core.tokenizer import load_or_fall_back, load_tokenizer, save_tokenizer, tokenizer_identity, \
         train_fallback_tokenizer
 
-    tok_dir = out / "tokenizer"
+    tok_dir = out / TOKENIZER_DIR
     tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "the train period of every repository")
     if tok is None:
         scraped = run_jobs(cfg, jobs, None, workers, ray)
@@ -344,7 +320,7 @@ def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest:
               "examples: " + ", ".join(f"{s} {c['examples']:,}" for s, c in splits.items()),
               "tokens:   " + ", ".join(f"{s} {c['tokens']:,}" for s, c in splits.items()),
               f"vocab:    {manifest['tokenizer']['vocab_size']:,} ({manifest['tokenizer']['name_or_path']})",
-              f"on disk:  {out / 'dataset'}"]
+              f"on disk:  {out / DATASET_DIR}"]
     lines += [f"FALLBACK: {n}" for n in notes]
     lines += [f"FALLBACK: {r['name']}: {f}" for r in results for f in r["fallbacks"] if r["error"] is None]
     lines += [f"FAILED:   {r['name']} ({r['source']}): {r['error']}" for r in results if r["error"] is not None]

@@ -13,8 +13,10 @@ from pathlib import Path
 from chunking.snapshots import head_commit
 from core import settings
 from core.config import PATH, RUN, at_least, check_fields, load_yaml, setting, settings_of, shared, typed
-from core.git_runner import Git, GitError, resolve_repo
+from core.git_runner import Git, GitError
 from core.io import UserError
+from core.repository import is_url, open_repository, repo_name
+from core.schema import SOURCES_DIR
 from core.splits import DEFAULT_RATIOS
 from dataset_builder import DatasetConfig
 from scrapers.git_scraper_rich import ScrapeConfig
@@ -133,19 +135,16 @@ def check_settings(cfg: PipelineConfig) -> None:
 def validate(cfg: PipelineConfig) -> tuple[Path, Path]:
     """Check every setting, then resolve the repository and the output directory: `(repo, out)`."""
     check_settings(cfg)
-    given = Path(cfg.repo).expanduser()
-    if not given.is_dir():
-        raise UserError(f"--repo {cfg.repo}: no such directory")
-    try:
-        repo = resolve_repo(given.resolve())
-    except FileNotFoundError:
-        raise UserError("git is not installed or not on PATH") from None
-    except GitError as e:
-        raise UserError(f"--repo {cfg.repo}: not a git repository ({e})") from None
+    out = Path(cfg.output_dir) if cfg.output_dir else None
+    if is_url(cfg.repo):  # cloned into the output directory, and fetched again on the next run
+        out = prepare_output_dir(out or Path("data") / repo_name(cfg.repo))
+        repo = open_repository(cfg.repo, cache=out / SOURCES_DIR)
+    else:
+        repo = open_repository(cfg.repo)
+        out = prepare_output_dir(out or Path("data") / repo_name(str(repo)))
     if cfg.snapshot_at == "head":
         head_commit(repo)
-    out = Path(cfg.output_dir) if cfg.output_dir else Path("data") / repo.name.removesuffix(".git")
-    return repo, prepare_output_dir(out)
+    return repo, out
 
 
 def prepare_output_dir(out: Path) -> Path:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Iterator
 
 from core.io import UserError, iter_jsonl, read_json
-from core.schema import CHUNKS, DATASET_DIR, HISTORY_STATS, MANIFEST, STATS_SUFFIX, TOKENIZED, companion
+from core.schema import (CHUNKS, DATASET_DIR, HISTORY_STATS, MANIFEST, SPLIT_CHUNKS_SUFFIX, STATS_SUFFIX, TOKENIZED,
+                         companion, split_file)
 from core.splits import SPLITS, SplitPlan
 from core.tokenizer import encode_batch, load_tokenizer
 from core.tokenized_chunks import load_tokenized
@@ -139,7 +140,7 @@ def _train_kept(dataset_dir: Path, manifest: dict) -> set | None:
     near = (manifest.get("quality") or {}).get("near_duplicates") or {}
     if not near.get("chunks"):
         return None
-    return {r["id"] for r in iter_jsonl(dataset_dir / "training_data_train.chunks.jsonl")}
+    return {r["id"] for r in iter_jsonl(dataset_dir / split_file("train", SPLIT_CHUNKS_SUFFIX))}
 
 
 def _optional_json(path: Path) -> dict | None:

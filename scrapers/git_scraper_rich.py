@@ -31,7 +31,8 @@ from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.complexity import default_jobs
 from scrapers.git_log_stream import list_commits, merge_details, merge_diff_option, parse_commit, stream_commits
-from core.git_runner import Git, GitError, resolve_repo
+from core.git_runner import Git, GitError
+from core.repository import open_repository
 from core.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -78,11 +79,8 @@ class _Scrape:
     def __init__(self, config: ScrapeConfig):
         check_fields(config)
         self.config = config
-        repo = Path(config.repo)
-        if not repo.is_dir():
-            raise UserError(f"{repo}: no such directory (pass --repo PATH to a git repository)")
-        try:  # a subdirectory or `X/.git` means the repository X
-            repo = resolve_repo(repo.resolve())
+        repo = open_repository(config.repo)  # a subdirectory or `X/.git` means the repository X
+        try:
             self.git = git = Git(repo)
             flags = git.run("rev-parse", "--is-bare-repository", "--is-shallow-repository").decode().split()
         except FileNotFoundError:

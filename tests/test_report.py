@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import comprehensive_pipeline
-from pipeline.orchestrator import run_pipeline
+from pipeline import orchestrator
 from conftest import build_sample_repo
 from core.io import iter_jsonl, read_json
 from core.languages import category_of, language_of
@@ -34,7 +34,7 @@ def run_pipeline(base: Path, *extra: str) -> Path:
     b.commit("Add deploy config", {"deploy/app.ini": "[aws]\naws_access_key_id = " + "AKIA" + "Q3EGWX7ZPLMN4RTY\n"})
     out = base / "out"
     cfg = comprehensive_pipeline.parse_args(["--repo", str(b.path), "--output-dir", str(out), *SMALL, *extra])
-    run_pipeline(cfg)
+    orchestrator.run_pipeline(cfg)
     return out
 
 
