@@ -1,4 +1,4 @@
-"""pipeline/io.py: atomic writes, JSON Lines, the .npy stream writer and the one-line error rule."""
+"""core/io.py: atomic writes, JSON Lines, the .npy stream writer and the one-line error rule."""
 
 from __future__ import annotations
 

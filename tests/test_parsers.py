@@ -1,4 +1,4 @@
-"""chunking/parsers.py: a blob's tree re-parsed from its previous version's tree finds what a full parse finds."""
+"""core/parsers.py: a blob's tree re-parsed from its previous version's tree finds what a full parse finds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pipeline/schema.py: the names and record keys it defines are the ones the docs describe."""
+"""core/schema.py: the names and record keys it defines are the ones the docs describe."""
 
 from __future__ import annotations
 

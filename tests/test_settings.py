@@ -1,4 +1,4 @@
-"""pipeline/settings.py: a bad value gets the same one-line error from the one command and from each stage."""
+"""core/settings.py: a bad value gets the same one-line error from the one command and from each stage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pipeline/splits.py: the one train/val/test cut-off, checked against hand-worked expectations."""
+"""core/splits.py: the one train/val/test cut-off, checked against hand-worked expectations."""
 
 from __future__ import annotations
 
