@@ -598,9 +598,23 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
             batches = pool.map(_worker_batch, _guided_batches(items, total, workers), AHEAD_PER_WORKER * workers)
         jobs = (job for batch in batches for job in batch)
         for i, (rec, chunks, local, error) in enumerate(jobs):
-            if _count_commit(i, rec, local, error, stats, counts, metas):
-                for c in out.write_commit(chunks):
-                    token_counts.update(commit_token_counts([c]))
+            if rec is None:
+                stats["bad_records"] += 1
+                logger.warning("commit record %d is not a commit record; skipped", i)
+                continue
+            stats["commits"] += 1
+            metas[rec["order"]] = {"hash": rec["hash"], "timestamp": rec["timestamp"], "date": rec["date"]}
+            if error is None:
+                stats["file_changes_chunked"] += rec["files"] - sum(local.filtered.values())
+            else:
+                logger.warning("commit %s: chunking failed (%s); kept as one raw chunk", rec["hash"][:12], error)
+                stats["fallback_commits"] += 1
+                stats["fallback_hashes"].append(rec["hash"])
+            counts.filtered.update(local.filtered)
+            counts.secrets.update(local.secrets)
+            counts.content.update(local.content)
+            for c in out.write_commit(chunks):
+                token_counts.update(commit_token_counts([c]))
         if not metas:
             raise UserError(f"{config.commits}: no commit records")
         plan = None
@@ -623,27 +637,6 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     stats["quality"] = quality_section(stats, out.by_order_category, plan)
     out.write_stats(stats)
     return stats
-
-
-def _count_commit(i: int, rec: dict | None, local: _Counts, error: str | None, stats: dict, counts: _Counts,
-                  metas: dict[int, dict]) -> bool:
-    """Add one chunked commit to the stage's counts; False (counted, logged) for a record that is not a commit."""
-    if rec is None:
-        stats["bad_records"] += 1
-        logger.warning("commit record %d is not a commit record; skipped", i)
-        return False
-    stats["commits"] += 1
-    metas[rec["order"]] = {"hash": rec["hash"], "timestamp": rec["timestamp"], "date": rec["date"]}
-    if error is None:
-        stats["file_changes_chunked"] += rec["files"] - sum(local.filtered.values())
-    else:
-        logger.warning("commit %s: chunking failed (%s); kept as one raw chunk", rec["hash"][:12], error)
-        stats["fallback_commits"] += 1
-        stats["fallback_hashes"].append(rec["hash"])
-    counts.filtered.update(local.filtered)
-    counts.secrets.update(local.secrets)
-    counts.content.update(local.content)
-    return True
 
 
 _worker: Chunker | None = None  # in a worker process: its own chunker (git readers, caches, tokenizer)
