@@ -141,10 +141,9 @@ def validate(cfg: PipelineConfig) -> tuple[Path, Path]:
         repo = open_repository(cfg.repo, cache=out / SOURCES_DIR)
     else:
         repo = open_repository(cfg.repo)
-        out = prepare_output_dir(out or Path("data") / repo_name(str(repo)))
     if cfg.snapshot_at == "head":
-        head_commit(repo)
-    return repo, out
+        head_commit(repo)  # before the output directory is made: a bad setting writes nothing
+    return repo, prepare_output_dir(out or Path("data") / repo_name(str(repo)))
 
 
 def prepare_output_dir(out: Path) -> Path:
