@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, default=None, help="where to build and write [a temp dir]")
     args = p.parse_args(argv)
 
-    from comprehensive_pipeline import Pipeline, parse_args
-    from pipeline.io import setup_logging
+    from comprehensive_pipeline import parse_args
+    from pipeline.orchestrator import Pipeline
+    from core.io import setup_logging
     from pipeline.state import OutputLock
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from scrapers.redaction import redact  # noqa: E402
+from core.redaction import redact  # noqa: E402
 from secrets_corpus import build_corpus  # noqa: E402
 
 

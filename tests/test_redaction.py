@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scrapers.redaction import KINDS, Redactor, add_counts, redact
+from core.redaction import KINDS, Redactor, add_counts, redact
 from secrets_corpus import build_corpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 import comprehensive_pipeline
+from pipeline.orchestrator import run_pipeline
 from conftest import RepoBuilder
-from tokenizers_.loading import load_tokenizer
+from core.tokenizer import load_tokenizer
 
 SECRETS = {
     "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA" + "Qk3xZz9y" * 8 + "\n" + "Ab12" * 16
@@ -88,7 +89,7 @@ def test_no_planted_secret_appears_under_the_output_directory(tmp_path, capsys):
         "--repo", str(repo), "--output-dir", str(out), "--model", "no-such/tokenizer", "--fallback-vocab-size", "400",
         "--max-chunk-tokens", "128", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
         "--context-window", "32", "--target-window", "16", "--snapshot-at", "head", "--no-progress"])
-    comprehensive_pipeline.run_pipeline(cfg)
+    run_pipeline(cfg)
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.name == "chunks_semantic.jsonl" for p in files)
     for p in files:

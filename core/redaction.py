@@ -1,6 +1,6 @@
 """Secret redaction: the one module that every text read from a repository goes through.
 
-    from scrapers.redaction import redact, Redactor
+    from core.redaction import redact, Redactor
     clean, counts = redact(text, path="deploy/.env")      # counts: kind -> number replaced
     r = Redactor();  clean = r(text, "diffs", path);  r.kinds, r.fields   # for a stage's stats
 
