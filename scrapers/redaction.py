@@ -28,6 +28,9 @@ import re
 from collections import Counter
 from typing import Callable
 
+from scrapers.languages import category_of
+from scrapers.secret_rules import HEROKU_NAMED, SHAPED
+
 __all__ = ["redact", "add_counts", "count_placeholders", "KINDS", "Redactor"]
 
 _Repl = Callable[[re.Match[str]], "str | None"]
@@ -42,45 +45,9 @@ def _placeholder(kind: str) -> str:
 _AWS_KEY = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
                       r"(?:(?P<sep>[\"']?[ \t]*[,;:|=][ \t]*[\"']?|[ \t]+)(?P<sec>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?")
 
-# --- fixed-shape credentials: (kind, literals that gate the regex or None, regex) ----------------
-# A match is replaced whole, or only its group "v" when the regex has one; a match right after a
-# letter or digit is part of a longer word and stays (`_` may precede: `v1_ghp_...` in a tag name).
-# A regex that starts with a literal is scanned for as fast as `in` would; the others are gated by
-# literals.
-_PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-_SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
-    # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
-    # header lines), so code that merely names the header stays; each part of it can match one way
-    # only, so it takes linear time
-    ("PRIVATE_KEY", None, re.compile(
-        _PEM + r"(?=(?:[\s+\-\"']|\\n)*(?:[A-Z][A-Za-z-]+:[^\n]*\n(?:[\s+\-\"']|\\n)*)*[A-Za-z0-9+/]{32})[\s\S]*?"
-        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
-    ("AWS_KEY", None, _AWS_KEY),
-    ("GITHUB_TOKEN", None, re.compile(
-        r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
-    ("GITLAB_TOKEN", None, re.compile(
-        r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_\-]{20,}")),
-    ("SLACK_TOKEN", None, re.compile(r"xox[baprse]-[A-Za-z0-9-]{10,}")),
-    ("SLACK_WEBHOOK", None, re.compile(
-        r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,}")),
-    ("STRIPE_KEY", ("k_live_", "k_test_"), re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}")),
-    ("GOOGLE_API_KEY", None, re.compile(r"AIza[0-9A-Za-z_\-]{35}")),
-    ("GOOGLE_OAUTH_SECRET", None, re.compile(r"GOCSPX-[A-Za-z0-9_\-]{28}")),
-    ("AZURE_STORAGE_KEY", ("ccountKey", "ccessKey="), re.compile(
-        r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<v>[A-Za-z0-9+/]{40,}={0,2})")),
-    ("AZURE_CLIENT_SECRET", ("Q~",), re.compile(r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}")),
-    ("JWT", None, re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("NPM_TOKEN", None, re.compile(r"npm_[A-Za-z0-9]{36}")),
-    ("PYPI_TOKEN", None, re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,}")),
-    ("OPENAI_KEY", None, re.compile(
-        r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})")),
-    ("ANTHROPIC_KEY", None, re.compile(r"sk-ant-[a-z]+\d\d-[A-Za-z0-9_-]{80,}")),
-    ("HUGGINGFACE_TOKEN", None, re.compile(r"hf_[A-Za-z]{34,}")),
-    ("SENDGRID_KEY", None, re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
-    ("TWILIO_KEY", None, re.compile(r"SK[0-9a-f]{32}(?![A-Za-z0-9])")),
-    ("SHOPIFY_TOKEN", None, re.compile(r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}")),
-    ("DIGITALOCEAN_TOKEN", None, re.compile(r"do[por]_v1_[a-f0-9]{64}")),
-]
+# The fixed shapes (scrapers/secret_rules.py), with the AWS key id after the private keys: it has its own
+# replacement, which also takes the 40-character secret that follows it.
+_SHAPED = SHAPED[:1] + [("AWS_KEY", None, _AWS_KEY)] + SHAPED[1:]
 
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -95,38 +62,67 @@ def _glued(m: re.Match[str]) -> bool:
 _AWS_SECRET = re.compile(r"(?i)[A-Za-z0-9_.-]*?aws_?secret_?(?:access_?)?key[\"']?\s*(?:=>|:=|[:=])\s*[\"']?"
                          r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])")
 
-# `scheme://user:pass@host`: the authority up to its last `@` (a password may hold `@` and `:`)
-_URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^\s/?#@'\"<>\\:]*:[^\s/?#'\"<>\\]*)@(?=[A-Za-z0-9\[])")
+# `scheme://user:pass@host`: the authority up to its last `@` (a password may hold `@` and `:`); the scheme
+# is the run of letters before `://`, so a `+`, `-` or digit before it (a diff's marker) stays outside
+_URL_CREDS = re.compile(r"[0-9+.\-]*[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^\s/?#@'\"<>\\:]*:[^\s/?#'\"<>\\]*)@(?=[A-Za-z0-9\[])")
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 # `Authorization: Bearer X`, `"Authorization": "token X"`, `-H 'Authorization: Basic X'`, `Bearer X`
 _AUTH = re.compile(r"(?i)(?:(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?P<scheme>bearer|basic|token|digest|api-?key)\s+)?"
                    r"|bearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{8,})")
 
+# --- formats that say where their credentials are --------------------------------------------------
+# `.netrc`: `machine h login u password X`, on one line (found anywhere) or spread over lines (in a netrc)
+_NETRC_LINE = re.compile(r"machine[ \t]+\S+[ \t]+(?:login[ \t]+\S+[ \t]+)?password[ \t]+(?P<v>\S+)")
+_NETRC_PASSWORD = re.compile(r"(?m)^[ \t]*(?:machine[ \t]+\S+[ \t]+|login[ \t]+\S+[ \t]+|default[ \t]+)*"
+                             r"password[ \t]+(?P<v>\S+)")
+_NETRC_NAMES = frozenset({".netrc", "_netrc", "netrc"})
+# docker `config.json` / `.dockerconfigjson`: `"auth": base64(user:password)`
+_DOCKER_AUTH = re.compile(r"\"auth\"[ \t]*:[ \t]*\"(?P<v>[A-Za-z0-9+/]{6,}={0,2})\"")
+# a Kubernetes Secret: every value of its `data:` (base64) and `stringData:` maps
+_K8S_KIND = re.compile(r"(?m)^[ \t]*kind:[ \t]*[\"']?Secret[\"']?[ \t]*\r?$")
+_K8S_MAP = re.compile(r"(?m)^(?P<i>[ \t]*)(?P<which>data|stringData):[ \t]*\r?\n(?P<body>(?:(?P=i)[ \t]+\S.*(?:\n|\Z))+)")
+_K8S_ENTRY = re.compile(r"(?m)^[ \t]+[\"']?[A-Za-z0-9_.-]+[\"']?:[ \t]+[\"']?(?P<v>[^\s\"'#]+)")
+
 # --- values assigned to secret-like names, in code, config and env files --------------------------
-# a name ending in a secret word, an optional closing quote, a separator, a quoted or bare value
+# a name ending in a secret word, an optional closing quote, a separator (`=`, `:`, `=>`, `:=`, or a type
+# annotation then `=`: `name: &str =`, `name: Optional[str] =`), a quoted (`b"..."` too) or bare value
 _ASSIGN = re.compile(
-    r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|passphrase|pwd|_pass|secret|token|credentials?|"
+    r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|passphrase|pwd|_pass|secret|token|credentials?|_auth|"
     r"apikey|(?:api|secret|private|access|auth|signing|encryption|master|client)[_-]?key))"
-    r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_][A-Za-z0-9_.\[\], |]*?(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
-    r"(?:(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>\\]+)(?P<after>[(.\[]?))")
+    r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_&*][A-Za-z0-9_.\[\], |<>?&*:]*?(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
+    r"(?:[bBrRuU]{0,2}(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>\\]+)(?P<after>[(.\[]?))")
 _XML_ASSIGN = re.compile(r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|secret|token|apikey|api[_-]?key))>"
                          r"(?P<v>[^<\n]+)</")
 _ASSIGN_FOLLOW = re.compile(r"[A-Za-z0-9_.-]*[\"']?[ \t]*(?:=>|:=|[:=]|>)(?!=)")  # rest of the name, a separator
-_ASSIGN_NEEDLES = ("pass", "pwd", "secret", "token", "key", "credential")
+_ASSIGN_NEEDLES = ("pass", "pwd", "secret", "token", "key", "credential", "_auth")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _LINE_HEAD = re.compile(r"[+\- ]?[ \t]*(?:(?:export|ENV|set|-)[ \t]+)?[\"']?")  # diff marker, `export`, YAML list
 _LINE_TAIL = re.compile(r"[\"']?[ \t]*(?:[ \t]#.*)?\r?(?:\n|\Z)")
 _ENV_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # `new_password`, `os.environ`
+# in code, a name, a reference or a type path is no value: `key`, `&crypto::SigningKey`, `self.key2`, `opts->key`
+_CODE_REF = re.compile(r"[&*!~]*(?:[A-Za-z_$][A-Za-z0-9_$]*(?:::|\.|->))*[A-Za-z_$][A-Za-z0-9_$]*[?!]*")
+# a type's name: capitalized words, acronyms and short numbers (`AtomicU64`, `Uint8Array`, `OAuth2ClientSecret`)
+_TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Z](?:[A-Z]*[a-z]{2,}|[A-Z]{0,4}|\d{1,3}|[a-z]{2,})+[?!]?")
 
-# File names whose bare values are literals (`.env`, YAML, `.properties`, ini/toml, rc files)
-_CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".conf", ".toml", ".tfvars",
-                    "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf")
-_CONFIG_NAMES = frozenset({"credentials", "config", "dockerfile", "containerfile", "procfile"})
+# File names whose bare values are literals: settings formats (`.env`, YAML, `.properties`, ini/toml, rc
+# files, Terraform variables, pip/npm/PyPI settings, netrc) and the shell-like files that set them
+_CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".conf", ".toml", ".tfvars", ".tf",
+                    ".hcl", "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf", ".sh", ".bash", ".zsh", ".ksh", ".mk",
+                    ".ps1", ".bat", ".cmd", ".git-credentials", ".envrc")
+_CONFIG_NAMES = frozenset({"credentials", "config", "dockerfile", "containerfile", "procfile", "_netrc", "netrc",
+                           "makefile", "gnumakefile", "pip.conf", "pip.ini", ".git-credentials"})
+# Files that hold a key: their base64 lines are key material, whatever the hunk shows of them
+_KEY_SUFFIXES = (".pem", ".key", ".p8", ".asc", ".ppk", ".gpg")
+_KEY_PREFIXES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk")
+# PEM, PGP armor and OpenSSH bodies: lines of 64 (70 for OpenSSH) base64 characters, the last one shorter
+_KEY_LINE = re.compile(r"(?m)^(?P<head>[+\- ]?[ \t]*)(?:[A-Za-z0-9+/]{64}|[A-Za-z0-9+/]{70})[ \t]*\r?$")
+_KEY_TAIL = re.compile(r"[+\- ]?[ \t]*(?:[A-Za-z0-9+/]{1,76}={0,2}|=[A-Za-z0-9+/]{4})[ \t]*\r?(?:\n|\Z)")
+_KEY_FILE_LINE = re.compile(r"(?m)^(?P<head>[+\- ]?[ \t]*)[A-Za-z0-9+/]{16,76}={0,2}[ \t]*\r?$")
 
 KINDS = ("AWS_SECRET",) + tuple(k for k, _, _ in _SHAPED) + (
-    "URL_CREDENTIALS", "AUTH_HEADER", "PASSWORD", "TOKEN", "API_KEY", "SECRET")
+    "URL_CREDENTIALS", "AUTH_HEADER", "DOCKER_AUTH", "K8S_SECRET", "PASSWORD", "TOKEN", "API_KEY", "SECRET")
 
 # --- what a value must look like to be redacted ---------------------------------------------------
 # Words that example and test values are made of: a value that is only these words (and short
@@ -213,7 +209,7 @@ def _assign_kind(word: str) -> str:
     w = word.lower()
     if "pass" in w or w == "pwd":
         return "PASSWORD"
-    if w == "token":
+    if w in ("token", "_auth"):
         return "TOKEN"
     if "api" in w:
         return "API_KEY"
@@ -221,7 +217,8 @@ def _assign_kind(word: str) -> str:
 
 
 def is_config_path(path: str | None) -> bool:
-    """Files whose unquoted values are literals: `.env*`, YAML, `.properties`, ini/toml, rc files."""
+    """Files whose unquoted values are literals: `.env*`, YAML, `.properties`, ini/toml, rc files,
+    Terraform variables, netrc, pip/npm/PyPI settings, and shell-like files (`.sh`, Dockerfile, Makefile)."""
     if not path:
         return False
     name = path.rsplit("/", 1)[-1].lower()
@@ -229,22 +226,61 @@ def is_config_path(path: str | None) -> bool:
         or name.startswith(("docker-compose", "compose."))
 
 
-def _bare_is_literal(text: str, m: re.Match[str], config: bool) -> bool:
-    """An unquoted value is a literal in a config file, or when the assignment is a whole line in
-    env (`KEY=value`) or YAML (`key: value`) form; in code it is one only if it is no identifier."""
+def text_format(path: str | None) -> str:
+    """How the text at `path` holds values: "config" (a bare value is a literal), "code" (only literals
+    are values: `name: Type` and references are code), or "text" (unknown: prose, messages, no path).
+
+    >>> text_format("deploy/.env"), text_format("src/lib.rs"), text_format("README.md"), text_format(None)
+    ('config', 'code', 'text', 'text')
+    """
+    if not path:
+        return "text"
+    if is_config_path(path):
+        return "config"
+    # by the file's language (its name alone: a test directory makes no YAML file code)
+    return "code" if category_of(path.rsplit("/", 1)[-1]) in ("code", "tests") else "text"
+
+
+def is_key_path(path: str | None) -> bool:
+    """Files that hold a private key: `*.pem`, `*.key`, `*.asc`, `id_rsa` ... (not `id_rsa.pub`)."""
+    if not path:
+        return False
+    name = path.rsplit("/", 1)[-1].lower()
+    return name.endswith(_KEY_SUFFIXES) or (name.startswith(_KEY_PREFIXES) and not name.endswith(".pub"))
+
+
+def _in_string(text: str, pos: int) -> bool:
+    """Is `pos` inside a quoted string on its line (an odd number of quotes before it)?"""
+    line = text[text.rfind("\n", 0, pos) + 1:pos]
+    return line.count('"') % 2 == 1 or line.count("'") % 2 == 1
+
+
+def _bare_is_literal(text: str, m: re.Match[str], fmt: str) -> bool:
+    """Is an unquoted value a literal? In a config file, yes. In code, never after `:` (`name: Type`,
+    a field, a parameter, an object key holding a variable), and after `=` only inside a string or
+    when it is no name, reference or type path. Elsewhere (prose, messages, unknown files), when the
+    assignment is a whole line in env (`KEY=value`) or YAML (`key: value`, not a type's name) form,
+    or when it is no identifier."""
     if m.group("after"):  # `token = make_token(...)`, `password = os.environ[...]`
         return False
     value, sep = m.group("bare"), m.group("sep")
-    if config:
+    if fmt == "config":
         return True
+    colon = sep.rstrip().endswith(":") and not sep.rstrip().endswith(":=")
+    if fmt == "code":
+        if colon:
+            return False
+        return _in_string(text, m.start()) or not _CODE_REF.fullmatch(value)
     if sep == ":":  # `Password:x` in code is no assignment (YAML and JSON put a space or a quote)
         return False
     start = text.rfind("\n", 0, m.start()) + 1
     if _LINE_HEAD.fullmatch(text, start, m.start()) and _LINE_TAIL.match(text, m.end()):
         if sep == "=" and _ENV_KEY.fullmatch(m.group("key")):
             return True
-        if sep.startswith(":") and sep[1:].strip() == "" and len(sep) > 1:
-            return True
+        if colon and len(sep) > 1:
+            return not _TYPE_NAME.fullmatch(value)
+    if colon:  # `next_token: AtomicU64,` `signing_key: &crypto::SigningKey,`: a field or parameter
+        return False
     return not _IDENTIFIER.fullmatch(value)
 
 
@@ -298,17 +334,103 @@ def _keep_outside(m: re.Match[str], group: str, placeholder: str) -> str:
     return m.group(0)[:s - m.start()] + placeholder + m.group(0)[e - m.start():]
 
 
-def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
+_GONE = "\x00<gone>"  # a line folded into the placeholder of the line above (a key across diff lines)
+
+
+def _split_diff(text: str) -> tuple[list[str], list[str]]:
+    """Each line's diff marker (`+`, `-`, ` `; two of them in a merge's combined diff) and its content.
+    Header lines (`diff --git`, `+++ b/x`, `@@ ... @@ def f():`) are content whole.
+
+    >>> _split_diff("--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n-a\\n+b")
+    (['', '', '', '-', '+'], ['--- a/x', '+++ b/x', '@@ -1 +1 @@', 'a', 'b'])
+    """
+    prefixes, contents = [], []
+    width = 0
+    for line in text.split("\n"):
+        if line.startswith("@@"):
+            width = len(line) - len(line.lstrip("@")) - 1
+        elif width > 0:
+            head = line[:width]
+            if len(head) == width and not head.strip("+- "):
+                prefixes.append(head)
+                contents.append(line[width:])
+                continue
+            if line.startswith("\\") or not line:  # `\ No newline at end of file`
+                prefixes.append(line)
+                contents.append("")
+                continue
+            width = 0
+        prefixes.append("")
+        contents.append(line)
+    return prefixes, contents
+
+
+def _is_diff(text: str) -> bool:
+    return text.startswith(("diff --git", "@@")) or "\n@@ -" in text or "\n@@@ -" in text
+
+
+def redact(text: str, path: str | None = None, key_file: bool = False) -> tuple[str, dict[str, int]]:
     """Return `text` with every secret replaced by `<SECRET_KIND>`, and the counts per kind.
 
-    `path`, when the text is a file's content or diff, tells config files (whose unquoted
-    values are literals) from code.
+    `path`, when the text is a file's content or diff, tells config files (whose unquoted values
+    are literals) from code (where only literals are values) and says whether the file holds a
+    key (`key_file` says so too: a file whose other versions held one). A diff is scanned line by
+    line without its markers, and each placeholder put back inside its line.
 
     >>> redact("db = postgres://admin:s3cr3t@db.example.com/app")
     ('db = postgres://<SECRET_URL_CREDENTIALS>@db.example.com/app', {'URL_CREDENTIALS': 1})
     >>> redact("password = get_password()")
     ('password = get_password()', {})
+    >>> redact("@@ -1 +1 @@\\n-old\\n+https://bob:Xk29fLq8Zt@github.com")[0]
+    '@@ -1 +1 @@\\n-old\\n+https://<SECRET_URL_CREDENTIALS>@github.com'
     """
+    fmt = text_format(path)
+    key_file = key_file or is_key_path(path)
+    netrc = bool(path) and path.rsplit("/", 1)[-1].lower() in _NETRC_NAMES
+    if not _is_diff(text):
+        return _redact(text, fmt, key_file, netrc, False)
+    prefixes, contents = _split_diff(text)
+    out, counts = _redact("\n".join(contents), fmt, key_file, netrc, True)
+    lines = out.split("\n")
+    if len(lines) != len(prefixes):  # cannot happen: every replacement keeps its lines
+        return _redact(text, fmt, key_file, netrc, False)
+    return "\n".join(p + line for p, line in zip(prefixes, lines) if line != _GONE), counts
+
+
+def _key_bodies(text: str, key_file: bool, folded: bool, bump: Callable[[str], str]) -> str:
+    """Replace key material standing without its BEGIN line: runs of two or more full-width base64
+    lines (one or more lines of base64 in a key file), not under a certificate's or public key's BEGIN."""
+    pattern = _KEY_FILE_LINE if key_file else _KEY_LINE
+    out: list[str] = []
+    last = 0
+    m = pattern.search(text)
+    while m:
+        end, n, mixed = m.end(), 1, _mixed(m.group(0))
+        while end < len(text) and (nxt := pattern.match(text, end + 1)) is not None:
+            end, n, mixed = nxt.end(), n + 1, mixed and _mixed(nxt.group(0))
+        if end < len(text) and (tail := _KEY_TAIL.match(text, end + 1)) is not None \
+                and len(tail.group(0).strip()) >= 4:
+            end, n = end + 1 + len(tail.group(0).rstrip("\r\n")), n + 1
+        begin = text.rfind("-----BEGIN ", 0, m.start())
+        public = begin >= 0 and "PRIVATE" not in text[begin:begin + 64]
+        if n >= (1 if key_file else 2) and mixed and not public:
+            out += (text[last:m.start()], m.group("head"), bump("PRIVATE_KEY"), ("\n" + _GONE) * (n - 1) if folded else "")
+            last = end
+        m = pattern.search(text, end)
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _mixed(line: str) -> bool:
+    """Key material: upper and lower case letters and digits (not a row of `A`s or a hex dump)."""
+    return any(c.isupper() for c in line) and any(c.islower() for c in line) and any(c.isdigit() for c in line)
+
+
+def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> tuple[str, dict[str, int]]:
+    """`redact` on one text; `folded`: the text is a diff's content, whose lines a multi-line
+    secret keeps (the placeholder, then `_GONE` lines)."""
     counts: dict[str, int] = {}
 
     def bump(kind: str) -> str:
@@ -319,7 +441,9 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
         def repl(m: re.Match[str]) -> str:
             if _glued(m):
                 return m.group(0)
-            return _keep_outside(m, "v", bump(kind)) if "v" in m.re.groupindex else bump(kind)
+            if "v" in m.re.groupindex:
+                return _keep_outside(m, "v", bump(kind))
+            return bump(kind) + ("\n" + _GONE) * m.group(0).count("\n") if folded else bump(kind)
         return repl
 
     def aws(m: re.Match[str]) -> str:
@@ -331,11 +455,14 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
     for kind, literals, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
         if (literals is None or any(lit in text for lit in literals)) and pattern.search(text):
             text = pattern.sub(aws if kind == "AWS_KEY" else whole_or_v(kind), text)
+    text = _key_bodies(text, key_file, folded, bump)
 
     low = _lower(text)
     if "aws" in low:
         text = _sub_at(text, _starts(low, ("aws",), _KEY_CHARS), lambda i: _AWS_SECRET.match(text, i),
                        lambda m: _keep_outside(m, "v", bump("AWS_SECRET")))
+    if "heroku" in low:
+        text = HEROKU_NAMED.sub(lambda m: _keep_outside(m, "v", bump("HEROKU_KEY")), text)
 
     if "://" in text and "@" in text:
         def url(m: re.Match[str]) -> str | None:
@@ -343,6 +470,7 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
             return _keep_outside(m, "v", bump("URL_CREDENTIALS")) if _credential(password, "PASSWORD") else None
         text = _sub_at(text, _starts(text, ("://",), _SCHEME_CHARS), lambda i: _URL_CREDS.match(text, i), url)
 
+    text = _formats(text, netrc, bump)
     low = _lower(text)  # again: every rule above may have changed the text
     if "bearer" in low or "authorization" in low:
         def auth(m: re.Match[str]) -> str | None:
@@ -356,8 +484,6 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
         text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS), lambda i: _AUTH.match(text, i), auth)
         low = _lower(text)
 
-    config = is_config_path(path)
-
     def assign_match(i: int) -> re.Match[str] | None:
         m = _ASSIGN.match(text, i)
         if m is None and i > 0 and text[i - 1] == "<":
@@ -369,7 +495,7 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
         if "v" in m.re.groupindex:  # <password>value</password>
             return _keep_outside(m, "v", bump(kind)) if _credential(m.group("v").strip(), kind) else None
         bare = m.group("bare")
-        if bare is not None and not _bare_is_literal(text, m, config):
+        if bare is not None and not _bare_is_literal(text, m, fmt):
             return None
         value = bare if bare is not None else m.group("qval")
         if not _credential(value, kind):
@@ -378,6 +504,36 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
 
     text = _sub_at(text, _starts(low, _ASSIGN_NEEDLES, _KEY_CHARS, _ASSIGN_FOLLOW), assign_match, assign)
     return text, counts
+
+
+def _formats(text: str, netrc: bool, bump: Callable[[str], str]) -> str:
+    """Credentials where a format puts them: `.netrc` passwords, docker `"auth"`, a Kubernetes Secret's data."""
+    def password(m: re.Match[str]) -> str:
+        return _keep_outside(m, "v", bump("PASSWORD")) if _credential(m.group("v"), "PASSWORD") else m.group(0)
+
+    if "password" in text:
+        if netrc:
+            text = _NETRC_PASSWORD.sub(password, text)
+        elif "machine" in text:
+            text = _NETRC_LINE.sub(password, text)
+    if '"auth"' in text:
+        def docker(m: re.Match[str]) -> str:
+            decoded = _basic_password(m.group("v"))  # `user:password` -> `password`
+            whole = base64.b64decode(m.group("v") + "=" * (-len(m.group("v")) % 4), validate=False)
+            ok = decoded is not None and b":" in whole and _credential(decoded, "PASSWORD")
+            return _keep_outside(m, "v", bump("DOCKER_AUTH")) if ok else m.group(0)
+        text = _DOCKER_AUTH.sub(docker, text)
+    if "Secret" in text and "kind:" in text and _K8S_KIND.search(text):
+        def entry(m: re.Match[str]) -> str:
+            value = m.group("v")
+            shown = _basic_password(value) if value.endswith("=") or len(value) % 4 == 0 else value
+            return m.group(0) if _harmless(shown or value) else _keep_outside(m, "v", bump("K8S_SECRET"))
+
+        def block(m: re.Match[str]) -> str:
+            body = _K8S_ENTRY.sub(entry, m.group("body"))
+            return m.group(0)[:m.start("body") - m.start()] + body
+        text = _K8S_MAP.sub(block, text)
+    return text
 
 
 def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
@@ -411,11 +567,13 @@ class Redactor:
         self.kinds: dict[str, int] = {}
         self.fields: dict[str, int] = {}
         self._done: dict[tuple[str, str | None], tuple[str, dict[str, int]]] = {}
+        self._key_paths: set[str] = set()  # files that held a private key: any later hunk of them may show key lines
 
     def __call__(self, text: str, field: str, path: str | None = None) -> str:
         if not self.enabled or not text:
             return text
-        if len(text) <= self.SHORT:
+        key_file = path in self._key_paths
+        if len(text) <= self.SHORT and not key_file:
             key = (text, path)
             done = self._done.get(key)
             if done is None:
@@ -424,8 +582,10 @@ class Redactor:
                     self._done[key] = done
             text, counts = done
         else:
-            text, counts = redact(text, path)
+            text, counts = redact(text, path, key_file)
         if counts:
+            if "PRIVATE_KEY" in counts and path:
+                self._key_paths.add(path)
             add_counts(self.kinds, counts)
             self.fields[field] = self.fields.get(field, 0) + sum(counts.values())
         return text

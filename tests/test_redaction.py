@@ -262,3 +262,104 @@ def test_benchmark_against_detect_secrets_runs(capsys):
     ours = next(line for line in out.splitlines() if line.startswith("ours "))
     assert ours.split()[1:3] == [f"{n}/{n}", "0"]  # every planted secret found, no false alarm
     assert "detect-secrets false alarms:" in out
+
+
+# --- the leaks of issue 23, each a test -------------------------------------------------------------
+PW = "Xk29" + "fLq8Zt"
+KEY_LINES = ["MIIEpAIBAAKCAQEA" + "Qk3x7Lp2" * 6, "Zz9yB4nM" * 8, "Ab12Cd34" * 8, "Pq7Rs8Tu" * 8, "wX3yZ9" + "a=="]
+
+
+@pytest.mark.parametrize("text,path", [
+    (f"+https://bob:{PW}@github.com\n", None),  # the issue's reproduction
+    (f"@@ -0,0 +1 @@\n+postgres://app:{PW}@db/x\n", "deploy/db.txt"),
+    (f"@@ -1,2 +1,2 @@\n-https://ci:{PW}@github.com\n+https://ci:other@github.com\n", ".git-credentials"),
+    (f"@@ -1 +1 @@\n-flask==2.0\n+git+https://ci:{PW}@git.example.com/lib.git#egg=lib\n", "requirements.txt"),
+    (f"diff --git a/link b/link\nnew file mode 120000\n--- /dev/null\n+++ b/link\n@@ -0,0 +1 @@\n"
+     f"+https://u:{PW}@host.example.com/x\n\\ No newline at end of file\n", "link"),
+    (f"@@ -3,3 +3,3 @@ def f():\n     url = 'https://u:{PW}@example.com'\n-    a = 1\n+    a = 2\n", "app.py"),
+])
+def test_url_credentials_at_the_start_of_a_diff_line(text, path):
+    out, counts = redact(text, path)
+    assert PW not in out and counts == {"URL_CREDENTIALS": 1}
+    assert out.count("\n") == text.count("\n") and "<SECRET_URL_CREDENTIALS>@" in out
+
+
+def test_private_key_hunk_without_its_begin_line():
+    # one middle line of a committed key changed: context, `-` and `+` lines of key material only
+    hunk = (f"@@ -2,5 +2,5 @@\n {KEY_LINES[0]}\n {KEY_LINES[1]}\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}\n"
+            f" {KEY_LINES[4]}\n")
+    for path in ("deploy/id_rsa", "notes/backup.txt"):
+        out, counts = redact(hunk, path)
+        assert not any(line[:12] in out for line in KEY_LINES), path
+        assert counts == {"PRIVATE_KEY": 1} and out.startswith("@@ -2,5 +2,5 @@\n <SECRET_PRIVATE_KEY>")
+    # one changed line alone, in a file whose other versions held a key (the Redactor remembers)
+    r = Redactor()
+    r("-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(KEY_LINES) + "\n-----END RSA PRIVATE KEY-----\n", "snapshots", "k/x")
+    assert r(f"@@ -3 +3 @@\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}\n", "diffs", "k/x").count("<SECRET_PRIVATE_KEY>") == 1
+
+
+def test_certificate_and_base64_data_are_not_key_bodies():
+    cert = "-----BEGIN CERTIFICATE-----\n" + "\n".join(KEY_LINES) + "\n-----END CERTIFICATE-----\n"
+    assert redact(cert, "tests/ca.crt") == (cert, {})
+    assert redact("@@ -1,2 +1,2 @@\n-" + "A" * 64 + "\n+" + "0f" * 32 + "\n", "x.txt")[1] == {}
+
+
+@pytest.mark.parametrize("path,text", [
+    (".netrc", f"machine api.example.com login bob password {PW}\n"),
+    (".netrc", f"machine api.example.com\n  login bob\n  password {PW}\n"),
+    ("ci/setup.sh", f"echo 'machine github.com login ci password {PW}' > ~/.netrc\n"),
+])
+def test_netrc_passwords(path, text):
+    out, counts = redact(text, path)
+    assert PW not in out and counts == {"PASSWORD": 1}
+
+
+def test_docker_config_auth():
+    import base64
+    auth = base64.b64encode(f"deploy:{PW}".encode()).decode()
+    for path in (".docker/config.json", "k8s/pull-secret.json"):
+        text = '{"auths": {"registry.example.com": {"auth": "' + auth + '"}}}\n'
+        out, counts = redact(text, path)
+        assert auth not in out and counts == {"DOCKER_AUTH": 1}
+    harmless = base64.b64encode(b"user:password").decode()
+    assert redact('{"auth": "' + harmless + '"}')[1] == {}
+
+
+def test_kubernetes_secret_data():
+    import base64
+    value = base64.b64encode(PW.encode()).decode()
+    text = (f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  db-pass: {value}\n"
+            f"  user: {base64.b64encode(b'admin').decode()}\nstringData:\n  extra: {PW}\n")
+    out, counts = redact(text, "k8s/db-secret.yaml")
+    assert value not in out and PW not in out and counts == {"K8S_SECRET": 2}
+    assert "user: YWRtaW4=" in out  # `admin`: a word
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("MAILGUN_KEY", "key-" + "9f3b2c1d0e4a5b6c" * 2),
+    ("DISCORD_TOKEN", "MTA4NjE1NzM5NDc0NjI0NjI3Mg" + ".GxYz1a." + "Kp9Lm2Nq4Rs6Tu8Vw0XyZ1aB3cD5eF7gH9i"),
+    ("TELEGRAM_BOT_TOKEN", "5432109876" + ":AA" + "Fq8Zx2Lm4Np6Rs8Tu0Vw2Xy4Za6Bc8De0"),
+])
+def test_provider_tokens_under_ordinary_names(kind, value):
+    out, counts = redact(f'client = Client("{value}")\nconfig.mail = "{value}"\n', "app/mail.py")
+    assert value not in out and counts == {kind: 2}
+
+
+TYPED = [  # (path, line): issue 23's rewritten lines, and their kin
+    ("src/ids.rs", "    next_token: AtomicU64,"),
+    ("src/sign.rs", "    signing_key: &crypto::SigningKey,"),
+    ("src/sign.rs", "fn verify(secret_key: &crypto_suite::SecretKey, msg: &[u8]) -> bool {"),
+    ("src/api.rs", "    api_key: ApiKeyV2,"),
+    ("src/keys.ts", "  secretKey: Uint8Array;"),
+    ("src/keys.ts", "  apiKey: Base64String;"),
+    ("src/oauth.ts", "  clientSecret: OAuth2ClientSecret;"),
+    ("src/Keys.kt", "    val privateKey: ECPrivateKey?"),
+    ("src/Auth.kt", "    private var refreshToken: RefreshToken? = null"),
+]
+
+
+@pytest.mark.parametrize("path,line", TYPED)
+def test_typed_code_is_left_as_written(path, line):
+    assert redact(line + "\n", path) == (line + "\n", {})
+    assert redact(f"@@ -1 +1 @@\n-{line}\n+{line}\n", path)[1] == {}  # in a diff
+    assert redact(line) == (line, {})  # without a path
