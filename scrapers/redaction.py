@@ -104,7 +104,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  #
 # in code, a name, a reference or a type path is no value: `key`, `&crypto::SigningKey`, `self.key2`, `opts->key`
 _CODE_REF = re.compile(r"[&*!~]*(?:[A-Za-z_$][A-Za-z0-9_$]*(?:::|\.|->))*[A-Za-z_$][A-Za-z0-9_$]*[?!]*")
 # a type's name: capitalized words, acronyms and short numbers (`AtomicU64`, `Uint8Array`, `OAuth2ClientSecret`)
-_TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Z](?:[A-Z]*[a-z]{2,}|[A-Z]{0,4}|\d{1,3}|[a-z]{2,})+[?!]?")
+_TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Z](?:[A-Z]*[a-z]{2,}|[A-Z]{0,4}|\d{1,5}|[a-z]{2,})+[?!]?")
 
 # File names whose bare values are literals: settings formats (`.env`, YAML, `.properties`, ini/toml, rc
 # files, Terraform variables, pip/npm/PyPI settings, netrc) and the shell-like files that set them
