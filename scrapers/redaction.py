@@ -72,8 +72,8 @@ _AUTH = re.compile(r"(?i)(?:(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?
                    r"|bearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{8,})")
 
 # --- formats that say where their credentials are --------------------------------------------------
-# `.netrc`: `machine h login u password X`, on one line (found anywhere) or spread over lines (in a netrc)
-_NETRC_LINE = re.compile(r"machine[ \t]+\S+[ \t]+(?:login[ \t]+\S+[ \t]+)?password[ \t]+(?P<v>\S+)")
+# `.netrc`: `machine h login u password X` (found anywhere), and any `password X` line in a netrc
+_NETRC_LINE = re.compile(r"machine[ \t]+\S+\s+(?:login[ \t]+\S+\s+)?password[ \t]+(?P<v>\S+)")
 _NETRC_PASSWORD = re.compile(r"(?m)^[ \t]*(?:machine[ \t]+\S+[ \t]+|login[ \t]+\S+[ \t]+|default[ \t]+)*"
                              r"password[ \t]+(?P<v>\S+)")
 _NETRC_NAMES = frozenset({".netrc", "_netrc", "netrc"})
@@ -103,8 +103,9 @@ _ENV_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # `new_password`, `os.environ`
 # in code, a name, a reference or a type path is no value: `key`, `&crypto::SigningKey`, `self.key2`, `opts->key`
 _CODE_REF = re.compile(r"[&*!~]*(?:[A-Za-z_$][A-Za-z0-9_$]*(?:::|\.|->))*[A-Za-z_$][A-Za-z0-9_$]*[?!]*")
-# a type's name: capitalized words, acronyms and short numbers (`AtomicU64`, `Uint8Array`, `OAuth2ClientSecret`)
-_TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*[A-Z](?:[A-Z]*[a-z]{2,}|[A-Z]{0,4}|\d{1,5}|[a-z]{2,})+[?!]?")
+# a type's name: capitalized words, acronyms and numbers (`AtomicU64`, `Ed25519Key`, `OAuth2ClientSecret`); a
+# token has lower-case letters after a digit or alone between capitals (`Ab3xK9qLm2Zt`)
+_TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*(?=[A-Z])(?:[A-Z][a-z]+|[A-Z]+(?![a-z])|\d{1,5})+[?!]?")
 
 # File names whose bare values are literals: settings formats (`.env`, YAML, `.properties`, ini/toml, rc
 # files, Terraform variables, pip/npm/PyPI settings, netrc) and the shell-like files that set them
@@ -277,6 +278,8 @@ def _bare_is_literal(text: str, m: re.Match[str], fmt: str) -> bool:
     if _LINE_HEAD.fullmatch(text, start, m.start()) and _LINE_TAIL.match(text, m.end()):
         if sep == "=" and _ENV_KEY.fullmatch(m.group("key")):
             return True
+        if sep.strip() == "=" and "." in m.group("key") and "." not in value and "_" not in value:
+            return True  # `spring.datasource.password=x`: a `.properties` line
         if colon and len(sep) > 1:
             return not _TYPE_NAME.fullmatch(value)
     if colon:  # `next_token: AtomicU64,` `signing_key: &crypto::SigningKey,`: a field or parameter
@@ -339,16 +342,22 @@ _GONE = "\x00<gone>"  # a line folded into the placeholder of the line above (a 
 
 def _split_diff(text: str) -> tuple[list[str], list[str]]:
     """Each line's diff marker (`+`, `-`, ` `; two of them in a merge's combined diff) and its content.
-    Header lines (`diff --git`, `+++ b/x`, `@@ ... @@ def f():`) are content whole.
+    Header lines (`diff --git`, `+++ b/x`) are content whole, a hunk header's function context is content.
 
-    >>> _split_diff("--- a/x\\n+++ b/x\\n@@ -1 +1 @@\\n-a\\n+b")
-    (['', '', '', '-', '+'], ['--- a/x', '+++ b/x', '@@ -1 +1 @@', 'a', 'b'])
+    >>> _split_diff("--- a/x\\n+++ b/x\\n@@ -1 +1 @@ def f():\\n-a\\n+b")
+    (['', '', '@@ -1 +1 @@ ', '-', '+'], ['--- a/x', '+++ b/x', 'def f():', 'a', 'b'])
     """
     prefixes, contents = [], []
     width = 0
     for line in text.split("\n"):
         if line.startswith("@@"):
             width = len(line) - len(line.lstrip("@")) - 1
+            end = line.find(" " + "@" * (width + 1), width + 1)  # `@@ -1 +1 @@ def f():`: the context is content
+            if end >= 0:
+                end += width + 3
+                prefixes.append(line[:end])
+                contents.append(line[end:])
+                continue
         elif width > 0:
             head = line[:width]
             if len(head) == width and not head.strip("+- "):
@@ -394,7 +403,21 @@ def redact(text: str, path: str | None = None, key_file: bool = False) -> tuple[
     lines = out.split("\n")
     if len(lines) != len(prefixes):  # cannot happen: every replacement keeps its lines
         return _redact(text, fmt, key_file, netrc, False)
-    return "\n".join(p + line for p, line in zip(prefixes, lines) if line != _GONE), counts
+    return "\n".join(p + (_cut_tail(line, counts) if p.startswith("@@") else line)
+                     for p, line in zip(prefixes, lines) if line != _GONE), counts
+
+
+_TAIL = re.compile(r"[A-Za-z0-9_+/=.\-]{8,}\Z")
+
+
+def _cut_tail(context: str, counts: dict[str, int]) -> str:
+    """git cuts a hunk header's function context at 80 bytes, perhaps inside a token too short now for
+    its rule: a random-looking run at the end of a cut context is replaced (`SECRET`)."""
+    tail = _TAIL.search(context) if len(context.encode("utf-8", "surrogatepass")) >= 79 else None
+    if tail is None or not _random_looking(tail.group(0)) or "<SECRET_" in context[-9:]:
+        return context
+    counts["SECRET"] = counts.get("SECRET", 0) + 1
+    return context[:tail.start()] + _placeholder("SECRET")
 
 
 def _key_bodies(text: str, key_file: bool, folded: bool, bump: Callable[[str], str]) -> str:

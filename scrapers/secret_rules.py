@@ -63,8 +63,8 @@ SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
     ("HEROKU_KEY", None, re.compile(r"HRKU-[A-Za-z0-9_-]{60}")),
     ("DATABRICKS_TOKEN", None, re.compile(r"dapi[0-9a-f]{32}(?:-\d)?(?![A-Za-z0-9])")),
     ("ATLASSIAN_TOKEN", None, re.compile(r"AT(?:ATT|CTT)3[A-Za-z0-9_\-=]{150,}")),
-    ("SENTRY_DSN", ("sentry",), re.compile(
-        r"https?://(?P<v>[0-9a-f]{32}(?::[0-9a-f]{32})?)@[A-Za-z0-9.-]*sentry[A-Za-z0-9.-]*")),
+    ("SENTRY_DSN", ("sentry", ".ingest."), re.compile(
+        r"https?://(?P<v>[0-9a-f]{32}(?::[0-9a-f]{32})?)@(?:o\d+\.ingest\.|[A-Za-z0-9.-]*sentry)")),
     ("SENTRY_TOKEN", None, re.compile(r"sntry[su]_[A-Za-z0-9+/=_]{60,}")),
     ("VAULT_TOKEN", None, re.compile(r"hv[sb]\.[A-Za-z0-9_-]{24,}")),
     ("NEWRELIC_KEY", None, re.compile(r"NRAK-[A-Z0-9]{27}")),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import itertools
 import random
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ class Corpus:
     planted: list[tuple[str, str, str]] = field(default_factory=list)   # (kind, value, path)
     lookalikes: list[str] = field(default_factory=list)                 # lines that must stay as written
     typed: list[tuple[str, str]] = field(default_factory=list)          # (path, line of typed code): stays too
+    parts: dict[str, list[str]] = field(default_factory=dict)           # path -> its pieces of text, in order
 
     @property
     def kinds(self) -> set[str]:
@@ -266,8 +268,9 @@ def build_corpus(seed: int = 11) -> Corpus:
     plant(".netrc", "PASSWORD", g.s(18), "machine api.example.com login deploy password {}\n")
     plant("ci/netrc", "PASSWORD", g.s(16), "machine git.example.com\n  login ci\n  password {}\n")
     docker = "ci-bot:" + g.s(20)
-    plant(".docker/config.json", "DOCKER_AUTH", base64.b64encode(docker.encode()).decode(),
-          '{{\n  "auths": {{\n    "ghcr.io": {{\n      "auth": "{}"\n    }}\n  }}\n}}\n')
+    code(".docker/config.json", '{\n  "auths": {\n    "ghcr.io": {\n')
+    plant(".docker/config.json", "DOCKER_AUTH", base64.b64encode(docker.encode()).decode(), '      "auth": "{}"\n')
+    code(".docker/config.json", "    }\n  }\n}\n")
     k8s = base64.b64encode(g.s(24).encode()).decode()
     code("k8s/db-secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\n")
     plant("k8s/db-secret.yaml", "K8S_SECRET", k8s, "data:\n  db-password: {}\n")
@@ -283,4 +286,31 @@ def build_corpus(seed: int = 11) -> Corpus:
         c.files.append((path, "".join(text for _, text, _ in parts)))
         c.clean.append((path, "".join(text for kind, text, _ in parts if kind is None)))
         c.planted += [(kind, value, path) for kind, _, value in parts if kind is not None]
+        c.parts[path] = [text for _, text, _ in parts]
     return c
+
+
+FILLER = "".join(f"# filler line {i}\n" for i in range(8))  # more than two hunks' context apart
+
+
+def versions(corpus: Corpus, path: str) -> list[str]:
+    """A file's history that shows each of its secrets in every place a diff can: added (`+` lines),
+    added again below 8 filler lines (the first copy as context), then a line added before and after each
+    piece in both copies (the secrets as context lines, in two hunks), after which the file is deleted (`-`)."""
+    whole = "".join(corpus.parts[path])
+    marked = ""
+    for p in corpus.parts[path]:  # a marker line wherever a line begins or ends between pieces
+        marked += ("# rev 2\n" if marked.endswith("\n") or not marked else "") + p
+    marked += "# rev 2\n" if marked.endswith("\n") else ""
+    return [whole, whole + FILLER + whole, marked + FILLER + marked]
+
+
+_REF_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+=-]*(?:\.[A-Za-z0-9_+=-]+)*")
+
+
+def named_values(corpus: Corpus, shaped: dict[str, "re.Pattern[str]"]) -> list[tuple[str, str]]:
+    """(kind, value) of the planted secrets that name themselves (the whole value has its kind's shape in
+    `shaped`, a provider's prefix, not a value known by its place) and can be a file or branch name:
+    those a path or a ref can leak."""
+    return [(k, v) for k, v, _ in corpus.planted
+            if k in shaped and shaped[k].fullmatch(v) and _REF_SAFE.fullmatch(v) and len(v) < 200]

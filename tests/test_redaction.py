@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
 import pytest
 
 from scrapers.redaction import KINDS, Redactor, add_counts, redact
-from secrets_corpus import build_corpus
+from scrapers.secret_rules import SHAPED
+from secrets_corpus import build_corpus, named_values, versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -228,19 +230,65 @@ def test_placeholders_and_dictionary_words_are_left_alone(text):
     assert redact(text) == (text, {})
 
 
+def _pieces(value: str) -> list[str]:
+    """The lines of a value that are secret: 8+ characters, not a key's armor (`-----END ...`, `Version: x`)."""
+    return [p for p in value.replace("\\n", "\n").splitlines()
+            if len(p) >= 8 and not p.startswith("-----") and ": " not in p] or [value]
+
+
+def _leaked(out: str, planted: list[tuple[str, str, str]]) -> list[str]:
+    return [f"{kind} ({path})" for kind, value, path in planted if any(p in out for p in _pieces(value))]
+
+
 def test_corpus_every_planted_secret_found_no_lookalike_touched():
     corpus = build_corpus()
-    assert len(corpus.planted) >= 30 and len(corpus.kinds) >= 15
+    assert len(corpus.planted) >= 80 and len(corpus.kinds) >= 40 and corpus.kinds == set(KINDS)
     for path, text in corpus.files:
         out, _ = redact(text, path)
-        for kind, value, where in corpus.planted:
-            if where == path:
-                pieces = [p for p in value.replace("\\n", "\n").splitlines() if len(p) >= 8] or [value]
-                assert not any(p in out for p in pieces), f"{kind} in {path} not redacted"
+        assert not _leaked(out, [p for p in corpus.planted if p[2] == path])
     for path, text in corpus.clean:
         assert redact(text, path) == (text, {}), f"false alarm in {path}"
     for line in corpus.lookalikes:
         assert redact(line) == (line, {})
+
+
+def _diff(old: str, new: str) -> str:
+    return "\n".join(difflib.unified_diff(old.splitlines(), new.splitlines(), "a/x", "b/x", lineterm="")) + "\n"
+
+
+def test_corpus_in_diffs_messages_paths_and_branch_names():
+    corpus = build_corpus()
+    for path in corpus.parts:
+        planted = [p for p in corpus.planted if p[2] == path]
+        history = ["", *versions(corpus, path), ""]  # added, added again, changed around each, deleted
+        prefixes = set()
+        for old, new in zip(history, history[1:]):
+            diff = _diff(old, new)
+            out, _ = redact(diff, path)
+            assert not _leaked(out, planted), (path, diff)
+            assert out == redact(out, path)[0]  # stage 2 redacts stage 1's output again
+            prefixes |= {line[:1] for line in diff.splitlines()[3:] if any(p in line for v in planted for p in _pieces(v[1]))}
+        assert not planted or prefixes >= {"+", "-", " "}, path
+    message = "Rotate the credentials\n\n" + "".join(t for path in corpus.parts for t in corpus.parts[path])
+    out, _ = redact(message)
+    assert not _leaked(out, corpus.planted)
+    named = named_values(corpus, {k: r for k, _, r in SHAPED if "v" not in r.groupindex and k != "PRIVATE_KEY"})
+    assert len({k for k, _ in named}) >= 30
+    for kind, value in named:
+        for text in (f"keys/{value}.txt", f"fix/{value}", f"Dev Bot <{value}@users.noreply.github.com>"):
+            out, counts = redact(text)
+            assert value not in out and counts == {kind: 1}, text
+
+
+def test_corpus_typed_code_left_as_written_in_files_and_diffs():
+    corpus = build_corpus()
+    assert len(corpus.typed) >= 100 and len({p.rsplit(".", 1)[1] for p, _ in corpus.typed}) >= 8
+    for path, line in corpus.typed:
+        assert redact(line + "\n", path) == (line + "\n", {}), line
+        for prefix in "+- ":
+            diff = f"@@ -1 +1 @@\n{prefix}{line}\n"
+            assert redact(diff, path) == (diff, {}), line
+        assert redact(line) == (line, {}), line  # without a path too
 
 
 def test_redactor_counts_per_kind_and_field():
@@ -363,3 +411,16 @@ def test_typed_code_is_left_as_written(path, line):
     assert redact(line + "\n", path) == (line + "\n", {})
     assert redact(f"@@ -1 +1 @@\n-{line}\n+{line}\n", path)[1] == {}  # in a diff
     assert redact(line) == (line, {})  # without a path
+
+
+def test_hunk_header_function_context_is_scanned():
+    # git repeats the line above a hunk after `@@`: a key line, a netrc line, a token cut at 80 bytes
+    hunk = f"@@ -7,2 +7,3 @@ {KEY_LINES[1]}\n {KEY_LINES[2]}\n+{KEY_LINES[3]}\n -----END RSA PRIVATE KEY-----\n"
+    out, counts = redact(hunk, "keys/a.pem")
+    assert not any(line[:12] in out for line in KEY_LINES[1:4]) and counts == {"PRIVATE_KEY": 1}
+    out, counts = redact(f"@@ -1 +1 @@ machine h login u password {PW}\n-a\n+b\n", ".netrc")
+    assert PW not in out and counts == {"PASSWORD": 1}
+    cut = ('def publish_release_to_the_package_index(): GH_TOKEN = "' + GH)[:80]  # as git cuts it: `ghp_` + 20
+    out, counts = redact(f"@@ -3 +3 @@ {cut}\n-a\n+b\n")
+    assert cut[-20:] not in out and counts == {"SECRET": 1}
+    assert redact("@@ -3 +3 @@ def publish(version):\n-a\n+b\n")[1] == {}
