@@ -29,7 +29,7 @@ from collections import Counter
 from typing import Callable
 
 from scrapers.languages import category_of
-from scrapers.secret_rules import HEROKU_NAMED, SHAPED
+from scrapers.secret_rules import HEROKU_NAMED, PREFIXES, SHAPED
 
 __all__ = ["redact", "add_counts", "count_placeholders", "KINDS", "Redactor"]
 
@@ -408,16 +408,28 @@ def redact(text: str, path: str | None = None, key_file: bool = False) -> tuple[
 
 
 _TAIL = re.compile(r"[A-Za-z0-9_+/=.\-]{8,}\Z")
+_OPEN_VALUE = re.compile(r"(?i)(?:password|passwd|passphrase|secret|token|api_?key|private_?key|access_?key)"
+                         r"[\"']?[ \t]*(?:=>|:=|[:=])[ \t]*[\"'`](?P<v>[^\"'`\n]{6,})\Z")
 
 
 def _cut_tail(context: str, counts: dict[str, int]) -> str:
-    """git cuts a hunk header's function context at 80 bytes, perhaps inside a token too short now for
-    its rule: a random-looking run at the end of a cut context is replaced (`SECRET`)."""
-    tail = _TAIL.search(context) if len(context.encode("utf-8", "surrogatepass")) >= 79 else None
-    if tail is None or not _random_looking(tail.group(0)) or "<SECRET_" in context[-9:]:
+    """git cuts a hunk header's function context at 80 bytes, perhaps inside a secret, too short now
+    for its rule: a cut run that starts like a provider's token, or a quoted value under a secret name
+    left open, is replaced (`SECRET`)."""
+    if len(context.encode("utf-8", "surrogatepass")) < 79:
+        return context
+    m = _TAIL.search(context)
+    start = None
+    if m is not None:
+        run = m.group(0)
+        at = next((i for i in range(len(run)) if run.startswith(PREFIXES, i) and (i == 0 or not run[i - 1].isalnum())), None)
+        start = m.start() + at if at is not None and _random_looking(run[at:]) else None
+    if start is None and (m := _OPEN_VALUE.search(context)) is not None and not _harmless(m.group("v")):
+        start = m.start("v")
+    if start is None:
         return context
     counts["SECRET"] = counts.get("SECRET", 0) + 1
-    return context[:tail.start()] + _placeholder("SECRET")
+    return context[:start] + _placeholder("SECRET")
 
 
 def _key_bodies(text: str, key_file: bool, folded: bool, bump: Callable[[str], str]) -> str:

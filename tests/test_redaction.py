@@ -424,3 +424,9 @@ def test_hunk_header_function_context_is_scanned():
     out, counts = redact(f"@@ -3 +3 @@ {cut}\n-a\n+b\n")
     assert cut[-20:] not in out and counts == {"SECRET": 1}
     assert redact("@@ -3 +3 @@ def publish(version):\n-a\n+b\n")[1] == {}
+    cut = ("def connect_to_the_production_database_server(): password = 'Tr0ub4dor&3x" + PW)[:80]
+    out, counts = redact(f"@@ -3 +3 @@ {cut}\n-a\n+b\n")
+    assert "Tr0ub4dor" not in out and counts == {"SECRET": 1}
+    # a go.sum hash cut there is no secret (seen in cobra's history)
+    go_sum = "github.com/inconshreveable/mousetrap v1.1.0 h1:wN+x4NVGpMsO7ErUn/mUI3vEoE" + "6Jt13X2"
+    assert redact(f"@@ -4,8 +4,8 @@ {go_sum}\n-a\n+b\n", "go.sum")[1] == {}
