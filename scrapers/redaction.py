@@ -246,8 +246,11 @@ def redact(text: str, path: str | None = None, key_file: bool = False) -> tuple[
     lines = out.split("\n")
     if len(lines) != len(prefixes):  # cannot happen: every replacement keeps its lines
         return _redact(text, fmt, key_file, netrc, False)
-    return "\n".join(p + (cut_tail(line, counts) if p.startswith("@@") else line)
-                     for p, line in zip(prefixes, lines) if line != GONE), counts
+    for i in [i for i, p in enumerate(prefixes) if p[:2] == "@@"]:  # git cut a hunk header's context at 80
+        lines[i] = cut_tail(lines[i], counts)                          # bytes: a secret's start may end it
+    if not counts:
+        return text, counts
+    return "\n".join(p + line for p, line in zip(prefixes, lines) if line != GONE), counts
 
 
 def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> tuple[str, dict[str, int]]:
@@ -274,8 +277,9 @@ def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> t
         key = bump("AWS_KEY")
         return key if m.group("sec") is None else key + m.group("sep") + bump("AWS_SECRET")
 
-    for kind, literals, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
-        if (literals is None or any(lit in text for lit in literals)) and pattern.search(text):
+    for kind, gate, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
+        if (gate is None or (gate.search(text) if isinstance(gate, re.Pattern) else any(g in text for g in gate))) \
+                and pattern.search(text):
             text = pattern.sub(aws if kind == "AWS_KEY" else whole_or_v(kind), text)
     text = key_bodies(text, key_file, folded, bump)
 

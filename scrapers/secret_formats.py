@@ -34,6 +34,7 @@ _KEY_SUFFIXES = (".pem", ".key", ".p8", ".asc", ".ppk", ".gpg")
 _KEY_PREFIXES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk")
 # PEM, PGP armor and OpenSSH bodies: lines of 64 (70 for OpenSSH) base64 characters, the last one shorter
 _KEY_LINE = re.compile(r"(?m)^(?P<head>[+\- ]?[ \t]*)(?:[A-Za-z0-9+/]{64}|[A-Za-z0-9+/]{70})[ \t]*\r?$")
+_KEY_GATE = re.compile(r"\n[+\- ]?[ \t]*[A-Za-z0-9+/]{64}")  # led by a literal: scanned faster than `^`
 _KEY_TAIL = re.compile(r"[+\- ]?[ \t]*(?:[A-Za-z0-9+/]{1,76}={0,2}|=[A-Za-z0-9+/]{4})[ \t]*\r?(?:\n|\Z)")
 _KEY_FILE_LINE = re.compile(r"(?m)^(?P<head>[+\- ]?[ \t]*)[A-Za-z0-9+/]{16,76}={0,2}[ \t]*\r?$")
 
@@ -56,12 +57,35 @@ def split_diff(text: str) -> tuple[list[str], list[str]]:
     >>> split_diff("--- a/x\\n+++ b/x\\n@@ -1 +1 @@ def f():\\n-a\\n+b")
     (['', '', '@@ -1 +1 @@ ', '-', '+'], ['--- a/x', '+++ b/x', 'def f():', 'a', 'b'])
     """
+    lines = text.split("\n")
+    if text.startswith("@@@") or "\n@@@" in text:
+        return _split_combined(lines)
+    first = 0 if text.startswith("@@") else text[:text.find("\n@@") + 1].count("\n")
+    # two passes in comprehensions (this runs on every diff): a marker, or what `_other` says
+    body = [line[:1] if line[:1] in _MARKS else _other(line) for line in lines[first:]]
+    return [""] * first + body, lines[:first] + [line[len(p):] for line, p in zip(lines[first:], body)]
+
+
+_MARKS = frozenset("+- ")
+
+
+def _other(line: str) -> str:
+    """The prefix of a line in a hunk that has no `+`/`-`/` ` marker: a hunk header up to its
+    function context, `\\ No newline at end of file` whole, anything else none."""
+    if line.startswith("@@"):
+        end = line.find(" @@", 2)
+        return line[:end + 4] if end >= 0 else line
+    return line if line.startswith("\\") else ""
+
+
+def _split_combined(lines: list[str]) -> tuple[list[str], list[str]]:
+    """`split_diff` for a merge's combined diff (`@@@`, two markers a line), line by line."""
     prefixes, contents = [], []
     width = 0
-    for line in text.split("\n"):
+    for line in lines:
         if line.startswith("@@"):
             width = len(line) - len(line.lstrip("@")) - 1
-            end = line.find(" " + "@" * (width + 1), width + 1)  # `@@ -1 +1 @@ def f():`: the context is content
+            end = line.find(" " + "@" * (width + 1), width + 1)
             if end >= 0:
                 end += width + 3
                 prefixes.append(line[:end])
@@ -73,7 +97,7 @@ def split_diff(text: str) -> tuple[list[str], list[str]]:
                 prefixes.append(head)
                 contents.append(line[width:])
                 continue
-            if line.startswith("\\") or not line:  # `\ No newline at end of file`
+            if line.startswith("\\") or not line:
                 prefixes.append(line)
                 contents.append("")
                 continue
@@ -115,6 +139,8 @@ def cut_tail(context: str, counts: dict[str, int]) -> str:
 def key_bodies(text: str, key_file: bool, folded: bool, bump: Callable[[str], str]) -> str:
     """Replace key material standing without its BEGIN line: runs of two or more full-width base64
     lines (one or more lines of base64 in a key file), not under a certificate's or public key's BEGIN."""
+    if not key_file and _KEY_GATE.search(text) is None and _KEY_LINE.match(text) is None:
+        return text
     pattern = _KEY_FILE_LINE if key_file else _KEY_LINE
     out: list[str] = []
     last = 0

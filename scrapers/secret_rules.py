@@ -7,7 +7,8 @@ A match is replaced whole, or only its group "v" when the regex has one; `scrape
 applies them, and skips a match glued to a preceding letter or digit (part of a longer word).
 The shapes follow the issuers' documentation (and gitleaks' rules, which collect them); each kind
 has a planted example in tests/secrets_corpus.py. A regex that starts with a literal is scanned
-for as fast as `in` would; the others name the literals that must occur for them to run.
+for as fast as `in` would; the others name the literals (or a regex that starts with one) that must
+occur for them to run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 _PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _B = r"(?<![A-Za-z0-9_-])"  # not inside a longer word or a `cache-key-...` name
 
-SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
+SHAPED: list[tuple[str, tuple[str, ...] | re.Pattern[str] | None, re.Pattern[str]]] = [
     # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
     # header lines), so code that merely names the header stays; each part of it can match one way
     # only, so it takes linear time
@@ -33,7 +34,7 @@ SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
     ("DISCORD_WEBHOOK", ("/api/webhooks/",), re.compile(
         r"discord(?:app)?\.com/api/webhooks/\d{15,20}/(?P<v>[A-Za-z0-9_-]{60,70})")),
     # a bot token: the bot's id in base64 (it starts M, N or O), a timestamp, an HMAC
-    ("DISCORD_TOKEN", ("M", "N", "O"), re.compile(
+    ("DISCORD_TOKEN", re.compile(r"\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27}"), re.compile(
         r"(?<![A-Za-z0-9_.-])[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}(?![A-Za-z0-9_-])")),
     ("TELEGRAM_BOT_TOKEN", (":AA",), re.compile(r"(?<![0-9])\d{8,10}:AA[0-9A-Za-z_-]{33}(?![0-9A-Za-z_-])")),
     ("STRIPE_KEY", ("k_live_", "k_test_"), re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}")),
@@ -56,7 +57,7 @@ SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
     ("HUGGINGFACE_TOKEN", None, re.compile(r"hf_[A-Za-z]{34,}")),
     ("SENDGRID_KEY", None, re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
     ("MAILGUN_KEY", ("key-",), re.compile(_B + r"key-[0-9a-f]{32}(?![A-Za-z0-9])")),
-    ("MAILCHIMP_KEY", ("-us",), re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}(?![A-Za-z0-9])")),
+    ("MAILCHIMP_KEY", re.compile(r"-us\d"), re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}(?![A-Za-z0-9])")),
     ("TWILIO_KEY", None, re.compile(r"SK[0-9a-f]{32}(?![A-Za-z0-9])")),
     ("SHOPIFY_TOKEN", None, re.compile(r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}")),
     ("DIGITALOCEAN_TOKEN", None, re.compile(r"do[por]_v1_[a-f0-9]{64}")),
