@@ -66,10 +66,15 @@ def harmless(value: str) -> bool:
     return all(_segments(p) if p.isalpha() else len(p) <= 6 for p in parts)
 
 
+# words (each with a vowel) and short numbers joined by `-`, `_` or `.`: `refreshed-token-123` names a value
+_WORDY = re.compile(r"(?=[a-z]{3})[b-df-hj-np-tv-z]*[aeiouy][a-z]*(?:[-_.](?:[b-df-hj-np-tv-z]*[aeiouy][a-z]*|\d{1,6}))+")
+
+
 def random_looking(value: str) -> bool:
-    """A token, not a word: 8+ characters, no spaces, not an identifier, and letters with digits,
-    or mixed case from 12 characters, or 20+ characters of 3.5+ bits of entropy per character."""
-    if len(value) < 8 or any(c.isspace() for c in value):
+    """A token, not a word: 8+ characters, no spaces, not an identifier, not words joined by `-_.`, and
+    letters with digits, or mixed case from 12 characters, or 20+ characters of 3.5+ bits of entropy per
+    character."""
+    if len(value) < 8 or any(c.isspace() for c in value) or _WORDY.fullmatch(value.lower()):
         return False
     entropy = _entropy(value)
     if _CAMEL_IDENT.match(value):  # words: only a long run of random lowercase letters counts

@@ -222,6 +222,8 @@ FLASK_LOOKALIKES = [
     'assert out == "Password:\\ninterrupted\\n"', '.expect(\'{"username":"tobi","password":"ferret"}\')',
     ".set('Authorization', 'Basic dG9iaTpmZXJyZXQ=')", '"dataStorePassword": "dataStoreTestQuery",',
     '"Host: 127.0.0.1\\r\\nPostman-Token: 768c7149-c3fb-f704-71a2-63918d9195b2\\r\\nAccept: */*"',
+    # issue 23's review of the bundles: ky's test/hooks.ts
+    "response.json({error: {code: 'TOKEN_REFRESH', newToken: 'refreshed-token-123'}});",
 ]
 
 
