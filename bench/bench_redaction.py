@@ -116,7 +116,8 @@ def compare(repeat: int) -> None:
 
     n, mb = len(corpus.planted), sum(len(t.encode()) for _, t in corpus.files) * repeat / 1e6
     print(f"corpus: {len(corpus.files)} files, {n} planted secrets of {len(corpus.kinds)} kinds, "
-          f"{len(corpus.lookalikes)} look-alike lines; timed over {mb:.2f} MB ({repeat} passes)")
+          f"{len(corpus.lookalikes)} look-alike lines, {len(corpus.typed)} lines of typed code; "
+          f"timed over {mb:.2f} MB ({repeat} passes)")
     print(f"{'':16}{'recall':>12}{'false alarms':>14}{'seconds':>10}{'MB/s':>8}")
     for name, t in (("ours", t_ours), ("detect-secrets", t_ds)):
         found = n - len(missed[name])

@@ -25,6 +25,7 @@ runs its regex only where one occurs, so clean code costs a few fast scans.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from typing import Callable
@@ -125,6 +126,7 @@ def is_config_path(path: str | None) -> bool:
         or name.startswith(("docker-compose", "compose."))
 
 
+@functools.lru_cache(maxsize=8192)  # the same paths come again in every commit that changes them
 def text_format(path: str | None) -> str:
     """How the text at `path` holds values: "config" (a bare value is a literal), "code" (only literals
     are values: `name: Type` and references are code), or "text" (unknown: prose, messages, no path).
