@@ -138,9 +138,12 @@ def test_the_secrets_corpus_through_the_pipeline(tmp_path):
     for _, value in named:
         b.git("branch", f"leak/{value}")
     b.commit("Delete the corpus", remove=[*corpus.parts, *(f"keys/{value}.txt" for _, value in named)])
-    typed = "".join(line + "\n" for _, line in corpus.typed)
-    for i in range(6):  # later history for val and test; the typed code stays in every split
-        b.commit(f"Feature {i}", {f"src/typed_{i}.txt": f"version {i}\n", "app/typed.py": f"# v{i}\n" + typed})
+    typed: dict[str, str] = {}
+    for path, line in corpus.typed:  # each language in its own file: code is told by the file's language
+        typed[f"typed/{path}"] = typed.get(f"typed/{path}", "") + line + "\n"
+    for i in range(6):  # later history for val and test; the typed code changes in every split
+        files = {path: ("# " if path.endswith(".py") else "// ") + f"version {i}\n" + text for path, text in typed.items()}
+        b.commit(f"Feature {i}", {f"src/feature_{i}.txt": f"version {i}\n", **files})
     out = tmp_path / "out"
     cfg = comprehensive_pipeline.parse_args([
         "--repo", str(b.path), "--output-dir", str(out), "--model", "no-such/tokenizer", "--fallback-vocab-size", "400",
