@@ -96,14 +96,16 @@ _TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*(?=[A-Z])(?:[A-Z][a-
 
 # File names whose bare values are literals: settings formats (`.env`, YAML, `.properties`, ini/toml, rc
 # files, Terraform variables, pip/npm/PyPI settings, netrc) and the shell-like files that set them
-_CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".conf", ".toml", ".tfvars", ".tf",
-                    ".hcl", "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf", ".sh", ".bash", ".zsh", ".ksh", ".mk",
+# (not Terraform's `.tf`: a bare value there is a reference, `password = var.db_password`)
+_CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".conf", ".toml", ".tfvars",
+                    "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf", ".sh", ".bash", ".zsh", ".ksh", ".mk",
                     ".ps1", ".bat", ".cmd", ".git-credentials", ".envrc")
 _CONFIG_NAMES = frozenset({"credentials", "config", "dockerfile", "containerfile", "procfile", "_netrc", "netrc",
                            "makefile", "gnumakefile", "pip.conf", "pip.ini", ".git-credentials"})
 
 KINDS = ("AWS_SECRET",) + tuple(k for k, _, _ in _SHAPED) + (
     "URL_CREDENTIALS", "AUTH_HEADER", "DOCKER_AUTH", "K8S_SECRET", "PASSWORD", "TOKEN", "API_KEY", "SECRET")
+
 
 def _assign_kind(word: str) -> str:
     w = word.lower()

@@ -432,3 +432,14 @@ def test_hunk_header_function_context_is_scanned():
     # a go.sum hash cut there is no secret (seen in cobra's history)
     go_sum = "github.com/inconshreveable/mousetrap v1.1.0 h1:wN+x4NVGpMsO7ErUn/mUI3vEoE" + "6Jt13X2"
     assert redact(f"@@ -4,8 +4,8 @@ {go_sum}\n-a\n+b\n", "go.sum")[1] == {}
+
+
+@pytest.mark.parametrize("path,text,kinds", [
+    ("infra/main.tf", "  password = var.db_password\n  token    = local.ci_token\n", {}),
+    ("infra/prod.tfvars", 'db_password = "Tf9xQ2mLp4Zr8w"\n', {"PASSWORD": 1}),
+    ("deploy.sh", f"export API_TOKEN={PW}\nTOKEN=$(cat /run/secrets/token)\n", {"TOKEN": 1}),
+    ("src/db.py", f'dsn = "host=db user=app password={PW}"\npassword = hunter2\n', {"PASSWORD": 1}),
+])
+def test_values_as_each_format_defines_them(path, text, kinds):
+    out, counts = redact(text, path)
+    assert counts == kinds and PW not in out
