@@ -64,7 +64,8 @@ _AWS_SECRET = re.compile(r"(?i)[A-Za-z0-9_.-]*?aws_?secret_?(?:access_?)?key[\"'
 
 # `scheme://user:pass@host`: the authority up to its last `@` (a password may hold `@` and `:`); the scheme
 # is the run of letters before `://`, so a `+`, `-` or digit before it (a diff's marker) stays outside
-_URL_CREDS = re.compile(r"[0-9+.\-]*[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^\s/?#@'\"<>\\:]*:[^\s/?#'\"<>\\]*)@(?=[A-Za-z0-9\[])")
+_URL_CREDS = re.compile(r"[0-9+.\-]*[A-Za-z][A-Za-z0-9+.-]*://"
+                        r"(?P<v>[^\s/?#@'\"<>\\:]*:[^\s/?#'\"<>\\]*)@(?=[A-Za-z0-9\[])")
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 # `Authorization: Bearer X`, `"Authorization": "token X"`, `-H 'Authorization: Basic X'`, `Bearer X`
@@ -311,7 +312,8 @@ def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> t
             else:
                 ok = credential(value, "TOKEN")
             return keep_outside(m, "v", bump("AUTH_HEADER")) if ok else None
-        text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS), lambda i: _AUTH.match(text, i), auth)
+        text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS),
+                       lambda i: _AUTH.match(text, i), auth)
         low = _lower(text)
 
     def assign_match(i: int) -> re.Match[str] | None:

@@ -25,7 +25,8 @@ NETRC_NAMES = frozenset({".netrc", "_netrc", "netrc"})
 _DOCKER_AUTH = re.compile(r"\"auth\"[ \t]*:[ \t]*\"(?P<v>[A-Za-z0-9+/]{6,}={0,2})\"")
 # a Kubernetes Secret: every value of its `data:` (base64) and `stringData:` maps
 _K8S_KIND = re.compile(r"(?m)^[ \t]*kind:[ \t]*[\"']?Secret[\"']?[ \t]*\r?$")
-_K8S_MAP = re.compile(r"(?m)^(?P<i>[ \t]*)(?P<which>data|stringData):[ \t]*\r?\n(?P<body>(?:(?P=i)[ \t]+\S.*(?:\n|\Z))+)")
+_K8S_MAP = re.compile(r"(?m)^(?P<i>[ \t]*)(?:data|stringData):[ \t]*\r?\n"
+                      r"(?P<body>(?:(?P=i)[ \t]+\S.*(?:\n|\Z))+)")
 _K8S_ENTRY = re.compile(r"(?m)^[ \t]+[\"']?[A-Za-z0-9_.-]+[\"']?:[ \t]+[\"']?(?P<v>[^\s\"'#]+)")
 
 
@@ -126,7 +127,8 @@ def cut_tail(context: str, counts: dict[str, int]) -> str:
     start = None
     if m is not None:
         run = m.group(0)
-        at = next((i for i in range(len(run)) if run.startswith(PREFIXES, i) and (i == 0 or not run[i - 1].isalnum())), None)
+        at = next((i for i in range(len(run))
+                   if run.startswith(PREFIXES, i) and (i == 0 or not run[i - 1].isalnum())), None)
         start = m.start() + at if at is not None and random_looking(run[at:]) else None
     if start is None and (m := _OPEN_VALUE.search(context)) is not None and not harmless(m.group("v")):
         start = m.start("v")
@@ -155,7 +157,8 @@ def key_bodies(text: str, key_file: bool, folded: bool, bump: Callable[[str], st
         begin = text.rfind("-----BEGIN ", 0, m.start())
         public = begin >= 0 and "PRIVATE" not in text[begin:begin + 64]
         if n >= (1 if key_file else 2) and mixed and not public:
-            out += (text[last:m.start()], m.group("head"), bump("PRIVATE_KEY"), ("\n" + GONE) * (n - 1) if folded else "")
+            folds = ("\n" + GONE) * (n - 1) if folded else ""
+            out += (text[last:m.start()], m.group("head"), bump("PRIVATE_KEY"), folds)
             last = end
         m = pattern.search(text, end)
     if not out:

@@ -84,10 +84,12 @@ HEROKU_NAMED = re.compile(r"(?i)heroku[A-Za-z0-9_.-]*(?:key|token)[\"']?\s*(?:=>
 
 # The prefixes the shapes above start with: a token cut short (git cuts a hunk header's context at
 # 80 bytes) is still known by its start.
-PREFIXES = ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "gldt-", "glrt-", "glptt-", "glsoat-",
-            "glcbt-", "xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe-", "xapp-", "sk_live_", "sk_test_", "rk_live_",
-            "rk_test_", "sq0atp-", "sq0csp-", "EAAA", "AIza", "GOCSPX-", "AKIA", "ASIA", "LTAI", "eyJ", "npm_", "pypi-AgE",
-            "rubygems_", "dckr_pat_", "sk-proj-", "sk-ant-", "sk-svcacct-", "sk-admin-", "gsk_", "hf_", "SG.", "key-",
-            "shpat_", "shpss_", "shpca_", "shppa_", "dop_v1_", "doo_v1_", "dor_v1_", "HRKU-", "dapi", "ATATT3", "ATCTT3",
-            "sntrys_", "sntryu_", "hvs.", "hvb.", "NRAK-", "PMAK-", "lin_api_", "glsa_", "glc_", "dp.pt.", "dp.st.",
-            "dp.ct.", "dp.sa.", "pul-", "pscale_", "sbp_", "AGE-SECRET-KEY-")
+PREFIXES = (
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "gldt-", "glrt-", "glptt-", "glsoat-",
+    "glcbt-", "xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe-", "xapp-", "sk_live_", "sk_test_",
+    "rk_live_", "rk_test_", "sq0atp-", "sq0csp-", "EAAA", "AIza", "GOCSPX-", "AKIA", "ASIA", "LTAI", "eyJ",
+    "npm_", "pypi-AgE", "rubygems_", "dckr_pat_", "sk-proj-", "sk-ant-", "sk-svcacct-", "sk-admin-", "gsk_",
+    "hf_", "SG.", "key-", "shpat_", "shpss_", "shpca_", "shppa_", "dop_v1_", "doo_v1_", "dor_v1_", "HRKU-",
+    "dapi", "ATATT3", "ATCTT3", "sntrys_", "sntryu_", "hvs.", "hvb.", "NRAK-", "PMAK-", "lin_api_", "glsa_",
+    "glc_", "dp.pt.", "dp.st.", "dp.ct.", "dp.sa.", "pul-", "pscale_", "sbp_", "AGE-SECRET-KEY-",
+)
