@@ -109,7 +109,13 @@ def _split_combined(lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 def is_diff(text: str) -> bool:
-    return text.startswith(("diff --git", "@@")) or "\n@@ -" in text or "\n@@@ -" in text
+    """A diff, or the lines of hunks without their header (every line starts with a marker: the hunks
+    stage 2 widens with context lines from the file)."""
+    return (text.startswith(("diff --git", "@@")) or "\n@@ -" in text or "\n@@@ -" in text
+            or (text[:1] in _MARKS and _UNMARKED.search(text) is None))
+
+
+_UNMARKED = re.compile(r"\n[^+\- \\\n]")  # a line that starts with no diff marker
 
 
 _TAIL = re.compile(r"[A-Za-z0-9_+/=.\-]{8,}\Z")

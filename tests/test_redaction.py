@@ -443,3 +443,16 @@ def test_hunk_header_function_context_is_scanned():
 def test_values_as_each_format_defines_them(path, text, kinds):
     out, counts = redact(text, path)
     assert counts == kinds and PW not in out
+
+
+def test_hunk_lines_without_their_header():
+    # stage 2 widens hunks with context lines from the file and redacts them joined, without `@@`
+    lines = f" {KEY_LINES[0]}\n {KEY_LINES[1]}\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}"
+    out, counts = redact(lines, "notes/backup.txt")
+    assert not any(line[:12] in out for line in KEY_LINES[:4]) and counts == {"PRIVATE_KEY": 1}
+    import base64
+    secret = (" apiVersion: v1\n kind: Secret\n data:\n-  db-pass: " + base64.b64encode(PW.encode()).decode()
+              + "\n+  db-pass: " + base64.b64encode(PW[::-1].encode()).decode() + "\n")
+    out, counts = redact(secret, "k8s/secret.yaml")
+    assert counts == {"K8S_SECRET": 2} and out.count("\n") == secret.count("\n")
+    assert redact("- a list\n- of words\n", "notes.md") == ("- a list\n- of words\n", {})
