@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
 import sys
 from pathlib import Path
@@ -365,7 +366,6 @@ def test_netrc_passwords(path, text):
 
 
 def test_docker_config_auth():
-    import base64
     auth = base64.b64encode(f"deploy:{PW}".encode()).decode()
     for path in (".docker/config.json", "k8s/pull-secret.json"):
         text = '{"auths": {"registry.example.com": {"auth": "' + auth + '"}}}\n'
@@ -376,7 +376,6 @@ def test_docker_config_auth():
 
 
 def test_kubernetes_secret_data():
-    import base64
     value = base64.b64encode(PW.encode()).decode()
     text = (f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  db-pass: {value}\n"
             f"  user: {base64.b64encode(b'admin').decode()}\nstringData:\n  extra: {PW}\n")
@@ -450,7 +449,6 @@ def test_hunk_lines_without_their_header():
     lines = f" {KEY_LINES[0]}\n {KEY_LINES[1]}\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}"
     out, counts = redact(lines, "notes/backup.txt")
     assert not any(line[:12] in out for line in KEY_LINES[:4]) and counts == {"PRIVATE_KEY": 1}
-    import base64
     secret = (" apiVersion: v1\n kind: Secret\n data:\n-  db-pass: " + base64.b64encode(PW.encode()).decode()
               + "\n+  db-pass: " + base64.b64encode(PW[::-1].encode()).decode() + "\n")
     out, counts = redact(secret, "k8s/secret.yaml")
