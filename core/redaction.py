@@ -5,12 +5,16 @@
     r = Redactor();  clean = r(text, "diffs", path);  r.kinds, r.fields   # for a stage's stats
 
 Each secret becomes a typed placeholder such as `<SECRET_AWS_KEY>`. What is and is not
-redacted, and why: docs/secrets.md. Three families of rules:
-- fixed-shape credentials found anywhere (private key blocks, cloud and service tokens: see `_SHAPED`);
+redacted, and why: docs/secrets.md. The rules:
+- fixed-shape credentials found anywhere (private key blocks, cloud and service tokens:
+  `scrapers/secret_rules.py`), and key material without its BEGIN line (`scrapers/secret_formats.py`);
 - credentials in URLs (`scheme://user:pass@host`, the password may hold `@`) and in
-  `Authorization`/`Bearer` headers;
-- values assigned to secret-like names (`password`, `token`, `api_key`, `client_secret`, ...)
-  when the value looks like a credential (`_credential`), never code, templates or placeholders.
+  `Authorization`/`Bearer` headers; where formats put them (`.netrc`, docker `"auth"`, Kubernetes Secrets);
+- values assigned to secret-like names (`password`, `token`, `api_key`, `client_secret`, ...) when the
+  value looks like a credential (`scrapers/secret_values.py`), never code, templates or placeholders.
+  Which values are literals depends on the file: in a config format every value; in code only
+  literals (`next_token: AtomicU64` and `signing_key: &crypto::SigningKey` are code).
+A diff is scanned line by line without its `+`/`-`/` ` markers, and each placeholder goes back in its line.
 
     >>> redact('aws_key = "AKIAIOSFODNN7EXAMPLE"\\nSECRET_KEY = "dev"')
     ('aws_key = "<SECRET_AWS_KEY>"\\nSECRET_KEY = "dev"', {'AWS_KEY': 1})
@@ -21,20 +25,19 @@ runs its regex only where one occurs, so clean code costs a few fast scans.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
+import functools
 import re
 from collections import Counter
 from typing import Callable
 
+from core.languages import category_of
+from core.secret_formats import GONE, NETRC_NAMES, cut_tail, formats, is_diff, is_key_path, key_bodies, split_diff
+from core.secret_rules import HEROKU_NAMED, SHAPED
+from core.secret_values import basic_password, credential, keep_outside, placeholder
+
 __all__ = ["redact", "add_counts", "count_placeholders", "KINDS", "Redactor"]
 
 _Repl = Callable[[re.Match[str]], "str | None"]
-
-
-def _placeholder(kind: str) -> str:
-    return f"<SECRET_{kind}>"
 
 
 # An AWS key id, and the 40-character secret key when it follows on the same line (the console's
@@ -42,45 +45,9 @@ def _placeholder(kind: str) -> str:
 _AWS_KEY = re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"
                       r"(?:(?P<sep>[\"']?[ \t]*[,;:|=][ \t]*[\"']?|[ \t]+)(?P<sec>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=]))?")
 
-# --- fixed-shape credentials: (kind, literals that gate the regex or None, regex) ----------------
-# A match is replaced whole, or only its group "v" when the regex has one; a match right after a
-# letter or digit is part of a longer word and stays (`_` may precede: `v1_ghp_...` in a tag name).
-# A regex that starts with a literal is scanned for as fast as `in` would; the others are gated by
-# literals.
-_PEM = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-_SHAPED: list[tuple[str, tuple[str, ...] | None, re.Pattern[str]]] = [
-    # the lookahead wants key material next (after blanks, a JSON `\n`, quotes, a diff's `+`/`-`, `Version:`
-    # header lines), so code that merely names the header stays; each part of it can match one way
-    # only, so it takes linear time
-    ("PRIVATE_KEY", None, re.compile(
-        _PEM + r"(?=(?:[\s+\-\"']|\\n)*(?:[A-Z][A-Za-z-]+:[^\n]*\n(?:[\s+\-\"']|\\n)*)*[A-Za-z0-9+/]{32})[\s\S]*?"
-        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)")),
-    ("AWS_KEY", None, _AWS_KEY),
-    ("GITHUB_TOKEN", None, re.compile(
-        r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})")),
-    ("GITLAB_TOKEN", None, re.compile(
-        r"gl(?:pat|dt|rt|ptt|soat|cbt)-[A-Za-z0-9_\-]{20,}")),
-    ("SLACK_TOKEN", None, re.compile(r"xox[baprse]-[A-Za-z0-9-]{10,}")),
-    ("SLACK_WEBHOOK", None, re.compile(
-        r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{8,}/[A-Za-z0-9_]{16,}")),
-    ("STRIPE_KEY", ("k_live_", "k_test_"), re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}")),
-    ("GOOGLE_API_KEY", None, re.compile(r"AIza[0-9A-Za-z_\-]{35}")),
-    ("GOOGLE_OAUTH_SECRET", None, re.compile(r"GOCSPX-[A-Za-z0-9_\-]{28}")),
-    ("AZURE_STORAGE_KEY", ("ccountKey", "ccessKey="), re.compile(
-        r"(?i:AccountKey|SharedAccessKey)\s*=\s*(?P<v>[A-Za-z0-9+/]{40,}={0,2})")),
-    ("AZURE_CLIENT_SECRET", ("Q~",), re.compile(r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}")),
-    ("JWT", None, re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("NPM_TOKEN", None, re.compile(r"npm_[A-Za-z0-9]{36}")),
-    ("PYPI_TOKEN", None, re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,}")),
-    ("OPENAI_KEY", None, re.compile(
-        r"sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})")),
-    ("ANTHROPIC_KEY", None, re.compile(r"sk-ant-[a-z]+\d\d-[A-Za-z0-9_-]{80,}")),
-    ("HUGGINGFACE_TOKEN", None, re.compile(r"hf_[A-Za-z]{34,}")),
-    ("SENDGRID_KEY", None, re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}")),
-    ("TWILIO_KEY", None, re.compile(r"SK[0-9a-f]{32}(?![A-Za-z0-9])")),
-    ("SHOPIFY_TOKEN", None, re.compile(r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}")),
-    ("DIGITALOCEAN_TOKEN", None, re.compile(r"do[por]_v1_[a-f0-9]{64}")),
-]
+# The fixed shapes (scrapers/secret_rules.py), with the AWS key id after the private keys: it has its own
+# replacement, which also takes the 40-character secret that follows it.
+_SHAPED = SHAPED[:1] + [("AWS_KEY", None, _AWS_KEY)] + SHAPED[1:]
 
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -95,8 +62,10 @@ def _glued(m: re.Match[str]) -> bool:
 _AWS_SECRET = re.compile(r"(?i)[A-Za-z0-9_.-]*?aws_?secret_?(?:access_?)?key[\"']?\s*(?:=>|:=|[:=])\s*[\"']?"
                          r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])")
 
-# `scheme://user:pass@host`: the authority up to its last `@` (a password may hold `@` and `:`)
-_URL_CREDS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^\s/?#@'\"<>\\:]*:[^\s/?#'\"<>\\]*)@(?=[A-Za-z0-9\[])")
+# `scheme://user:pass@host`: the authority up to its last `@` (a password may hold `@` and `:`); the scheme
+# is the run of letters before `://`, so a `+`, `-` or digit before it (a diff's marker) stays outside
+_URL_CREDS = re.compile(r"[0-9+.\-]*[A-Za-z][A-Za-z0-9+.-]*://"
+                        r"(?P<v>[^\s/?#@'\"<>\\:]*:[^\s/?#'\"<>\\]*)@(?=[A-Za-z0-9\[])")
 _SCHEME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 # `Authorization: Bearer X`, `"Authorization": "token X"`, `-H 'Authorization: Basic X'`, `Bearer X`
@@ -104,116 +73,46 @@ _AUTH = re.compile(r"(?i)(?:(?:proxy-)?authorization[\"']?\s*[:=,]\s*[\"']?(?:(?
                    r"|bearer\s+)(?P<v>[A-Za-z0-9._~+/=-]{8,})")
 
 # --- values assigned to secret-like names, in code, config and env files --------------------------
-# a name ending in a secret word, an optional closing quote, a separator, a quoted or bare value
+# a name ending in a secret word, an optional closing quote, a separator (`=`, `:`, `=>`, `:=`, or a type
+# annotation then `=`: `name: &str =`, `name: Optional[str] =`), a quoted (`b"..."` too) or bare value
 _ASSIGN = re.compile(
-    r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|passphrase|pwd|_pass|secret|token|credentials?|"
+    r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|passphrase|pwd|_pass|secret|token|credentials?|_auth|"
     r"apikey|(?:api|secret|private|access|auth|signing|encryption|master|client)[_-]?key))"
-    r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_][A-Za-z0-9_.\[\], |]*?(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
-    r"(?:(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>\\]+)(?P<after>[(.\[]?))")
+    r"(?P<sep>[\"']?[ \t]*(?::[ \t]*[A-Za-z_&*][A-Za-z0-9_.\[\], |<>?&*:]*?(?==))?(?:=>|:=|[:=])(?!=)[ \t]*)"
+    r"(?:[bBrRuU]{0,2}(?P<q>[\"'`])(?P<qval>[^\"'`\n]+)(?P=q)|(?P<bare>[^\s\"'`,;()\[\]{}<>\\]+)(?P<after>[(.\[]?))")
 _XML_ASSIGN = re.compile(r"(?i)(?P<key>[A-Za-z0-9_.-]*?(?P<word>password|passwd|secret|token|apikey|api[_-]?key))>"
                          r"(?P<v>[^<\n]+)</")
 _ASSIGN_FOLLOW = re.compile(r"[A-Za-z0-9_.-]*[\"']?[ \t]*(?:=>|:=|[:=]|>)(?!=)")  # rest of the name, a separator
-_ASSIGN_NEEDLES = ("pass", "pwd", "secret", "token", "key", "credential")
+_ASSIGN_NEEDLES = ("pass", "pwd", "secret", "token", "key", "credential", "_auth")
 _KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _LINE_HEAD = re.compile(r"[+\- ]?[ \t]*(?:(?:export|ENV|set|-)[ \t]+)?[\"']?")  # diff marker, `export`, YAML list
 _LINE_TAIL = re.compile(r"[\"']?[ \t]*(?:[ \t]#.*)?\r?(?:\n|\Z)")
 _ENV_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")  # `new_password`, `os.environ`
+# in code, a name, a reference or a type path is no value: `key`, `&crypto::SigningKey`, `self.key2`, `opts->key`
+_CODE_REF = re.compile(r"[&*!~]*(?:[A-Za-z_$][A-Za-z0-9_$]*(?:::|\.|->))*[A-Za-z_$][A-Za-z0-9_$]*[?!]*")
+# a type's name: capitalized words, acronyms and numbers (`AtomicU64`, `Ed25519Key`, `OAuth2ClientSecret`); a
+# token has lower-case letters after a digit or alone between capitals (`Ab3xK9qLm2Zt`)
+_TYPE_NAME = re.compile(r"[&*]*(?:[A-Za-z_][A-Za-z0-9_]*::)*(?=[A-Z])(?:[A-Z][a-z]+|[A-Z]+(?![a-z])|\d{1,5})+[?!]?")
 
-# File names whose bare values are literals (`.env`, YAML, `.properties`, ini/toml, rc files)
+# File names whose bare values are literals: settings formats (`.env`, YAML, `.properties`, ini/toml, rc
+# files, Terraform variables, pip/npm/PyPI settings, netrc) and the shell-like files that set them
+# (not Terraform's `.tf`: a bare value there is a reference, `password = var.db_password`)
 _CONFIG_SUFFIXES = (".env", ".properties", ".yml", ".yaml", ".ini", ".cfg", ".conf", ".toml", ".tfvars",
-                    "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf")
-_CONFIG_NAMES = frozenset({"credentials", "config", "dockerfile", "containerfile", "procfile"})
+                    "rc", ".netrc", ".pypirc", ".htpasswd", ".cnf", ".sh", ".bash", ".zsh", ".ksh", ".mk",
+                    ".ps1", ".bat", ".cmd", ".git-credentials", ".envrc")
+_CONFIG_NAMES = frozenset({"credentials", "config", "dockerfile", "containerfile", "procfile", "_netrc", "netrc",
+                           "makefile", "gnumakefile", "pip.conf", "pip.ini", ".git-credentials"})
 
 KINDS = ("AWS_SECRET",) + tuple(k for k, _, _ in _SHAPED) + (
-    "URL_CREDENTIALS", "AUTH_HEADER", "PASSWORD", "TOKEN", "API_KEY", "SECRET")
-
-# --- what a value must look like to be redacted ---------------------------------------------------
-# Words that example and test values are made of: a value that is only these words (and short
-# numbers), like `testkey`, `development key`, `my-secret-key`, `changeme`, is a placeholder.
-_PLACEHOLDER_WORDS = frozenset("""
-a an the my your our this that it me to here is not no none null nil empty blank unset
-dev devel develop development test tests testing tester demo debug local localhost example examples
-sample default defaults foo bar baz qux quux dummy fake mock stub placeholder changeme change replace
-insert put enter set secret secrets key keys password passwords passwd pass pwd token tokens api app
-application access auth private public client server service session cookie csrf jwt bearer signing
-encryption hash salt value string str bytes required optional todo fixme admin root user username guest
-login db database postgres mysql redis prod production staging stage super very insecure unsafe
-secure shh sekrit hidden xyz abc abcd qwerty letmein hello world random new old wrong bad invalid
-valid correct other another some flask django web site
-""".split())
-_TEMPLATE = re.compile(r"\$\{|\{\{|\{%|%\(|%s|\{\d*\}|#\{|\$\(|^[$%<{\[(*:/~]|^@[\w.-]+@\Z|\benv(?:iron)?\b|getenv|"
-                       r"secrets\.|vault:", re.I)
-_WORDS = re.compile(r"[a-z]+|[0-9]+")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
-_WORD = re.compile(r"(?:[a-z]{1,12}|[A-Z][a-z]{0,11}|[A-Z]{1,12}|[a-z]+(?:[A-Z][a-z]+)+|(?:[A-Z][a-z]+){2,})\Z")
-_CAMEL_IDENT = re.compile(r"[A-Za-z][a-z]+(?:[_.\-]?[A-Z]?[a-z]+)*\Z")  # accessToken, session_key, SecretKeyBase
-
-
-def _segments(word: str) -> bool:
-    """True when `word` (lowercase letters) is a concatenation of placeholder words: `testkey`."""
-    if len(word) > 48:
-        return False
-    ok = [True] + [False] * len(word)
-    for i in range(1, len(word) + 1):
-        ok[i] = any(ok[j] and word[j:i] in _PLACEHOLDER_WORDS for j in range(max(0, i - 12), i))
-    return ok[-1]
-
-
-def _entropy(value: str) -> float:
-    n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
-
-
-def _harmless(value: str) -> bool:
-    """Short, repetitive, a template or reference, a UUID (an id), one word (`ferret`, `dataStoreQuery`:
-    letters only, up to 12 in one case or camel case), or only placeholder words and short numbers."""
-    if len(value) < 6 or len(set(value)) <= 2 or _TEMPLATE.search(value) or _UUID.match(value) or _WORD.match(value):
-        return True
-    parts = _WORDS.findall(value.lower())
-    return all(_segments(p) if p.isalpha() else len(p) <= 6 for p in parts)
-
-
-def _random_looking(value: str) -> bool:
-    """A token, not a word: 8+ characters, no spaces, not an identifier, and letters with digits,
-    or mixed case from 12 characters, or 20+ characters of 3.5+ bits of entropy per character."""
-    if len(value) < 8 or any(c.isspace() for c in value):
-        return False
-    entropy = _entropy(value)
-    if _CAMEL_IDENT.match(value):  # words: only a long run of random lowercase letters counts
-        return value.isalpha() and value.islower() and len(value) >= 20 and entropy >= 3.5
-    digit = any(c.isdigit() for c in value)
-    alpha = any(c.isalpha() for c in value)
-    mixed = any(c.isupper() for c in value) and any(c.islower() for c in value)
-    return ((digit and alpha and entropy >= 2.5) or (mixed and len(value) >= 12 and entropy >= 3.0)
-            or (len(value) >= 20 and entropy >= 3.5))
-
-
-def _credential(value: str, kind: str) -> bool:
-    """Does a value assigned to a name of this kind look like a real credential?
-
-    Passwords: anything that is not harmless (`hunter2`, `correcthorsebatterystaple`). Tokens,
-    keys and secrets: not harmless and random-looking (`dev`, `development key`, `accessToken` stay).
-    """
-    if _harmless(value):
-        return False
-    return kind == "PASSWORD" or _random_looking(value)
-
-
-def _basic_password(value: str) -> str | None:
-    """The password inside a Basic credential (`dG9iaTpmZXJyZXQ=` -> `ferret`); None if it does not decode."""
-    try:
-        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.split(":", 1)[-1] if decoded.isprintable() else None
+    "URL_CREDENTIALS", "AUTH_HEADER", "DOCKER_AUTH", "K8S_SECRET", "PASSWORD", "TOKEN", "API_KEY", "SECRET")
 
 
 def _assign_kind(word: str) -> str:
     w = word.lower()
     if "pass" in w or w == "pwd":
         return "PASSWORD"
-    if w == "token":
+    if w in ("token", "_auth"):
         return "TOKEN"
     if "api" in w:
         return "API_KEY"
@@ -221,7 +120,8 @@ def _assign_kind(word: str) -> str:
 
 
 def is_config_path(path: str | None) -> bool:
-    """Files whose unquoted values are literals: `.env*`, YAML, `.properties`, ini/toml, rc files."""
+    """Files whose unquoted values are literals: `.env*`, YAML, `.properties`, ini/toml, rc files,
+    Terraform variables, netrc, pip/npm/PyPI settings, and shell-like files (`.sh`, Dockerfile, Makefile)."""
     if not path:
         return False
     name = path.rsplit("/", 1)[-1].lower()
@@ -229,22 +129,56 @@ def is_config_path(path: str | None) -> bool:
         or name.startswith(("docker-compose", "compose."))
 
 
-def _bare_is_literal(text: str, m: re.Match[str], config: bool) -> bool:
-    """An unquoted value is a literal in a config file, or when the assignment is a whole line in
-    env (`KEY=value`) or YAML (`key: value`) form; in code it is one only if it is no identifier."""
+@functools.lru_cache(maxsize=8192)  # the same paths come again in every commit that changes them
+def text_format(path: str | None) -> str:
+    """How the text at `path` holds values: "config" (a bare value is a literal), "code" (only literals
+    are values: `name: Type` and references are code), or "text" (unknown: prose, messages, no path).
+
+    >>> text_format("deploy/.env"), text_format("src/lib.rs"), text_format("README.md"), text_format(None)
+    ('config', 'code', 'text', 'text')
+    """
+    if not path:
+        return "text"
+    if is_config_path(path):
+        return "config"
+    # by the file's language (its name alone: a test directory makes no YAML file code)
+    return "code" if category_of(path.rsplit("/", 1)[-1]) in ("code", "tests") else "text"
+
+
+def _in_string(text: str, pos: int) -> bool:
+    """Is `pos` inside a quoted string on its line (an odd number of quotes before it)?"""
+    line = text[text.rfind("\n", 0, pos) + 1:pos]
+    return line.count('"') % 2 == 1 or line.count("'") % 2 == 1
+
+
+def _bare_is_literal(text: str, m: re.Match[str], fmt: str) -> bool:
+    """Is an unquoted value a literal? In a config file, yes. In code, never after `:` (`name: Type`,
+    a field, a parameter, an object key holding a variable), and after `=` only inside a string or
+    when it is no name, reference or type path. Elsewhere (prose, messages, unknown files), when the
+    assignment is a whole line in env (`KEY=value`) or YAML (`key: value`, not a type's name) form,
+    or when it is no identifier."""
     if m.group("after"):  # `token = make_token(...)`, `password = os.environ[...]`
         return False
     value, sep = m.group("bare"), m.group("sep")
-    if config:
+    if fmt == "config":
         return True
+    colon = sep.rstrip().endswith(":") and not sep.rstrip().endswith(":=")
+    if fmt == "code":
+        if colon:
+            return False
+        return _in_string(text, m.start()) or not _CODE_REF.fullmatch(value)
     if sep == ":":  # `Password:x` in code is no assignment (YAML and JSON put a space or a quote)
         return False
     start = text.rfind("\n", 0, m.start()) + 1
     if _LINE_HEAD.fullmatch(text, start, m.start()) and _LINE_TAIL.match(text, m.end()):
         if sep == "=" and _ENV_KEY.fullmatch(m.group("key")):
             return True
-        if sep.startswith(":") and sep[1:].strip() == "" and len(sep) > 1:
-            return True
+        if sep.strip() == "=" and "." in m.group("key") and "." not in value and "_" not in value:
+            return True  # `spring.datasource.password=x`: a `.properties` line
+        if colon and len(sep) > 1:
+            return not _TYPE_NAME.fullmatch(value)
+    if colon:  # `next_token: AtomicU64,` `signing_key: &crypto::SigningKey,`: a field or parameter
+        return False
     return not _IDENTIFIER.fullmatch(value)
 
 
@@ -292,34 +226,54 @@ def _sub_at(text: str, starts: list[int], match: Callable[[int], re.Match[str] |
     return "".join(out)
 
 
-def _keep_outside(m: re.Match[str], group: str, placeholder: str) -> str:
-    """The match with only `group` replaced by the placeholder."""
-    s, e = m.span(group)
-    return m.group(0)[:s - m.start()] + placeholder + m.group(0)[e - m.start():]
-
-
-def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
+def redact(text: str, path: str | None = None, key_file: bool = False) -> tuple[str, dict[str, int]]:
     """Return `text` with every secret replaced by `<SECRET_KIND>`, and the counts per kind.
 
-    `path`, when the text is a file's content or diff, tells config files (whose unquoted
-    values are literals) from code.
+    `path`, when the text is a file's content or diff, tells config files (whose unquoted values
+    are literals) from code (where only literals are values) and says whether the file holds a
+    key (`key_file` says so too: a file whose other versions held one). A diff is scanned line by
+    line without its markers, and each placeholder put back inside its line.
 
     >>> redact("db = postgres://admin:s3cr3t@db.example.com/app")
     ('db = postgres://<SECRET_URL_CREDENTIALS>@db.example.com/app', {'URL_CREDENTIALS': 1})
     >>> redact("password = get_password()")
     ('password = get_password()', {})
+    >>> redact("@@ -1 +1 @@\\n-old\\n+https://bob:Xk29fLq8Zt@github.com")[0]
+    '@@ -1 +1 @@\\n-old\\n+https://<SECRET_URL_CREDENTIALS>@github.com'
     """
+    fmt = text_format(path)
+    key_file = key_file or is_key_path(path)
+    netrc = bool(path) and path.rsplit("/", 1)[-1].lower() in NETRC_NAMES
+    if not is_diff(text):
+        return _redact(text, fmt, key_file, netrc, False)
+    prefixes, contents = split_diff(text)
+    out, counts = _redact("\n".join(contents), fmt, key_file, netrc, True)
+    lines = out.split("\n")
+    if len(lines) != len(prefixes):  # cannot happen: every replacement keeps its lines
+        return _redact(text, fmt, key_file, netrc, False)
+    for i in [i for i, p in enumerate(prefixes) if p[:2] == "@@"]:  # git cut a hunk header's context at 80
+        lines[i] = cut_tail(lines[i], counts)                          # bytes: a secret's start may end it
+    if not counts:
+        return text, counts
+    return "\n".join(p + line for p, line in zip(prefixes, lines) if line != GONE), counts
+
+
+def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> tuple[str, dict[str, int]]:
+    """`redact` on one text; `folded`: the text is a diff's content, whose lines a multi-line
+    secret keeps (the placeholder, then `GONE` lines)."""
     counts: dict[str, int] = {}
 
     def bump(kind: str) -> str:
         counts[kind] = counts.get(kind, 0) + 1
-        return _placeholder(kind)
+        return placeholder(kind)
 
     def whole_or_v(kind: str) -> _Repl:
         def repl(m: re.Match[str]) -> str:
             if _glued(m):
                 return m.group(0)
-            return _keep_outside(m, "v", bump(kind)) if "v" in m.re.groupindex else bump(kind)
+            if "v" in m.re.groupindex:
+                return keep_outside(m, "v", bump(kind))
+            return bump(kind) + ("\n" + GONE) * m.group(0).count("\n") if folded else bump(kind)
         return repl
 
     def aws(m: re.Match[str]) -> str:
@@ -328,35 +282,39 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
         key = bump("AWS_KEY")
         return key if m.group("sec") is None else key + m.group("sep") + bump("AWS_SECRET")
 
-    for kind, literals, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
-        if (literals is None or any(lit in text for lit in literals)) and pattern.search(text):
+    for kind, gate, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
+        if (gate is None or (gate.search(text) if isinstance(gate, re.Pattern) else any(g in text for g in gate))) \
+                and pattern.search(text):
             text = pattern.sub(aws if kind == "AWS_KEY" else whole_or_v(kind), text)
+    text = key_bodies(text, key_file, folded, bump)
 
     low = _lower(text)
     if "aws" in low:
         text = _sub_at(text, _starts(low, ("aws",), _KEY_CHARS), lambda i: _AWS_SECRET.match(text, i),
-                       lambda m: _keep_outside(m, "v", bump("AWS_SECRET")))
+                       lambda m: keep_outside(m, "v", bump("AWS_SECRET")))
+    if "heroku" in low:
+        text = HEROKU_NAMED.sub(lambda m: keep_outside(m, "v", bump("HEROKU_KEY")), text)
 
     if "://" in text and "@" in text:
         def url(m: re.Match[str]) -> str | None:
             password = m.group("v").split(":", 1)[1]
-            return _keep_outside(m, "v", bump("URL_CREDENTIALS")) if _credential(password, "PASSWORD") else None
+            return keep_outside(m, "v", bump("URL_CREDENTIALS")) if credential(password, "PASSWORD") else None
         text = _sub_at(text, _starts(text, ("://",), _SCHEME_CHARS), lambda i: _URL_CREDS.match(text, i), url)
 
+    text = formats(text, netrc, bump)
     low = _lower(text)  # again: every rule above may have changed the text
     if "bearer" in low or "authorization" in low:
         def auth(m: re.Match[str]) -> str | None:
             value = m.group("v")
             if (m.group("scheme") or "").lower() == "basic":  # base64 of `user:password`: judge the password
-                value = _basic_password(value)
-                ok = value is None or _credential(value, "PASSWORD")
+                value = basic_password(value)
+                ok = value is None or credential(value, "PASSWORD")
             else:
-                ok = _credential(value, "TOKEN")
-            return _keep_outside(m, "v", bump("AUTH_HEADER")) if ok else None
-        text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS), lambda i: _AUTH.match(text, i), auth)
+                ok = credential(value, "TOKEN")
+            return keep_outside(m, "v", bump("AUTH_HEADER")) if ok else None
+        text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS),
+                       lambda i: _AUTH.match(text, i), auth)
         low = _lower(text)
-
-    config = is_config_path(path)
 
     def assign_match(i: int) -> re.Match[str] | None:
         m = _ASSIGN.match(text, i)
@@ -367,14 +325,14 @@ def redact(text: str, path: str | None = None) -> tuple[str, dict[str, int]]:
     def assign(m: re.Match[str]) -> str | None:
         kind = _assign_kind(m.group("word"))
         if "v" in m.re.groupindex:  # <password>value</password>
-            return _keep_outside(m, "v", bump(kind)) if _credential(m.group("v").strip(), kind) else None
+            return keep_outside(m, "v", bump(kind)) if credential(m.group("v").strip(), kind) else None
         bare = m.group("bare")
-        if bare is not None and not _bare_is_literal(text, m, config):
+        if bare is not None and not _bare_is_literal(text, m, fmt):
             return None
         value = bare if bare is not None else m.group("qval")
-        if not _credential(value, kind):
+        if not credential(value, kind):
             return None
-        return _keep_outside(m, "bare" if bare is not None else "qval", bump(kind))
+        return keep_outside(m, "bare" if bare is not None else "qval", bump(kind))
 
     text = _sub_at(text, _starts(low, _ASSIGN_NEEDLES, _KEY_CHARS, _ASSIGN_FOLLOW), assign_match, assign)
     return text, counts
@@ -411,11 +369,13 @@ class Redactor:
         self.kinds: dict[str, int] = {}
         self.fields: dict[str, int] = {}
         self._done: dict[tuple[str, str | None], tuple[str, dict[str, int]]] = {}
+        self._key_paths: set[str] = set()  # files that held a private key: any later hunk of them may show key lines
 
     def __call__(self, text: str, field: str, path: str | None = None) -> str:
         if not self.enabled or not text:
             return text
-        if len(text) <= self.SHORT:
+        key_file = path in self._key_paths
+        if len(text) <= self.SHORT and not key_file:
             key = (text, path)
             done = self._done.get(key)
             if done is None:
@@ -424,8 +384,10 @@ class Redactor:
                     self._done[key] = done
             text, counts = done
         else:
-            text, counts = redact(text, path)
+            text, counts = redact(text, path, key_file)
         if counts:
+            if "PRIVATE_KEY" in counts and path:
+                self._key_paths.add(path)
             add_counts(self.kinds, counts)
             self.fields[field] = self.fields.get(field, 0) + sum(counts.values())
         return text
