@@ -2,119 +2,34 @@
 
     python3 comprehensive_pipeline.py [--repo PATH] [--output-dir data/<repo-name>] [--config FILE]
 
-Runs the four stages in this process, checks each one's output before the next starts, and ends
-with a summary and the command that trains on the result:
-
-  1 scrape    scrapers/git_scraper_rich.py             -> git_history_rich.jsonl / .json
-    tokenizer  loaded once (or trained on the history when it cannot be loaded), for 2 and 3
-  2 chunk     semantic_chunker.py                      -> chunks_semantic.jsonl
-  3 tokenize  tokenizers_/file_snapshot_tokenizer.py   -> chunks_tokenized.json
-  4 dataset   dataset_builder.py                       -> dataset/training_data_{train,val,test}.json
-
-A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
-redoes all): its key is every field of the config object it runs with (`pipeline.state.config_settings`)
-and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id
-(LABELS). A second run on the same output directory is refused while one is running.
-
-Several repositories (`--repo A --repo B`, `--repos-file LIST`) are one dataset: `multirepo/`
-runs this pipeline on each as a Ray task and merges the splits (docs/multi_repo.md).
+Runs the four stages in this process (the orchestrator, `pipeline/orchestrator.py`), checks each
+one's output before the next starts, and ends with a summary and the command that trains on the
+result. Several repositories (`--repo A --repo B`, `--repos-file LIST`) are one dataset:
+`multirepo/` runs the same orchestrator on each as a Ray task and merges the splits
+(docs/multi_repo.md). This file parses the flags, calls one of the two, and runs the trainer on
+`--train`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import logging
+import dataclasses
 import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
-from pipeline import schema
-from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
-from pipeline.config import PIPELINE_VERSION, PipelineConfig, load_config, repo_fingerprint, validate
-from pipeline.io import UserError, disk_error, iter_jsonl, run_main, setup_logging, sha256_file, write_jsonl
-from pipeline.splits import SPLITS
-from pipeline.state import OutputLock, RunState, config_settings, stage_key
-from reporting import report_and_export
-from reporting.export import check_formats
+from core.config import add_flags
+from core.io import UserError, run_main, setup_logging
+from pipeline.config import PipelineConfig, load_config
+from pipeline.orchestrator import run_pipeline
 
-logger = logging.getLogger("comprehensive_pipeline")
+PIPELINE_FIELDS = {f.name: f for f in dataclasses.fields(PipelineConfig)}
 
 
 def parse_args(argv: list[str] | None = None) -> PipelineConfig:
-    d = PipelineConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-
-    def add(flag: str, **kw) -> None:
-        # Defaults are None here so that only flags the user typed override the --config file.
-        p.add_argument(flag, default=None, **kw)
-
-    add("--config", help="YAML file with any of the settings below (underscored names); flags win")
-    add("--repo", action="append",
-        help=f"git repository to read [{d.repo}]; repeat it to build one dataset from several (docs/multi_repo.md)")
-    add("--repos-file", help="file listing repositories, one per line (# comments): one dataset from all of them")
-    add("--output-dir", help="where outputs go [data/<repo-name>; several repositories: data/multi "
-                             "or data/<stem of --repos-file>]")
-    add("--model", help=f"tokenizer: hub name, local directory or tokenizer.json [{d.model}]")
-    add("--no-tokenizer-fallback", dest="tokenizer_fallback", action="store_const", const=False,
-        help="fail instead of training a tokenizer on the repository when --model cannot be loaded")
-    add("--fallback-vocab-size", type=int, help=f"vocab size of the fallback tokenizer [{d.fallback_vocab_size}]")
-    add("--fallback-sample-mb", type=float, help=f"MB of history text the fallback is trained on [{d.fallback_sample_mb}]")
-    add("--sequence-length", type=int, help=f"tokens per stage-3 sequence [{d.sequence_length}]")
-    add("--overlap", type=int, help=f"overlap between stage-3 sequences [{d.overlap}]")
-    add("--max-chunk-tokens", type=int, help=f"largest chunk [{d.max_chunk_tokens}]")
-    add("--min-chunk-tokens", type=int, help=f"smallest chunk, merged with neighbours below it [{d.min_chunk_tokens}]")
-    for name, what in (("binary", "binary files"), ("build-artifacts", "build outputs and vendored trees"),
-                       ("lock-files", "lock files"), ("generated", "generated or minified files")):
-        add(f"--no-{name}", dest=f"filter_{name.replace('-', '_')}", action="store_const", const=False,
-            help=f"stage 2: keep {what} (left out by default)")
-    add("--max-file-bytes", type=int, help=f"stage 2: leave out larger file changes and files, 0: no bound "
-        f"[{d.max_file_bytes}]")
-    add("--no-dedup", dest="dedup", action="store_const", const=False, help="stage 2: keep exact duplicate chunks")
-    add("--deleted-content", action="store_const", const=True,
-        help="stage 2: a deleted file's chunk shows its old content [its title line alone]")
-    add("--no-function-context", dest="function_context", action="store_const", const=False,
-        help="stage 2: keep git's 3 context lines instead of widening a hunk to its function")
-    add("--keep-formatting-changes", dest="formatting_changes", action="store_const", const=True,
-        help="stage 2: keep whitespace-only file changes (left out by default)")
-    add("--keep-pin-bumps", dest="pin_bumps", action="store_const", const=True,
-        help="stage 2: keep YAML changes that only move version pins, CI action refs or pre-commit revs "
-        "(left out by default)")
-    add("--no-near-dedup", dest="near_dedup", action="store_const", const=False,
-        help="stage 4: keep train chunks that are near-duplicates of earlier train chunks")
-    add("--scrape-jobs", type=int, help="stage 1 processes for function complexity (its --jobs); the output is the "
-        "same for any number [one per core beyond the first, at most 4; 0: none]")
-    add("--chunk-workers", type=int, help="stage 2 processes (its --workers); the output is the same for any number "
-        "[one per core, at most 4; 1: none]")
-    add("--context-window", type=int, help=f"context tokens per example [{d.context_window}]")
-    add("--target-window", type=int, help=f"target tokens per example [{d.target_window}]")
-    add("--stride", type=int, help="tokens between example targets, 1 to --target-window [--target-window]")
-    add("--inline-ids", action="store_const", const=True,
-        help="write each example's ids into the split JSON instead of offsets into its .tokens.npy")
-    add("--train-ratio", type=float, help=f"share of tokens in train [{d.train_ratio}]")
-    add("--val-ratio", type=float, help=f"share of tokens in val [{d.val_ratio}]")
-    add("--test-ratio", type=float, help=f"share of tokens in test [{d.test_ratio}]")
-    add("--seed", type=int, help=f"recorded in the manifest and passed to training [{d.seed}]")
-    add("--rev", dest="revs", action="append", help="branch, tag or rev range to read (repeatable) [all refs]")
-    add("--since", help="only commits after this date (git's --since)")
-    add("--until", help="only commits before this date (git's --until)")
-    add("--max-commits", type=int, help="read at most this many commits")
-    add("--max-diff-bytes", type=int, help="per-file diff text bound [the scraper's default]")
-    add("--snapshot-at", choices=["cutoff", "head", "none"],
-        help=f"file snapshots at the train cut-off, at HEAD (leaks later code into train), or none [{d.snapshot_at}]")
-    add("--no-redact", dest="redact", action="store_const", const=False, help="keep secrets (not recommended)")
-    add("--force", action="store_const", const=True, help="redo every stage even if it already finished")
-    add("--train", action="store_const", const=True, help="train a model on the splits when done")
-    add("--training-config", help=f"config for --train [{d.training_config}]")
-    add("--workers", type=int, help="several repositories: how many are built at a time [every core; "
-                                    "1 builds them one after another in this process, without Ray]")
-    add("--ray-address", help="several repositories: join this Ray cluster instead of starting Ray here "
-                              "(repositories and --output-dir must be readable by every worker)")
-    add("--no-report", dest="report", action="store_const", const=False,
-        help="do not write report.html and report/*.png after stage 4")
-    add("--export", type=lambda v: v.split(","), help="also export the splits as: hf, nanogpt (comma-separated) [none]")
-    add("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
+    p.add_argument("--config", help="YAML file with any of the settings below (underscored names); flags win")
+    p.add_argument("--repo", action="append", help=PIPELINE_FIELDS["repo"].metadata["help"] + " [.]")
+    # Defaults are None here so that only flags the user typed override the --config file.
+    add_flags(p, PipelineConfig, unset_default=True)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
@@ -133,305 +48,24 @@ def parse_args(argv: list[str] | None = None) -> PipelineConfig:
     return cfg
 
 
-@dataclass
-class StageReport:
-    stage: str
-    seconds: float
-    skipped: bool
-    records_in: str
-    records_out: str
-    note: str = ""
-
-
-# The stages by id (the state file's keys) and the label the summary shows for each.
-LABELS = {"scrape": "1 scrape", "tokenizer": "  tokenizer", "chunk": "2 chunk", "tokenize": "3 tokenize",
-          "dataset": "4 dataset"}
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-class Pipeline:
-    """The four stages over one repository and output directory, each skipped when already done."""
-
-    def __init__(self, cfg: PipelineConfig, repo: Path, out: Path):
-        self.cfg, self.repo, self.out = cfg, repo, out
-        self.state = RunState(out)
-        self.reports: list[StageReport] = []
-        self.fallbacks: list[str] = []
-        self.extras: list[tuple[str, Path]] = []  # the report and exports written after stage 4
-        self.p = {
-            "history": out / schema.HISTORY,
-            "history_json": out / schema.HISTORY_JSON,
-            "history_stats": out / schema.HISTORY_STATS,
-            "tokenizer": out / schema.TOKENIZER_DIR,
-            "chunks": out / schema.CHUNKS,
-            "chunk_tokens": schema.companion(out / schema.CHUNKS, schema.TOKENS_SUFFIX),
-            "chunk_stats": schema.companion(out / schema.CHUNKS, schema.STATS_SUFFIX),
-            "raw_chunks": out / schema.RAW_CHUNKS,
-            "tokenized": out / schema.TOKENIZED,
-            "dataset": out / schema.DATASET_DIR,
-        }
-
-    def _stage(self, stage: str, settings: dict, inputs: dict[str, str], outputs: dict[str, Path], work) -> dict:
-        """Run `work()` unless stage `stage` (an id of LABELS) already finished with the same settings and inputs.
-
-        `work` returns (info, records_in, records_out, note); info is kept in the state file so a
-        skipped stage still reports its counts. Returns the info.
-        """
-        key = stage_key({"version": PIPELINE_VERSION, **settings}, inputs)
-        name, start = LABELS[stage], time.perf_counter()
-        if not self.cfg.force and self.state.finished(stage, key, outputs) is not None:
-            info = self.state.info(stage)
-            self.reports.append(StageReport(name, time.perf_counter() - start, True, info.get("in", ""),
-                                            info.get("out", ""), info.get("note", "")))
-            logger.info("%s: unchanged since its last run, skipped", name)
-            return info
-        logger.debug("%s ...", name)
-        info, rec_in, rec_out, note = work()
-        info = {**info, "in": rec_in, "out": rec_out, "note": note}
-        self.state.record(stage, key, outputs, info)
-        self.reports.append(StageReport(name, time.perf_counter() - start, False, rec_in, rec_out, note))
-        return info
-
-    def _hash(self, stage: str, output: str) -> str:
-        return self.state.stages[stage]["outputs"][output]
-
-    # --- 1: scrape ---------------------------------------------------------------------------
-    def scrape(self) -> None:
-        from scrapers.git_scraper_rich import ScrapeConfig, scrape
-
-        cfg = self.cfg
-        sc = ScrapeConfig(repo=str(self.repo), output=str(self.p["history"]),
-                          output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]),
-                          revs=list(cfg.revs), since=cfg.since, until=cfg.until, max_commits=cfg.max_commits,
-                          redact=cfg.redact, jobs=cfg.scrape_jobs, progress=cfg.progress)
-        if cfg.max_diff_bytes is not None:
-            sc.max_diff_bytes = cfg.max_diff_bytes
-        settings = config_settings(sc, paths=("repo", "output", "output_json", "stats_path"), drop=("progress", "jobs"))
-        outputs = {k: self.p[k] for k in ("history", "history_json", "history_stats")}
-
-        def work():
-            secrets = sum(scrape(sc)["secrets_redacted"].values())
-            counts = check_history(self.p["history"], self.p["history_json"])
-            return counts, "all refs" if not cfg.revs else " ".join(cfg.revs), \
-                f"{counts['commits']} commits, {counts['file_changes']} file changes", \
-                f"{secrets} secrets redacted" if secrets else ""
-
-        self._stage("scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work)
-
-    # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
-    def resolve_tokenizer(self):
-        from tokenizers_.loading import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
-
-        cfg, tok_dir = self.cfg, self.p["tokenizer"]
-        tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "this repository")
-        if tok is not None:
-            identity = tokenizer_identity(tok, source=cfg.model)
-            logger.info("tokenizer %s: vocab %d", cfg.model, identity["vocab_size"])
-            return tok, identity
-        settings = {"fallback_vocab_size": cfg.fallback_vocab_size, "sample_mb": cfg.fallback_sample_mb,
-                    "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
-
-        def work():
-            texts = list(self._fallback_sample())
-            trained = train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
-            mb = sum(len(t) for t in texts) / 1e6
-            return {}, f"{mb:.1f} MB of train-period history", f"vocab {len(trained)}", "fallback tokenizer"
-
-        self._stage("tokenizer", settings, {"history": self._hash("scrape", "history")}, {"tokenizer": tok_dir}, work)
-        self.fallbacks.append(f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE "
-                              f"on this repository ({tok_dir})")
-        tok = load_tokenizer(str(tok_dir))
-        return tok, tokenizer_identity(tok, source=f"fallback-bpe:{self.repo.name}", fallback=True)
-
-    def _fallback_sample(self):
-        """Diff text of the train period (the first train_ratio of diff bytes), thinned to the size cap.
-
-        Only train-period text, so that the tokenizer's vocabulary is not learnt from val/test code.
-        """
-        sizes = [sum(len(f["diff"]) for f in c["files"] if not f["is_binary"]) + len(c["message"])
-                 for c in iter_jsonl(self.p["history"])]
-        total, limit = sum(sizes), self.cfg.ratios[0] / sum(self.cfg.ratios)
-        cum, train_commits = 0, 0
-        for train_commits, size in enumerate(sizes, 1):
-            cum += size
-            if cum >= limit * total:
-                break
-        step = max(1, round(cum / (self.cfg.fallback_sample_mb * 1e6)))
-        for i, c in enumerate(iter_jsonl(self.p["history"])):
-            if i >= train_commits:
-                break
-            if i % step == 0:
-                yield c["message"]
-                yield from (f["diff"] for f in c["files"] if not f["is_binary"] and f["diff"])
-
-    # --- 2: chunk ----------------------------------------------------------------------------
-    def chunk(self, tok, identity: dict) -> Path:
-        """Chunks for stage 3: semantic chunks, or raw commit records if chunking fails."""
-        import semantic_chunker
-
-        cfg = self.cfg
-        cc = semantic_chunker.ChunkConfig(
-            repo=str(self.repo), commits=str(self.p["history"]), output=str(self.p["chunks"]),
-            max_chunk_tokens=cfg.max_chunk_tokens, min_chunk_tokens=cfg.min_chunk_tokens,
-            tokenizer=identity["name_or_path"], snapshot_at=cfg.snapshot_at, split_ratios=cfg.ratios,
-            filter_binary=cfg.filter_binary, filter_build_artifacts=cfg.filter_build_artifacts,
-            filter_lock_files=cfg.filter_lock_files, filter_generated=cfg.filter_generated,
-            max_file_bytes=cfg.max_file_bytes, dedup=cfg.dedup, redact=cfg.redact, workers=cfg.chunk_workers,
-            deleted_content=cfg.deleted_content, function_context=cfg.function_context,
-            formatting_changes=cfg.formatting_changes, pin_bumps=cfg.pin_bumps,
-            progress=cfg.progress)
-        settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
-        inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
-                  "repo": _sha(repo_fingerprint(self.repo))}
-        outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
-
-        def work():
-            semantic_chunker.run(cc, tokenizer=tok, identity=identity)
-            counts = check_chunks(self.p["chunks"])
-            kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
-            return counts, "commits", f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
-
-        try:
-            self._stage("chunk", settings, inputs, outputs, work)
-            return self.p["chunks"]
-        except UserError:
-            raise
-        except Exception as e:  # a bug in chunking must not cost the user the run: fall back, loudly
-            if disk_error(e):
-                raise
-            logger.error("stage 2 (chunk) failed: %s: %s; stage 3 runs on raw commit records instead",
-                         type(e).__name__, e)
-            logger.debug("stage 2 traceback", exc_info=True)
-            self.fallbacks.append(f"chunking failed ({type(e).__name__}: {e}); tokenized raw commits instead")
-            n = write_jsonl(self.p["raw_chunks"], self._raw_commit_chunks())
-            self.reports.append(StageReport(LABELS["chunk"], 0.0, False, "commits", f"{n} raw commit records",
-                                            "FALLBACK: raw commits"))
-            return self.p["raw_chunks"]
-
-    def _raw_commit_chunks(self):
-        """One `commit` record per commit: message plus diffs, as stage 3 reads chunks."""
-        for c in iter_jsonl(self.p["history"]):
-            diffs = "".join(f"--- {f['path']} ({f['change_type']})\n{f['diff']}" for f in c["files"]
-                            if not f["is_binary"] and f["diff"])
-            yield {"id": c["hash"], "kind": "commit", "commit": c["hash"], "timestamp": c["timestamp"],
-                   "order": c["order"], "path": None, "language": None, "symbol": None,
-                   "text": f"commit {c['short_hash']} {c['committed_at']}\n{c['message']}\n{diffs}"}
-
-    # --- 3: tokenize -------------------------------------------------------------------------
-    def tokenize(self, chunks: Path, tok, identity: dict) -> None:
-        from tokenizers_ import file_snapshot_tokenizer as fst
-
-        cfg, tokenized = self.cfg, self.p["tokenized"]
-        tc = fst.TokenizeConfig(input=str(chunks), sequences=str(tokenized), model=identity["name_or_path"],
-                                sequence_length=cfg.sequence_length, overlap=cfg.overlap, progress=cfg.progress)
-        settings = config_settings(tc, paths=("input", "sequences"), drop=("progress", "stats"))
-        chunks_hash = self._hash("chunk", "chunks") if chunks == self.p["chunks"] else sha256_file(chunks)
-        inputs = {"chunks": chunks_hash, "tokenizer": identity["sha256"]}
-        outputs = {"tokenized": tokenized, "ids": schema.companion(tokenized, schema.IDS_SUFFIX),
-                   "sequences": schema.companion(tokenized, schema.SEQUENCES_SUFFIX), "tokenizer": self.p["tokenizer"]}
-
-        def work():
-            fst.run(tc, tokenizer=tok, identity=identity)
-            counts = check_tokenized(tokenized)
-            return counts, f"{counts['chunks']} chunks", \
-                f"{counts['sequences']} sequences, {counts['tokens']:,} tokens, vocab {counts['vocab_size']}", ""
-
-        self._stage("tokenize", settings, inputs, outputs, work)
-
-    # --- 4: dataset --------------------------------------------------------------------------
-    def build_dataset(self) -> dict:
-        from dataset_builder import DatasetConfig, run as build
-
-        cfg, ds = self.cfg, self.p["dataset"]
-        dc = DatasetConfig(vocab=str(self.p["tokenized"]), chunks=str(self.p["tokenized"]),
-                           commits=str(self.p["history"]), context_window=cfg.context_window,
-                           target_window=cfg.target_window, stride=cfg.stride, split_ratios=cfg.ratios,
-                           inline_ids=cfg.inline_ids, output_dir=str(ds), seed=cfg.seed, near_dedup=cfg.near_dedup,
-                           progress=cfg.progress)
-        # seed stays in the key: nothing is random here, but the manifest records it
-        settings = config_settings(dc, paths=("vocab", "chunks", "commits", "output_dir"))
-        inputs = {k: self._hash("tokenize", k) for k in ("tokenized", "ids", "sequences")}
-        inputs["history"] = self._hash("scrape", "history")  # commit times and subjects for the manifest
-        outputs = {"manifest": ds / schema.MANIFEST}
-        for split in SPLITS:
-            outputs[split] = ds / schema.split_file(split)
-            outputs[f"{split}_tokens"] = ds / schema.split_file(split, schema.TOKENS_SUFFIX)
-
-        def work():
-            build(dc)
-            counts = check_dataset(ds)
-            total = sum(c["tokens"] for c in counts.values())
-            return {"splits": counts}, f"{total:,} tokens", \
-                ", ".join(f"{s} {c['examples']}" for s, c in counts.items()) + " examples", ""
-
-        return self._stage("dataset", settings, inputs, outputs, work)
-
-    def run(self) -> dict:
-        self.scrape()
-        tok, identity = self.resolve_tokenizer()
-        chunks = self.chunk(tok, identity)
-        self.tokenize(chunks, tok, identity)
-        info = self.build_dataset()
-        self.extras = report_and_export(self.out, self.cfg.report, self.cfg.export, self.cfg.progress)
-        self.summarize(info, identity)
-        return info
-
-    def summarize(self, info: dict, identity: dict) -> None:
-        rows = [("stage", "time", "in", "out")]
-        for r in self.reports:
-            rows.append((r.stage, "skipped" if r.skipped else f"{r.seconds:.1f}s", r.records_in,
-                         r.records_out + (f"  [{r.note}]" if r.note else "")))
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
-        size = sum(f.stat().st_size for f in self.out.rglob("*") if f.is_file())
-        splits = info["splits"]
-        lines += ["",
-                  "examples: " + ", ".join(f"{s} {c['examples']:,}" for s, c in splits.items()),
-                  "tokens:   " + ", ".join(f"{s} {c['tokens']:,}" for s, c in splits.items())
-                  + f" (total {sum(c['tokens'] for c in splits.values()):,})",
-                  f"vocab:    {identity['vocab_size']:,} ({identity['name_or_path']})",
-                  f"on disk:  {size / 1e6:.1f} MB in {self.out}"]
-        lines += [f"FALLBACK: {f}" for f in self.fallbacks]
-        lines += [f"{label}: {path}" for label, path in self.extras]
-        lines += ["", "train on these splits with:", "  " + " ".join(self.train_argv())]
-        print("\n".join(lines))
-
-    def train_argv(self) -> list[str]:
-        return ["python3", "training/model_trainer_unified.py", "--config", self.cfg.training_config,
-                "--sequences", str(self.p["dataset"] / schema.split_file("train")), "--epochs", "1",
-                "--output", str(Path("models") / self.out.name)]
-
-
-def run_pipeline(cfg: PipelineConfig) -> dict:
-    """Run every stage for `cfg`; returns the dataset manifest's counts. Raises UserError on bad input."""
-    repo, out = validate(cfg)
-    check_formats(cfg.export)
-    with OutputLock(out):
-        pipeline = Pipeline(cfg, repo, out)
-        info = pipeline.run()
-        if cfg.train:
-            from training.model_trainer_unified import main as train_main
-
-            code = train_main(pipeline.train_argv()[2:])
-            if code:
-                raise UserError(f"training failed (exit code {code})")
-    return info
-
-
 def main(argv: list[str] | None = None) -> int:
     def go() -> int:
         cfg = parse_args(argv)
         if cfg.repos or cfg.repos_file:
             from multirepo.runner import run_multi
 
-            return run_multi(cfg)
-        run_pipeline(cfg)
+            return run_multi(cfg, train)
+        run_pipeline(cfg, train)
         return 0
 
     return run_main(go)
+
+
+def train(argv: list[str]) -> int:
+    """`--train`: the trainer's command line, in this process."""
+    from training.model_trainer_unified import main as train_main
+
+    return train_main(argv)
 
 
 if __name__ == "__main__":

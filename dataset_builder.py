@@ -6,7 +6,7 @@
 
 Chunks are put in commit order (diff/commit chunks before the snapshot chunks of the same
 commit, then input order) and concatenated into one token stream with the tokenizer's separator
-after every chunk. `pipeline.splits.split_commits` (the function stage 2 uses to place its snapshots)
+after every chunk. `core.splits.split_commits` (the function stage 2 uses to place its snapshots)
 cuts the stream by commit into train / val / test. Each split's stream is stored once as a
 `.npy`; the split's JSON lists windows as offsets into it. Windows never cross a split boundary:
 the only tokens a val/test file holds from an earlier split are its `prefix_tokens`, context for
@@ -26,38 +26,47 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline import settings
-from pipeline.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
+from core import settings
+from core.config import PATH, add_flags, from_args, setting
+from core.settings import PROGRESS
+from core.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
-from pipeline.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
-from pipeline.splits import SPLITS, commit_token_counts, split_commits
-from chunking.near_dup import SHINGLE, THRESHOLD, near_duplicates
-from scrapers.languages import category_of, language_of
-from tokenizers_.loading import load_tokenizer, same_tokenizer, tokenizer_identity
-from tokenizers_.tokenized_chunks import load_tokenized
+from core.split_file import FORMAT, VERSION, write_split
+from core.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
+from core.splits import DEFAULT_RATIOS, SPLITS, commit_token_counts, split_commits
+from core.near_dup import SHINGLE, THRESHOLD, near_duplicates
+from core.languages import category_of, language_of
+from core.tokenizer import load_tokenizer, same_tokenizer, tokenizer_identity
+from core.tokenized_chunks import load_tokenized
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "gitlm-dataset"
 MANIFEST_FORMAT = "gitlm-dataset-manifest"
-VERSION = 1
 KIND_RANK = {"diff": 0, "commit": 0, "snapshot": 1}
 
 
 @dataclass
 class DatasetConfig:
-    vocab: Path                      # stage 3's chunks_tokenized.json (or a tokenizer dir/file to check against it)
-    chunks: Path | None = None       # stage 3's chunks_tokenized.json; default: vocab
-    commits: Path | None = None      # git_history_rich.json/.jsonl: commit times and subjects in the manifest
-    context_window: int = 2048
-    target_window: int = 256
-    stride: int | None = None        # default: target_window (each token a target once)
-    split_ratios: tuple[float, float, float] = (0.85, 0.10, 0.05)
-    inline_ids: bool = False
-    output_dir: Path | None = None   # default: dataset/ beside the chunks file
-    seed: int = 42                   # recorded only: nothing here is random
-    near_dedup: bool = True          # drop train diff chunks that are near-duplicates of earlier train chunks
-    progress: bool = True
+    """Stage 4's settings, each declared once (`core.config`): the flags below and the one command's come from here."""
+
+    vocab: Path = setting(help="stage 3's chunks_tokenized.json (its tokenizer identity)", role=PATH, type=Path,
+                          required=True)
+    chunks: Path | None = setting(None, "stage 3's chunks_tokenized.json [--vocab]", role=PATH, type=Path)
+    commits: Path | None = setting(None, "git_history_rich.json/.jsonl: commit times and subjects for the manifest",
+                                   role=PATH, type=Path)
+    context_window: int = setting(2048, "context tokens per example")
+    target_window: int = setting(256, "target (predicted) tokens per example")
+    stride: int | None = setting(None, "tokens between example targets, 1 to --target-window; smaller repeats "
+                                 "targets [--target-window]")
+    split_ratios: tuple[float, float, float] = setting(DEFAULT_RATIOS, "train, val, test shares of tokens "
+                                                       "(--train-ratio, --val-ratio, --test-ratio)", flag="")
+    inline_ids: bool = setting(False, "write each example's ids into the split JSON instead of offsets into its "
+                               ".tokens.npy")
+    output_dir: Path | None = setting(None, "output directory [dataset/ beside --chunks]", role=PATH, type=Path)
+    seed: int = setting(42, "recorded in the manifest and passed to training (nothing here is random)")
+    near_dedup: bool = setting(True, "stage 4: keep train diff chunks that are near-duplicates (MinHash, Jaccard "
+                               ">= 0.8) of earlier train chunks")
+    progress: bool = setting(**PROGRESS)
     ratios: tuple[float, float, float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -216,7 +225,7 @@ def near_dup_candidates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.n
 
 def _drop_near_duplicates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.ndarray,
                           enabled: bool, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Train diff chunks that are near-duplicates of earlier train chunks (`chunking.near_dup`) left out;
+    """Train diff chunks that are near-duplicates of earlier train chunks (`core.near_dup`) left out;
     val and test are never touched, so nothing moves between splits. Returns the new order and the counts."""
     near = {"enabled": enabled, "threshold": THRESHOLD, "shingle_tokens": SHINGLE, "split": "train",
             "chunks": 0, "tokens": 0}
@@ -271,15 +280,6 @@ def _example_lines(ex: dict, stream_part: np.ndarray, hashes: list[str], inline:
         yield f'{head},"context_length":{c},"target_length":{t},"first_commit":{q[f]},"last_commit":{q[l]}}}'
 
 
-def _write_split(path: Path, header: dict, lines: Iterator[str]) -> None:
-    """`header` as one JSON object whose last key, "examples", lists one example per line."""
-    with atomic_write(path) as f:
-        f.write(dumps(header)[:-1] + ',"examples":[')
-        for i, line in enumerate(lines):
-            f.write(("\n" if i == 0 else ",\n") + line)
-        f.write("\n]}\n")
-
-
 def _chunk_map_lines(data: Stage3Tokens, chunk_idx: np.ndarray, starts: np.ndarray) -> Iterator[str]:
     """One line per chunk of a split: where its tokens start in the split's token file, and its file."""
     for k, start in zip(chunk_idx.tolist(), starts.tolist()):
@@ -306,7 +306,7 @@ def _commit_details(path: Path | None, wanted: set[str]) -> dict[str, dict]:
 
 def tokens_by_language_and_category(chunks: list[dict], picked: np.ndarray) -> tuple[dict, dict]:
     """Stream tokens (n_tokens + 1 separator) of the chunks `picked`, by the language and the
-    category (`scrapers.languages`) of each chunk's path; "unknown" for a chunk without one.
+    category (`core.languages`) of each chunk's path; "unknown" for a chunk without one.
     Largest first, so each sums to the split's `tokens`."""
     by_lang: dict[str, int] = {}
     by_cat: dict[str, int] = {}
@@ -354,7 +354,7 @@ def _write_split_files(out_dir: Path, split: str, stream: np.ndarray, starts: np
             f.write(line + "\n")
     header["chunks_file"] = chunks_name
     json_name = split_file(split)
-    _write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
+    write_split(out_dir / json_name, header, _example_lines(ex, part, data.commit_hashes, config.inline_ids))
     repeated = target_tokens - unique_targets
     by_lang, by_cat = tokens_by_language_and_category(data.chunks, perm[c0:c1])
     if repeated:
@@ -460,31 +460,14 @@ def quality_section(split_stats: dict, near: dict) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Stage 4: chronological train/val/test windows from stage 3's tokens.")
-    p.add_argument("--vocab", type=Path, required=True, help="stage 3's chunks_tokenized.json (its tokenizer identity)")
-    p.add_argument("--chunks", type=Path, default=None, help="stage 3's chunks_tokenized.json (default: --vocab)")
-    p.add_argument("--commits", type=Path, default=None, help="git_history_rich.json/.jsonl: commit times and subjects for the manifest")
-    p.add_argument("--context-window", type=int, default=2048, help="context tokens before each target block")
-    p.add_argument("--target-window", type=int, default=256, help="target (predicted) tokens per example")
-    p.add_argument("--stride", type=int, default=None, help="tokens between examples (default: --target-window; smaller repeats targets)")
-    p.add_argument("--train-ratio", type=float, default=0.85, help="share of tokens in train")
-    p.add_argument("--val-ratio", type=float, default=0.10, help="share of tokens in val")
-    p.add_argument("--test-ratio", type=float, default=0.05, help="share of tokens in test")
-    p.add_argument("--inline-ids", action="store_true", help="write each example's input_ids into the JSON instead of an offset")
-    p.add_argument("--output-dir", type=Path, default=None, help="output directory (default: dataset/ beside --chunks)")
-    p.add_argument("--no-near-dedup", action="store_true",
-                   help="keep train diff chunks that are near-duplicates (MinHash, Jaccard >= 0.8) of earlier ones")
-    p.add_argument("--seed", type=int, default=42, help="recorded in the manifest (nothing here is random)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flags(p, DatasetConfig)
+    settings.add_ratio_flags(p)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
 
 def config_from_args(a: argparse.Namespace) -> DatasetConfig:
-    return DatasetConfig(vocab=a.vocab, chunks=a.chunks, commits=a.commits, context_window=a.context_window,
-                         target_window=a.target_window, stride=a.stride,
-                         split_ratios=(a.train_ratio, a.val_ratio, a.test_ratio), inline_ids=a.inline_ids,
-                         output_dir=a.output_dir, seed=a.seed, near_dedup=not a.no_near_dedup,
-                         progress=not a.no_progress)
+    return from_args(DatasetConfig, a, split_ratios=(a.train_ratio, a.val_ratio, a.test_ratio))
 
 
 def main(argv: list[str] | None = None) -> int:

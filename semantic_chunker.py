@@ -8,12 +8,12 @@ writes `chunks_semantic.jsonl` (one chunk per line: diff chunks in commit order,
 chunks), `chunks_semantic.tokens.npy` (every chunk's token ids, concatenated in file order, so
 stage 3 does not encode again) and `chunks_semantic.stats.json`. Field reference:
 docs/chunks.md. Diff chunks first; then the train cut-off is computed from them
-(`pipeline.splits.split_commits`, the function stage 4 uses) and the files at that commit become
+(`core.splits.split_commits`, the function stage 4 uses) and the files at that commit become
 snapshot chunks, which belong to train.
 
 `--workers N` (default one per CPU, at most 4): batches of commits (up to 256 early in the history,
 32 at its end: `_guided_batches`), and of snapshot files, are chunked in N forked worker
-processes (`chunking.parallel.ProcessMap`), each with its own `Chunker` (git readers, caches);
+processes (`core.parallel.ProcessMap`), each with its own `Chunker` (git readers, caches);
 this process reads the records, writes the results in input order and drops duplicates, so the
 files are the same bytes for any N. `--workers 1`: all here.
 """
@@ -41,15 +41,17 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
-from chunking.parallel import ProcessMap  # noqa: E402
-from chunking.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
+from core.parallel import ProcessMap  # noqa: E402
+from core.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
-from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E402
-from pipeline import settings  # noqa: E402
-from pipeline.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
-from pipeline.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
-from scrapers.languages import language_of  # noqa: E402
-from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
+from chunking.snapshots import TreeReader, head_commit  # noqa: E402
+from core import settings  # noqa: E402
+from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, setting  # noqa: E402
+from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
+from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
+from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
+from core.languages import language_of  # noqa: E402
+from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -74,27 +76,45 @@ NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes 
 
 @dataclass
 class ChunkConfig:
-    repo: str | None = None  # the repository, for file snapshots (not needed with snapshot_at="none")
-    commits: str = "data/repo/git_history_rich.jsonl"
-    output: str = "data/repo/chunks_semantic.jsonl"
-    max_chunk_tokens: int = 512
-    min_chunk_tokens: int = 64
-    tokenizer: str = DEFAULT_MODEL
-    snapshot_at: str = "cutoff"  # "cutoff" (train cut-off commit) | "head" (leaks later code) | "none"
-    split_ratios: tuple[float, float, float] = DEFAULT_RATIOS
-    filter_binary: bool = True
-    filter_build_artifacts: bool = True
-    filter_lock_files: bool = True
-    filter_generated: bool = True
-    max_file_bytes: int = 1_000_000
-    deleted_content: bool = False  # a deleted file's old content in its chunk (default: a title line alone)
-    function_context: bool = True  # widen a hunk to its enclosing function / class while it fits
-    formatting_changes: bool = False  # keep file changes that only change whitespace
-    pin_bumps: bool = False  # keep YAML changes that only move version pins (CI action refs, pre-commit revs)
-    dedup: bool = True
-    redact: bool = True
-    workers: int | None = None  # processes that chunk commit batches; None: default_workers(), 1: in this process
-    progress: bool = True
+    """Stage 2's settings, each declared once (`core.config`): the flags below and the one command's come from here."""
+
+    repo: str | None = setting(None, "the git repository (for file snapshots; not needed with --snapshot-at none)",
+                               role=PATH)
+    commits: str = setting("data/repo/git_history_rich.jsonl", "stage 1 output: git_history_rich.json or .jsonl",
+                           role=PATH, required=True)
+    output: str = setting("data/repo/chunks_semantic.jsonl",
+                          "chunks_semantic.jsonl to write (tokens and stats beside it)", role=PATH, required=True)
+    max_chunk_tokens: int = setting(512, "largest chunk, in tokens of the tokenizer")
+    min_chunk_tokens: int = setting(64, "smallest chunk: smaller changes are merged with their neighbours in "
+                                    "the same commit")
+    tokenizer: str = setting(DEFAULT_MODEL, "tokenizer that measures chunks: hub name, directory or tokenizer.json")
+    snapshot_at: str = setting("cutoff", "file snapshots at the train cut-off, at HEAD (leaks later code into "
+                               "train), or none", choices=SNAPSHOT_AT)
+    split_ratios: tuple[float, float, float] = setting(DEFAULT_RATIOS, "train, val, test shares, for the cut-off "
+                                                       "(--train-ratio, --val-ratio, --test-ratio)", flag="")
+    filter_binary: bool = setting(True, "stage 2: keep binary files (left out by default)", flag="--no-binary")
+    filter_build_artifacts: bool = setting(True, "stage 2: keep build outputs and vendored trees (target/, "
+                                           "node_modules/, *.o, ...; left out by default)", flag="--no-build-artifacts")
+    filter_lock_files: bool = setting(True, "stage 2: keep lock files (Cargo.lock, ...; left out by default)",
+                                      flag="--no-lock-files")
+    filter_generated: bool = setting(True, "stage 2: keep generated or minified files (left out by default)",
+                                     flag="--no-generated")
+    max_file_bytes: int = setting(1_000_000, "stage 2: leave out larger file changes and files, 0: no bound",
+                                  check=at_least(0, " (0: no bound)"))
+    deleted_content: bool = setting(False, "stage 2: a deleted file's chunk shows its old content "
+                                    "[its title line alone]")
+    function_context: bool = setting(True, "stage 2: keep git's 3 context lines instead of widening a hunk to its "
+                                     "enclosing function / class")
+    formatting_changes: bool = setting(False, "stage 2: keep whitespace-only file changes (left out by default)",
+                                       flag="--keep-formatting-changes")
+    pin_bumps: bool = setting(False, "stage 2: keep YAML changes that only move version pins, CI action refs or "
+                              "pre-commit revs (left out by default)", flag="--keep-pin-bumps")
+    dedup: bool = setting(True, "stage 2: keep exact duplicate chunks")
+    redact: bool = setting(**REDACT)
+    workers: int | None = setting(None, "stage 2 processes that chunk commit batches and snapshot files; the output "
+                                  "is the same for any number [one per core, at most 4; 1: none]",
+                                  check=at_least(1), role=RUN, pipeline="chunk_workers")
+    progress: bool = setting(**PROGRESS)
 
     def file_filter(self) -> FileFilter:
         return FileFilter(self.filter_binary, self.filter_build_artifacts, self.filter_lock_files,
@@ -120,7 +140,7 @@ class Chunker:
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
         self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
         if config.redact:
-            from scrapers.redaction import redact
+            from core.redaction import redact
             self._redact = redact
         else:
             self._redact = None
@@ -488,9 +508,8 @@ def default_workers() -> int:
 
 
 def _check(config: ChunkConfig) -> None:
+    check_fields(config)
     settings.chunk_bounds(config.max_chunk_tokens, config.min_chunk_tokens)
-    if config.workers is not None:
-        settings.workers(config.workers)
     settings.snapshot_at(config.snapshot_at)
     settings.ratios(config.split_ratios)
     if config.snapshot_at != "none" and not config.repo:
@@ -693,46 +712,12 @@ def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, co
 def parse_args(argv=None):
     import argparse
 
-    d = ChunkConfig()
     p = argparse.ArgumentParser(description="Stage 2: semantic chunks of every change and of the code at the train cut-off.")
-    p.add_argument("--repo", type=str, default=None, help="the git repository (for file snapshots)")
-    p.add_argument("--commits", type=str, required=True, help="stage 1 output: git_history_rich.json or .jsonl")
-    p.add_argument("--output", type=str, required=True, help="chunks_semantic.jsonl to write (tokens and stats beside it)")
-    p.add_argument("--max-chunk-tokens", type=int, default=d.max_chunk_tokens, help="token budget of one chunk")
-    p.add_argument("--min-chunk-tokens", type=int, default=d.min_chunk_tokens,
-                   help="smaller changes are merged with their neighbours in the same commit")
-    p.add_argument("--tokenizer", type=str, default=d.tokenizer,
-                   help="tokenizer that measures chunks: hub name, directory or tokenizer.json")
-    p.add_argument("--snapshot-at", choices=SNAPSHOT_AT, default=d.snapshot_at,
-                   help="file snapshots at the train cut-off (default), at HEAD (leaks later code into train), or none")
-    for name, share in zip(("train", "val", "test"), d.split_ratios):
-        p.add_argument(f"--{name}-ratio", type=float, default=share,
-                       help=f"share of tokens in {name}, for the cut-off (same flags as stage 4; default {share})")
+    add_flags(p, ChunkConfig)
+    settings.add_ratio_flags(p, "for the cut-off (same flags as stage 4)")
     p.add_argument("--split-ratios", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
                    help="deprecated: --train-ratio, --val-ratio, --test-ratio")
-    p.add_argument("--no-binary", action="store_true", help="do not leave out binary files")
-    p.add_argument("--no-build-artifacts", action="store_true",
-                   help="do not leave out build outputs and vendored trees (target/, node_modules/, *.o, ...)")
-    p.add_argument("--no-lock-files", action="store_true", help="do not leave out lock files (Cargo.lock, ...)")
-    p.add_argument("--no-generated", action="store_true", help="do not leave out generated or minified files")
-    p.add_argument("--max-file-bytes", type=int, default=d.max_file_bytes,
-                   help="leave out file changes / files larger than this (0: no bound)")
-    p.add_argument("--deleted-content", action="store_true",
-                   help="a deleted file's chunk shows its old content (default: its title line alone)")
-    p.add_argument("--no-function-context", action="store_true",
-                   help="keep git's 3 context lines instead of widening a hunk to its enclosing function / class")
-    p.add_argument("--keep-formatting-changes", action="store_true",
-                   help="keep file changes that only change whitespace (left out and counted by default)")
-    p.add_argument("--keep-pin-bumps", action="store_true",
-                   help="keep YAML changes that only move version pins: GitHub Actions refs, pre-commit revs "
-                        "(left out and counted by default)")
-    p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate chunks")
-    p.add_argument("--no-redact", action="store_true", help="do not redact secrets (they are redacted by default)")
-    p.add_argument("--workers", type=int, default=d.workers,
-                   help="processes that chunk commit batches and snapshot files (1: none, all in this process; "
-                        "the output is the same for any number) [one per CPU, at most 4]")
     p.add_argument("--stats", action="store_true", help="print the stats JSON on stdout when done")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -744,15 +729,7 @@ def main(argv=None) -> int:
     if args.split_ratios is not None:
         logger.warning("--split-ratios is deprecated: use --train-ratio, --val-ratio, --test-ratio")
         ratios = tuple(args.split_ratios)
-    config = ChunkConfig(
-        repo=args.repo, commits=args.commits, output=args.output, max_chunk_tokens=args.max_chunk_tokens,
-        min_chunk_tokens=args.min_chunk_tokens, tokenizer=args.tokenizer, snapshot_at=args.snapshot_at,
-        split_ratios=ratios, filter_binary=not args.no_binary,
-        filter_build_artifacts=not args.no_build_artifacts, filter_lock_files=not args.no_lock_files,
-        filter_generated=not args.no_generated, max_file_bytes=args.max_file_bytes, dedup=not args.no_dedup,
-        deleted_content=args.deleted_content, function_context=not args.no_function_context,
-        formatting_changes=args.keep_formatting_changes, pin_bumps=args.keep_pin_bumps,
-        redact=not args.no_redact, workers=args.workers, progress=not args.no_progress)
+    config = from_args(ChunkConfig, args, split_ratios=ratios)
 
     def go() -> int:
         stats = run(config)

@@ -25,9 +25,9 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import semantic_chunker as sc
-from pipeline.io import iter_commit_records
+from core.io import iter_commit_records
 from scrapers.git_scraper_rich import ScrapeConfig, scrape
-from tokenizers_.loading import load_tokenizer, train_fallback_tokenizer
+from core.tokenizer import load_tokenizer, train_fallback_tokenizer
 
 from make_bench_repo import ensure_repo  # bench/ is the script's directory
 

@@ -23,9 +23,9 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.io import atomic_write
-from pipeline.splits import commit_token_counts, split_commits
-from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
+from core.io import atomic_write
+from core.splits import commit_token_counts, split_commits
+from core.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 VOCAB = 50_000

@@ -26,8 +26,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.splits import SPLITS  # noqa: E402
-from reporting.export import iter_examples  # noqa: E402
+from core.splits import SPLITS  # noqa: E402
+from core.split_file import read_split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def floor_hf(dataset: Path, scratch: Path) -> float:
     t0 = time.perf_counter()
     with open(scratch / "floor.bin", "wb") as f:
         for s in SPLITS:
-            header, examples = iter_examples(dataset / f"training_data_{s}.json")
+            header, examples = read_split(dataset / f"training_data_{s}.json")
             stream = np.load(dataset / header["tokens_file"], mmap_mode="r")
             for ex in examples:
                 start = ex["start"]

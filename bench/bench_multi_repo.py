@@ -57,7 +57,7 @@ def one_run(argv: list[str]) -> None:
     """Child process: one multi-repository build; prints its timings as one JSON line."""
     from comprehensive_pipeline import parse_args
     from multirepo.runner import build_multi
-    from pipeline.io import setup_logging
+    from core.io import setup_logging
 
     cfg = parse_args(argv)
     setup_logging()

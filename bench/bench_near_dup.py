@@ -3,7 +3,7 @@
     python3 bench/bench_near_dup.py data/*/chunks_tokenized.json    # stage 3 outputs of finished runs
 
 For each stage 3 output, the chunks that stage 4 compares (train's diff chunks in stream order,
-`dataset_builder.near_dup_candidates`) are deduplicated by `chunking.near_dup.near_duplicates_reference`
+`dataset_builder.near_dup_candidates`) are deduplicated by `core.near_dup.near_duplicates_reference`
 (datasketch's `MinHash` + `MinHashLSH`, a Python loop per chunk: what stage 4 ran before) and by
 `near_duplicates` (batched, on one thread and on the default threads), the runs alternating. Prints
 the agreement (the reference's drops that the batched version also drops, and every decision) and
@@ -21,16 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chunking.near_dup import near_duplicates, near_duplicates_reference  # noqa: E402
+from core.near_dup import near_duplicates, near_duplicates_reference  # noqa: E402
 from dataset_builder import load_stage3, near_dup_candidates, order_chunks  # noqa: E402
-from pipeline import settings  # noqa: E402
-from pipeline.splits import commit_token_counts, split_commits  # noqa: E402
+from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 
 
 def candidates(path: Path) -> list:
     """The token arrays stage 4 near-dedups for `path`, with the default split ratios."""
     data = load_stage3(path)
-    plan = split_commits(sorted(commit_token_counts(data.chunks).items()), settings.ratios((0.85, 0.10, 0.05)))
+    plan = split_commits(sorted(commit_token_counts(data.chunks).items()), DEFAULT_RATIOS)
     perm = order_chunks(data.orders, data.ranks)
     pos = near_dup_candidates(data, perm, plan.split_indices(data.orders)[perm])
     return [data.ids[o:o + n] for o, n in zip(data.offsets[perm[pos]].tolist(), data.n_tokens[perm[pos]].tolist())]

@@ -62,7 +62,7 @@ def encode_seconds(chunks: Path, tokenizer_dir: Path) -> tuple[float, int]:
 def _log_parses(log: Path) -> None:
     """Log each whole-blob parse (`reparse`) and each fragment parse (`definitions`) to `log`, one line
     each, from this process and the workers it forks later (an O_APPEND write of one line is atomic)."""
-    import chunking.parsers as parsers
+    import core.parsers as parsers
     import chunking.units as units
     import scrapers.complexity as complexity
 
@@ -83,8 +83,9 @@ def _log_parses(log: Path) -> None:
 
 def _run_pipeline(repo: str, out: str, force: bool, log: str) -> tuple[float, list[tuple[str, float, bool]]]:
     """The pipeline's seconds and its stage reports (name, seconds, skipped)."""
-    from comprehensive_pipeline import Pipeline, parse_args
-    from pipeline.io import setup_logging
+    from comprehensive_pipeline import parse_args
+    from core.io import setup_logging
+    from pipeline.orchestrator import Pipeline
     from pipeline.state import OutputLock
 
     _log_parses(Path(log))

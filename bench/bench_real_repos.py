@@ -31,8 +31,9 @@ NAMES = ("click", "express", "cobra", "log", "cJSON")
 
 
 def run_one(bundle: Path, work: Path, max_commits: int | None) -> dict:
-    from comprehensive_pipeline import parse_args, run_pipeline
-    from pipeline.io import read_json
+    from comprehensive_pipeline import parse_args
+    from pipeline.orchestrator import run_pipeline
+    from core.io import read_json
 
     repo, out = work / bundle.stem, work / f"out-{bundle.stem}"
     subprocess.run(["git", "clone", "-q", str(bundle), str(repo)], check=True)

@@ -28,9 +28,9 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 import numpy as np
 
-from pipeline.io import iter_jsonl, sha256_file, write_json, write_jsonl
+from core.io import iter_jsonl, sha256_file, write_json, write_jsonl
 from tokenizers_.file_snapshot_tokenizer import BATCH_SIZE, TokenizeConfig, run
-from tokenizers_.loading import load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+from core.tokenizer import load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 
 LINES_PER_CHUNK = 60
 
@@ -56,8 +56,8 @@ def child(mode: str, work: Path, model: str) -> dict:
     tok = load_tokenizer(model)
     chunks = work / "chunks_semantic.jsonl"
     if mode == "raw":
-        from tokenizers_.loading import _raw_backend  # the very Rust tokenizer the stage uses
-        backend = _raw_backend(tok)
+        from core.tokenizer import raw_backend  # the very Rust tokenizer the stage uses
+        backend = raw_backend(tok)
         texts = [r["text"] for r in iter_jsonl(chunks)]
         t0, cpu0, tokens = time.perf_counter(), time.process_time(), 0
         for i in range(0, len(texts), BATCH_SIZE):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chunking.split import pack
-from tokenizers_.loading import encode_batch
+from core.tokenizer import encode_batch
 
 SAFETY = 0.9  # aim below the budget: estimates from characters are close, not exact
 SKIP_WHOLE_CHARS_PER_TOKEN = 12  # a text this many characters per budget token is surely over: don't encode it whole

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scrapers.languages import language_of
+from core.languages import language_of
 
 # Directories whose content is built or vendored, not written in this repository.
 BUILD_DIRS = frozenset({"target", "node_modules", "vendor", "vendored", "third_party", "dist", "build",
@@ -209,7 +209,7 @@ class BlobVerdicts:
         verdicts.reason(blob, path)   # "minified", "lock_file", ... or None
         verdicts.text(blob)           # the blob's text (newlines normalized), kept for the last few blobs read
 
-    `blob_reader` is a `scrapers.git_runner.BlobReader` (`request`, `get`, `read`: a blob's bytes or
+    `blob_reader` is a `core.git_runner.BlobReader` (`request`, `get`, `read`: a blob's bytes or
     None; `sizes`: sizes from object headers), used from one thread. With a size bound, sizes are
     asked first and a blob over the bound is judged `too_large` without being read. A prefetched
     blob must be read (`reason` / `text`) later: git's answer is held until it is.

@@ -4,7 +4,7 @@
         out.write_commit(chunks)          # yields the chunks actually written
     out.write_stats(stats)                # adds the counters and the sha256 of the .jsonl
 
-Token ids stream into `chunks_semantic.tokens.npy` (1-D uint32, in file order; `pipeline.io.NpyStream`
+Token ids stream into `chunks_semantic.tokens.npy` (1-D uint32, in file order; `core.io.NpyStream`
 writes its length into the header at the end); it, then the `.jsonl`, then the stats are renamed
 into place, so a killed run leaves no file half-written.
 """
@@ -20,10 +20,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline.io import NpyStream, atomic_write, dumps, sha256_file, write_json
-from pipeline.schema import STATS_SUFFIX, TOKENS_SUFFIX, companion
-from scrapers.languages import category_of
-from scrapers.redaction import count_placeholders
+from core.io import NpyStream, atomic_write, dumps, sha256_file, write_json
+from core.schema import STATS_SUFFIX, TOKENS_SUFFIX, companion
+from core.languages import category_of
+from core.redaction import count_placeholders
 
 TOKEN_DTYPE = np.dtype("<u4")  # the ids in chunks_semantic.tokens.npy (and a chunk's `_ids` on its way there)
 

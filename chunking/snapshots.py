@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.io import UserError
-from scrapers.git_runner import BlobReader, Git, GitError, missing_objects
+from core.io import UserError
+from core.git_runner import BlobReader, Git, GitError, missing_objects
 
 MISSING = -1  # the size of a blob the clone does not have
-SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
 
 
 def git_output(repo: str | Path, *args: str) -> str:

@@ -23,9 +23,9 @@ from bisect import bisect_left, bisect_right
 from itertools import accumulate, count
 from operator import add
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
-from chunking.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
+from core.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
     symbol_from_context
 from chunking.split import cut_text, split_rows
 
@@ -394,19 +394,9 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
         rows.pop()
     # ends[i]: characters of rows[:i] with their newlines, so a span's size is one subtraction
     ends = [0, *map(add, accumulate(map(len, rows)), range(1, len(rows) + 1))]
-    walked = []  # per hunk: each line's new row (None: removed), its changed rows, its end row
-    for h in hunks:
-        row, at, changed = h.new_start - 1, [], []
-        for line in h.lines:
-            c = line[:1]
-            at.append(row if c in (" ", "+") else None)
-            if c in ("+", "-"):
-                changed.append(row)
-            if c in (" ", "+"):
-                if row >= len(rows) or rows[row] != line[1:]:
-                    return hunks  # the diff and the blob disagree: leave the file as git showed it
-                row += 1
-        walked.append((at, changed, row))
+    walked = _walk(hunks, rows)
+    if walked is None:
+        return hunks  # the diff and the blob disagree: leave the file as git showed it
     touched = [r for _, changed, _ in walked for r in changed]
     if not touched:
         return hunks
@@ -426,7 +416,7 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
     defs = sorted(found, key=lambda d: (d.start, -d.end))  # outermost first (a stable sort keeps ties in order)
     for h in hunks:
         h.known = defs
-    spans = []  # [widened start, hunk lines kept, their first row, their end row, widened end, old start]
+    spans: list[Span] = []
     for h, (at, changed, row) in zip(hunks, walked):
         start, end, lines, old = h.new_start - 1, row, h.lines, h.old_starts[0]
         a, b = start, end
@@ -443,24 +433,59 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
             end = start + sum(1 for l in lines[first:last] if l[:1] in (" ", "+"))
             lines = lines[first:last] if first or last < len(lines) else lines
             a, b = min(a, start), max(b, end)
-        spans.append((a, lines, start, end, b, old))
-    if all(sp[1] is h.lines and sp[0] == sp[2] and sp[3] == sp[4] for sp, h in zip(spans, hunks)) and \
-            all(nxt[0] > cur[4] for cur, nxt in zip(spans, spans[1:])):
+        spans.append(Span(a, lines, start, end, b, old))
+    if all(sp.lines is h.lines and sp.start == sp.kept_start and sp.kept_end == sp.end
+           for sp, h in zip(spans, hunks)) and all(nxt.start > cur.end for cur, nxt in zip(spans, spans[1:])):
         return hunks  # nothing to widen: the caller can tell by identity
+    return _joined(spans, hunks, rows, defs)
+
+
+def _walk(hunks: list[Hunk], rows: list[str]) -> list[tuple[list, list[int], int]] | None:
+    """Per hunk: each line's row in the new file (None: a removed line), its changed rows, its end row;
+    None when a context or added line differs from `rows`."""
+    walked = []
+    for h in hunks:
+        row, at, changed = h.new_start - 1, [], []
+        for line in h.lines:
+            c = line[:1]
+            at.append(row if c in (" ", "+") else None)
+            if c in ("+", "-"):
+                changed.append(row)
+            if c in (" ", "+"):
+                if row >= len(rows) or rows[row] != line[1:]:
+                    return None
+                row += 1
+        walked.append((at, changed, row))
+    return walked
+
+
+class Span(NamedTuple):
+    """One hunk widened (rows are 0-based rows of the new file): what `widen_hunks` builds a new hunk from."""
+
+    start: int          # the widened hunk's first row
+    lines: list[str]    # the hunk's own lines that are kept (context outside [start, end) dropped)
+    kept_start: int     # the first row of those lines
+    kept_end: int       # the row after them
+    end: int            # the row after the widened hunk
+    old_start: int      # the old file's line number of the kept lines' first line
+
+
+def _joined(spans: list[Span], hunks: list[Hunk], rows: list[str], defs: list[Definition]) -> list[Hunk]:
+    """One hunk per run of overlapping spans: the rows between and around them as context lines."""
     out: list[Hunk] = []
-    group: list[tuple] = []
+    group: list[tuple[Span, Hunk]] = []
     for span, h in zip(spans + [None], hunks + [None]):
-        if group and (span is None or span[0] > max(g[0][4] for g in group)):
-            a, (first, first_hunk) = group[0][0][0], group[0]
-            lines = [" " + r for r in rows[a:first[2]]]
+        if group and (span is None or span.start > max(g.end for g, _ in group)):
+            a, (first, first_hunk) = group[0][0].start, group[0]
+            lines = [" " + r for r in rows[a:first.kept_start]]
             for k, (sp, _) in enumerate(group):
                 if k:
-                    lines.extend(" " + r for r in rows[group[k - 1][0][3]:sp[2]])
-                lines.extend(sp[1])
-            lines.extend(" " + r for r in rows[group[-1][0][3]:max(g[0][4] for g in group)])
-            grow = first[2] - a
-            out.append(Hunk([first[5] - grow], first[2] + 1 - grow, first_hunk.context, lines, first_hunk.lang,
-                            known=defs))
+                    lines.extend(" " + r for r in rows[group[k - 1][0].kept_end:sp.kept_start])
+                lines.extend(sp.lines)
+            lines.extend(" " + r for r in rows[group[-1][0].kept_end:max(g.end for g, _ in group)])
+            grow = first.kept_start - a
+            out.append(Hunk([first.old_start - grow], first.kept_start + 1 - grow, first_hunk.context, lines,
+                            first_hunk.lang, known=defs))
             group = []
         if span is not None:
             group.append((span, h))

@@ -14,49 +14,38 @@ memory stays bounded by a block, whatever the size of the dataset. Reference: do
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from dataset_builder import MANIFEST_FORMAT, VERSION, _write_split
+from dataset_builder import MANIFEST_FORMAT
 from pipeline.config import PIPELINE_VERSION
-from pipeline.io import UserError, atomic_write, dumps, read_json, sha256_file, write_json
-from pipeline.schema import DATASET_DIR, MANIFEST, TOKENS_SUFFIX, split_file
-from pipeline.splits import SPLITS
+from core.io import UserError, atomic_write, dumps, read_json, sha256_file, write_json
+from core.schema import DATASET_DIR, MANIFEST, TOKENS_SUFFIX, split_file
+from core.split_file import VERSION, read_split, write_split
+from core.splits import SPLITS
 from pipeline.state import RunState, stage_key
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_OPEN = ',"examples":['   # how dataset_builder._write_split ends a split file's first line
 BLOCK = 1 << 22                    # tokens copied at a time
 SUM_KEYS = ("examples", "tokens", "target_tokens", "unique_target_tokens", "prefix_tokens", "chunks", "commits")
 RANGE_KEYS = ("examples", "tokens", "commits", "first_order", "last_order", "first_commit", "last_commit")
 
 
 def read_split_header(path: Path) -> dict:
-    """The header of a split file written by dataset_builder (everything before its examples)."""
-    with open(path, encoding="utf-8") as f:
-        first = f.readline().rstrip("\n")
-    if not first.endswith(EXAMPLES_OPEN):
-        raise UserError(f"{path}: not a split file written by dataset_builder.py; rebuild that repository")
-    return json.loads(first[: -len(EXAMPLES_OPEN)] + "}")
+    """The header of a split file (everything before its examples)."""
+    return read_split(path)[0]
 
 
 def iter_examples(path: Path, shift: int) -> Iterator[str]:
     """The example lines of a split file, each `start` moved by `shift` (inline examples unchanged)."""
-    with open(path, encoding="utf-8") as f:
-        f.readline()
-        for line in f:
-            line = line.rstrip("\n").removesuffix(",")
-            if line in ("", "]}"):
-                continue
-            example = json.loads(line)
-            if "start" in example:
-                example["start"] += shift
-            yield dumps(example)
+    for example in read_split(path)[1] or ():
+        if "start" in example:
+            example["start"] += shift
+        yield dumps(example)
 
 
 def write_tokens(path: Path, parts: list[np.ndarray], dtype: np.dtype) -> None:
@@ -101,7 +90,7 @@ def merge_split(out: Path, split: str, names: list[str], dirs: list[Path], ident
             yield from iter_examples(d / split_file(split), r["offset"])
 
     json_name = split_file(split)
-    _write_split(out / json_name, header, lines())
+    write_split(out / json_name, header, lines())
     return header, {json_name: sha256_file(out / json_name), tokens_name: header["tokens_sha256"]}
 
 

@@ -8,7 +8,7 @@
    `<out>/repos/<name>/`, its own resume state and its own lock.
 2. The tokenizer is resolved once, in this process: `--model` saved to `<out>/tokenizer/`, or,
    when it cannot be loaded, a fallback BPE trained on a sample of every repository's train
-   period (stage 1 runs first, as tasks, and `Pipeline._fallback_sample` draws each sample).
+   period (stage 1 runs first, as tasks, and `Pipeline.fallback_sample` draws each sample).
 3. Every repository's stages 1-4 run as one Ray task each (at most `--workers` at a time); a
    repository that fails is one line in the summary and the others go on.
 4. `multirepo.merge` joins the splits in repository-name order, so the dataset does not depend
@@ -25,20 +25,18 @@ import dataclasses
 import hashlib
 import logging
 import os
-import re
 import resource
-import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from comprehensive_pipeline import Pipeline
-from pipeline.config import PIPELINE_VERSION, PipelineConfig, check_settings, validate
-from pipeline.io import UserError
-from pipeline.schema import DATASET_DIR, split_file
-from pipeline.state import OutputLock, RunState, stage_key
+from core.io import UserError
+from core.repository import fetch_source, is_url, repo_name
+from core.schema import DATASET_DIR, REPOS_DIR, SOURCES_DIR, TOKENIZER_DIR
+from pipeline.config import PipelineConfig, check_settings, validate
+from pipeline.orchestrator import Pipeline, Trainer, fallback_settings, pipeline_key, table, train_after, train_argv
+from pipeline.state import OutputLock, RunState
 from reporting import report_and_export
 
 logger = logging.getLogger(__name__)
@@ -54,28 +52,6 @@ class RepoJob:
     path: str       # resolved path, or the URL to clone
     out: str        # <out>/repos/<name>
     clone: str | None = None  # a URL's bare mirror, <out>/sources/<name>.git, made by the task
-
-
-def is_url(source: str) -> bool:
-    """A repository to clone on the worker (`https://`, `ssh://`, `file://`, `git@host:path`), not a path."""
-    return "://" in source or re.match(r"^[\w.-]+@[\w.-]+:", source) is not None
-
-
-def fetch_source(url: str, dest: Path) -> None:
-    """A bare mirror of `url` at `dest` (every branch and tag): cloned the first time, fetched after."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # a password prompt would hang a worker
-    if (dest / "HEAD").is_file():
-        cmd, tmp = ["git", "-C", str(dest), "fetch", "-q", "--prune", "origin"], None
-    else:
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        cmd = ["git", "clone", "-q", "--mirror", url, str(tmp)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode:
-        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise UserError(f"{url}: git {cmd[1] if tmp else 'fetch'} failed ({why})")
-    if tmp is not None:
-        os.replace(tmp, dest)
 
 
 def read_repos_file(path: str) -> list[str]:
@@ -107,8 +83,7 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
         if r in seen:
             raise UserError(f"repository {s} is listed twice (also as {seen[r]})")
         seen[r] = s
-    base = [Path(r.rstrip("/").split(":")[-1] if is_url(r) else r).name.removesuffix(".git") or "repo"
-            for r in resolved]
+    base = [repo_name(r) for r in resolved]
     names = [b if base.count(b) == 1 else f"{b}-{hashlib.sha256(r.encode()).hexdigest()[:8]}"
              for b, r in zip(base, resolved)]
     if cfg.output_dir:
@@ -116,8 +91,8 @@ def plan_jobs(cfg: PipelineConfig) -> tuple[list[RepoJob], Path]:
     else:
         out = Path("data") / (Path(cfg.repos_file).stem if cfg.repos_file else "multi")
     # Absolute: a Ray worker's working directory is not this process's.
-    jobs = [RepoJob(n, s, r, str((out / "repos" / n).resolve()),
-                    str((out / "sources" / f"{n}.git").resolve()) if is_url(r) else None)
+    jobs = [RepoJob(n, s, r, str((out / REPOS_DIR / n).resolve()),
+                    str((out / SOURCES_DIR / f"{n}.git").resolve()) if is_url(r) else None)
             for n, s, r in zip(names, sources, resolved)]
     return sorted(jobs, key=lambda j: j.name), out
 
@@ -140,7 +115,7 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | No
     `scraped`: stage 1 already ran in this run (before the fallback tokenizer), so `--force` does
     not redo it. Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
     """
-    from tokenizers_.loading import load_tokenizer
+    from core.tokenizer import load_tokenizer
 
     start = time.perf_counter()
     result = {"name": job.name, "source": job.source, "error": None, "stages": [], "fallbacks": []}
@@ -151,9 +126,8 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | No
         rcfg = repo_config(cfg, job)
         repo, out = validate(rcfg)
         with OutputLock(out):
-            pipeline = Pipeline(dataclasses.replace(rcfg, force=rcfg.force and not scraped), repo, out)
-            pipeline.scrape()
-            pipeline.cfg = rcfg
+            pipeline = Pipeline(rcfg, repo, out)
+            pipeline.scrape(force=rcfg.force and not scraped)
             if tokenizer is not None:
                 tok, identity = load_tokenizer(tokenizer[0]), tokenizer[1]
                 chunks = pipeline.chunk(tok, identity)
@@ -252,10 +226,10 @@ def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dic
 def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState, workers: int,
                       ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
     """((saved tokenizer directory, identity), stage-1 results if it ran first, fallback notes), once for all."""
-    from tokenizers_.file_snapshot_tokenizer import _save_tokenizer
-    from tokenizers_.loading import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+    from core.tokenizer import load_or_fall_back, load_tokenizer, save_tokenizer, tokenizer_identity, \
+        train_fallback_tokenizer
 
-    tok_dir = out / "tokenizer"
+    tok_dir = out / TOKENIZER_DIR
     tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "the train period of every repository")
     if tok is None:
         scraped = run_jobs(cfg, jobs, None, workers, ray)
@@ -263,13 +237,11 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         if not ok:
             raise UserError("no repository could be read: " + "; ".join(f"{r['name']}: {r['error']}" for r in scraped))
         histories = {j.name: RunState(Path(j.out)).stages["scrape"]["outputs"]["history"] for j in ok}
-        settings = {"version": PIPELINE_VERSION, "fallback_vocab_size": cfg.fallback_vocab_size,
-                    "sample_mb": cfg.fallback_sample_mb, "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
-        key = stage_key(settings, histories)
+        key = pipeline_key(fallback_settings(cfg), histories)
         if cfg.force or state.finished("tokenizer", key, {"tokenizer": tok_dir}) is None:
             # Each repository gives its share of the sample, drawn by the single-repository sampler.
             texts = [t for j in ok for t in Pipeline(repo_config(cfg, j, len(ok)), Path(j.clone or j.path),
-                                                      Path(j.out))._fallback_sample()]
+                                                      Path(j.out)).fallback_sample()]
             train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
             state.record("tokenizer", key, {"tokenizer": tok_dir},
                          {"repositories": len(ok), "sample_mb": round(sum(map(len, texts)) / 1e6, 3)})
@@ -279,7 +251,7 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
                 f"of {len(ok)} repositories ({tok_dir})")
         return (str(tok_dir.resolve()), identity), scraped, [note]
     identity = tokenizer_identity(tok, source=cfg.model)
-    _save_tokenizer(tok, identity, tok_dir)
+    save_tokenizer(tok, identity, tok_dir)
     return (str(tok_dir.resolve()), identity), [], []
 
 
@@ -316,24 +288,14 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
     return out, results, manifest, notes
 
 
-def run_multi(cfg: PipelineConfig) -> int:
-    """The command: build, print the summary, train if asked; exit code 0, or 3 if some repositories failed."""
+def run_multi(cfg: PipelineConfig, train: Trainer | None = None) -> int:
+    """The command: build, print the summary, train if asked (`train`: the trainer's main, as for
+    `run_pipeline`); exit code 0, or 3 if some repositories failed."""
     start = time.perf_counter()
     out, results, manifest, notes = build_multi(cfg)
     print_summary(cfg, out, results, manifest, notes, time.perf_counter() - start)
-    if cfg.train:
-        from training.model_trainer_unified import main as train_main
-
-        code = train_main(train_argv(cfg, out)[2:])
-        if code:
-            raise UserError(f"training failed (exit code {code})")
+    train_after(cfg, train_argv(cfg, out), train)
     return EXIT_SOME_FAILED if any(r["error"] is not None for r in results) else 0
-
-
-def train_argv(cfg: PipelineConfig, out: Path) -> list[str]:
-    return ["python3", "training/model_trainer_unified.py", "--config", cfg.training_config,
-            "--sequences", str(out / DATASET_DIR / split_file("train")), "--epochs", "1",
-            "--output", str(Path("models") / out.name)]
 
 
 def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest: dict, notes: list[str],
@@ -351,15 +313,14 @@ def print_summary(cfg: PipelineConfig, out: Path, results: list[dict], manifest:
         splits = per_repo.get(r["name"], {}).get("splits")
         counts = " / ".join(f"{splits[s]['examples']:,}" for s in ("train", "val", "test")) if splits else "-"
         rows.append((r["name"], status, f"{r['seconds']:.1f}s", counts))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
+    lines = table(rows)
     splits = manifest["splits"]
     lines += ["",
               f"dataset:  {len(manifest['repositories'])} of {len(results)} repositories, in {seconds:.1f}s",
               "examples: " + ", ".join(f"{s} {c['examples']:,}" for s, c in splits.items()),
               "tokens:   " + ", ".join(f"{s} {c['tokens']:,}" for s, c in splits.items()),
               f"vocab:    {manifest['tokenizer']['vocab_size']:,} ({manifest['tokenizer']['name_or_path']})",
-              f"on disk:  {out / 'dataset'}"]
+              f"on disk:  {out / DATASET_DIR}"]
     lines += [f"FALLBACK: {n}" for n in notes]
     lines += [f"FALLBACK: {r['name']}: {f}" for r in results for f in r["fallbacks"] if r["error"] is None]
     lines += [f"FAILED:   {r['name']} ({r['source']}): {r['error']}" for r in results if r["error"] is not None]

@@ -1,7 +1,7 @@
 """Checks of each stage's output, run by comprehensive_pipeline.py before the next stage starts.
 
 Each check reads what the stage wrote with the reader the next stage uses (`load_tokenized`,
-the trainer's streaming `load_split`), checks the record keys of `pipeline.schema`, and raises `StageCheckFailed`
+the split-file reader the trainer uses, `core.split_file`), checks the record keys of `core.schema`, and raises `StageCheckFailed`
 (a UserError: one line, exit 2) naming the file and what is wrong. Each returns a few counts
 for the run summary.
 """
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.io import UserError, iter_commit_records, iter_jsonl, read_json
-from pipeline.schema import CHUNK_KEYS, COMMIT_KEYS, FILE_KEYS, MANIFEST, split_file
-from pipeline.splits import SPLITS
-from tokenizers_.tokenized_chunks import load_tokenized
+from core.io import UserError, iter_commit_records, iter_jsonl, read_json
+from core.schema import CHUNK_KEYS, COMMIT_KEYS, FILE_KEYS, MANIFEST, split_file
+from core.split_file import load_split_arrays
+from core.splits import SPLITS
+from core.tokenized_chunks import load_tokenized
 
 class StageCheckFailed(UserError):
     pass
@@ -93,24 +94,22 @@ def check_tokenized(path: Path) -> dict:
 
 def check_dataset(dataset_dir: Path) -> dict:
     """Split files read as the trainer reads them (streamed), ids are in the vocab, and splits follow in time."""
-    from training.data import load_split  # here: it imports torch
-
     manifest = read_json(dataset_dir / MANIFEST)
     vocab_size = manifest["tokenizer"]["vocab_size"]
     counts, last_order = {}, -1
     for split in SPLITS:
         path = dataset_dir / split_file(split)
-        data = _read("4 (dataset)", path, load_split)
+        data = _read("4 (dataset)", path, load_split_arrays)
         info = manifest["splits"][split]
-        if len(data) != info["examples"]:
-            _fail("4 (dataset)", path, f"{len(data)} examples, the manifest says {info['examples']}")
-        if split == "train" and not len(data):
+        if len(data.starts) != info["examples"]:
+            _fail("4 (dataset)", path, f"{len(data.starts)} examples, the manifest says {info['examples']}")
+        if split == "train" and not len(data.starts):
             _fail("4 (dataset)", path, "no training examples: the repository is too small for one window")
         _check_ids("4 (dataset)", path, data.tokens, vocab_size)
-        if len(data):
+        if len(data.starts):
             if info["first_order"] <= last_order:
                 _fail("4 (dataset)", path, f"{split} starts at commit order {info['first_order']}, "
                       f"not after the previous split's last commit ({last_order})")
             last_order = info["last_order"]
-        counts[split] = {"examples": len(data), "tokens": info["tokens"]}
+        counts[split] = {"examples": len(data.starts), "tokens": info["tokens"]}
     return counts

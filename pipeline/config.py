@@ -1,4 +1,4 @@
-"""Settings of comprehensive_pipeline.py: the dataclass, the YAML file, their checks (`pipeline.settings`).
+"""Settings of comprehensive_pipeline.py: the dataclass, the YAML file, their checks (`core.settings`).
 
     cfg = PipelineConfig(**load_config("pipeline.yaml"))   # then command-line flags on top
 """
@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from chunking.snapshots import head_commit
-from pipeline import settings
-from pipeline.io import UserError
-from pipeline.splits import DEFAULT_RATIOS
-from scrapers.git_runner import Git, GitError, resolve_repo
-from tokenizers_.loading import DEFAULT_MODEL, FALLBACK_VOCAB_SIZE
+from core import settings
+from core.config import PATH, RUN, at_least, check_fields, load_yaml, setting, settings_of, shared, typed
+from core.git_runner import Git, GitError
+from core.io import UserError
+from core.repository import is_url, open_repository, repo_name
+from core.schema import SOURCES_DIR
+from core.splits import DEFAULT_RATIOS
+from dataset_builder import DatasetConfig
+from scrapers.git_scraper_rich import ScrapeConfig
+from semantic_chunker import ChunkConfig
+from tokenizers_.file_snapshot_tokenizer import TokenizeConfig
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
 PIPELINE_VERSION = 2
@@ -25,155 +29,121 @@ PIPELINE_VERSION = 2
 
 @dataclass
 class PipelineConfig:
-    repo: str = "."
-    output_dir: str | None = None            # default: data/<repo-name>
-    model: str = DEFAULT_MODEL                # tokenizer: hub name, directory or tokenizer.json
-    tokenizer_fallback: bool = True           # train a BPE on the repository when `model` can't be loaded
-    fallback_vocab_size: int = FALLBACK_VOCAB_SIZE
-    fallback_sample_mb: float = 32.0          # text the fallback tokenizer is trained on, at most
-    sequence_length: int = 512
-    overlap: int = 128
-    max_chunk_tokens: int = 512
-    min_chunk_tokens: int = 64
-    filter_binary: bool = True                # stage 2's filters (--no-binary, ...: keep what they leave out)
-    filter_build_artifacts: bool = True
-    filter_lock_files: bool = True
-    filter_generated: bool = True
-    max_file_bytes: int = 1_000_000           # stage 2: larger file changes and files are left out (0: no bound)
-    dedup: bool = True                        # stage 2: exact duplicate chunks kept once
-    deleted_content: bool = False             # stage 2: a deleted file's old content (default: its title line alone)
-    function_context: bool = True             # stage 2: a hunk widened to its enclosing function / class
-    formatting_changes: bool = False          # stage 2: keep whitespace-only file changes
-    pin_bumps: bool = False                   # stage 2: keep YAML changes that only move version pins
-    near_dedup: bool = True                   # stage 4: train chunks that are near-duplicates of earlier ones left out
-    scrape_jobs: int | None = None            # stage 1 processes for function complexity; default: one per core
-                                              # beyond the first (at most 4), 0: none; the output is the same
-    chunk_workers: int | None = None          # stage 2 processes; default: one per core (at most 4), 1: none;
-                                              # the output is the same for any number
-    context_window: int = 2048
-    target_window: int = 256
-    stride: int | None = None                 # stage 4; default: target_window (each token a target once)
-    inline_ids: bool = False                  # stage 4: ids in the split JSON instead of offsets
-    train_ratio: float = DEFAULT_RATIOS[0]
-    val_ratio: float = DEFAULT_RATIOS[1]
-    test_ratio: float = DEFAULT_RATIOS[2]
-    seed: int = 42
-    revs: list[str] = field(default_factory=list)   # default: every branch and tag
-    since: str | None = None
-    until: str | None = None
-    max_commits: int | None = None
-    max_diff_bytes: int | None = None         # default: the scraper's
-    snapshot_at: str = "cutoff"
-    redact: bool = True
-    force: bool = False
-    train: bool = False
-    training_config: str = "training_config.yaml"
-    progress: bool = True
+    """The one command's settings: the stages' own fields taken by reference (`shared`: default, help and
+    check declared once, in the stage's config), and the few that only the orchestrator has.
+    Flags (`parse_args` in comprehensive_pipeline.py), YAML keys and checks come from these fields."""
+
+    repo: str = shared(ScrapeConfig, "repo", flag="",
+                       help="git repository to read: a path, a subdirectory or .git of one, a bare repository or "
+                            "a URL; repeat it to build one dataset from several (docs/multi_repo.md)")
+    output_dir: str | None = setting(None, "where outputs go [data/<repo-name>; several repositories: data/multi "
+                                     "or data/<stem of --repos-file>]", role=PATH)
+    model: str = shared(TokenizeConfig, "model")
+    tokenizer_fallback: bool = setting(True, "fail instead of training a tokenizer on the repository when --model "
+                                       "cannot be loaded", flag="--no-tokenizer-fallback")
+    fallback_vocab_size: int = shared(TokenizeConfig, "fallback_vocab_size")
+    fallback_sample_mb: float = setting(32.0, "MB of history text the fallback tokenizer is trained on, at most")
+    sequence_length: int = shared(TokenizeConfig, "sequence_length")
+    overlap: int = shared(TokenizeConfig, "overlap")
+    max_chunk_tokens: int = shared(ChunkConfig, "max_chunk_tokens")
+    min_chunk_tokens: int = shared(ChunkConfig, "min_chunk_tokens")
+    filter_binary: bool = shared(ChunkConfig, "filter_binary")
+    filter_build_artifacts: bool = shared(ChunkConfig, "filter_build_artifacts")
+    filter_lock_files: bool = shared(ChunkConfig, "filter_lock_files")
+    filter_generated: bool = shared(ChunkConfig, "filter_generated")
+    max_file_bytes: int = shared(ChunkConfig, "max_file_bytes")
+    dedup: bool = shared(ChunkConfig, "dedup")
+    deleted_content: bool = shared(ChunkConfig, "deleted_content")
+    function_context: bool = shared(ChunkConfig, "function_context")
+    formatting_changes: bool = shared(ChunkConfig, "formatting_changes")
+    pin_bumps: bool = shared(ChunkConfig, "pin_bumps")
+    near_dedup: bool = shared(DatasetConfig, "near_dedup")
+    scrape_jobs: int | None = shared(ScrapeConfig, "jobs")
+    chunk_workers: int | None = shared(ChunkConfig, "workers")
+    context_window: int = shared(DatasetConfig, "context_window")
+    target_window: int = shared(DatasetConfig, "target_window")
+    stride: int | None = shared(DatasetConfig, "stride")
+    inline_ids: bool = shared(DatasetConfig, "inline_ids")
+    train_ratio: float = setting(DEFAULT_RATIOS[0], "share of tokens in train")
+    val_ratio: float = setting(DEFAULT_RATIOS[1], "share of tokens in val")
+    test_ratio: float = setting(DEFAULT_RATIOS[2], "share of tokens in test")
+    seed: int = shared(DatasetConfig, "seed")
+    revs: list[str] = shared(ScrapeConfig, "revs")
+    since: str | None = shared(ScrapeConfig, "since")
+    until: str | None = shared(ScrapeConfig, "until")
+    max_commits: int | None = shared(ScrapeConfig, "max_commits")
+    max_diff_bytes: int = shared(ScrapeConfig, "max_diff_bytes")
+    snapshot_at: str = shared(ChunkConfig, "snapshot_at")
+    redact: bool = shared(ScrapeConfig, "redact")
+    force: bool = setting(False, "redo every stage even if it already finished", role=RUN)
+    train: bool = setting(False, "train a model on the splits when done", role=RUN)
+    training_config: str = setting("training_config.yaml", "config for --train", role=RUN)
+    progress: bool = shared(ScrapeConfig, "progress")
     # Several repositories into one dataset (multirepo/): a non-empty `repos` or a `repos_file` turns it on.
-    repos: list[str] = field(default_factory=list)
-    repos_file: str | None = None             # one repository per line, `#` comments
-    ray_address: str | None = None            # join this Ray cluster; default: Ray started in this process
-    workers: int | None = None                # repositories at a time; default: every core (1: no Ray)
-    report: bool = True                       # report.html and report/*.png after stage 4
-    export: list[str] = field(default_factory=list)   # "hf", "nanogpt": extra formats of the splits
+    repos: list[str] = setting(help="several repositories (--repo repeated)", role=PATH, flag="", factory=list)
+    repos_file: str | None = setting(None, "file listing repositories, one per line (# comments): one dataset from "
+                                     "all of them", role=PATH)
+    ray_address: str | None = setting(None, "several repositories: join this Ray cluster instead of starting Ray "
+                                      "here (repositories and --output-dir must be readable by every worker)",
+                                      role=RUN)
+    workers: int | None = setting(None, "several repositories: how many are built at a time [every core; 1 builds "
+                                  "them one after another in this process, without Ray]", check=at_least(1), role=RUN)
+    report: bool = setting(True, "do not write report.html and report/*.png after stage 4", role=RUN)
+    export: list[str] = setting(help="also export the splits as: hf, nanogpt (comma-separated) [none]", role=RUN,
+                                factory=list, action="store", type=lambda v: v.split(","))
 
     @property
     def ratios(self) -> tuple[float, float, float]:
         return (self.train_ratio, self.val_ratio, self.test_ratio)
 
 
+FIELDS = {f.name for f in dataclasses.fields(PipelineConfig)}
+
+
+def stage_config(cls: type, cfg: PipelineConfig, skip: tuple[str, ...] = (), **given):
+    """Stage config `cls` for this run: each of its fields that the one command has (by its `pipeline`
+    name) from `cfg`, the rest from `given` or its default; never copied field by field by hand."""
+    values = {}
+    for f in settings_of(cls):
+        name = f.metadata["pipeline"] or f.name
+        if f.name not in given and f.name not in skip and name in FIELDS and f.metadata["role"] != PATH:
+            values[f.name] = getattr(cfg, name)
+    return cls(**values, **given)
+
+
 def load_config(path: str | None) -> dict:
     """Settings from a YAML file; an unknown key, or a value of the wrong type, is an error that names it."""
     if not path:
         return {}
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise UserError(f"--config {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"--config {path}: not UTF-8 (byte {e.start}); save the file as UTF-8") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"--config {path}: expected a mapping of settings")
-    known = {f.name for f in dataclasses.fields(PipelineConfig)}
-    for key in data:
-        if not isinstance(key, str):
-            raise UserError(f"--config {path}: key {key!r} is not a setting name (known: {', '.join(sorted(known))})")
-    data = {k.replace("-", "_"): v for k, v in data.items()}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(f"--config {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    return {k: _typed(k, v, f"--config {path}: {k}") for k, v in data.items()}
-
-
-def _typed(name: str, value, where: str):
-    """`value` checked against the type of PipelineConfig.<name> (an int is a fine float)."""
-    hint = typing.get_type_hints(PipelineConfig)[name]
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value is None and type(None) in options:
-        return None
-    for t in options:
-        if t is bool and isinstance(value, bool):
-            return value
-        if t is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if t is str and isinstance(value, str):
-            return value
-        if typing.get_origin(t) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-        if t not in (bool, int, float, str) and isinstance(t, type) and isinstance(value, t):
-            return value
-    names = " or ".join("null" if t is type(None) else "a list of strings" if typing.get_origin(t) is list
-                        else {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(t, str(t))
-                        for t in options)
-    raise UserError(f"{where} must be {names}, got {value!r} ({type(value).__name__})")
+    data = load_yaml(path, FIELDS)
+    return {k: typed(PipelineConfig, k, v, f"--config {path}: {k}") for k, v in data.items()}
 
 
 def check_settings(cfg: PipelineConfig) -> None:
     """Every setting checked once, before stage 1: a bad one is a UserError naming its flag."""
     for f in dataclasses.fields(cfg):
-        _typed(f.name, getattr(cfg, f.name), "--" + f.name.replace("_", "-"))
+        typed(PipelineConfig, f.name, getattr(cfg, f.name), "--" + f.name.replace("_", "-"))
+    check_fields(cfg)
     settings.ratios(cfg.ratios)
     settings.sequence_windows(cfg.sequence_length, cfg.overlap)
     settings.chunk_bounds(cfg.max_chunk_tokens, cfg.min_chunk_tokens)
-    if cfg.chunk_workers is not None:
-        settings.workers(cfg.chunk_workers, "--chunk-workers")
-    if cfg.scrape_jobs is not None and cfg.scrape_jobs < 0:
-        raise UserError(f"--scrape-jobs must be 0 or more, got {cfg.scrape_jobs}")
-    if cfg.workers is not None:
-        settings.workers(cfg.workers)
     settings.dataset_windows(cfg.context_window, cfg.target_window, cfg.stride)
     settings.fallback_tokenizer(cfg.fallback_vocab_size, cfg.fallback_sample_mb)
-    for flag, value in (("--max-commits", cfg.max_commits), ("--max-diff-bytes", cfg.max_diff_bytes)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} must be positive, got {value}")
-    if cfg.max_file_bytes < 0:
-        raise UserError(f"--max-file-bytes must be at least 0 (0: no bound), got {cfg.max_file_bytes}")
     settings.snapshot_at(cfg.snapshot_at)
 
 
 def validate(cfg: PipelineConfig) -> tuple[Path, Path]:
     """Check every setting, then resolve the repository and the output directory: `(repo, out)`."""
     check_settings(cfg)
-    given = Path(cfg.repo).expanduser()
-    if not given.is_dir():
-        raise UserError(f"--repo {cfg.repo}: no such directory")
-    try:
-        repo = resolve_repo(given.resolve())
-    except FileNotFoundError:
-        raise UserError("git is not installed or not on PATH") from None
-    except GitError as e:
-        raise UserError(f"--repo {cfg.repo}: not a git repository ({e})") from None
+    out = Path(cfg.output_dir) if cfg.output_dir else None
+    if is_url(cfg.repo):  # cloned into the output directory, and fetched again on the next run
+        out = prepare_output_dir(out or Path("data") / repo_name(cfg.repo))
+        repo = open_repository(cfg.repo, cache=out / SOURCES_DIR)
+    else:
+        repo = open_repository(cfg.repo)
     if cfg.snapshot_at == "head":
-        head_commit(repo)
-    out = Path(cfg.output_dir) if cfg.output_dir else Path("data") / repo.name.removesuffix(".git")
-    return repo, prepare_output_dir(out)
+        head_commit(repo)  # before the output directory is made: a bad setting writes nothing
+    return repo, prepare_output_dir(out or Path("data") / repo_name(str(repo)))
 
 
 def prepare_output_dir(out: Path) -> Path:

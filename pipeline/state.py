@@ -1,7 +1,7 @@
 """Resume and lock for comprehensive_pipeline.py: skip finished stages, refuse a second run.
 
 A stage is finished when `.pipeline_state.json` in the output directory records, under the
-stage's id, the key it ran with (a hash of the config object it runs with, from `config_settings`,
+stage's id, the key it ran with (a hash of the config object it runs with, from `core.config.key_settings`,
 and of its inputs' contents) and every output it wrote still has
 the content hash recorded then. Anything else (a killed run, a changed input, a deleted or
 edited output) makes the stage run again; since every output is written atomically and
@@ -10,14 +10,13 @@ deterministically, a killed run started again ends byte-identical to an uninterr
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
 import shutil
 from pathlib import Path
 
-from pipeline.io import UserError, dumps, read_json, sha256_file, write_json
+from core.io import UserError, dumps, read_json, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -25,26 +24,6 @@ STATE_FILE = ".pipeline_state.json"
 LOCK_FILE = ".pipeline.lock"
 # What a killed run leaves: `atomic_write` temporaries.
 STALE_PATTERNS = (".*.tmp-*",)
-
-
-def config_settings(config, paths: tuple[str, ...] = (), drop: tuple[str, ...] = ("progress",)) -> dict:
-    """The settings part of a stage's key: every field of the config object the stage runs with.
-
-    Left out: `paths`, the files it reads and writes (an input is keyed by its content hash
-    instead; where an output lands changes no byte of it), and `drop`, fields that change no
-    output. A field added to a config is in the key unless dropped here: forgetting it costs a
-    rerun, never a stale skip.
-
-    >>> @dataclasses.dataclass
-    ... class C:
-    ...     output: str = "x.jsonl"
-    ...     size: int = 3
-    ...     progress: bool = True
-    >>> config_settings(C(), paths=("output",))
-    {'size': 3}
-    """
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-            if f.name not in paths and f.name not in drop}
 
 
 def stage_key(settings: dict, inputs: dict[str, str]) -> str:

@@ -6,7 +6,7 @@
 Reads the manifest (`dataset/dataset_stats.json`), stage 1's and stage 2's stats, and streams
 `chunks_semantic.jsonl` one chunk at a time (or, when stage 2 fell back to raw commits and that
 file is not what stage 3 read, stage 3's chunk index). Every chunk is placed in its split with
-`pipeline.splits.SplitPlan` built from the manifest's cut-off, and counted as the dataset counts it:
+`core.splits.SplitPlan` built from the manifest's cut-off, and counted as the dataset counts it:
 `n_tokens + 1` stream tokens (the separator), so every per-split total equals the manifest's.
 Memory grows with the number of commits, files and days, not with tokens or chunks.
 """
@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.io import UserError, iter_jsonl, read_json
-from pipeline.schema import CHUNKS, DATASET_DIR, HISTORY_STATS, MANIFEST, STATS_SUFFIX, TOKENIZED, companion
-from pipeline.splits import SPLITS, SplitPlan
-from tokenizers_.loading import encode_batch, load_tokenizer
-from tokenizers_.tokenized_chunks import load_tokenized
+from core.io import UserError, iter_jsonl, read_json
+from core.schema import (CHUNKS, DATASET_DIR, HISTORY_STATS, MANIFEST, SPLIT_CHUNKS_SUFFIX, STATS_SUFFIX, TOKENIZED,
+                         companion, split_file)
+from core.splits import SPLITS, SplitPlan
+from core.tokenizer import encode_batch, load_tokenizer
+from core.tokenized_chunks import load_tokenized
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def _train_kept(dataset_dir: Path, manifest: dict) -> set | None:
     near = (manifest.get("quality") or {}).get("near_duplicates") or {}
     if not near.get("chunks"):
         return None
-    return {r["id"] for r in iter_jsonl(dataset_dir / "training_data_train.chunks.jsonl")}
+    return {r["id"] for r in iter_jsonl(dataset_dir / split_file("train", SPLIT_CHUNKS_SUFFIX))}
 
 
 def _optional_json(path: Path) -> dict | None:

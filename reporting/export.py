@@ -31,16 +31,16 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
-from pipeline.schema import DATASET_DIR, HISTORY_STATS, MANIFEST, TOKENS_SUFFIX, split_file
-from pipeline.splits import SPLITS
+from core.io import UserError, atomic_write, read_json, run_main, setup_logging, sha256_file, write_json
+from core.schema import DATASET_DIR, HISTORY_STATS, MANIFEST, TOKENS_SUFFIX, split_file
+from core.split_file import read_split
+from core.splits import SPLITS
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("hf", "nanogpt")
 EXAMPLES_PER_BATCH = 512        # hf: examples per Parquet row group
 TOKENS_PER_BLOCK = 1 << 24      # nanogpt: tokens copied per write
-EXAMPLES_OPEN = ',"examples":['  # dataset_builder.py's layout: header line, then one example per line
 
 
 def check_formats(formats) -> list[str]:
@@ -53,26 +53,6 @@ def check_formats(formats) -> list[str]:
     if unknown:
         raise UserError(f"--export: unknown format {unknown[0]!r} (known: {', '.join(FORMATS)})")
     return list(dict.fromkeys(names))
-
-
-def iter_examples(path: Path) -> tuple[dict, Iterator[dict]]:
-    """(header, examples) of a split file, the examples streamed one line at a time."""
-    f = open(path, encoding="utf-8")
-    first = f.readline().rstrip("\n")
-    if not first.endswith(EXAMPLES_OPEN):
-        f.close()
-        data = read_json(path)
-        return data, iter(data.pop("examples"))
-    header = json.loads(first[: -len(EXAMPLES_OPEN)] + "}")
-
-    def rows() -> Iterator[dict]:
-        with f:
-            for line in f:
-                line = line.strip().rstrip(",")
-                if line and line != "]}":
-                    yield json.loads(line)
-
-    return header, rows()
 
 
 class TokenFile:
@@ -147,7 +127,9 @@ def export_hf(dataset_dir: Path, dest: Path, manifest: dict, repository: str, pr
     written = []
     for split in SPLITS:
         path = dataset_dir / split_file(split)
-        header, examples = iter_examples(path)
+        header, examples = read_split(path)
+        if examples is None:
+            raise UserError(f"{path}: missing the 'examples' list")
         stream = TokenFile(dataset_dir / header["tokens_file"])
         target = dest / "data" / f"{split}.parquet"
         # no dictionary for the id lists: it costs half the write time and makes the files larger

@@ -18,8 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.io import UserError, atomic_write, run_main, setup_logging
-from pipeline.splits import SPLITS
+from core.io import UserError, atomic_write, run_main, setup_logging
+from core.splits import SPLITS
 from reporting import figures
 from reporting.collect import collect
 from reporting.sections import Section, Share, Table, build_sections, fmt

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from pipeline.schema import CHUNKS
-from pipeline.splits import SPLITS
+from core.schema import CHUNKS
+from core.splits import SPLITS
 from reporting import figures
 from reporting.collect import Facts
-from scrapers.languages import category_of, language_of
+from core.languages import category_of, language_of
 
 TOP = 15           # rows in the top commits / top files tables
 TOP_IN_FIGURE = 12  # languages / categories drawn (the table lists all)

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 
 from scrapers.complexity import FunctionWorkers, changed_line_ranges, commit_complexity, measurable
 from scrapers.git_log_stream import NULL_SHA, FileChange, MergeDetails, ParsedCommit
-from scrapers.git_runner import Git, GitError
-from scrapers.languages import language_of
-from scrapers.redaction import Redactor
+from core.git_runner import Git, GitError
+from core.languages import language_of
+from core.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ The score is `log2(1 + lines changed) * (1 + H)`, where H is the Shannon entropy
 the changed lines spread over the files: big changes score higher, and a change spread evenly
 over many files scores higher than the same number of lines in one file.
 
-Changed functions: every language stage 2 has a tree-sitter grammar for (`chunking.parsers`:
+Changed functions: every language stage 2 has a tree-sitter grammar for (`core.parsers`:
 Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
 blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
 hunks changed it; one changed from a blob never parsed, such as a clean merge's result, from the
@@ -43,10 +43,10 @@ from multiprocessing import get_context
 
 from tree_sitter import Point, QueryCursor
 
-from chunking.parallel import answer
-from chunking.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
+from core.parallel import answer
+from core.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
                               reparse)
-from scrapers.git_runner import BlobReader, Git
+from core.git_runner import BlobReader, Git
 
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
 _HUNK = re.compile(rb"^@@@? (?:-\d+(?:,\d+)? )+\+(\d+)(?:,(\d+))? @@", re.M)
@@ -132,7 +132,7 @@ def _extend(ranges: list[tuple[int, int]], line: int) -> None:
 
 
 def measurable(path: str) -> bool:
-    """Whether there is a grammar for this file name (the languages of `chunking.parsers`)."""
+    """Whether there is a grammar for this file name (the languages of `core.parsers`)."""
     return parser_language(path) is not None
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection, Iterator
 
-from scrapers.git_runner import Git, GitError, first_error_line, missing_objects
+from core.git_runner import Git, GitError, first_error_line, missing_objects
 
 logger = logging.getLogger(__name__)
 

@@ -17,20 +17,23 @@ import json
 import logging
 import sys
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
+from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, positive, setting
+from core.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
+from core.settings import PROGRESS, REDACT
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.complexity import default_jobs
 from scrapers.git_log_stream import list_commits, merge_details, merge_diff_option, parse_commit, stream_commits
-from scrapers.git_runner import Git, GitError, resolve_repo
-from scrapers.redaction import Redactor
+from core.git_runner import Git, GitError
+from core.repository import open_repository
+from core.redaction import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +44,25 @@ LOOKAHEAD = 32  # commits parsed ahead of the one being built, so that their fun
 
 @dataclass
 class ScrapeConfig:
-    repo: str = "."
-    output: str | None = None  # default: data/<repo name>/git_history_rich.jsonl
-    output_json: str | None = None
-    stats_path: str | None = None  # default: git_history_stats.json beside `output`
-    revs: list[str] = field(default_factory=list)  # empty: all branches, remote branches, tags, HEAD
-    since: str | None = None
-    until: str | None = None
-    max_commits: int | None = None  # the first N commits of the output (the oldest)
-    max_diff_bytes: int = DEFAULT_MAX_DIFF_BYTES
-    redact: bool = True
-    function_complexity: bool = True
-    jobs: int | None = None  # worker processes for function complexity; None: complexity.default_jobs(), 0: none
-    progress: bool = True
+    """Stage 1's settings, each declared once (`core.config`): the flags below and the one command's come from here."""
+
+    repo: str = setting(".", "path to the git repository", role=PATH)
+    output: str | None = setting(None, "JSON Lines output [data/<repo name>/git_history_rich.jsonl]", role=PATH)
+    output_json: str | None = setting(None, 'also write {"commits": [...], "repository": {...}} here', role=PATH)
+    stats_path: str | None = setting(None, "statistics JSON [git_history_stats.json beside --output]", role=PATH)
+    revs: list[str] = setting(help="branch, tag or rev range to read (repeatable) [all refs]", flag="--rev",
+                              factory=list)
+    since: str | None = setting(None, "only commits after this date (git's --since)")
+    until: str | None = setting(None, "only commits before this date (git's --until)")
+    max_commits: int | None = setting(None, "read at most this many commits (the oldest)", check=positive)
+    max_diff_bytes: int = setting(DEFAULT_MAX_DIFF_BYTES, "per-file bound on diff text", check=positive)
+    redact: bool = setting(**REDACT)
+    function_complexity: bool = setting(True, "skip measuring the cyclomatic complexity of changed "
+                                           "functions")
+    jobs: int | None = setting(None, "processes measuring function complexity beside the scraper; the output is "
+                               "the same for any number [one per core beyond the first, at most 4; 0: none]",
+                               check=at_least(0), role=RUN, pipeline="scrape_jobs")
+    progress: bool = setting(**PROGRESS)
 
     def output_path(self) -> Path:
         if self.output:
@@ -68,18 +77,10 @@ class _Scrape:
     """One scrape: validates the repository, lists commits and refs, then streams records."""
 
     def __init__(self, config: ScrapeConfig):
-        if config.max_diff_bytes < 1:
-            raise UserError(f"--max-diff-bytes must be positive, got {config.max_diff_bytes}")
-        if config.jobs is not None and config.jobs < 0:
-            raise UserError(f"--jobs must be 0 or more, got {config.jobs}")
-        if config.max_commits is not None and config.max_commits < 1:
-            raise UserError(f"--max-commits must be positive, got {config.max_commits}")
+        check_fields(config)
         self.config = config
-        repo = Path(config.repo)
-        if not repo.is_dir():
-            raise UserError(f"{repo}: no such directory (pass --repo PATH to a git repository)")
-        try:  # a subdirectory or `X/.git` means the repository X
-            repo = resolve_repo(repo.resolve())
+        repo = open_repository(config.repo)  # a subdirectory or `X/.git` means the repository X
+        try:
             self.git = git = Git(repo)
             flags = git.run("rev-parse", "--is-bare-repository", "--is-shallow-repository").decode().split()
         except FileNotFoundError:
@@ -289,35 +290,13 @@ def summary(stats: dict, top: int = 5) -> str:
 
 def parse_args(argv: list[str] | None) -> tuple[ScrapeConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(description="Scrape a git repository's history into commit records.")
-    p.add_argument("--repo", type=str, default=".", help="path to the git repository (default: .)")
-    p.add_argument("--output", type=str, default=None,
-                   help="JSON Lines output (default: data/<repo name>/git_history_rich.jsonl)")
-    p.add_argument("--output-json", type=str, default=None,
-                   help='also write {"commits": [...], "repository": {...}} here')
-    p.add_argument("--stats-path", type=str, default=None,
-                   help="statistics JSON (default: git_history_stats.json beside --output)")
+    add_flags(p, ScrapeConfig)
+    p.add_argument("more_revs", nargs="*", default=[], metavar="revs", help="revisions or ranges, as --rev")
     p.add_argument("--stats", action="store_true", help="print a summary of the statistics")
-    p.add_argument("revs", nargs="*", default=[], help="revisions or ranges (default: all branches and tags)")
-    p.add_argument("--rev", action="append", default=[], help="a revision or range (repeatable)")
-    p.add_argument("--since", type=str, default=None, help="only commits after this date (git's --since)")
-    p.add_argument("--until", type=str, default=None, help="only commits before this date (git's --until)")
-    p.add_argument("--max-commits", type=int, default=None, help="keep only the N oldest selected commits")
-    p.add_argument("--max-diff-bytes", type=int, default=DEFAULT_MAX_DIFF_BYTES,
-                   help=f"per-file bound on diff text (default: {DEFAULT_MAX_DIFF_BYTES})")
-    p.add_argument("--no-redact", action="store_true", help="keep secrets in diffs and messages")
-    p.add_argument("--no-function-complexity", action="store_true",
-                   help="skip measuring the cyclomatic complexity of changed functions")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes measuring function complexity beside the scraper (default: one per CPU "
-                        "beyond the first, at most 4; 0: in the scraper's process); the output does not depend on it")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
-    config = ScrapeConfig(repo=args.repo, output=args.output, output_json=args.output_json,
-                          stats_path=args.stats_path, revs=[*args.rev, *args.revs], since=args.since,
-                          until=args.until, max_commits=args.max_commits, max_diff_bytes=args.max_diff_bytes,
-                          redact=not args.no_redact, function_complexity=not args.no_function_complexity,
-                          jobs=args.jobs, progress=not args.no_progress)
+    config = from_args(ScrapeConfig, args)
+    config.revs = [*config.revs, *args.more_revs]
     return config, args
 
 

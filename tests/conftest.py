@@ -133,7 +133,7 @@ def sample_repo(tmp_path: Path) -> RepoBuilder:
 @pytest.fixture(scope="session")
 def trained_tokenizer_dir(tmp_path_factory) -> Path:
     """A byte-level BPE trained here on the sample repository's files, saved with save_pretrained."""
-    from tokenizers_.loading import train_fallback_tokenizer
+    from core.tokenizer import train_fallback_tokenizer
 
     base = tmp_path_factory.mktemp("tok")
     b = build_sample_repo(base / "repo")

@@ -1,18 +1,26 @@
 """A corpus of ordinary code with planted secrets and harmless look-alikes, built at run time.
 
-    from secrets_corpus import build_corpus
-    corpus = build_corpus()        # corpus.files: [(path, text)], corpus.planted: [(kind, value)]
+    from secrets_corpus import build_corpus, versions, named_values
+    corpus = build_corpus()        # corpus.files: [(path, text)], corpus.planted: [(kind, value, path)]
+    versions(corpus, path)         # that file's history: each secret added, added again, as context, ...
 
-Used by tests/test_redaction.py (every planted secret redacted, no look-alike touched) and by
-bench/bench_redaction.py (recall, false alarms and time against detect-secrets). Every secret is
-generated from a seeded random source in the shape its issuer uses, so this file holds none.
-`clean_files()` is the same corpus without the planted secrets: anything flagged there is a
+87 planted secrets of all the redactor's 55 kinds in 76 files, the look-alikes a scanner trips on
+(`SECRET_KEY = 'dev'`, hashes, UUIDs, `${VAR}`) and 120 lines of typed code in 8 languages made
+from templates (`corpus.typed`: fields, parameters, properties, generic types, references, type
+paths, Python type hints). Used by tests/test_redaction.py and tests/test_secrets.py (every planted
+secret redacted in files, diffs, a commit message, paths and branch names; no look-alike touched)
+and by bench/bench_redaction.py (recall, false alarms and time against detect-secrets). Every
+secret is generated from a seeded random source in the shape its issuer uses, so this file holds
+none. `corpus.clean` is the same corpus without the planted secrets: anything flagged there is a
 false alarm.
 """
 
 from __future__ import annotations
 
+import base64
+import itertools
 import random
+import re
 import string
 from dataclasses import dataclass, field
 
@@ -28,6 +36,8 @@ class Corpus:
     clean: list[tuple[str, str]] = field(default_factory=list)          # (path, text without them)
     planted: list[tuple[str, str, str]] = field(default_factory=list)   # (kind, value, path)
     lookalikes: list[str] = field(default_factory=list)                 # lines that must stay as written
+    typed: list[tuple[str, str]] = field(default_factory=list)          # (path, line of typed code): stays too
+    parts: dict[str, list[str]] = field(default_factory=dict)           # path -> its pieces of text, in order
 
     @property
     def kinds(self) -> set[str]:
@@ -95,10 +105,49 @@ _LOOKALIKES = [
 ]
 
 
+# Typed code whose names are secret words: fields, parameters, properties, generic types, references,
+# type paths and Python type hints, in 8 languages; a secret scanner must leave every one as written.
+_TYPES = [("secret_key", "AtomicU64"), ("signing_key", "SigningKey"), ("api_key", "ApiKeyV2"),
+          ("private_key", "Ed25519PrivateKey"), ("access_token", "OAuth2AccessToken"), ("refresh_token", "RefreshToken"),
+          ("client_secret", "OAuth2ClientSecret"), ("password", "Argon2Hash"), ("auth_token", "Base64String"),
+          ("session_token", "Uint8Array"), ("next_token", "Sha256Digest"), ("master_key", "X509Certificate")]
+_TYPED_TEMPLATES = {
+    "src/keys.rs": ["    {s}: {T},", "    pub {s}: Option<{T}>,", "fn sign({s}: &crypto::{T}, msg: &[u8]) -> Vec<u8> {{",
+                    "    let {s}: Arc<{T}> = Arc::new({T}::default());", "    {s}: &'a mut keys::{T},"],
+    "src/keys.ts": ["  {c}: {T};", "  readonly {c}?: {T};", "  constructor(private {c}: {T}) {{}}",
+                    "export function sign({c}: {T}): Promise<{T}> {{", "  const {c}: {T} = await load{T}();"],
+    "src/Keys.kt": ["    val {c}: {T}?", "    private var {c}: {T}? = null", "fun verify({c}: {T}): Boolean {{",
+                    "    lateinit var {c}: {T}", "    val {c}: Map<String, {T}> = emptyMap()"],
+    "src/Keys.java": ["    private final {T} {c};", "    public {T} get{C}() {{ return {c}; }}",
+                      "    public void set{C}({T} {c}) {{", "        this.{c} = {c};", "    private List<{T}> {c}s;"],
+    "keys/keys.go": ["	{C} {T}", "	{c} *crypto.{T}", "func New({c} crypto.{T}) *Client {{",
+                     "	{C} {T} `json:\"{s}\"`", "	{c} := crypto.New{T}()"],
+    "app/keys.py": ["    {s}: {T}", "def sign(self, {s}: {T}) -> bytes:", "    {s}: Optional[{T}] = None",
+                    "    {s}: {T} = field(default_factory={T})", "    {s}: list[crypto.{T}]"],
+    "src/Keys.cs": ["    public {T} {C} {{ get; set; }}", "    private readonly {T} _{c};", "    public void Sign({T} {c})",
+                    "        _{c} = {c};", "    public IReadOnlyList<{T}> {C}s => _{c}s;"],
+    "src/Keys.swift": ["    let {c}: {T}", "    var {c}: {T}?", "    func sign({c}: {T}) throws -> Data {{",
+                       "    private(set) var {c}: [{T}] = []", "    let {c}: Crypto.{T}"],
+}
+
+
+def typed_lookalikes() -> list[tuple[str, str]]:
+    """(path, line) for every template and three (name, type) pairs each: 120 lines in 8 languages."""
+    out = []
+    pairs = itertools.cycle(_TYPES)
+    for path, templates in _TYPED_TEMPLATES.items():
+        for template in templates:
+            for _ in range(3):
+                s, t = next(pairs)
+                c = s.split("_")[0] + "".join(w.title() for w in s.split("_")[1:])
+                out.append((path, template.format(s=s, c=c, C=c[0].upper() + c[1:], T=t)))
+    return out
+
+
 def build_corpus(seed: int = 11) -> Corpus:
-    """The corpus: 20+ files of ordinary code, 30+ planted secrets of 20+ kinds, the look-alikes."""
+    """The corpus: 60+ files of ordinary code, 80+ planted secrets of 50+ kinds, the look-alikes."""
     g = _Gen(seed)
-    c = Corpus(lookalikes=list(_LOOKALIKES))
+    c = Corpus(lookalikes=list(_LOOKALIKES), typed=typed_lookalikes())
     files: dict[str, list[tuple[str | None, str, str | None]]] = {}  # path -> [(kind, text, value)]
 
     def code(path: str, text: str) -> None:
@@ -182,8 +231,91 @@ def build_corpus(seed: int = 11) -> Corpus:
           "spring.datasource.password={}\n")
     plant("maven/settings.xml", "PASSWORD", g.s(14), "<server><id>repo</id><password>{}</password></server>\n")
 
+    # the kinds of issue 23: provider shapes under ordinary names, and formats that say where credentials are
+    plant("ops/mail.py", "MAILGUN_KEY", "key-" + g.s(32, HEX), 'mg = Mailgun("mg.example.com", "{}")\n')
+    plant("ops/mail.py", "MAILCHIMP_KEY", g.s(32, HEX) + "-us" + g.s(2, "123456789"), 'chimp = Client("{}")\n')
+    plant("bot/discord.py", "DISCORD_TOKEN", "MT" + g.s(24) + "." + g.s(6, ALNUM + "_-") + "." + g.s(38, ALNUM + "_-"),
+          'bot.run("{}")\n')
+    plant("bot/discord.py", "DISCORD_WEBHOOK", g.s(68, ALNUM + "_-"),
+          'HOOK = "https://discord.com/api/webhooks/1100223344556677889/{}"\n')
+    plant("bot/telegram.py", "TELEGRAM_BOT_TOKEN", g.s(1, "123456789") + g.s(9, DIGITS) + ":AA" + g.s(33, ALNUM + "_-"),
+          'updater = Updater("{}")\n')
+    plant("ops/slack_app.py", "SLACK_TOKEN", "xapp-1-A" + g.s(10, UPPER + DIGITS) + "-" + g.s(13, DIGITS) + "-" + g.s(64, HEX),
+          'handler = SocketModeHandler(app, "{}")\n')
+    plant("billing/square.rb", "SQUARE_TOKEN", "EAAA" + g.s(60, ALNUM + "_-"), "client = Square::Client.new(access_token: '{}')\n")
+    plant("billing/square.rb", "SQUARE_TOKEN", "sq0csp-" + g.s(43, ALNUM + "_-"), "OAUTH = '{}'\n")
+    plant("cloud/aliyun.go", "ALIBABA_KEY", "LTAI" + g.s(20), 'const accessKeyID = "{}"\n')
+    plant("cloud/release.sh", "RUBYGEMS_TOKEN", "rubygems_" + g.s(48, HEX), "export GEM_HOST_API_KEY={}\n")
+    plant("cloud/release.sh", "DOCKERHUB_TOKEN", "dckr_pat_" + g.s(27, ALNUM + "_-"), 'echo "{}" | docker login -u ci --password-stdin\n')
+    plant("ml/groq.ts", "GROQ_KEY", "gsk_" + g.s(52), "const groq = new Groq({{ apiKey: '{}' }});\n")
+    plant("deploy/heroku.env", "HEROKU_KEY", "HRKU-AA" + g.s(58, ALNUM + "_-"), "HEROKU_OAUTH={}\n")
+    plant("deploy/heroku.env", "HEROKU_KEY", "%s-%s-%s-%s-%s" % (g.s(8, HEX), g.s(4, HEX), g.s(4, HEX), g.s(4, HEX), g.s(12, HEX)),
+          "HEROKU_API_KEY={}\n")
+    plant("data/databricks.cfg", "DATABRICKS_TOKEN", "dapi" + g.s(32, HEX), "[DEFAULT]\nhost = https://adb-1.azuredatabricks.net\nt = {}\n")
+    plant("tools/jira.py", "ATLASSIAN_TOKEN", "ATATT3xFfGF0" + g.s(180, ALNUM + "_-") + "=" + g.s(8, HEX), 'JIRA = ("me@example.com", "{}")\n')
+    plant("web/sentry.js", "SENTRY_DSN", g.s(32, HEX), "Sentry.init({{ dsn: 'https://{}@o450123.ingest.sentry.io/5512345' }});\n")
+    plant("web/sentry.js", "SENTRY_TOKEN", "sntrys_" + g.s(120, ALNUM + "_"), "// upload with {}\n")
+    plant("infra/vault.hcl", "VAULT_TOKEN", "hvs." + g.s(90, ALNUM + "_-"), 'vault_token = "{}"\n')
+    plant("ops/newrelic.yml", "NEWRELIC_KEY", "NRAK-" + g.s(27, UPPER + DIGITS), "common:\n  license: {}\n")
+    plant("tools/postman.sh", "POSTMAN_KEY", "PMAK-" + g.s(24, HEX) + "-" + g.s(34, HEX), "curl -H 'X-Api-Key: {}' https://api.getpostman.com/me\n")
+    plant("tools/linear.ts", "LINEAR_KEY", "lin_api_" + g.s(40), "const linear = new LinearClient({{ auth: '{}' }});\n")
+    plant("ops/grafana.py", "GRAFANA_TOKEN", "glsa_" + g.s(32) + "_" + g.s(8, HEX), 'grafana = GrafanaApi(("{}"))\n')
+    plant("ops/doppler.sh", "DOPPLER_TOKEN", "dp.pt." + g.s(43), "doppler configure set token {}\n")
+    plant("infra/Pulumi.prod.yaml", "PULUMI_TOKEN", "pul-" + g.s(40, HEX), "config:\n  ci:access: {}\n")
+    plant("db/planetscale.go", "PLANETSCALE_TOKEN", "pscale_tkn_" + g.s(43, ALNUM + "_"), 'db, _ := Open("{}")\n')
+    plant("db/supabase.ts", "SUPABASE_TOKEN", "sbp_" + g.s(40, HEX), "const mgmt = createClient('{}');\n")
+    plant("keys/backup.age", "AGE_KEY", "AGE-SECRET-KEY-1" + g.s(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"),
+          "# created: 2024-01-01T00:00:00Z\n{}\n")
+    plant("app/bitbucket.py", "GITLAB_TOKEN", "glrt-" + g.s(20, ALNUM + "_-"), 'RUNNER = "{}"\n')
+    # a key pasted without its BEGIN and END lines
+    plant("notes/key-fragment.txt", "PRIVATE_KEY", "\n".join(g.s(64, B64) for _ in range(4)), "{}\n")
+    # formats that say where their credentials are
+    plant(".netrc", "PASSWORD", g.s(18), "machine api.example.com login deploy password {}\n")
+    plant("ci/netrc", "PASSWORD", g.s(16), "machine git.example.com\n  login ci\n  password {}\n")
+    docker = "ci-bot:" + g.s(20)
+    code(".docker/config.json", '{\n  "auths": {\n    "ghcr.io": {\n')
+    plant(".docker/config.json", "DOCKER_AUTH", base64.b64encode(docker.encode()).decode(), '      "auth": "{}"\n')
+    code(".docker/config.json", "    }\n  }\n}\n")
+    k8s = base64.b64encode(g.s(24).encode()).decode()
+    code("k8s/db-secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\n")
+    plant("k8s/db-secret.yaml", "K8S_SECRET", k8s, "data:\n  db-password: {}\n")
+    plant("infra/prod.tfvars", "PASSWORD", "Tf" + g.s(14), 'db_password = "{}"\n')
+    plant("pip.conf", "URL_CREDENTIALS", "ci:" + g.s(16), "[global]\nindex-url = https://{}@pypi.example.com/simple\n")
+    plant(".git-credentials", "URL_CREDENTIALS", "bob:" + g.s(20), "https://{}@github.com\n")
+    plant("requirements.txt", "URL_CREDENTIALS", "ci:" + g.s(18), "flask==3.0\ngit+https://{}@git.example.com/lib.git#egg=lib\n")
+    plant(".npmrc", "TOKEN", base64.b64encode(("ci:" + g.s(16)).encode()).decode(), "_auth={}\n")
+    for path, line in typed_lookalikes():
+        code(path, line + "\n")
+
     for path, parts in files.items():
         c.files.append((path, "".join(text for _, text, _ in parts)))
         c.clean.append((path, "".join(text for kind, text, _ in parts if kind is None)))
         c.planted += [(kind, value, path) for kind, _, value in parts if kind is not None]
+        c.parts[path] = [text for _, text, _ in parts]
     return c
+
+
+FILLER = "".join(f"# filler line {i}\n" for i in range(8))  # more than two hunks' context apart
+
+
+def versions(corpus: Corpus, path: str) -> list[str]:
+    """A file's history that shows each of its secrets in every place a diff can: added (`+` lines),
+    added again below 8 filler lines (the first copy as context), then a line added before and after each
+    piece in both copies (the secrets as context lines, in two hunks), after which the file is deleted (`-`)."""
+    whole = "".join(corpus.parts[path])
+    marked = ""
+    for p in corpus.parts[path]:  # a marker line wherever a line begins or ends between pieces
+        marked += ("# rev 2\n" if marked.endswith("\n") or not marked else "") + p
+    marked += "# rev 2\n" if marked.endswith("\n") else ""
+    return [whole, whole + FILLER + whole, marked + FILLER + marked]
+
+
+_REF_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+=-]*(?:\.[A-Za-z0-9_+=-]+)*")
+
+
+def named_values(corpus: Corpus, shaped: dict[str, "re.Pattern[str]"]) -> list[tuple[str, str]]:
+    """(kind, value) of the planted secrets that name themselves (the whole value has its kind's shape in
+    `shaped`, a provider's prefix, not a value known by its place) and can be a file or branch name:
+    those a path or a ref can leak."""
+    return [(k, v) for k, v, _ in corpus.planted
+            if k in shaped and shaped[k].fullmatch(v) and _REF_SAFE.fullmatch(v) and len(v) < 200]

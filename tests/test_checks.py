@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from dataset_builder import DatasetConfig, run as build_dataset
-from pipeline import schema
+from core import schema
 from pipeline.checks import StageCheckFailed, check_chunks, check_dataset, check_tokenized
-from pipeline.io import write_jsonl
+from core.io import write_jsonl
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig, run as tokenize
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import semantic_chunker as sc
-from chunking.near_dup import near_duplicates
+from core.near_dup import near_duplicates
 from conftest import RepoBuilder
-from tokenizers_.loading import load_tokenizer
+from core.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +233,7 @@ def test_cherry_pick_is_a_near_duplicate(tmp_path, tok):
 def test_prefetched_blobs_are_judged_as_read_and_none_is_left_with_git(tmp_path):
     from chunking.filters import BlobVerdicts, FileFilter
     from conftest import RepoBuilder
-    from scrapers.git_runner import BlobReader, Git
+    from core.git_runner import BlobReader, Git
 
     b = RepoBuilder(tmp_path / "r")
     b.commit("add", {"requirements.txt": "#\n# pip-compile dev.in\n#\nclick==8.1.7\n", "a.py": "x = 'é'\n"})
@@ -255,7 +255,7 @@ def test_prefetched_blobs_are_judged_as_read_and_none_is_left_with_git(tmp_path)
 
 def test_a_blob_over_the_size_bound_is_never_read(tmp_path):
     from chunking.filters import BlobVerdicts, FileFilter
-    from scrapers.git_runner import BlobReader, Git
+    from core.git_runner import BlobReader, Git
 
     b = RepoBuilder(tmp_path / "r")
     small, table = "X = 1\n", "".join(f"ROW_{i} = {i}\n" for i in range(3000))

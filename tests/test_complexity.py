@@ -13,9 +13,9 @@ import pytest
 from lizard import analyze_file
 
 from scrapers.complexity import FunctionIndex, FunctionMeter, changed_line_ranges
-from scrapers.git_runner import BlobReader, Git
+from core.git_runner import BlobReader, Git
 from scrapers.git_scraper_rich import ScrapeConfig, scrape
-from chunking.parsers import parser_language
+from core.parsers import parser_language
 
 BUNDLES = Path(__file__).resolve().parents[1].parent / "shared" / "repos"
 DATA = Path(__file__).resolve().parent / "data" / "complexity"
@@ -182,7 +182,7 @@ def test_a_killed_worker_process_is_one_error_line(tmp_path):
     import os
     import signal
 
-    from chunking.parallel import WorkerDied
+    from core.parallel import WorkerDied
     from conftest import RepoBuilder
     from scrapers.complexity import FunctionWorkers
 

@@ -18,10 +18,10 @@ import pytest
 
 from conftest import RepoBuilder
 from dataset_builder import DatasetConfig, check_sequences, main, plan_windows, run
-from pipeline.io import UserError, write_jsonl
-from pipeline.splits import SPLITS, commit_token_counts, split_commits
+from core.io import UserError, write_jsonl
+from core.splits import SPLITS, commit_token_counts, split_commits
 from tokenizers_ import file_snapshot_tokenizer as stage3
-from tokenizers_.loading import encode_batch, load_tokenizer, tokenizer_identity
+from core.tokenizer import encode_batch, load_tokenizer, tokenizer_identity
 
 N_COMMITS = 24
 CTX, TGT = 24, 8
@@ -336,7 +336,7 @@ def test_pipeline_check_and_trainer_read_both_forms(world, built):
 
 
 def test_empty_val_split_and_vocab_as_tokenizer_dir(world, trained_tokenizer_dir, tmp_path):
-    from tokenizers_.loading import train_fallback_tokenizer
+    from core.tokenizer import train_fallback_tokenizer
 
     out = tmp_path / "noval"
     manifest = run(DatasetConfig(vocab=trained_tokenizer_dir, chunks=world["tokens"], split_ratios=(0.9, 0.0, 0.1),
@@ -353,7 +353,7 @@ def test_empty_val_split_and_vocab_as_tokenizer_dir(world, trained_tokenizer_dir
 
 def test_chunk_map_names_the_file_of_every_token(world, built):
     """training_data_{split}.chunks.jsonl: each chunk's tokens sit at its `start`, in split order."""
-    from scrapers.languages import category_of, language_of
+    from core.languages import category_of, language_of
     _, out = built
     by_id = {c["id"]: c for c in world["chunks"]}
     seen = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.io import read_json
+from core.io import read_json
 from test_report import run_pipeline
 from training.data import load_split
 
@@ -98,7 +98,7 @@ def test_nanogpt_bins_read_back_as_nanogpt_reads_them(run):
 
 
 def test_an_unchanged_export_is_not_rewritten_and_a_bad_format_is_refused(run):
-    from pipeline.io import UserError
+    from core.io import UserError
     from reporting.export import check_formats, export
 
     target = run / "export" / "nanogpt" / "train.bin"

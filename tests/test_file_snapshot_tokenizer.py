@@ -13,10 +13,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer
 
 from conftest import ROOT, RepoBuilder, build_sample_repo
-from pipeline.io import UserError, iter_jsonl, sha256_file, write_json, write_jsonl
+from core.io import UserError, iter_jsonl, sha256_file, write_json, write_jsonl
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig, main, run
-from tokenizers_.loading import TokenizerUnavailable, encode_batch, load_tokenizer, tokenizer_identity
-from tokenizers_.tokenized_chunks import load_tokenized, sequence_table
+from core.tokenizer import TokenizerUnavailable, encode_batch, load_tokenizer, tokenizer_identity
+from core.tokenized_chunks import load_tokenized, sequence_table
 
 SCRIPT = ROOT / "tokenizers_" / "file_snapshot_tokenizer.py"
 

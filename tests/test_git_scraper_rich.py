@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import RepoBuilder, build_sample_repo
-from pipeline.io import iter_commit_records
+from core.io import iter_commit_records
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, main, scrape
 
 

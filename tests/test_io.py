@@ -1,11 +1,11 @@
-"""pipeline/io.py: atomic writes, JSON Lines, the .npy stream writer and the one-line error rule."""
+"""core/io.py: atomic writes, JSON Lines, the .npy stream writer and the one-line error rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.io import (NpyStream, UserError, atomic_write, count_records, iter_commit_records, iter_jsonl, run_main,
+from core.io import (NpyStream, UserError, atomic_write, count_records, iter_commit_records, iter_jsonl, run_main,
                          write_history_json, write_jsonl)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scrapers.languages import CATEGORIES, category_of, language_of
+from core.languages import CATEGORIES, category_of, language_of
 
 
 @pytest.mark.parametrize("path, category", [
@@ -37,7 +37,7 @@ def test_language_of_names_and_extensions():
 
 
 def test_parser_language_follows_the_one_extension_table():
-    from chunking.parsers import parser_language
+    from core.parsers import parser_language
 
     assert parser_language("web/a.mts") == language_of("web/a.mts") == "typescript"
     assert parser_language("web/App.tsx") == "tsx" and language_of("web/App.tsx") == "typescript"

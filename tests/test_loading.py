@@ -9,7 +9,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from conftest import PY_V2, RS_V1
-from tokenizers_.loading import (FALLBACK_EOS, FALLBACK_PAD, TokenizerUnavailable, encode_batch, load_tokenizer,
+from core.tokenizer import (FALLBACK_EOS, FALLBACK_PAD, TokenizerUnavailable, encode_batch, load_tokenizer,
                                  same_tokenizer, separator_id, tokenizer_identity, train_fallback_tokenizer)
 
 TEXT = PY_V2 + RS_V1

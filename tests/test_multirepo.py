@@ -20,8 +20,8 @@ import pytest
 
 import comprehensive_pipeline
 from conftest import ROOT, RepoBuilder, build_sample_repo
-from pipeline.io import read_json
-from pipeline.splits import SPLITS
+from core.io import read_json
+from core.splits import SPLITS
 from pipeline.state import OutputLock
 from test_pipeline import SMALL, tree_bytes
 
@@ -177,7 +177,7 @@ def test_repos_file_and_single_repo_parsing(tmp_path):
     assert (cfg.repo, cfg.repos, cfg.repos_file) == ("a", [], None)  # one --repo: today's single run
     cfg = comprehensive_pipeline.parse_args(["--repo", "a", "--repo", "b"])
     assert cfg.repos == ["a", "b"] and plan_jobs(cfg)[1] == Path("data") / "multi"
-    from pipeline.io import UserError
+    from core.io import UserError
 
     with pytest.raises(UserError, match="listed twice"):
         plan_jobs(comprehensive_pipeline.parse_args(["--repo", "a", "--repo", "./a"]))

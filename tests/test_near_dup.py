@@ -6,8 +6,8 @@ import numpy as np
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
-from chunking import near_dup
-from chunking.near_dup import near_duplicates, near_duplicates_reference, shingle_hashes, signatures
+from core import near_dup
+from core.near_dup import near_duplicates, near_duplicates_reference, shingle_hashes, signatures
 
 
 def _edited_copies(seed: int, n: int) -> list[np.ndarray]:

@@ -18,11 +18,11 @@ import semantic_chunker
 from chunking.snapshots import MISSING, TreeReader
 from conftest import RepoBuilder
 from pipeline.config import PipelineConfig, validate
-from pipeline.io import UserError, iter_jsonl
+from core.io import UserError, iter_jsonl
 from pipeline.state import OutputLock
-from scrapers.git_runner import resolve_repo
+from core.git_runner import resolve_repo
 from scrapers.git_scraper_rich import ScrapeConfig, iter_commits, scrape
-from tokenizers_.loading import load_tokenizer
+from core.tokenizer import load_tokenizer
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400", "--max-chunk-tokens", "96",
          "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16", "--context-window", "48",
@@ -188,7 +188,7 @@ def test_stage2_kill_leftovers_are_removed_on_rerun(tmp_path):
     (["--fallback-vocab-size", "0"], None, "--fallback-vocab-size must be at least 258"),
     (["--min-chunk-tokens", "64", "--max-chunk-tokens", "64"], None, "--min-chunk-tokens must be at least 0 and below"),
     (["--snapshot-at", "head"], None, "no commit yet"),
-    (["--scrape-jobs", "-1"], None, "--scrape-jobs must be 0 or more"),
+    (["--scrape-jobs", "-1"], None, "--scrape-jobs must be at least 0, got -1"),
 ], ids=["nan", "inf", "sum", "yaml-str-for-int", "yaml-float-for-int", "yaml-str-for-list", "yaml-int-for-bool",
         "yaml-int-key", "yaml-not-utf8", "sample-mb-0", "vocab-negative", "vocab-0", "min-eq-max", "unborn-head",
         "scrape-jobs-negative"])
@@ -293,7 +293,7 @@ def test_partial_clone_with_an_unreachable_promisor_is_scraped(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a repository someone else's needs root")
 def test_users_safe_directory_is_kept(tmp_path, monkeypatch):
     """`~/.gitconfig` is ignored, except `safe.directory`: a repository owned by another user stays readable."""
-    from scrapers import git_runner
+    from core import git_runner
 
     b = RepoBuilder(tmp_path / "theirs")
     b.commit("one", {"a.py": "x = 1\n"})

@@ -1,4 +1,4 @@
-"""chunking.parallel.ProcessMap: forked workers with their own state, results in input order, a dead worker is one error."""
+"""core.parallel.ProcessMap: forked workers with their own state, results in input order, a dead worker is one error."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from chunking.parallel import ProcessMap, WorkerDied
-from pipeline.io import UserError
+from core.parallel import ProcessMap, WorkerDied
+from core.io import UserError
 
 _state: dict = {}
 

@@ -1,11 +1,11 @@
-"""chunking/parsers.py: a blob's tree re-parsed from its previous version's tree finds what a full parse finds."""
+"""core/parsers.py: a blob's tree re-parsed from its previous version's tree finds what a full parse finds."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from chunking.parsers import BlobTrees, LineStarts, definitions, definitions_in, parser, reparse
+from core.parsers import BlobTrees, LineStarts, definitions, definitions_in, parser, reparse
 
 V1 = "".join(f"class C{i}:\n    def m(self, x):\n        return x + {i}\n\n\n" for i in range(40))
 V2 = V1.replace("return x + 7\n", "y = x * 7\n        return y\n") \

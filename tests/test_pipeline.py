@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import comprehensive_pipeline
+from pipeline.orchestrator import run_pipeline
 from conftest import ROOT, build_sample_repo
 from pipeline.config import PipelineConfig
-from pipeline.io import UserError, iter_jsonl, read_json
+from core.io import UserError, iter_jsonl, read_json
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
          "--max-chunk-tokens", "96", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
@@ -138,7 +139,7 @@ def test_chunking_failure_falls_back_to_raw_commits(built, tmp_path, monkeypatch
     monkeypatch.setattr(semantic_chunker, "run", broken)
     out = tmp_path / "out"
     cfg = comprehensive_pipeline.parse_args(["--repo", str(repo), "--output-dir", str(out), *SMALL])
-    info = comprehensive_pipeline.run_pipeline(cfg)
+    info = run_pipeline(cfg)
     assert info["splits"]["train"]["examples"] > 0
     tokenized = read_json(out / "chunks_tokenized.json")
     assert {c["kind"] for c in tokenized["chunks"]} == {"commit"}

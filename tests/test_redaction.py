@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import difflib
 import sys
 from pathlib import Path
 
 import pytest
 
-from scrapers.redaction import KINDS, Redactor, add_counts, redact
-from secrets_corpus import build_corpus
+from core.redaction import KINDS, Redactor, add_counts, redact
+from core.secret_rules import SHAPED
+from secrets_corpus import build_corpus, named_values, versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
@@ -220,6 +223,8 @@ FLASK_LOOKALIKES = [
     'assert out == "Password:\\ninterrupted\\n"', '.expect(\'{"username":"tobi","password":"ferret"}\')',
     ".set('Authorization', 'Basic dG9iaTpmZXJyZXQ=')", '"dataStorePassword": "dataStoreTestQuery",',
     '"Host: 127.0.0.1\\r\\nPostman-Token: 768c7149-c3fb-f704-71a2-63918d9195b2\\r\\nAccept: */*"',
+    # issue 23's review of the bundles: ky's test/hooks.ts
+    "response.json({error: {code: 'TOKEN_REFRESH', newToken: 'refreshed-token-123'}});",
 ]
 
 
@@ -228,19 +233,65 @@ def test_placeholders_and_dictionary_words_are_left_alone(text):
     assert redact(text) == (text, {})
 
 
+def _pieces(value: str) -> list[str]:
+    """The lines of a value that are secret: 8+ characters, not a key's armor (`-----END ...`, `Version: x`)."""
+    return [p for p in value.replace("\\n", "\n").splitlines()
+            if len(p) >= 8 and not p.startswith("-----") and ": " not in p] or [value]
+
+
+def _leaked(out: str, planted: list[tuple[str, str, str]]) -> list[str]:
+    return [f"{kind} ({path})" for kind, value, path in planted if any(p in out for p in _pieces(value))]
+
+
 def test_corpus_every_planted_secret_found_no_lookalike_touched():
     corpus = build_corpus()
-    assert len(corpus.planted) >= 30 and len(corpus.kinds) >= 15
+    assert len(corpus.planted) >= 80 and len(corpus.kinds) >= 40 and corpus.kinds == set(KINDS)
     for path, text in corpus.files:
         out, _ = redact(text, path)
-        for kind, value, where in corpus.planted:
-            if where == path:
-                pieces = [p for p in value.replace("\\n", "\n").splitlines() if len(p) >= 8] or [value]
-                assert not any(p in out for p in pieces), f"{kind} in {path} not redacted"
+        assert not _leaked(out, [p for p in corpus.planted if p[2] == path])
     for path, text in corpus.clean:
         assert redact(text, path) == (text, {}), f"false alarm in {path}"
     for line in corpus.lookalikes:
         assert redact(line) == (line, {})
+
+
+def _diff(old: str, new: str) -> str:
+    return "\n".join(difflib.unified_diff(old.splitlines(), new.splitlines(), "a/x", "b/x", lineterm="")) + "\n"
+
+
+def test_corpus_in_diffs_messages_paths_and_branch_names():
+    corpus = build_corpus()
+    for path in corpus.parts:
+        planted = [p for p in corpus.planted if p[2] == path]
+        history = ["", *versions(corpus, path), ""]  # added, added again, changed around each, deleted
+        prefixes = set()
+        for old, new in zip(history, history[1:]):
+            diff = _diff(old, new)
+            out, _ = redact(diff, path)
+            assert not _leaked(out, planted), (path, diff)
+            assert out == redact(out, path)[0]  # stage 2 redacts stage 1's output again
+            prefixes |= {line[:1] for line in diff.splitlines()[3:] if any(p in line for v in planted for p in _pieces(v[1]))}
+        assert not planted or prefixes >= {"+", "-", " "}, path
+    message = "Rotate the credentials\n\n" + "".join(t for path in corpus.parts for t in corpus.parts[path])
+    out, _ = redact(message)
+    assert not _leaked(out, corpus.planted)
+    named = named_values(corpus, {k: r for k, _, r in SHAPED if "v" not in r.groupindex and k != "PRIVATE_KEY"})
+    assert len({k for k, _ in named}) >= 30
+    for kind, value in named:
+        for text in (f"keys/{value}.txt", f"fix/{value}", f"Dev Bot <{value}@users.noreply.github.com>"):
+            out, counts = redact(text)
+            assert value not in out and counts == {kind: 1}, text
+
+
+def test_corpus_typed_code_left_as_written_in_files_and_diffs():
+    corpus = build_corpus()
+    assert len(corpus.typed) >= 100 and len({p.rsplit(".", 1)[1] for p, _ in corpus.typed}) >= 8
+    for path, line in corpus.typed:
+        assert redact(line + "\n", path) == (line + "\n", {}), line
+        for prefix in "+- ":
+            diff = f"@@ -1 +1 @@\n{prefix}{line}\n"
+            assert redact(diff, path) == (diff, {}), line
+        assert redact(line) == (line, {}), line  # without a path too
 
 
 def test_redactor_counts_per_kind_and_field():
@@ -262,3 +313,144 @@ def test_benchmark_against_detect_secrets_runs(capsys):
     ours = next(line for line in out.splitlines() if line.startswith("ours "))
     assert ours.split()[1:3] == [f"{n}/{n}", "0"]  # every planted secret found, no false alarm
     assert "detect-secrets false alarms:" in out
+
+
+# --- the leaks of issue 23, each a test -------------------------------------------------------------
+PW = "Xk29" + "fLq8Zt"
+KEY_LINES = ["MIIEpAIBAAKCAQEA" + "Qk3x7Lp2" * 6, "Zz9yB4nM" * 8, "Ab12Cd34" * 8, "Pq7Rs8Tu" * 8, "wX3yZ9" + "a=="]
+
+
+@pytest.mark.parametrize("text,path", [
+    (f"+https://bob:{PW}@github.com\n", None),  # the issue's reproduction
+    (f"@@ -0,0 +1 @@\n+postgres://app:{PW}@db/x\n", "deploy/db.txt"),
+    (f"@@ -1,2 +1,2 @@\n-https://ci:{PW}@github.com\n+https://ci:other@github.com\n", ".git-credentials"),
+    (f"@@ -1 +1 @@\n-flask==2.0\n+git+https://ci:{PW}@git.example.com/lib.git#egg=lib\n", "requirements.txt"),
+    (f"diff --git a/link b/link\nnew file mode 120000\n--- /dev/null\n+++ b/link\n@@ -0,0 +1 @@\n"
+     f"+https://u:{PW}@host.example.com/x\n\\ No newline at end of file\n", "link"),
+    (f"@@ -3,3 +3,3 @@ def f():\n     url = 'https://u:{PW}@example.com'\n-    a = 1\n+    a = 2\n", "app.py"),
+])
+def test_url_credentials_at_the_start_of_a_diff_line(text, path):
+    out, counts = redact(text, path)
+    assert PW not in out and counts == {"URL_CREDENTIALS": 1}
+    assert out.count("\n") == text.count("\n") and "<SECRET_URL_CREDENTIALS>@" in out
+
+
+def test_private_key_hunk_without_its_begin_line():
+    # one middle line of a committed key changed: context, `-` and `+` lines of key material only
+    hunk = (f"@@ -2,5 +2,5 @@\n {KEY_LINES[0]}\n {KEY_LINES[1]}\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}\n"
+            f" {KEY_LINES[4]}\n")
+    for path in ("deploy/id_rsa", "notes/backup.txt"):
+        out, counts = redact(hunk, path)
+        assert not any(line[:12] in out for line in KEY_LINES), path
+        assert counts == {"PRIVATE_KEY": 1} and out.startswith("@@ -2,5 +2,5 @@\n <SECRET_PRIVATE_KEY>")
+    # one changed line alone, in a file whose other versions held a key (the Redactor remembers)
+    r = Redactor()
+    r("-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(KEY_LINES) + "\n-----END RSA PRIVATE KEY-----\n", "snapshots", "k/x")
+    assert r(f"@@ -3 +3 @@\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}\n", "diffs", "k/x").count("<SECRET_PRIVATE_KEY>") == 1
+
+
+def test_certificate_and_base64_data_are_not_key_bodies():
+    cert = "-----BEGIN CERTIFICATE-----\n" + "\n".join(KEY_LINES) + "\n-----END CERTIFICATE-----\n"
+    assert redact(cert, "tests/ca.crt") == (cert, {})
+    assert redact("@@ -1,2 +1,2 @@\n-" + "A" * 64 + "\n+" + "0f" * 32 + "\n", "x.txt")[1] == {}
+
+
+@pytest.mark.parametrize("path,text", [
+    (".netrc", f"machine api.example.com login bob password {PW}\n"),
+    (".netrc", f"machine api.example.com\n  login bob\n  password {PW}\n"),
+    ("ci/setup.sh", f"echo 'machine github.com login ci password {PW}' > ~/.netrc\n"),
+])
+def test_netrc_passwords(path, text):
+    out, counts = redact(text, path)
+    assert PW not in out and counts == {"PASSWORD": 1}
+
+
+def test_docker_config_auth():
+    auth = base64.b64encode(f"deploy:{PW}".encode()).decode()
+    for path in (".docker/config.json", "k8s/pull-secret.json"):
+        text = '{"auths": {"registry.example.com": {"auth": "' + auth + '"}}}\n'
+        out, counts = redact(text, path)
+        assert auth not in out and counts == {"DOCKER_AUTH": 1}
+    harmless = base64.b64encode(b"user:password").decode()
+    assert redact('{"auth": "' + harmless + '"}')[1] == {}
+
+
+def test_kubernetes_secret_data():
+    value = base64.b64encode(PW.encode()).decode()
+    text = (f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  db-pass: {value}\n"
+            f"  user: {base64.b64encode(b'admin').decode()}\nstringData:\n  extra: {PW}\n")
+    out, counts = redact(text, "k8s/db-secret.yaml")
+    assert value not in out and PW not in out and counts == {"K8S_SECRET": 2}
+    assert "user: YWRtaW4=" in out  # `admin`: a word
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("MAILGUN_KEY", "key-" + "9f3b2c1d0e4a5b6c" * 2),
+    ("DISCORD_TOKEN", "MTA4NjE1NzM5NDc0NjI0NjI3Mg" + ".GxYz1a." + "Kp9Lm2Nq4Rs6Tu8Vw0XyZ1aB3cD5eF7gH9i"),
+    ("TELEGRAM_BOT_TOKEN", "5432109876" + ":AA" + "Fq8Zx2Lm4Np6Rs8Tu0Vw2Xy4Za6Bc8De0"),
+])
+def test_provider_tokens_under_ordinary_names(kind, value):
+    out, counts = redact(f'client = Client("{value}")\nconfig.mail = "{value}"\n', "app/mail.py")
+    assert value not in out and counts == {kind: 2}
+
+
+TYPED = [  # (path, line): issue 23's rewritten lines, and their kin
+    ("src/ids.rs", "    next_token: AtomicU64,"),
+    ("src/sign.rs", "    signing_key: &crypto::SigningKey,"),
+    ("src/sign.rs", "fn verify(secret_key: &crypto_suite::SecretKey, msg: &[u8]) -> bool {"),
+    ("src/api.rs", "    api_key: ApiKeyV2,"),
+    ("src/keys.ts", "  secretKey: Uint8Array;"),
+    ("src/keys.ts", "  apiKey: Base64String;"),
+    ("src/oauth.ts", "  clientSecret: OAuth2ClientSecret;"),
+    ("src/Keys.kt", "    val privateKey: ECPrivateKey?"),
+    ("src/Auth.kt", "    private var refreshToken: RefreshToken? = null"),
+]
+
+
+@pytest.mark.parametrize("path,line", TYPED)
+def test_typed_code_is_left_as_written(path, line):
+    assert redact(line + "\n", path) == (line + "\n", {})
+    assert redact(f"@@ -1 +1 @@\n-{line}\n+{line}\n", path)[1] == {}  # in a diff
+    assert redact(line) == (line, {})  # without a path
+
+
+def test_hunk_header_function_context_is_scanned():
+    # git repeats the line above a hunk after `@@`: a key line, a netrc line, a token cut at 80 bytes
+    hunk = f"@@ -7,2 +7,3 @@ {KEY_LINES[1]}\n {KEY_LINES[2]}\n+{KEY_LINES[3]}\n -----END RSA PRIVATE KEY-----\n"
+    out, counts = redact(hunk, "keys/a.pem")
+    assert not any(line[:12] in out for line in KEY_LINES[1:4]) and counts == {"PRIVATE_KEY": 1}
+    out, counts = redact(f"@@ -1 +1 @@ machine h login u password {PW}\n-a\n+b\n", ".netrc")
+    assert PW not in out and counts == {"PASSWORD": 1}
+    cut = ('def publish_release_to_the_package_index(): GH_TOKEN = "' + GH)[:80]  # as git cuts it: `ghp_` + 20
+    out, counts = redact(f"@@ -3 +3 @@ {cut}\n-a\n+b\n")
+    assert cut[-20:] not in out and counts == {"SECRET": 1}
+    assert redact("@@ -3 +3 @@ def publish(version):\n-a\n+b\n")[1] == {}
+    cut = ("def connect_to_the_production_database_server(): password = 'Tr0ub4dor&3x" + PW)[:80]
+    out, counts = redact(f"@@ -3 +3 @@ {cut}\n-a\n+b\n")
+    assert "Tr0ub4dor" not in out and counts == {"SECRET": 1}
+    # a go.sum hash cut there is no secret (seen in cobra's history)
+    go_sum = "github.com/inconshreveable/mousetrap v1.1.0 h1:wN+x4NVGpMsO7ErUn/mUI3vEoE" + "6Jt13X2"
+    assert redact(f"@@ -4,8 +4,8 @@ {go_sum}\n-a\n+b\n", "go.sum")[1] == {}
+
+
+@pytest.mark.parametrize("path,text,kinds", [
+    ("infra/main.tf", "  password = var.db_password\n  token    = local.ci_token\n", {}),
+    ("infra/prod.tfvars", 'db_password = "Tf9xQ2mLp4Zr8w"\n', {"PASSWORD": 1}),
+    ("deploy.sh", f"export API_TOKEN={PW}\nTOKEN=$(cat /run/secrets/token)\n", {"TOKEN": 1}),
+    ("src/db.py", f'dsn = "host=db user=app password={PW}"\npassword = hunter2\n', {"PASSWORD": 1}),
+])
+def test_values_as_each_format_defines_them(path, text, kinds):
+    out, counts = redact(text, path)
+    assert counts == kinds and PW not in out
+
+
+def test_hunk_lines_without_their_header():
+    # stage 2 widens hunks with context lines from the file and redacts them joined, without `@@`
+    lines = f" {KEY_LINES[0]}\n {KEY_LINES[1]}\n-{KEY_LINES[2]}\n+{KEY_LINES[3]}"
+    out, counts = redact(lines, "notes/backup.txt")
+    assert not any(line[:12] in out for line in KEY_LINES[:4]) and counts == {"PRIVATE_KEY": 1}
+    secret = (" apiVersion: v1\n kind: Secret\n data:\n-  db-pass: " + base64.b64encode(PW.encode()).decode()
+              + "\n+  db-pass: " + base64.b64encode(PW[::-1].encode()).decode() + "\n")
+    out, counts = redact(secret, "k8s/secret.yaml")
+    assert counts == {"K8S_SECRET": 2} and out.count("\n") == secret.count("\n")
+    assert redact("- a list\n- of words\n", "notes.md") == ("- a list\n- of words\n", {})

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 import comprehensive_pipeline
+from pipeline import orchestrator
 from conftest import build_sample_repo
-from pipeline.io import iter_jsonl, read_json
-from scrapers.languages import category_of, language_of
+from core.io import iter_jsonl, read_json
+from core.languages import category_of, language_of
 from test_pipeline import SMALL
-from tokenizers_.loading import encode_batch, load_tokenizer
+from core.tokenizer import encode_batch, load_tokenizer
 
 SPLITS = ("train", "val", "test")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -33,7 +34,7 @@ def run_pipeline(base: Path, *extra: str) -> Path:
     b.commit("Add deploy config", {"deploy/app.ini": "[aws]\naws_access_key_id = " + "AKIA" + "Q3EGWX7ZPLMN4RTY\n"})
     out = base / "out"
     cfg = comprehensive_pipeline.parse_args(["--repo", str(b.path), "--output-dir", str(out), *SMALL, *extra])
-    comprehensive_pipeline.run_pipeline(cfg)
+    orchestrator.run_pipeline(cfg)
     return out
 
 

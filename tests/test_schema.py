@@ -1,4 +1,4 @@
-"""pipeline/schema.py: the names and record keys it defines are the ones the docs describe."""
+"""core/schema.py: the names and record keys it defines are the ones the docs describe."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import schema
+from core import schema
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NAMES = ("HISTORY", "HISTORY_JSON", "HISTORY_STATS", "CHUNKS", "RAW_CHUNKS", "TOKENIZED", "TOKENIZER_DIR",

@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 
 import comprehensive_pipeline
+from pipeline.orchestrator import run_pipeline
 from conftest import RepoBuilder
-from tokenizers_.loading import load_tokenizer
+from core.secret_rules import SHAPED
+from secrets_corpus import build_corpus, named_values, versions
+from core.tokenizer import load_tokenizer
 
 SECRETS = {
     "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA" + "Qk3xZz9y" * 8 + "\n" + "Ab12" * 16
@@ -88,7 +91,7 @@ def test_no_planted_secret_appears_under_the_output_directory(tmp_path, capsys):
         "--repo", str(repo), "--output-dir", str(out), "--model", "no-such/tokenizer", "--fallback-vocab-size", "400",
         "--max-chunk-tokens", "128", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
         "--context-window", "32", "--target-window", "16", "--snapshot-at", "head", "--no-progress"])
-    comprehensive_pipeline.run_pipeline(cfg)
+    run_pipeline(cfg)
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.name == "chunks_semantic.jsonl" for p in files)
     for p in files:
@@ -112,3 +115,54 @@ def test_no_planted_secret_appears_under_the_output_directory(tmp_path, capsys):
     assert {"paths", "refs", "authors", "diffs", "messages"} <= set(stats["secrets_redacted_fields"])
     n = sum(stats["secrets_redacted"].values())
     assert f"[{n} secrets redacted]" in capsys.readouterr().out  # the run's summary says so
+
+
+def _pieces(value: str) -> list[str]:
+    """The lines of a planted value that are secret (not a key's `-----END ...` or `Version:` armor)."""
+    return [p for p in value.replace("\\n", "\n").splitlines()
+            if len(p) >= 8 and not p.startswith("-----") and ": " not in p] or [value]
+
+
+def test_the_secrets_corpus_through_the_pipeline(tmp_path):
+    """Issue 23: each of the corpus' secrets added, added again, shown as context in two hunks, deleted,
+    in a commit message, a path and a branch name; none in any output file or decoded token stream,
+    and every line of typed code in the chunks as written."""
+    corpus = build_corpus()
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("Start", {"README.md": "# corpus\n"})
+    named = named_values(corpus, {k: r for k, _, r in SHAPED if "v" not in r.groupindex and k != "PRIVATE_KEY"})
+    message = "".join(t for parts in corpus.parts.values() for t in parts)
+    for i in range(3):
+        b.commit(f"Corpus, version {i + 1}\n\n{message if i == 1 else ''}",
+                 {path: versions(corpus, path)[i] for path in corpus.parts})
+    b.commit("Key names", {f"keys/{value}.txt": "x\n" for _, value in named})
+    for _, value in named:
+        b.git("branch", f"leak/{value}")
+    b.commit("Delete the corpus", remove=[*corpus.parts, *(f"keys/{value}.txt" for _, value in named)])
+    typed: dict[str, str] = {}
+    for path, line in corpus.typed:  # each language in its own file: code is told by the file's language
+        typed[f"typed/{path}"] = typed.get(f"typed/{path}", "") + line + "\n"
+    for i in range(6):  # later history for val and test; the typed code changes in every split
+        files = {path: ("# " if path.endswith(".py") else "// ") + f"version {i}\n" + text for path, text in typed.items()}
+        b.commit(f"Feature {i}", {f"src/feature_{i}.txt": f"version {i}\n", **files})
+    out = tmp_path / "out"
+    cfg = comprehensive_pipeline.parse_args([
+        "--repo", str(b.path), "--output-dir", str(out), "--model", "no-such/tokenizer", "--fallback-vocab-size", "400",
+        "--max-chunk-tokens", "256", "--min-chunk-tokens", "8", "--sequence-length", "64", "--overlap", "16",
+        "--context-window", "32", "--target-window", "16", "--no-progress"])
+    comprehensive_pipeline.run_pipeline(cfg)
+    secrets = [(k, p) for k, v, _ in corpus.planted for p in _pieces(v)]
+    assert len({k for k, _ in secrets}) >= 40
+    files = [p for p in out.rglob("*") if p.is_file()]
+    for p in files:
+        data = p.read_text(encoding="utf-8", errors="replace")
+        leaked = sorted({k for k, piece in secrets if piece in data})
+        assert not leaked, f"{leaked} in {p.relative_to(out)}"
+    tok = load_tokenizer(str(out / "tokenizer"))
+    for split in ("train", "val", "test"):
+        text = tok.decode(np.load(out / "dataset" / f"training_data_{split}.tokens.npy").tolist())
+        assert not sorted({k for k, piece in secrets if piece in text}), split
+    chunks = "".join(json.loads(line)["text"] for line in (out / "chunks_semantic.jsonl").open(encoding="utf-8"))
+    assert "<SECRET_" in chunks
+    missing = [line for path, line in corpus.typed if line not in chunks]
+    assert not missing, missing[:5]

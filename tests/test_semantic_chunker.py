@@ -13,8 +13,8 @@ import pytest
 
 import semantic_chunker as sc
 from conftest import PY_V1, PY_V2, RS_V1
-from pipeline.io import iter_commit_records
-from tokenizers_.loading import encode_batch, load_tokenizer
+from core.io import iter_commit_records
+from core.tokenizer import encode_batch, load_tokenizer
 
 AWS = "AKIA" + "QWERTYUIOPASDFGH"
 
@@ -329,7 +329,7 @@ def test_commits_fitted_together_get_the_pieces_each_gets_alone(tok):
 
 
 def test_commit_lead_leaves_room_for_the_file_with_a_tiny_vocabulary(tmp_path):
-    from tokenizers_.loading import train_fallback_tokenizer
+    from core.tokenizer import train_fallback_tokenizer
 
     code = "".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(4))
     train_fallback_tokenizer([code * 10], tmp_path / "tok", vocab_size=300)  # a token for a character or two

@@ -1,4 +1,4 @@
-"""pipeline/settings.py: a bad value gets the same one-line error from the one command and from each stage."""
+"""core/settings.py: a bad value gets the same one-line error from the one command and from each stage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import semantic_chunker
 from dataset_builder import DatasetConfig
 from pipeline.config import PipelineConfig, check_settings
-from pipeline.io import UserError
+from core.io import UserError
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig, run as tokenize
 
 

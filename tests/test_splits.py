@@ -1,11 +1,11 @@
-"""pipeline/splits.py: the one train/val/test cut-off, checked against hand-worked expectations."""
+"""core/splits.py: the one train/val/test cut-off, checked against hand-worked expectations."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.splits import SPLITS, SplitPlan, check_ratios, commit_token_counts, split_commits
+from core.splits import SPLITS, SplitPlan, check_ratios, commit_token_counts, split_commits
 
 
 def test_commit_token_counts_skip_snapshots_and_count_a_separator_per_chunk():

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline.state import RunState, config_settings, stage_key
+from core.config import key_settings
+from pipeline.state import RunState, stage_key
 from semantic_chunker import ChunkConfig
 
 
 def test_every_config_field_is_in_the_key_but_paths_and_dropped_ones():
     cc = ChunkConfig(output="a/chunks_semantic.jsonl")
-    settings = config_settings(cc, paths=("repo", "commits", "output"), drop=("progress", "workers"))
+    settings = key_settings(cc)
     assert set(settings) == {f.name for f in dataclasses.fields(cc)} - {"repo", "commits", "output", "progress",
                                                                         "workers"}
     key = stage_key(settings, {"history": "h"})
     for change in ({"filter_lock_files": False}, {"dedup": False}, {"max_file_bytes": 10}):
-        other = config_settings(dataclasses.replace(cc, **change), paths=("repo", "commits", "output"),
-                                drop=("progress", "workers"))
+        other = key_settings(dataclasses.replace(cc, **change))
         assert stage_key(other, {"history": "h"}) != key, change
     moved = dataclasses.replace(cc, output="b/chunks_semantic.jsonl", workers=4, progress=False)
-    assert stage_key(config_settings(moved, paths=("repo", "commits", "output"), drop=("progress", "workers")),
+    assert stage_key(key_settings(moved),
                      {"history": "h"}) == key
 
 
 def test_a_field_added_to_a_config_changes_the_key():
     wider = dataclasses.make_dataclass("Wider", [("new_setting", int, 7)], bases=(ChunkConfig,))
-    assert stage_key(config_settings(wider()), {}) != stage_key(config_settings(ChunkConfig()), {})
+    assert stage_key(key_settings(wider()), {}) != stage_key(key_settings(ChunkConfig()), {})
 
 
 def test_finished_stage_is_kept_by_id_and_redone_when_an_output_changes(tmp_path):

@@ -19,8 +19,8 @@ import torch
 import yaml
 
 from conftest import build_sample_repo
-from pipeline.io import UserError
-from tokenizers_.loading import encode_batch, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+from core.io import UserError
+from core.tokenizer import encode_batch, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 from training import model_trainer_unified as trainer
 from training.checkpoint import FILE as CKPT_FILE
 from training.config import FIELDS, load_config

@@ -44,7 +44,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory, trained_tokenizer_dir) -> dict[str, Path]:
     """Stage 4's datasets of the first 40 commits of click and of log, with one tokenizer."""
-    from comprehensive_pipeline import run_pipeline
+    from pipeline.orchestrator import run_pipeline
     base = tmp_path_factory.mktemp("ft")
     out = {}
     for name in ("click", "log"):
@@ -244,7 +244,7 @@ def test_tensorboard_beside_metrics(datasets, tmp_path):
 
 
 def test_evaluate_compares_models_by_language_and_completion(pretrained, datasets, tmp_path, capsys):
-    from tokenizers_.loading import load_tokenizer
+    from core.tokenizer import load_tokenizer
     from training import evaluate
     from training.data import load_chunk_map, load_split
     report = tmp_path / "ev.json"
@@ -295,7 +295,7 @@ def test_config_special_ids_are_the_tokenizers(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from tokenizers_.loading import tokenizer_identity
+    from core.tokenizer import tokenizer_identity
     from training.model import scratch_model
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

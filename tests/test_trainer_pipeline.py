@@ -25,7 +25,7 @@ def one_thread():
 
 
 def test_tiny_model_learns_on_pipeline_splits(tmp_path, trained_tokenizer_dir):
-    from comprehensive_pipeline import run_pipeline
+    from pipeline.orchestrator import run_pipeline
     from training import generate, model_trainer_unified as trainer
     from training.config import load_config
 
@@ -49,7 +49,7 @@ def test_tiny_model_learns_on_pipeline_splits(tmp_path, trained_tokenizer_dir):
     text = generate.run(generate.GenerateConfig(str(out), "def area(", max_new_tokens=4, device="cpu"))
     from transformers import AutoModelForCausalLM
 
-    from tokenizers_.loading import encode_batch, load_tokenizer
+    from core.tokenizer import encode_batch, load_tokenizer
     tok, model = load_tokenizer(str(out)), AutoModelForCausalLM.from_pretrained(str(out))
     ids = torch.tensor([encode_batch(tok, ["def area("])[0]])
     new = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False)[0, ids.shape[1]:]

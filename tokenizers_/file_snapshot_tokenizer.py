@@ -14,7 +14,7 @@ Each chunk is encoded once, in batches, by the Rust tokenizer, and its ids are s
 `.npy` (no Python list of the whole corpus). When stage 2 left its ids
 (`chunks_semantic.tokens.npy`) for the same chunks file and the same tokenizer, they are reused
 instead of encoding again. Stage 4 and the orchestrator read the output with
-`tokenizers_.tokenized_chunks.load_tokenized`.
+`core.tokenized_chunks.load_tokenized`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import argparse
 import itertools
 import json
 import logging
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,15 +32,17 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import settings
-from pipeline.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
+from core import settings
+from core.config import PATH, RUN, add_flags, from_args, setting
+from core.settings import PROGRESS
+from core.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, run_main, setup_logging,
                          sha256_file)
-from pipeline.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
+from core.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
                              companion, token_dtype)
-from pipeline.splits import commit_token_counts, split_commits
-from tokenizers_.loading import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back,
-                                 load_tokenizer, tokenizer_identity, train_fallback_tokenizer)
-from tokenizers_.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
+from core.splits import commit_token_counts, split_commits
+from core.tokenizer import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back, save_tokenizer,
+                                 tokenizer_identity, train_fallback_tokenizer)
+from core.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +52,20 @@ CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path")
 
 @dataclass
 class TokenizeConfig:
-    input: str  # stage 2's chunks_semantic.jsonl (any JSONL of records with `id` and `text`)
-    sequences: str | None = None  # output chunks_tokenized.json; default: beside the input
-    model: str = DEFAULT_MODEL  # hub name, save_pretrained directory or tokenizer.json
-    sequence_length: int = 512
-    overlap: int = 128
-    fallback: bool = False  # train a byte-level BPE on the train-period chunks when the model cannot be loaded
-    fallback_vocab_size: int = FALLBACK_VOCAB_SIZE
-    stats: bool = False  # print the statistics
-    progress: bool = True
+    """Stage 3's settings, each declared once (`core.config`): the flags below and the one command's come from here."""
+
+    input: str = setting(help="stage 2's chunks_semantic.jsonl (any JSONL of records with `id` and `text`)",
+                         role=PATH, required=True)
+    sequences: str | None = setting(None, "output chunks_tokenized.json [chunks_tokenized.json beside --input]",
+                                    role=PATH)
+    model: str = setting(DEFAULT_MODEL, "tokenizer: hub name, local directory (save_pretrained) or tokenizer.json")
+    sequence_length: int = setting(512, "tokens per stage-3 sequence")
+    overlap: int = setting(128, "tokens a stage-3 sequence shares with the one before it in its chunk")
+    fallback: bool = setting(False, "when --model cannot be loaded, train a byte-level BPE on the train-period "
+                             "chunks instead", flag="--fallback-tokenizer")
+    fallback_vocab_size: int = setting(FALLBACK_VOCAB_SIZE, "vocab size of the fallback tokenizer")
+    stats: bool = setting(False, "print token, sequence and unknown-token statistics", role=RUN)
+    progress: bool = setting(**PROGRESS)
 
 
 def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) -> dict:
@@ -82,7 +87,7 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
         tokenizer, identity = _resolve_tokenizer(config, input_path, tok_dir)
     elif identity is None:
         identity = tokenizer_identity(tokenizer, source=config.model)
-    _save_tokenizer(tokenizer, identity, tok_dir)
+    save_tokenizer(tokenizer, identity, tok_dir)
     identity = {**identity, "files": TOKENIZER_DIR}
 
     ids_path, seq_path = companion(out, IDS_SUFFIX), companion(out, SEQUENCES_SUFFIX)
@@ -150,21 +155,6 @@ def _train_period_texts(input_path: Path):
                            "val and test included", input_path)
             return (r["text"] for r in texts())
     return (r["text"] for r in texts() if isinstance(r.get("order"), int) and r["order"] <= last)
-
-
-def _save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
-    """Save the tokenizer beside the data, unless the same one (same hash) is already there."""
-    if (tok_dir / "tokenizer.json").is_file():
-        try:
-            if tokenizer_identity(load_tokenizer(str(tok_dir)))["sha256"] == identity["sha256"]:
-                return
-        except UserError:
-            pass  # something else is there: replace it
-    tmp = tok_dir.with_name(f".{tok_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tok.save_pretrained(str(tmp))
-    shutil.rmtree(tok_dir, ignore_errors=True)
-    os.replace(tmp, tok_dir)
 
 
 class _CacheMismatch(Exception):
@@ -293,26 +283,11 @@ def _print_stats(stats: dict) -> None:
 
 def parse_args(argv=None) -> TokenizeConfig:
     p = argparse.ArgumentParser(description="Stage 3: tokenize chunks and cut them into overlapping sequences.")
-    p.add_argument("--input", type=str, required=True, help="stage 2's chunks_semantic.jsonl")
-    p.add_argument("--sequences", type=str, default=None,
-                   help="output chunks_tokenized.json (default: chunks_tokenized.json beside --input)")
-    p.add_argument("--model", type=str, default=DEFAULT_MODEL,
-                   help=f"tokenizer: hub name, save_pretrained directory or tokenizer.json (default {DEFAULT_MODEL})")
-    p.add_argument("--sequence-length", type=int, default=512, help="tokens per sequence (default 512)")
-    p.add_argument("--overlap", type=int, default=128,
-                   help="tokens a sequence shares with the one before it in its chunk (default 128)")
-    p.add_argument("--fallback-tokenizer", action="store_true",
-                   help="when --model cannot be loaded, train a byte-level BPE on the train-period chunks instead")
-    p.add_argument("--fallback-vocab-size", type=int, default=FALLBACK_VOCAB_SIZE,
-                   help=f"vocabulary size of the fallback tokenizer (default {FALLBACK_VOCAB_SIZE})")
-    p.add_argument("--stats", action="store_true", help="print token, sequence and unknown-token statistics")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flags(p, TokenizeConfig)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     a = p.parse_args(argv)
     setup_logging(a.verbose)
-    return TokenizeConfig(input=a.input, sequences=a.sequences, model=a.model, sequence_length=a.sequence_length,
-                          overlap=a.overlap, fallback=a.fallback_tokenizer,
-                          fallback_vocab_size=a.fallback_vocab_size, stats=a.stats, progress=not a.no_progress)
+    return from_args(TokenizeConfig, a)
 
 
 def main(argv=None) -> int:

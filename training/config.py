@@ -15,7 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.io import UserError
+from core.config import load_yaml
+from core.io import UserError
 
 
 def _f(default, help: str, choices: tuple | None = None):
@@ -134,23 +135,9 @@ def peak_learning_rate(cfg: TrainConfig) -> tuple[float, str]:
 
 def load_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
     """Defaults, then the YAML file, then `overrides` (command-line flags that were given)."""
-    import yaml
-
     values: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise UserError(f"{path}: expected a mapping of keys to values")
-        unknown = sorted(k for k in loaded if k not in FIELDS)
-        if unknown:
-            raise UserError(f"{path}: unknown config key(s): {', '.join(map(str, unknown))}")
-        values.update(loaded)
+        values.update(load_yaml(str(path), set(FIELDS)))  # the project's one YAML settings loader
     for key, value in (overrides or {}).items():
         if key not in FIELDS:
             raise UserError(f"unknown config key: {key}")

@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.io import UserError, read_json
+from core.io import UserError
+from core.split_file import load_split_arrays
 
 logger = logging.getLogger(__name__)
-
-FORMAT = "gitlm-dataset"
-VERSIONS = (1,)
-
 
 @dataclass
 class Split:
@@ -98,85 +94,11 @@ def _pad_id(identity: dict) -> int:
     return int(pad["id"]) if pad and pad.get("id") is not None else int(identity["separator_id"])
 
 
-EXAMPLES_OPEN = ',"examples":['
-
-
-def _read(path: Path) -> tuple[dict, dict]:
-    """(header, columns) of a split file; `columns` holds the examples as arrays.
-
-    dataset_builder.py writes the header and `"examples":[` on the first line, then one example
-    per line: that layout is streamed, so a split of millions of windows never becomes millions
-    of Python dicts at once. Any other layout of the same JSON is loaded whole.
-    """
-    with open(path, encoding="utf-8") as f:
-        first = f.readline().rstrip("\n")
-        if first.endswith(EXAMPLES_OPEN):
-            try:
-                header = json.loads(first[: -len(EXAMPLES_OPEN)] + "}")
-                rows = (json.loads(line.rstrip().rstrip(",")) for line in f if line.strip() not in ("", "]}"))
-                return header, _columns(rows)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}: not valid JSON ({e.msg})") from None
-    data = read_json(path)
-    examples = data.pop("examples", None) if isinstance(data, dict) else None
-    return data, _columns(examples if isinstance(examples, list) else None)
-
-
-def _columns(rows) -> dict | None:
-    if rows is None:
-        return None
-    cols = {"start": array("q"), "context_length": array("q"), "target_length": array("q")}
-    inline = []
-    for row in rows:
-        for key in ("context_length", "target_length"):
-            cols[key].append(row[key])
-        if "input_ids" in row:
-            inline.append(np.asarray(row["input_ids"], dtype=np.int64))
-        else:
-            cols["start"].append(row["start"])
-    out = {k: np.frombuffer(v, dtype=np.int64) if len(v) else np.zeros(0, np.int64) for k, v in cols.items()}
-    out["inline"] = inline
-    return out
-
-
 def load_split(path: str | Path) -> Split:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        data, cols = _read(path)
-    except (KeyError, TypeError) as e:
-        raise UserError(f"{path}: an example lacks a field ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") not in VERSIONS:
-        got = (data.get("format"), data.get("version")) if isinstance(data, dict) else type(data).__name__
-        raise UserError(f"{path}: not a {FORMAT} split file of version {VERSIONS[-1]} (got {got}); "
-                        "build it with dataset_builder.py")
-    for key in ("tokenizer", "context_window", "target_window"):
-        if key not in data:
-            raise UserError(f"{path}: missing '{key}'")
-    if cols is None:
-        raise UserError(f"{path}: missing the 'examples' list")
-    context, target = cols["context_length"], cols["target_length"]
-    n = len(context)
-    if n and (context.min() < 1 or target.min() < 1):
-        raise UserError(f"{path}: every example needs context_length >= 1 and target_length >= 1")
-    if cols["inline"]:
-        tokens = np.concatenate(cols["inline"])
-        starts = np.concatenate([[0], np.cumsum(context + target)[:-1]]).astype(np.int64)
-        if len(cols["inline"]) != n or len(tokens) != int((context + target).sum()):
-            raise UserError(f"{path}: an example's input_ids length differs from context_length + target_length")
-    else:
-        tokens_file = path.parent / data.get("tokens_file", "")
-        if not data.get("tokens_file") or not tokens_file.is_file():
-            raise UserError(f"{path}: token stream {tokens_file} not found")
-        tokens = np.load(tokens_file, mmap_mode="r")
-        starts = cols["start"]
-        if n and int((starts + context + target).max()) > len(tokens):
-            raise UserError(f"{path}: an example runs past the end of {tokens_file.name} ({len(tokens)} tokens)")
-    if n and len(tokens) <= 1 << 24 and int(tokens.max()) >= data["tokenizer"]["vocab_size"]:  # cheap check
-        raise UserError(f"{path}: token ids beyond the tokenizer's vocab_size {data['tokenizer']['vocab_size']}")
-    logger.debug("%s: %d examples", path, n)
-    return Split(path, data, tokens, starts, context, target, _pad_id(data["tokenizer"]))
+    """The split at `path`, read and checked by the one split-file reader (`core.split_file`)."""
+    a = load_split_arrays(path)
+    logger.debug("%s: %d examples", a.path, len(a.starts))
+    return Split(a.path, a.meta, a.tokens, a.starts, a.context, a.target, _pad_id(a.meta["tokenizer"]))
 
 
 def sibling_split(train_path: str | Path, name: str) -> Path | None:

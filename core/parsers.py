@@ -23,7 +23,7 @@ from itertools import accumulate
 
 from tree_sitter import Language, Parser, Point, Query, QueryCursor
 
-from scrapers.languages import language_of
+from core.languages import language_of
 
 # language -> (module, attribute of the grammar function, node types that are definitions)
 _GRAMMARS = {
@@ -59,7 +59,7 @@ _LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set p
 
 
 def parser_language(path: str) -> str | None:
-    """The tree-sitter grammar of a path: its language (`scrapers.languages.language_of`, the one
+    """The tree-sitter grammar of a path: its language (`core.languages.language_of`, the one
     extension table), TSX apart; None when there is no grammar.
 
     >>> parser_language("src/App.tsx"), parser_language("lib/x.H"), parser_language("README.md")

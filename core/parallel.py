@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from pipeline.io import UserError
+from core.io import UserError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -5,20 +5,25 @@ Each raises a UserError that names the flag, so a bad value reads the same where
     >>> chunk_bounds(512, 512)
     Traceback (most recent call last):
     ...
-    pipeline.io.UserError: --min-chunk-tokens must be at least 0 and below --max-chunk-tokens (512), got 512
+    core.io.UserError: --min-chunk-tokens must be at least 0 and below --max-chunk-tokens (512), got 512
 """
 
 from __future__ import annotations
 
 import math
 
-from chunking.snapshots import SNAPSHOT_AT
-from pipeline.io import UserError
-from pipeline.splits import check_ratios
+from core.config import RUN
+from core.io import UserError
+from core.splits import DEFAULT_RATIOS, check_ratios
 
 MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: below it BPE silently gives 258
 MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
 RATIO_FLAGS = ("--train-ratio", "--val-ratio", "--test-ratio")
+SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
+# Settings that several stages share (`core.config.setting(**REDACT)`), declared here once.
+PROGRESS = {"default": True, "help": "no progress bars", "role": RUN}
+REDACT = {"default": True, "help": "keep secrets (not recommended; by default they are redacted in everything "
+                                   "taken from the repository)"}
 
 
 def ratios(values) -> tuple[float, float, float]:
@@ -30,6 +35,13 @@ def ratios(values) -> tuple[float, float, float]:
         return check_ratios(values)
     except ValueError as e:
         raise UserError(f"{', '.join(RATIO_FLAGS)}: {e}") from None
+
+
+def add_ratio_flags(parser, why: str = "") -> None:
+    """--train-ratio, --val-ratio, --test-ratio, defaults from `core.splits.DEFAULT_RATIOS` (stages 2 and 4)."""
+    for flag, share in zip(RATIO_FLAGS, DEFAULT_RATIOS):
+        name = flag[2:].removesuffix("-ratio")
+        parser.add_argument(flag, type=float, default=share, help=f"share of tokens in {name} {why} [{share}]")
 
 
 def chunk_bounds(max_chunk_tokens: int, min_chunk_tokens: int) -> None:

@@ -1,6 +1,6 @@
 """The chunks_tokenized format of stage 3: the sequence arithmetic, the writer's pieces, the reader.
 
-    from tokenizers_.tokenized_chunks import load_tokenized
+    from core.tokenized_chunks import load_tokenized
     tc = load_tokenized("data/NAME/chunks_tokenized.json")
     tc.tokenizer["sha256"], len(tc), tc.chunk_tokens(0), tc.chunks[0]["order"]
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.io import UserError, atomic_write, dumps, read_json
-from pipeline.settings import sequence_windows
+from core.io import UserError, atomic_write, dumps, read_json
+from core.settings import sequence_windows
 
 FORMAT = "chunks_tokenized"
 FORMAT_VERSION = 1
@@ -68,7 +68,7 @@ class TokenizedChunks:
 
     @property
     def tokenizer_dir(self) -> Path:
-        """The saved tokenizer, loadable with `tokenizers_.loading.load_tokenizer` offline."""
+        """The saved tokenizer, loadable with `core.tokenizer.load_tokenizer` offline."""
         return self.path.parent / self.meta["tokenizer"]["files"]
 
     def __len__(self) -> int:
