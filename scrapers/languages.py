@@ -48,7 +48,7 @@ _EXTRA_EXTENSIONS = {
     "css_t": "css", "rdoc": "rdoc", "iml": "xml", "supp": "valgrind", "suppressions": "valgrind",
     "lock": "lockfile", "ac": "m4", "mts": "typescript", "cts": "typescript", "cfg": "ini", "conf": "conf", "cnf": "conf",
     "tmpl": "template", "tpl": "template", "pod": "pod", "texi": "texinfo", "org": "org", "haml": "haml",
-    "pdf": "pdf", "xliff": "xliff", "xlf": "xliff", "strings": "strings", "arb": "json", "tsv": "tsv",
+    "pdf": "pdf", "xliff": "xliff", "xlf": "xliff", "strings": "strings", "arb": "json", "tsv": "tsv", "ru": "ruby",
 }
 _EXTRA_NAMES = {
     "go.work": "go-module", "py.typed": "pep561", "procfile": "procfile", "codeowners": "codeowners",
@@ -57,7 +57,7 @@ _EXTRA_NAMES = {
 # Files named for what they say, whatever follows (`LICENSE-MIT`, `CHANGES`, `Readme`): prose, when capitalized.
 _PROSE_NAME = re.compile(r"(?:readme|changes|changelog|history|news|authors|contributors|maintainers|notice|"
                          r"licen[cs]e|copying|copyright|todo|install|thanks|contributing|credits|patents|hacking|"
-                         r"security|code_of_conduct|faq)(?:[-._].*)?")
+                         r"security|code_of_conduct|faq|unlicense)(?:[-._].*)?")
 _SCRIPT_DIRS = frozenset({"bin", "sbin", "script", "scripts", "libexec"})  # where executables without extension are
 # pygments' file name patterns that are not `*.ext` (`Makefile.*`, `*Spec.hs`, `bash_*`): a name matching none
 # of them is decided by its extension alone, so the lexer table is searched once per extension, not per name.
@@ -117,12 +117,14 @@ def _language_of_path(path: str) -> str:
         inner = _language_of_path(path[:-3])
         if inner != "other":
             return inner
-    lang = (_from_tags(identify.tags_from_filename(name)) or _EXTRA_NAMES.get(lower)
+    lang = (_from_tags(identify.tags_from_filename(name) or identify.tags_from_filename(lower)) or _EXTRA_NAMES.get(lower)
             or (_EXTRA_EXTENSIONS.get(ext) if dot and stem else None) or _pygments(name))
     if lang is not None:
         return lang
     if lower.startswith(("dockerfile.", "containerfile.")):
         return "dockerfile"
+    if lower.startswith(("makefile", "gnumakefile")):  # `Makefile-all-warn`, `Makefile.win`
+        return "makefile"
     if not stem and ext.endswith(("rc", "ignore")):  # .npmrc, .eslintrc, .npmignore, .dockerignore
         return "rc" if ext.endswith("rc") else "ignore"
     if name[:1].isupper() and _PROSE_NAME.fullmatch(lower):  # `INSTALL` is prose, `install` a script
