@@ -49,6 +49,7 @@ _EXTRA_EXTENSIONS = {
     "lock": "lockfile", "ac": "m4", "mts": "typescript", "cts": "typescript", "cfg": "ini", "conf": "conf", "cnf": "conf",
     "tmpl": "template", "tpl": "template", "pod": "pod", "texi": "texinfo", "org": "org", "haml": "haml",
     "pdf": "pdf", "xliff": "xliff", "xlf": "xliff", "strings": "strings", "arb": "json", "tsv": "tsv", "ru": "ruby",
+    "pro": "pro",  # ProGuard rules and qmake projects, both settings (pygments reads Visual Prolog)
 }
 _EXTRA_NAMES = {
     "go.work": "go-module", "py.typed": "pep561", "procfile": "procfile", "codeowners": "codeowners",
@@ -58,6 +59,9 @@ _EXTRA_NAMES = {
 _PROSE_NAME = re.compile(r"(?:readme|changes|changelog|history|news|authors|contributors|maintainers|notice|"
                          r"licen[cs]e|copying|copyright|todo|install|thanks|contributing|credits|patents|hacking|"
                          r"security|code_of_conduct|faq|unlicense)(?:[-._].*)?")
+# suffixes that name a stand-in for the file named before them: a template (autoconf, CMake), a test's expected
+# output, a distributed default, an example
+_LOOK_THROUGH = frozenset({"in", "golden", "dist", "example", "sample", "orig", "expected"})
 _SCRIPT_DIRS = frozenset({"bin", "sbin", "script", "scripts", "libexec"})  # where executables without extension are
 # pygments' file name patterns that are not `*.ext` (`Makefile.*`, `*Spec.hs`, `bash_*`): a name matching none
 # of them is decided by its extension alone, so the lexer table is searched once per extension, not per name.
@@ -113,8 +117,8 @@ def _language_of_path(path: str) -> str:
         return "pip-requirements"  # pins and specifiers: requirements*.txt, requirements/*.in (pip-tools)
     if lower.startswith(".env"):
         return "dotenv"
-    if dot and stem and ext == "in":  # a template's `.in` (autoconf, CMake): what it makes
-        inner = _language_of_path(path[:-3])
+    if dot and stem and ext in _LOOK_THROUGH:  # `x.cmake.in`, `root.go.golden`, `phpunit.xml.dist`: what it stands for
+        inner = _language_of_path(path[:-len(ext) - 1])
         if inner != "other":
             return inner
     lang = (_from_tags(identify.tags_from_filename(name) or identify.tags_from_filename(lower)) or _EXTRA_NAMES.get(lower)
@@ -155,7 +159,8 @@ def _mode_language(mode: str) -> str | None:
 
 
 def content_language(head: str) -> str | None:
-    """The language a file's first lines declare: a modeline (first two lines), else the shebang's interpreter.
+    """The language a file's first lines declare: a modeline (first two lines), else the shebang's interpreter,
+    else the format's own opening: an XML declaration, a JSON object or array, zsh's `#compdef` / `#autoload`.
 
     >>> content_language("#!/usr/bin/env python3\\nimport os\\n"), content_language("#!/bin/sh\\n# -*- tcl -*-\\n")
     ('python', 'tcl')
@@ -168,7 +173,9 @@ def content_language(head: str) -> str | None:
         if m and (lang := _mode_language(m.group(1))):
             return lang
     if not head.startswith("#!"):
-        return None
+        start = head.lstrip("\ufeff \t\r\n")[:6]
+        return ("xml" if start.startswith("<?xml") else "json" if start[:1] in ("{", "[")
+                else "shell" if head.startswith(("#compdef", "#autoload")) else None)
     command = identify.parse_shebang(io.BytesIO(lines[0].encode("utf-8", "replace")))
     return _interpreter_language(command[0]) if command else None
 
@@ -201,7 +208,7 @@ _CONFIG = frozenset({"json", "yaml", "toml", "ini", "xml", "dotenv", "gitignore"
                      "gitmodules", "lockfile", "cmake", "gradle", "makefile", "dockerfile", "starlark",
                      "go-module", "meson", "manifest", "pep561", "procfile", "codeowners", "cname", "editorconfig",
                      "mailmap", "rc", "ignore", "pip-requirements", "conf", "properties", "pkg-config", "hcl",
-                     "valgrind", "flake8", "jenkins", "csproj", "meson-options", "cfg", "nginx", "apacheconf"})
+                     "valgrind", "flake8", "jenkins", "csproj", "meson-options", "cfg", "nginx", "apacheconf", "pro"})
 _BUILD_SCRIPTS = (".gradle", ".gradle.kts", ".sbt", ".sln")  # build settings written in a language (Groovy, Kotlin, Scala)
 _DATA = frozenset({"csv", "tsv", "svg", "image", "pdf", "archive", "other", "icon", "font", "audio", "video"})
 _TRANSLATIONS = frozenset({"gettext", "xliff", "strings"})

@@ -81,3 +81,14 @@ def test_a_file_without_a_known_name_is_known_by_its_first_lines(head, language)
 def test_an_unknown_or_broken_shebang_is_judged_not_a_crash(head):
     assert language_of("tools/run-thing", head) == "other"
     assert language_of("lib/x.py", head) == "python"  # the name decides when it can
+
+
+@pytest.mark.parametrize("path, head, language", [
+    ("complete/_rg", "#compdef rg\n\n# zsh completion for rg\n", "shell"),  # zsh's completion functions
+    ("tests/tests.vcxproj.filters", '\ufeff<?xml version="1.0" encoding="utf-8"?>\n<Project>\n', "xml"),
+    ("tests/inputs/test4", '{\n  "glossary": {\n    "title": "example glossary"', "json"),
+    ("cobra/cmd/testdata/root.go.golden", None, "go"), ("phpunit.xml.dist", None, "xml"),
+    (".env.example", None, "dotenv"), ("app/proguard-rules.pro", None, "pro"),
+])
+def test_a_format_known_by_its_opening_or_by_the_file_it_stands_for(path, head, language):
+    assert language_of(path, head) == language
