@@ -14,8 +14,9 @@ diffs (the pipeline's offline fallback; with --tokenizer, that one). Then, from 
 - header share: tokens of the diff chunks' headers (`reporting.collect.header_text`: commit line and
   file titles) / tokens of the diff chunks;
 - definition openings: a diff chunk opens on a definition when the first non-blank line of its first
-  hunk (new side) starts a definition tree-sitter finds in the hunk (`chunking.parsers.definitions`),
-  or only comments, doc comments, attributes or decorators stand between them.
+  hunk (new side) starts a definition tree-sitter finds in the file at the chunk's commit
+  (`chunking.parsers.definitions` over `git show COMMIT:PATH`; the hunk alone where the file cannot be
+  read), or only comments, doc comments, attributes or decorators stand between them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -49,7 +52,37 @@ def _category(c: dict) -> str:
     return category_of(c["path"], c.get("language")) if _CATEGORY_TAKES_LANGUAGE else category_of(c["path"])
 
 
-def opens_on_definition(text: str, lang: str) -> bool | None:
+_NEW_START = re.compile(r"^@@+ (?:-\d+(?:,\d+)? )+\+(\d+)")
+
+
+class FileAt:
+    """Files at a commit, read through one `git cat-file --batch`; the last one's definition starts kept."""
+
+    def __init__(self, repo: Path):
+        self.proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        self.key, self.value = None, None
+
+    def starts(self, commit: str, path: str, lang: str) -> tuple[list[str], set[int]] | None:
+        """(rows, definition start rows) of `path` at `commit`, or None when git has no such text file."""
+        if (commit, path) != self.key:
+            self.key, self.value = (commit, path), None
+            self.proc.stdin.write(f"{commit}:{path}\n".encode("utf-8", "surrogateescape"))
+            self.proc.stdin.flush()
+            header = self.proc.stdout.readline().split()
+            if len(header) == 3 and header[1] == b"blob":
+                data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
+                text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+                self.value = (text.split("\n"), {d.start for d in definitions(text, lang)})
+        return self.value
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def opens_on_definition(text: str, lang: str, files: FileAt | None = None, commit: str = "",
+                        path: str = "") -> bool | None:
     """Whether a diff chunk's first hunk opens on a definition (None: the chunk has no hunk)."""
     lines = text.split("\n")
     at = next((i for i, l in enumerate(lines) if l.startswith("@@")), None)
@@ -64,7 +97,14 @@ def opens_on_definition(text: str, lang: str) -> bool | None:
     first = next((i for i, l in enumerate(body) if l.strip()), None)
     if first is None:
         return False
-    starts = {d.start for d in definitions("\n".join(body), lang)}
+    m = _NEW_START.match(lines[at])
+    whole = files.starts(commit, path, lang) if files is not None and m else None
+    if whole is not None and 0 < int(m.group(1)) and body[first] == \
+            (whole[0][int(m.group(1)) - 1 + first] if int(m.group(1)) - 1 + first < len(whole[0]) else None):
+        offset = int(m.group(1)) - 1  # the hunk's first new row in the file
+        body, starts, first = whole[0], whole[1], offset + first
+    else:  # the hunk alone: tree-sitter recovers what it can of a fragment
+        starts = {d.start for d in definitions("\n".join(body), lang)}
     lead = ("#",) + _LEAD_IN if lang == "python" else _LEAD_IN
     for row in range(first, len(body)):
         if row in starts:
@@ -75,10 +115,11 @@ def opens_on_definition(text: str, lang: str) -> bool | None:
     return False
 
 
-def measure(chunks_path: Path, stats: dict, tok, judged: int) -> dict:
+def measure(chunks_path: Path, stats: dict, tok, judged: int, repo: Path) -> dict:
     by_lang, by_cat, header_tokens, diff_tokens = Counter(), Counter(), 0, 0
     opens: dict[str, list[int]] = {}
     headers = []
+    files = FileAt(repo)
     with open(chunks_path, encoding="utf-8") as fh:
         for line in fh:
             c = json.loads(line)
@@ -91,12 +132,13 @@ def measure(chunks_path: Path, stats: dict, tok, judged: int) -> dict:
             headers.append(header_text(c))
             lang = parser_language(c["path"]) if c.get("path") else None
             if lang is not None:
-                o = opens_on_definition(c["text"], lang)
+                o = opens_on_definition(c["text"], lang, files, c["commit"], c["path"])
                 if o is not None:
                     lang = "typescript" if lang == "tsx" else lang
                     got = opens.setdefault(lang, [0, 0])
                     got[0] += o
                     got[1] += 1
+    files.close()
     for i in range(0, len(headers), 2048):
         header_tokens += sum(map(len, encode_batch(tok, headers[i:i + 2048])))
     total = sum(by_lang.values())
@@ -109,9 +151,13 @@ def measure(chunks_path: Path, stats: dict, tok, judged: int) -> dict:
             "definition_openings": {l: (a, n) for l, (a, n) in sorted(opens.items())}}
 
 
-def run_one(repo: Path, work: Path, max_commits: int | None, tok_dir: Path | None) -> dict:
+def run_one(repo: Path, work: Path, max_commits: int | None, tok_dir: Path | None, reuse: bool = False) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     history = work / "git_history_rich.jsonl"
+    out = work / "chunks_semantic.jsonl"
+    if reuse:  # measure the outputs of an earlier run in `work` again
+        stats = json.loads((work / "chunks_semantic.stats.json").read_text(encoding="utf-8"))
+        return measure(out, stats, load_tokenizer(str(tok_dir or work / "tokenizer")), _judged(history, stats), repo)
     scrape(ScrapeConfig(repo=str(repo), output=str(history), output_json=None, progress=False,
                         function_complexity=False, max_commits=max_commits))
     if tok_dir is None:
@@ -126,11 +172,14 @@ def run_one(repo: Path, work: Path, max_commits: int | None, tok_dir: Path | Non
                             yield f["diff"]
             train_fallback_tokenizer(sample(), tok_dir)
     tok = load_tokenizer(str(tok_dir))
-    out = work / "chunks_semantic.jsonl"
     stats = sc.run(sc.ChunkConfig(repo=str(repo), commits=str(history), output=str(out), progress=False), tokenizer=tok)
+    return measure(out, stats, tok, _judged(history, stats), repo)
+
+
+def _judged(history: Path, stats: dict) -> int:
+    """File changes of the history and files of the snapshot: what stage 2 judged."""
     changes = sum(len(rec.get("files") or []) for rec in iter_commit_records(history))
-    judged = changes + stats.get("snapshot_files", 0) + sum((stats.get("snapshot_filtered") or {}).values())
-    return measure(out, stats, tok, judged)
+    return changes + stats.get("snapshot_files", 0) + sum((stats.get("snapshot_filtered") or {}).values())
 
 
 def pct(x: float) -> str:
@@ -167,11 +216,13 @@ def main(argv=None) -> int:
     p.add_argument("--work-dir", type=Path, default=Path("/tmp/bench_content"), help="where to write")
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer directory [a fallback BPE per repository]")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--reuse", action="store_true", help="measure the stage outputs already in --work-dir again")
     args = p.parse_args(argv)
     names = args.only or sorted(d.name for d in args.repos_dir.iterdir() if (d / ".git").exists() or (d / "HEAD").exists())
     results = {}
     for name in names:
-        results[name] = run_one(args.repos_dir / name, args.work_dir / name, args.max_commits, args.tokenizer)
+        results[name] = run_one(args.repos_dir / name, args.work_dir / name, args.max_commits, args.tokenizer,
+                                args.reuse)
         print(language_table(name, results[name]), flush=True)
     print(table(results))
     if args.json:
