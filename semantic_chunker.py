@@ -48,7 +48,7 @@ from chunking.snapshots import SNAPSHOT_AT, TreeReader, head_commit  # noqa: E40
 from pipeline import settings  # noqa: E402
 from pipeline.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from pipeline.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
-from scrapers.languages import CONTENT_DECIDES, HEAD_CHARS, language_of  # noqa: E402
+from scrapers.languages import HEAD_CHARS, content_may_decide, language_of  # noqa: E402
 from tokenizers_.loading import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class Chunker:
     def _language(self, f: dict) -> str | None:
         """A file change's language: stage 1's, or for a name that tells none, its blob's first lines."""
         lang = f.get("language")
-        blob = self._judged_blob(f) if lang in CONTENT_DECIDES else None
+        blob = self._judged_blob(f) if content_may_decide(f["path"]) else None
         return self.blobs.language(blob, f["path"]) if blob is not None else lang
 
     def commit_sections(self, rec: dict, counts: _Counts) -> list[Section]:
@@ -221,11 +221,12 @@ class Chunker:
                 counts.leave_out(reason, f["path"])
                 continue
             shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
+            language = self._language(f)
             if f.get("change_type") == "deleted" and not self.cfg.deleted_content:
                 counts.content["deleted_title_only"] += 1
                 hunks = []
             else:
-                lang = parser_language(f["path"])
+                lang = parser_language(f["path"], language)
                 diff = normalize_newlines(f.get("diff") or "")
                 if not self.cfg.formatting_changes and formatting_only(diff):
                     counts.leave_out("formatting_only", f["path"])
@@ -237,7 +238,7 @@ class Chunker:
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
-            sections.append(Section(shown["path"], self._language(f), f.get("change_type"), file_title(shown), hunks))
+            sections.append(Section(shown["path"], language, f.get("change_type"), file_title(shown), hunks))
         if sections:  # redacted here, bounded in tokens by `bound_leads`
             sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         return sections
@@ -412,8 +413,9 @@ class Chunker:
         sections = []
         for path, text in files:
             shown = self.redact(path, local)  # a secret in a file name reaches the chunk header
-            sections.append(Section(shown, language_of(path, text[:HEAD_CHARS]), None, f"file {shown}",
-                                    [Block.whole_file(self.redact(text, local, path), parser_language(path))]))
+            lang = language_of(path, text[:HEAD_CHARS])
+            sections.append(Section(shown, lang, None, f"file {shown}",
+                                    [Block.whole_file(self.redact(text, local, path), parser_language(path, lang))]))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
 

@@ -43,7 +43,9 @@ from tokenizers_.loading import encode_batch, load_tokenizer, train_fallback_tok
 
 REPOS = ROOT.parent / "repos"
 _LEAD_IN = ("//", "/*", "*", "#[", "#!", "@", "///")  # doc comments, attributes, annotations above a definition
+# the functions of the tree measured (before issue 22 they took the path alone)
 _CATEGORY_TAKES_LANGUAGE = "language" in inspect.signature(category_of).parameters
+_PARSER_TAKES_LANGUAGE = "language" in inspect.signature(parser_language).parameters
 
 
 def _category(c: dict) -> str:
@@ -130,7 +132,8 @@ def measure(chunks_path: Path, stats: dict, tok, judged: int, repo: Path) -> dic
                 continue
             diff_tokens += n
             headers.append(header_text(c))
-            lang = parser_language(c["path"]) if c.get("path") else None
+            lang = (parser_language(c["path"], c.get("language")) if _PARSER_TAKES_LANGUAGE else
+                    parser_language(c["path"])) if c.get("path") else None
             if lang is not None:
                 o = opens_on_definition(c["text"], lang, files, c["commit"], c["path"])
                 if o is not None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from scrapers.complexity import FunctionWorkers, changed_line_ranges, commit_complexity, measurable
 from scrapers.git_log_stream import NULL_SHA, FileChange, MergeDetails, ParsedCommit
 from scrapers.git_runner import Git, GitError
-from scrapers.languages import CONTENT_DECIDES, HEAD_CHARS, language_of
+from scrapers.languages import HEAD_CHARS, content_may_decide, language_of
 from scrapers.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -50,13 +50,12 @@ def _language(path: str, diff: str) -> str:
     >>> _language("gitk", "@@ -0,0 +1,2 @@\\n+#!/usr/bin/env python3\\n+import os\\n")
     'python'
     """
-    lang = language_of(path)
-    if lang not in CONTENT_DECIDES:
-        return lang
+    if not content_may_decide(path):
+        return language_of(path)
     m = _FIRST_LINE_HUNK.search(diff)
     if m is None:
-        return lang
-    head = [l[1:] for l in diff[m.end():m.end() + HEAD_CHARS].split("\n")[:2] if l[:1] in ("+", " ")]
+        return language_of(path)
+    head = [l[1:] for l in diff[m.end():m.end() + HEAD_CHARS].split("\n") if l[:1] in ("+", " ")]
     return language_of(path, "\n".join(head) + "\n")
 
 

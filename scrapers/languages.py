@@ -181,12 +181,27 @@ def content_language(head: str) -> str | None:
 
 
 CONTENT_DECIDES = frozenset({"other", "script"})  # what a name alone tells when the content may tell more
-HEAD_CHARS = 1024  # the head of a file that `language_of` reads: modelines and shebangs are in its first lines
+HEAD_CHARS = 8192  # the head of a file that `language_of` reads: modelines and shebangs in its first lines, C++ marks
+# A `.h` header is C or C++ (identify tags it both): C++ when its head shows C++ only constructs.
+_CPP_MARK = re.compile(r"^\s*(?:namespace\s+[\w:]*\s*\{|template\s*<|using\s+namespace\b|class\s+\w+[^;]*$"
+                       r"|#\s*include\s*<[a-z_]+>\s*$)|\bstd::|^\s*(?:public|private|protected):", re.M)
+
+
+def content_may_decide(path: str) -> bool:
+    """Whether the first lines of the file at `path` may decide its language (its name tells none, or a
+    `.h` that is C or C++).
+
+    >>> content_may_decide("gitk"), content_may_decide("include/spdlog/logger.h"), content_may_decide("a.py")
+    (True, True, False)
+    """
+    lang = _language_of_path(path)
+    return lang in CONTENT_DECIDES or (lang == "c" and path[-2:].lower() == ".h")
 
 
 def language_of(path: str, head: str | None = None) -> str:
     """The language of `path` ("other" when nothing tells): its name in identify's table, then in
-    pygments'; for a name neither knows, the modeline or shebang of `head` (the file's first lines).
+    pygments'; for a name neither knows, the modeline or shebang of `head` (the file's first lines);
+    a `.h` header whose head shows C++ (`namespace x {`, `template <`, `std::`, `#include <string>`) is C++.
 
     A template's `.in` (autoconf, CMake) is looked through; dot-files named `...rc` / `...ignore`
     are settings; an executable without extension in a `bin/`-like directory is a script; a
@@ -198,6 +213,8 @@ def language_of(path: str, head: str | None = None) -> str:
     lang = _language_of_path(path)
     if head and lang in CONTENT_DECIDES:
         return content_language(head) or lang
+    if head and lang == "c" and path[-2:].lower() == ".h" and _CPP_MARK.search(head[:HEAD_CHARS]):
+        return "cpp"
     return lang
 
 

@@ -157,3 +157,14 @@ def test_language_of_a_modified_file_comes_from_its_blob(tmp_path, tok, path):
     b.commit("Change the end", {path: head + body + "def last():\n    return 0\n"})
     _, chunks, _ = chunk_repo(tmp_path, tok, b)
     assert {c["language"] for c in chunks if c["path"] == path and c["kind"] == "diff"} == {"python"}
+
+
+def test_a_cpp_header_is_cpp_in_diffs_and_snapshots(tmp_path, tok):
+    b = RepoBuilder(tmp_path / "repo")
+    head = "#pragma once\n\n#include <string>\n\nnamespace app {\n\nclass Logger {\npublic:\n"
+    body = "".join(f"    void log{i}(const std::string &msg) {{\n        write(msg, {i});\n    }}\n\n" for i in range(40))
+    b.commit("Add", {"include/app/logger.h": head + body + "};\n}\n"})
+    b.commit("Change the end", {"include/app/logger.h": head + body + "    void flush() {}\n};\n}\n"})
+    _, chunks, _ = chunk_repo(tmp_path, tok, b, snapshot_at="head")
+    assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "include/app/logger.h"} == \
+        {("diff", "cpp"), ("snapshot", "cpp")}

@@ -92,3 +92,15 @@ def test_an_unknown_or_broken_shebang_is_judged_not_a_crash(head):
 ])
 def test_a_format_known_by_its_opening_or_by_the_file_it_stands_for(path, head, language):
     assert language_of(path, head) == language
+
+
+def test_a_header_is_cpp_when_its_head_shows_cpp():
+    spdlog = ("// Copyright(c) 2015-present, Gabi Melman & spdlog contributors.\n#pragma once\n\n"
+              "#include <spdlog/common.h>\n#include <vector>\n\nnamespace spdlog {\nclass logger {\npublic:\n")
+    cjson = ("#ifndef cJSON__h\n#define cJSON__h\n\n#ifdef __cplusplus\nextern \"C\"\n{\n#endif\n\n"
+             "#include <stddef.h>\n\ntypedef struct cJSON\n{\n    struct cJSON *next;\n} cJSON;\n")
+    assert language_of("include/spdlog/logger.h", spdlog) == "cpp"
+    assert language_of("cJSON.h", cjson) == "c"  # `extern "C"` guards are C
+    assert language_of("include/spdlog/logger.h") == "c"  # without content: identify's first tag
+    from chunking.parsers import parser_language
+    assert parser_language("include/spdlog/logger.h", language_of("include/spdlog/logger.h", spdlog)) == "cpp"
