@@ -111,7 +111,8 @@ class _Counts:
 
     def leave_out(self, reason: str, path: str) -> None:
         self.filtered[reason] += 1
-        self.add_examples(reason, [path])
+        # a name that is not UTF-8 (surrogate escapes) shown as stage 1 shows it: `\xNN`
+        self.add_examples(reason, [path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")])
 
     def add_examples(self, reason: str, paths: list[str]) -> None:
         shown = self.examples.setdefault(reason, [])

@@ -44,6 +44,7 @@ _MARKUP_LANGUAGES = frozenset({"html", "xml", "xhtml"})
 _TABLE_LANGUAGES = frozenset({"csv", "tsv"})
 _TREE_DATA_LANGUAGES = frozenset({"json", "yaml", "xml", "geojson", "jsonld", "jsonc", "json5"})
 MACHINE_DATA_MIN_CHARS = 20_000
+MACHINE_TABLE_MIN_CHARS = 1000  # a few lines of CSV (a header and a row or two) are kept: they are read like code
 MACHINE_DATA_SAMPLE_LINES = 2000
 SHAPE_DIVERSITY = 0.2  # distinct line shapes / lines under this: written by a program
 DIGIT_SHARE = 0.3  # digits / non-blank characters over this: numbers
@@ -157,11 +158,11 @@ def machine_data_reason(language: str, text: str) -> str | None:
     """"machine_data" for a table (CSV, TSV), a long JSON / YAML / XML file whose lines are mostly of a few
     shapes or mostly numbers (a dependency inventory, a dashboard, test vectors), a notebook mostly outputs.
 
-    >>> machine_data_reason("csv", "a,b\\n1,2\\n"), machine_data_reason("json", '{"a": 1}')
+    >>> machine_data_reason("csv", "a,b\\n" + "1,2\\n" * 500), machine_data_reason("csv", "a,b\\n1,2\\n")
     ('machine_data', None)
     """
     if language in _TABLE_LANGUAGES:
-        return "machine_data"
+        return "machine_data" if len(text) >= MACHINE_TABLE_MIN_CHARS else None
     if language == "jupyter":
         return notebook_reason(text)
     if language not in _TREE_DATA_LANGUAGES or len(text) < MACHINE_DATA_MIN_CHARS:
