@@ -102,6 +102,9 @@ def test_generated_pages_by_their_marks_head_or_foot():
     assert f.blob_reason("docs/api/index.html",
                          '<html>\n<head>\n<meta name="generator" content="Doxygen 1.9.8"/>\n</head>\n') == "generated"
     assert f.blob_reason("examples/views/users.html", HANDWRITTEN_HTML) is None
+    theme = ('{%- extends "basic/layout.html" %}\n{%- block footer %}\n<div class="footer">\n  Created using '
+             '<a href="http://sphinx.pocoo.org/">Sphinx</a>.\n</div>\n{%- endblock %}\n')
+    assert f.blob_reason("docs/_themes/click/layout.html", theme) is None  # the template that signs, not a page
     assert f.blob_reason("src/api.py", SPHINX_HTML.replace("<!DOCTYPE html>", "# x")) is None  # footers: HTML only
 
 
