@@ -20,7 +20,7 @@ import io
 import re
 from functools import lru_cache
 
-from identify import identify, interpreters
+from identify import identify
 from pygments.lexers import find_lexer_class_by_name, find_lexer_class_for_filename
 from pygments.lexers._mapping import LEXERS
 from pygments.util import ClassNotFound

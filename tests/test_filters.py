@@ -12,7 +12,14 @@ import pytest
 
 from chunking.filters import FileFilter, machine_data_reason
 from conftest import RepoBuilder
-from test_chunk_content import chunk_repo, tok  # noqa: F401  (the module's tokenizer fixture)
+from test_chunk_content import chunk_repo
+from tokenizers_.loading import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok(trained_tokenizer_dir):
+    return load_tokenizer(str(trained_tokenizer_dir))
+
 
 RND = random.Random(22)
 WORDS = ("parse", "token", "buffer", "render", "state", "config", "value", "index", "cache", "stream", "error",
