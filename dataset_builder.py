@@ -286,8 +286,16 @@ def _chunk_map_lines(data: Stage3Tokens, chunk_idx: np.ndarray, starts: np.ndarr
         c = data.chunks[k]
         path = c.get("path")
         yield dumps({"start": start, "n_tokens": int(data.n_tokens[k]), "id": c.get("id"), "kind": c["kind"],
-                     "commit": c["commit"], "path": path, "language": language_of(path) if path else None,
-                     "category": category_of(path) if path else None})
+                     "commit": c["commit"], "path": path, **_language_and_category(c)})
+
+
+def _language_and_category(chunk: dict) -> dict:
+    """A chunk's language (stage 2's, which its file's first lines may have told; else its path's) and category."""
+    path = chunk.get("path")
+    if not path:
+        return {"language": None, "category": None}
+    lang = chunk.get("language") or language_of(path)
+    return {"language": lang, "category": category_of(path, lang)}
 
 
 def _commit_details(path: Path | None, wanted: set[str]) -> dict[str, dict]:
@@ -311,8 +319,9 @@ def tokens_by_language_and_category(chunks: list[dict], picked: np.ndarray) -> t
     by_lang: dict[str, int] = {}
     by_cat: dict[str, int] = {}
     for i in picked.tolist():
-        path, n = chunks[i].get("path"), int(chunks[i]["n_tokens"]) + 1
-        lang, cat = (language_of(path), category_of(path)) if path else ("unknown", "unknown")
+        n = int(chunks[i]["n_tokens"]) + 1
+        lang, cat = _language_and_category(chunks[i]).values()
+        lang, cat = lang or "unknown", cat or "unknown"
         by_lang[lang] = by_lang.get(lang, 0) + n
         by_cat[cat] = by_cat.get(cat, 0) + n
 

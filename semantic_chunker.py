@@ -50,7 +50,7 @@ from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args,
 from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
-from core.languages import language_of  # noqa: E402
+from core.languages import HEAD_CHARS, content_may_decide, language_of  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ GUIDED_SHARE = 4  # a worker's batch is 1/(this x workers) of the commits left
 BATCH_DIFF_CHARS = 8 << 20  # ... and ends once its commits hold this much diff text
 READ_AHEAD_COMMITS = 16  # commits whose blobs git is asked for before they are chunked
 MAX_SYMBOLS = 3
+EXAMPLE_PATHS = 3  # paths shown per reason a file is left out (stats, report)
 LEAD_SHARE = 2  # a commit's lead (commit line and message body) holds at most 1/2 of the chunk budget in tokens
 NOT_UTF8_PATH = re.compile("[\udc80-\udcff]")  # the surrogate escapes of bytes that are not UTF-8
 
@@ -126,6 +127,25 @@ class _Counts:
     filtered: Counter = field(default_factory=Counter)
     secrets: Counter = field(default_factory=Counter)
     content: Counter = field(default_factory=Counter)  # file changes kept but changed: deleted_title_only, widened
+    examples: dict = field(default_factory=dict)  # reason -> the first paths left out for it (EXAMPLE_PATHS at most)
+
+    def leave_out(self, reason: str, path: str) -> None:
+        self.filtered[reason] += 1
+        # a name that is not UTF-8 (surrogate escapes) shown as stage 1 shows it: `\xNN`
+        self.add_examples(reason, [path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")])
+
+    def add_examples(self, reason: str, paths: list[str]) -> None:
+        shown = self.examples.setdefault(reason, [])
+        for path in paths:
+            if len(shown) < EXAMPLE_PATHS and path not in shown:
+                shown.append(path)
+
+    def merge(self, other: "_Counts") -> None:
+        self.filtered.update(other.filtered)
+        self.secrets.update(other.secrets)
+        self.content.update(other.content)
+        for reason, paths in other.examples.items():
+            self.add_examples(reason, paths)
 
 
 class Chunker:
@@ -206,6 +226,12 @@ class Chunker:
             reason = self.filter.content_reason(added)
         return reason
 
+    def _language(self, f: dict) -> str | None:
+        """A file change's language: stage 1's, or for a name that tells none, its blob's first lines."""
+        lang = f.get("language")
+        blob = self._judged_blob(f) if content_may_decide(f["path"]) else None
+        return self.blobs.language(blob, f["path"]) if blob is not None else lang
+
     def commit_sections(self, rec: dict, counts: _Counts) -> list[Section]:
         """One section per file change kept, the commit's lead on the first (raises on a change it
         cannot read: the caller falls back)."""
@@ -213,26 +239,27 @@ class Chunker:
         for f in rec.get("files") or []:
             reason = self._diff_reason(f)
             if reason is not None:
-                counts.filtered[reason] += 1
+                counts.leave_out(reason, f["path"])
                 continue
             shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
+            language = self._language(f)
             if f.get("change_type") == "deleted" and not self.cfg.deleted_content:
                 counts.content["deleted_title_only"] += 1
                 hunks = []
             else:
-                lang = parser_language(f["path"])
+                lang = parser_language(f["path"], language)
                 diff = normalize_newlines(f.get("diff") or "")
                 if not self.cfg.formatting_changes and formatting_only(diff):
-                    counts.filtered["formatting_only"] += 1
+                    counts.leave_out("formatting_only", f["path"])
                     continue
                 if not self.cfg.pin_bumps and pin_bump(f["path"], diff):
-                    counts.filtered["pin_bump"] += 1
+                    counts.leave_out("pin_bump", f["path"])
                     continue
                 hunks = parse_hunks(self.redact(diff, counts, f["path"]), lang)
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
-            sections.append(Section(shown["path"], f.get("language"), f.get("change_type"), file_title(shown), hunks))
+            sections.append(Section(shown["path"], language, f.get("change_type"), file_title(shown), hunks))
         if sections:  # redacted here, bounded in tokens by `bound_leads`
             sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         return sections
@@ -362,7 +389,7 @@ class Chunker:
         def keep(path: str, size: int) -> bool:
             reason = flt.path_reason(path) or flt.size_reason(size)
             if reason:
-                counts.filtered[reason] += 1
+                counts.leave_out(reason, self.redact(path, _Counts()))
             return reason is None
 
         def batches() -> Iterator[list[tuple[str, str]]]:  # (path, text) of up to SNAPSHOT_BATCH_FILES files
@@ -383,10 +410,10 @@ class Chunker:
                     if reason is None:
                         reason = flt.blob_reason(path, text)
                     if reason is not None:
-                        counts.filtered[reason] += 1
+                        counts.leave_out(reason, self.redact(path, _Counts()))
                         continue
                     if not text.strip():
-                        counts.filtered["empty"] += 1
+                        counts.leave_out("empty", self.redact(path, _Counts()))
                         continue
                     kept["files"] += 1
                     batch.append((path, text))
@@ -407,8 +434,9 @@ class Chunker:
         sections = []
         for path, text in files:
             shown = self.redact(path, local)  # a secret in a file name reaches the chunk header
-            sections.append(Section(shown, language_of(path), None, f"file {shown}",
-                                    [Block.whole_file(self.redact(text, local, path), parser_language(path))]))
+            lang = language_of(path, text[:HEAD_CHARS])
+            sections.append(Section(shown, lang, None, f"file {shown}",
+                                    [Block.whole_file(self.redact(text, local, path), parser_language(path, lang))]))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
         return [chunk_record("snapshot", meta["record"], p, prefix) for p in pieces], local
 
@@ -610,9 +638,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                 logger.warning("commit %s: chunking failed (%s); kept as one raw chunk", rec["hash"][:12], error)
                 stats["fallback_commits"] += 1
                 stats["fallback_hashes"].append(rec["hash"])
-            counts.filtered.update(local.filtered)
-            counts.secrets.update(local.secrets)
-            counts.content.update(local.content)
+            counts.merge(local)
             for c in out.write_commit(chunks):
                 token_counts.update(commit_token_counts([c]))
         if not metas:
@@ -627,6 +653,7 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     stats.update(out.stats())
     stats.update({
         "diff_filtered": dict(sorted(counts.filtered.items())),
+        "diff_filtered_examples": dict(sorted(counts.examples.items())),
         "diff_content": dict(sorted(counts.content.items())),
         "secrets_redacted": {"diffs": dict(sorted(counts.secrets.items())),
                              "snapshots": dict(sorted(snap_counts.secrets.items()))},
@@ -676,14 +703,24 @@ def quality_section(stats: dict, by_order_category: Counter, plan) -> dict:
             "exact_duplicate_share": round(dropped / max(1, dropped + written), 6),
             "excluded_by_reason": dict(sorted((Counter(stats["diff_filtered"]) +
                                                Counter(stats.get("snapshot_filtered") or {})).items())),
+            "excluded_examples": _examples(stats["diff_filtered_examples"], stats.get("snapshot_filtered_examples") or {}),
             "deleted_title_only": stats["diff_content"].get("deleted_title_only", 0)}
+
+
+def _examples(*by_reason: dict) -> dict:
+    """The example paths of each reason, diffs' first."""
+    both = _Counts()
+    for examples in by_reason:
+        for reason, paths in examples.items():
+            both.add_examples(reason, paths)
+    return dict(sorted(both.examples.items()))
 
 
 def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, counts: _Counts,
                pool: ProcessMap | None) -> dict:
     """Write the snapshot chunks; return what the stats say about them."""
     info = {"snapshot_at": config.snapshot_at, "snapshot_commit": None, "snapshot_leak": None,
-            "snapshot_filtered": {}, "snapshot_files": 0}
+            "snapshot_filtered": {}, "snapshot_filtered_examples": {}, "snapshot_files": 0}
     if config.snapshot_at == "none":
         return info
     if plan is None:
@@ -705,6 +742,7 @@ def _snapshots(config: ChunkConfig, chunker: Chunker, out, plan, metas: dict, co
     kept: Counter = Counter()
     out.write_snapshots(chunker.snapshot_chunks(config.repo, commit, meta, counts, kept, pool))
     info.update(snapshot_commit=commit, snapshot_filtered=dict(sorted(counts.filtered.items())),
+                snapshot_filtered_examples=dict(sorted(counts.examples.items())),
                 snapshot_files=kept["files"])
     return info
 

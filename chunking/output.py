@@ -82,8 +82,8 @@ class ChunkWriter:
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1
             self.tokens[chunk["kind"]] += chunk["n_tokens"]
-            self.by_order_category[chunk["order"], category_of(chunk["path"]) if chunk["path"] else "unknown"] += \
-                chunk["n_tokens"]
+            category = category_of(chunk["path"], chunk.get("language")) if chunk["path"] else "unknown"
+            self.by_order_category[chunk["order"], category] += chunk["n_tokens"]
             count_placeholders(chunk["text"], self.placeholders)
             if chunk["n_tokens"] < self.min_tokens:
                 self.under_min[chunk["kind"]] += 1

@@ -1,71 +1,207 @@
-"""A file's language from its name (the extension, or the whole name for files like `Makefile`),
-and the category of content it holds (code, tests, docs, config, data/other).
+"""A file's language and the category of content it holds (code, tests, docs, config, data, translations),
+from maintained tables: `identify` (pre-commit's table of extensions, special file names and shebang
+interpreters), then pygments' lexer table (hundreds of languages by file name pattern), then, for a
+file neither names, its content's head (an Emacs / vim modeline, a shebang).
 
     >>> language_of("src/lib.rs"), language_of("build/Dockerfile"), language_of("notes.xyz")
     ('rust', 'dockerfile', 'other')
+    >>> language_of("git-svn.perl"), language_of("lib/tk.tcl"), language_of("gitk", "#!/bin/sh\\n# -*- tcl -*-\\n")
+    ('perl', 'tcl', 'tcl')
     >>> category_of("src/app.py"), category_of("tests/test_app.py"), category_of("docs/index.rst")
     ('code', 'tests', 'docs')
-    >>> category_of("pyproject.toml"), category_of("logo.svg"), category_of("src/app_test.go")
-    ('config', 'data', 'tests')
+    >>> category_of("pyproject.toml"), category_of("logo.svg"), category_of("po/de.po")
+    ('config', 'data', 'translations')
 """
 
 from __future__ import annotations
 
+import fnmatch
+import io
 import re
+from functools import lru_cache
 
-_BY_EXTENSION = {
-    "py": "python", "pyi": "python", "pyx": "cython", "ipynb": "jupyter",
-    "rs": "rust", "go": "go", "java": "java", "kt": "kotlin", "kts": "kotlin", "scala": "scala",
-    "js": "javascript", "mjs": "javascript", "cjs": "javascript", "jsx": "javascript",
-    "ts": "typescript", "mts": "typescript", "cts": "typescript", "tsx": "typescript", "vue": "vue", "svelte": "svelte",
-    "c": "c", "h": "c", "cc": "cpp", "cpp": "cpp", "cxx": "cpp", "hpp": "cpp", "hh": "cpp", "hxx": "cpp",
-    "m": "objective-c", "mm": "objective-c", "swift": "swift", "cs": "csharp", "fs": "fsharp",
-    "rb": "ruby", "php": "php", "pl": "perl", "pm": "perl", "lua": "lua", "r": "r", "jl": "julia",
-    "dart": "dart", "ex": "elixir", "exs": "elixir", "erl": "erlang", "hs": "haskell", "ml": "ocaml",
-    "clj": "clojure", "zig": "zig", "nim": "nim", "sol": "solidity",
-    "sh": "shell", "bash": "shell", "zsh": "shell", "fish": "shell", "ps1": "powershell",
-    "bat": "batch", "cmd": "batch",
-    "sql": "sql", "proto": "protobuf", "graphql": "graphql", "gql": "graphql",
-    "html": "html", "htm": "html", "css": "css", "scss": "scss", "sass": "sass", "less": "less",
-    "md": "markdown", "markdown": "markdown", "rst": "restructuredtext", "txt": "text", "tex": "tex",
-    "json": "json", "yaml": "yaml", "yml": "yaml", "toml": "toml", "ini": "ini", "cfg": "ini",
-    "xml": "xml", "csv": "csv", "lock": "lockfile", "cmake": "cmake", "gradle": "gradle",
-    "coffee": "coffeescript", "ru": "ruby", "rake": "ruby", "gemspec": "ruby", "groovy": "groovy",
-    "vim": "vim", "el": "emacs-lisp", "awk": "awk", "mk": "makefile", "mak": "makefile", "am": "makefile",
-    # templates (markup with a template language's code) and style sheets
-    "ejs": "ejs", "hbs": "handlebars", "handlebars": "handlebars", "mustache": "mustache", "jade": "pug",
-    "pug": "pug", "haml": "haml", "erb": "erb", "j2": "jinja", "jinja": "jinja", "jinja2": "jinja",
-    "njk": "nunjucks", "twig": "twig", "liquid": "liquid", "tmpl": "template", "tpl": "template",
-    "css_t": "css", "styl": "stylus",
-    # prose: man pages (roff, sections 1-9), RDoc, AsciiDoc, Org, POD, Texinfo
-    **dict.fromkeys("123456789", "roff"), "man": "roff", "roff": "roff", "rdoc": "rdoc", "adoc": "asciidoc",
-    "asciidoc": "asciidoc", "org": "org", "pod": "pod", "texi": "texinfo",
-    # settings
-    "conf": "conf", "cnf": "conf", "properties": "properties", "pc": "pkg-config", "iml": "xml", "plist": "xml",
-    "csproj": "xml", "bzl": "starlark", "hcl": "hcl", "supp": "valgrind", "suppressions": "valgrind",
-    "png": "image", "jpg": "image", "jpeg": "image", "gif": "image", "svg": "svg", "ico": "image",
-    "webp": "image", "pdf": "pdf", "zip": "archive", "gz": "archive", "tar": "archive", "whl": "archive",
+from identify import identify
+from pygments.lexers import find_lexer_class_by_name, find_lexer_class_for_filename
+from pygments.lexers._mapping import LEXERS
+from pygments.util import ClassNotFound
+
+# The libraries' names for a language -> this project's (one name per language across the stages and the report).
+_ALIASES = {
+    "c++": "cpp", "c#": "csharp", "f#": "fsharp", "ts": "typescript", "tsx": "typescript", "jsx": "javascript",
+    "bash": "shell", "sh": "shell", "zsh": "shell", "csh": "shell", "ksh": "shell", "tcsh": "shell", "ash": "shell",
+    "dash": "shell", "bats": "shell", "plain-text": "text", "rst": "restructuredtext", "proto": "protobuf",
+    "coffee": "coffeescript", "pyi": "python", "python2": "python", "python3": "python", "jade": "pug",
+    "bazel": "starlark", "go-mod": "go-module", "go-sum": "go-module", "pofile": "gettext", "pot": "gettext",
+    "java-properties": "properties", "plist": "xml", "msbuild": "xml", "docker": "dockerfile", "make": "makefile",
+    "groff": "roff", "pkgconfig": "pkg-config", "js": "javascript", "javascript+ejs": "ejs",
+    "html+handlebars": "handlebars", "emacs": "emacs-lisp", "elisp": "emacs-lisp", "objectivec": "objective-c",
+    "cargo-lock": "lockfile", "poetry-lock": "lockfile", "uv-lock": "lockfile", "pipfile-lock": "lockfile",
 }
-_BY_NAME = {
-    "makefile": "makefile", "gnumakefile": "makefile", "dockerfile": "dockerfile",
-    "cmakelists.txt": "cmake", "gemfile": "ruby", "rakefile": "ruby", "vagrantfile": "ruby",
-    "build": "starlark", "workspace": "starlark", "jenkinsfile": "groovy",
-    ".gitignore": "gitignore", ".gitattributes": "gitattributes", ".gitmodules": "gitmodules",
-    ".env": "dotenv", "license": "text", "copying": "text",
-    "containerfile": "dockerfile", "go.mod": "go-module", "go.work": "go-module", "meson.build": "meson",
-    "meson_options.txt": "meson", "manifest": "manifest", "py.typed": "pep561", "procfile": "procfile",
-    "codeowners": "codeowners", "cname": "cname", "brewfile": "ruby", "podfile": "ruby",
-    ".editorconfig": "editorconfig", ".mailmap": "mailmap", ".flake8": "ini",
+# identify gives several tags to some names (`.h`: c and c++, `Cargo.lock`: cargo-lock and toml): the one named first here wins.
+_PREFERRED = ("jupyter", "cargo-lock", "poetry-lock", "uv-lock", "pipfile-lock", "c", "python", "shell", "json", "yaml", "toml",
+              "xml", "ini", "ruby", "groovy", "html", "scala", "clojure", "c#", "f#", "meson", "gitignore", "c++")
+_GENERIC = frozenset({"text", "binary", "header", "executable", "non-executable", "file"})
+_ARCHIVES = frozenset({"zip", "gzip", "tar", "bzip2", "xz", "zstd", "7z", "wheel", "jar", "lzma"})
+
+# What both tables leave out, in this project's words (names met in public repositories, by convention, not by repository).
+_EXTRA_EXTENSIONS = {
+    "css_t": "css", "rdoc": "rdoc", "iml": "xml", "supp": "valgrind", "suppressions": "valgrind",
+    "lock": "lockfile", "ac": "m4", "mts": "typescript", "cts": "typescript", "cfg": "ini", "conf": "conf", "cnf": "conf",
+    "tmpl": "template", "tpl": "template", "pod": "pod", "texi": "texinfo", "org": "org", "haml": "haml",
+    "pdf": "pdf", "xliff": "xliff", "xlf": "xliff", "strings": "strings", "arb": "json", "tsv": "tsv", "ru": "ruby",
+    "pro": "pro",  # ProGuard rules and qmake projects, both settings (pygments reads Visual Prolog)
+}
+_EXTRA_NAMES = {
+    "go.work": "go-module", "py.typed": "pep561", "procfile": "procfile", "codeowners": "codeowners",
+    "cname": "cname", "podfile": "ruby", "doxyfile": "conf", "manifest": "manifest", "license": "text", "copying": "text",
 }
 # Files named for what they say, whatever follows (`LICENSE-MIT`, `CHANGES`, `Readme`): prose, when capitalized.
 _PROSE_NAME = re.compile(r"(?:readme|changes|changelog|history|news|authors|contributors|maintainers|notice|"
                          r"licen[cs]e|copying|copyright|todo|install|thanks|contributing|credits|patents|hacking|"
-                         r"security|code_of_conduct|faq)(?:[-._].*)?")
+                         r"security|code_of_conduct|faq|unlicense)(?:[-._].*)?")
+# suffixes that name a stand-in for the file named before them: a template (autoconf, CMake), a test's expected
+# output, a distributed default, an example
+_LOOK_THROUGH = frozenset({"in", "golden", "dist", "example", "sample", "orig", "expected"})
 _SCRIPT_DIRS = frozenset({"bin", "sbin", "script", "scripts", "libexec"})  # where executables without extension are
+# pygments' file name patterns that are not `*.ext` (`Makefile.*`, `*Spec.hs`, `bash_*`): a name matching none
+# of them is decided by its extension alone, so the lexer table is searched once per extension, not per name.
+_IRREGULAR = re.compile("|".join(fnmatch.translate(p) for v in LEXERS.values() for p in v[3]
+                                 if not re.fullmatch(r"\*\.[^*?\[\]]+", p)))
+# A modeline declares the language in the first lines: Emacs `-*- tcl -*-` / `-*- mode: tcl -*-`, vim `vim: ft=tcl`.
+_EMACS_MODE = re.compile(r"-\*-\s*(?:[^:;]*?mode:\s*)?([\w+#-]+)\s*(?:;[^\n]*?)?-\*-", re.I)
+_VIM_MODE = re.compile(r"\b(?:vim?|ex):.*?\b(?:ft|filetype|syntax)=([\w+#-]+)")
 
 
-def language_of(path: str) -> str:
-    """The language of `path` ("other" when neither its name nor its extension is known).
+def _from_tags(tags: set[str]) -> str | None:
+    """This project's name for identify's tags of a file name, or None when they name no language."""
+    if "image" in tags:
+        return "svg" if "svg" in tags else "image"
+    if tags & _ARCHIVES:
+        return "archive"
+    named = tags - _GENERIC
+    if not named:
+        return None
+    tag = next((t for t in _PREFERRED if t in named), None) or min(named)
+    return _ALIASES.get(tag, tag)
+
+
+def _lexer_name(cls) -> str:
+    alias = cls.aliases[0] if cls.aliases else cls.name.lower()
+    return _ALIASES.get(alias, alias)
+
+
+@lru_cache(maxsize=4096)
+def _pygments(name: str) -> str | None:
+    """The language of a file name in pygments' table (searched once per extension), or None."""
+    if not _IRREGULAR.match(name):
+        stem, dot, ext = name.rpartition(".")
+        if not (dot and stem):
+            return None
+        return _pygments_extension(ext)
+    cls = find_lexer_class_for_filename(name)
+    return _lexer_name(cls) if cls is not None else None
+
+
+@lru_cache(maxsize=None)
+def _pygments_extension(ext: str) -> str | None:
+    cls = find_lexer_class_for_filename("x." + ext)
+    return _lexer_name(cls) if cls is not None else None
+
+
+@lru_cache(maxsize=65536)
+def _language_of_path(path: str) -> str:
+    dirs, _, name = path.rpartition("/")
+    lower = name.lower()
+    stem, dot, ext = lower.rpartition(".")
+    if ext in ("txt", "in") and (stem.startswith("requirements") or dirs.rpartition("/")[2].lower() == "requirements"):
+        return "pip-requirements"  # pins and specifiers: requirements*.txt, requirements/*.in (pip-tools)
+    if lower.startswith(".env"):
+        return "dotenv"
+    if dot and stem and ext in _LOOK_THROUGH:  # `x.cmake.in`, `root.go.golden`, `phpunit.xml.dist`: what it stands for
+        inner = _language_of_path(path[:-len(ext) - 1])
+        if inner != "other":
+            return inner
+    lang = (_from_tags(identify.tags_from_filename(name) or identify.tags_from_filename(lower)) or _EXTRA_NAMES.get(lower)
+            or (_EXTRA_EXTENSIONS.get(ext) if dot and stem else None) or _pygments(name))
+    if lang is not None:
+        return lang
+    if lower.startswith(("dockerfile.", "containerfile.")):
+        return "dockerfile"
+    if lower.startswith(("makefile", "gnumakefile")):  # `Makefile-all-warn`, `Makefile.win`
+        return "makefile"
+    if not stem and ext.endswith(("rc", "ignore")):  # .npmrc, .eslintrc, .npmignore, .dockerignore
+        return "rc" if ext.endswith("rc") else "ignore"
+    if name[:1].isupper() and _PROSE_NAME.fullmatch(lower):  # `INSTALL` is prose, `install` a script
+        return "text"
+    if not dot and dirs.rpartition("/")[2] in _SCRIPT_DIRS:
+        return "script"
+    return "other"
+
+
+@lru_cache(maxsize=1024)
+def _interpreter_language(command: str) -> str | None:
+    """The language of a shebang's interpreter (`python3.11`, `node`, `wish`): identify's table, then pygments' names."""
+    name = command.rpartition("/")[2]
+    tags = identify.tags_from_interpreter(name)
+    if tags:
+        return _from_tags(set(tags))
+    try:
+        return _lexer_name(find_lexer_class_by_name(name.rstrip("0123456789.")))
+    except ClassNotFound:
+        return None
+
+
+def _mode_language(mode: str) -> str | None:
+    try:
+        return _lexer_name(find_lexer_class_by_name(mode.lower()))
+    except ClassNotFound:
+        return None
+
+
+def content_language(head: str) -> str | None:
+    """The language a file's first lines declare: a modeline (first two lines), else the shebang's interpreter,
+    else the format's own opening: an XML declaration, a JSON object or array, zsh's `#compdef` / `#autoload`.
+
+    >>> content_language("#!/usr/bin/env python3\\nimport os\\n"), content_language("#!/bin/sh\\n# -*- tcl -*-\\n")
+    ('python', 'tcl')
+    >>> content_language("#!/opt/bin/frobnicate\\n"), content_language("plain words\\n")
+    (None, None)
+    """
+    lines = head[:HEAD_CHARS].split("\n", 2)[:2]
+    for line in lines:
+        m = _EMACS_MODE.search(line) or _VIM_MODE.search(line)
+        if m and (lang := _mode_language(m.group(1))):
+            return lang
+    if not head.startswith("#!"):
+        start = head.lstrip("\ufeff \t\r\n")[:6]
+        return ("xml" if start.startswith("<?xml") else "json" if start[:1] in ("{", "[")
+                else "shell" if head.startswith(("#compdef", "#autoload")) else None)
+    command = identify.parse_shebang(io.BytesIO(lines[0].encode("utf-8", "replace")))
+    return _interpreter_language(command[0]) if command else None
+
+
+CONTENT_DECIDES = frozenset({"other", "script"})  # what a name alone tells when the content may tell more
+HEAD_CHARS = 8192  # the head of a file that `language_of` reads: modelines and shebangs in its first lines, C++ marks
+# A `.h` header is C or C++ (identify tags it both): C++ when its head shows C++ only constructs.
+_CPP_MARK = re.compile(r"^\s*(?:namespace\s+[\w:]*\s*\{|template\s*<|using\s+namespace\b|class\s+\w+[^;]*$"
+                       r"|#\s*include\s*<[a-z_]+>\s*$)|\bstd::|^\s*(?:public|private|protected):", re.M)
+
+
+def content_may_decide(path: str) -> bool:
+    """Whether the first lines of the file at `path` may decide its language (its name tells none, or a
+    `.h` that is C or C++).
+
+    >>> content_may_decide("gitk"), content_may_decide("include/spdlog/logger.h"), content_may_decide("a.py")
+    (True, True, False)
+    """
+    lang = _language_of_path(path)
+    return lang in CONTENT_DECIDES or (lang == "c" and path[-2:].lower() == ".h")
+
+
+def language_of(path: str, head: str | None = None) -> str:
+    """The language of `path` ("other" when nothing tells): its name in identify's table, then in
+    pygments'; for a name neither knows, the modeline or shebang of `head` (the file's first lines);
+    a `.h` header whose head shows C++ (`namespace x {`, `template <`, `std::`, `#include <string>`) is C++.
 
     A template's `.in` (autoconf, CMake) is looked through; dot-files named `...rc` / `...ignore`
     are settings; an executable without extension in a `bin/`-like directory is a script; a
@@ -74,56 +210,64 @@ def language_of(path: str) -> str:
     >>> language_of("cJSONConfig.cmake.in"), language_of(".eslintrc"), language_of("bin/express")
     ('cmake', 'rc', 'script')
     """
-    dirs, _, name = path.lower().rpartition("/")
-    if name in _BY_NAME:
-        return _BY_NAME[name]
-    if name.startswith(".env."):
-        return "dotenv"
-    if name.startswith(("dockerfile.", "makefile.")):
-        return name.split(".", 1)[0]
-    stem, dot, ext = name.rpartition(".")
-    if ext in ("txt", "in") and (stem.startswith("requirements") or dirs.rpartition("/")[2] == "requirements"):
-        return "pip-requirements"  # pins and specifiers: requirements*.txt, requirements/*.in (pip-tools)
-    if dot and stem and ext == "in":
-        return language_of(stem)
-    lang = _BY_EXTENSION.get(ext, "other") if dot and stem else "other"
-    if lang != "other":
-        return lang
-    if not stem and ext.endswith(("rc", "ignore")):  # .npmrc, .eslintrc, .npmignore, .dockerignore
-        return "rc" if ext.endswith("rc") else "ignore"
-    if path[-len(name):][:1].isupper() and _PROSE_NAME.fullmatch(name):  # `INSTALL` is prose, `install` a script
-        return "text"
-    if not dot and dirs.rpartition("/")[2] in _SCRIPT_DIRS:
-        return "script"
-    return "other"
+    lang = _language_of_path(path)
+    if head and lang in CONTENT_DECIDES:
+        return content_language(head) or lang
+    if head and lang == "c" and path[-2:].lower() == ".h" and _CPP_MARK.search(head[:HEAD_CHARS]):
+        return "cpp"
+    return lang
 
 
-CATEGORIES = ("code", "tests", "docs", "config", "data")
-_DOCS = frozenset({"markdown", "restructuredtext", "text", "tex", "roff", "rdoc", "asciidoc", "org", "pod", "texinfo"})
+CATEGORIES = ("code", "tests", "docs", "config", "data", "translations")
+_DOCS = frozenset({"markdown", "restructuredtext", "text", "tex", "roff", "rdoc", "asciidoc", "org", "pod", "texinfo",
+                   "mdx"})
 _CONFIG = frozenset({"json", "yaml", "toml", "ini", "xml", "dotenv", "gitignore", "gitattributes",
                      "gitmodules", "lockfile", "cmake", "gradle", "makefile", "dockerfile", "starlark",
                      "go-module", "meson", "manifest", "pep561", "procfile", "codeowners", "cname", "editorconfig",
-                     "mailmap", "rc", "ignore", "pip-requirements", "conf", "properties", "pkg-config", "hcl", "valgrind"})
-_DATA = frozenset({"csv", "svg", "image", "pdf", "archive", "other"})
-_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "testdata", "fuzzing"})
+                     "mailmap", "rc", "ignore", "pip-requirements", "conf", "properties", "pkg-config", "hcl",
+                     "valgrind", "flake8", "jenkins", "csproj", "meson-options", "cfg", "nginx", "apacheconf", "pro"})
+_BUILD_SCRIPTS = (".gradle", ".gradle.kts", ".sbt", ".sln")  # build settings written in a language (Groovy, Kotlin, Scala)
+_DATA = frozenset({"csv", "tsv", "svg", "image", "pdf", "archive", "other", "icon", "font", "audio", "video"})
+_TRANSLATIONS = frozenset({"gettext", "xliff", "strings"})
+_TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "testdata", "fuzzing", "t",
+                        "test-data", "unittests", "unittest", "integration_tests", "e2e"})
+_LOCALE_DIRS = frozenset({"po", "locale", "locales", "i18n", "l10n", "translations", "lang"})
+# the formats message catalogs are written in (under a locale directory): `locales/fr.json`, `i18n/de.properties`
+_MESSAGE_FORMATS = frozenset({"json", "yaml", "properties", "xml", "text", "ini", "toml", "other"})
+# Test files by name, per ecosystem: test_x.py, x_test.go, x_spec.rb, x.test.js, x.spec.ts, FooTest.java, FooTests.cs, FooSpec.scala
+_TEST_NAME = re.compile(r"test_.*|.*_(?:test|tests|spec)|.*\.(?:test|spec)|tests?|conftest")
+_TEST_CLASS = re.compile(r"(?:.*[a-z0-9])?(?:Tests?|Spec|IT)")
+_CLASS_LANGUAGES = frozenset({"java", "kotlin", "scala", "csharp", "fsharp", "groovy", "swift", "objective-c",
+                              "cpp", "php", "dart"})
 
 
-def category_of(path: str) -> str:
-    """The kind of content at `path`, one of CATEGORIES: tests (a test directory or a test file
-    name such as `test_x.py`, `x_test.go`, `x.spec.js`),
-    docs (prose: Markdown, reST, plain text, TeX, man pages), config (settings formats, build files), data
-    (tables, images, archives, unknown formats), else code (templates and scripts included)."""
-    parts = path.lower().split("/")
-    name, dirs = parts[-1], parts[:-1]
-    lang = language_of(path)
+def category_of(path: str, language: str | None = None) -> str:
+    """The kind of content at `path`, one of CATEGORIES: tests (a test directory of any ecosystem,
+    `t/` included, or a test file name: `test_x.py`, `x_test.go`, `x.spec.js`, `FooTest.java`),
+    translations (gettext catalogs, XLIFF, `.strings`; any file under `po/`, `locale/`, `i18n/`),
+    docs (prose: Markdown, reST, plain text, TeX, man pages), config (settings formats, build files),
+    data (tables, images, archives, unknown formats), else code (templates and scripts included).
+    `language` is the file's language when known from its content (`language_of(path, head)`).
+
+    >>> category_of("src/test/java/org/FooTest.java"), category_of("t/t0001-init.sh"), category_of("locale/fr.json")
+    ('tests', 'tests', 'translations')
+    """
+    return _category(path, language or language_of(path))
+
+
+@lru_cache(maxsize=65536)
+def _category(path: str, lang: str) -> str:
+    parts = path.split("/")
+    name, dirs = parts[-1], [d.lower() for d in parts[:-1]]
+    if lang in _TRANSLATIONS or (lang in _MESSAGE_FORMATS and not _LOCALE_DIRS.isdisjoint(dirs)):
+        return "translations"
     stem = name.rsplit(".", 1)[0]
-    if any(d in _TEST_DIRS for d in dirs) or (lang not in _CONFIG and lang not in _DOCS and (  # not `test.yml`
-            stem.startswith("test_") or stem.endswith(("_test", "_tests")) or stem.endswith((".test", ".spec"))
-            or stem in ("test", "tests", "conftest"))):
+    if not _TEST_DIRS.isdisjoint(dirs) or (lang not in _CONFIG and lang not in _DOCS and (  # not `test.yml`
+            _TEST_NAME.fullmatch(stem.lower()) or (lang in _CLASS_LANGUAGES and _TEST_CLASS.fullmatch(stem)))):
         return "tests"
     if lang in _DOCS:
         return "docs"
-    if lang in _CONFIG:
+    if lang in _CONFIG or lang.endswith(("ignore", "rc")) or name.endswith(_BUILD_SCRIPTS):
         return "config"
     if lang in _DATA:
         return "data"

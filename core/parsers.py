@@ -58,14 +58,14 @@ class Definition:
 _LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set per thread that parses
 
 
-def parser_language(path: str) -> str | None:
-    """The tree-sitter grammar of a path: its language (`core.languages.language_of`, the one
-    extension table), TSX apart; None when there is no grammar.
+def parser_language(path: str, language: str | None = None) -> str | None:
+    """The tree-sitter grammar of a path: its language (`language` when its content told it, else
+    `core.languages.language_of(path)`), TSX apart; None when there is no grammar.
 
     >>> parser_language("src/App.tsx"), parser_language("lib/x.H"), parser_language("README.md")
     ('tsx', 'c', None)
     """
-    lang = language_of(path)
+    lang = language or language_of(path)
     if lang == "typescript" and path.lower().endswith(".tsx"):
         return "tsx"
     return lang if lang in _GRAMMARS else None

@@ -24,6 +24,19 @@ STATE_FILE = ".pipeline_state.json"
 LOCK_FILE = ".pipeline.lock"
 # What a killed run leaves: `atomic_write` temporaries.
 STALE_PATTERNS = (".*.tmp-*",)
+# Lock descriptors this process holds. A forked child (a stage's worker process) closes its copies at
+# once: a flock belongs to the open file, so a worker that outlives a killed run would keep the
+# output directory locked and refuse the rerun.
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _HELD_LOCKS:
+        os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def stage_key(settings: dict, inputs: dict[str, str]) -> str:
@@ -96,6 +109,7 @@ class OutputLock:
             self.fd = None
             raise UserError(f"another pipeline run is writing to {self.path.parent} (lock {self.path.name}); "
                             "wait for it or use another --output-dir") from None
+        _HELD_LOCKS.add(self.fd)
         for stale in [p for pattern in STALE_PATTERNS for p in self.path.parent.rglob(pattern)]:
             if stale.is_dir():
                 shutil.rmtree(stale)
@@ -107,6 +121,7 @@ class OutputLock:
         import fcntl
 
         if self.fd is not None:
+            _HELD_LOCKS.discard(self.fd)
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None

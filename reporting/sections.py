@@ -195,12 +195,14 @@ def top(facts: Facts) -> Section:
 def left_out(facts: Facts) -> Section:
     h = (facts.history_stats or {}).get("counts", {})
     c = facts.chunk_stats or {}
-    rows = [["1 scrape", k.replace("_", " "), h[k]] for k in ("binary", "missing_objects", "truncated",
-                                                              "patch_mismatch", "empty_commits") if k in h]
-    rows += [["2 chunk: diffs", k, v] for k, v in sorted(c.get("diff_filtered", {}).items())]
-    rows += [["2 chunk: snapshots", k, v] for k, v in sorted(c.get("snapshot_filtered", {}).items())]
-    rows += [["2 chunk", k.replace("_", " "), c[k]] for k in ("duplicates_dropped", "bad_records") if k in c]
-    rows.append(["4 dataset", "malformed chunks skipped", facts.manifest["input"]["skipped_chunks"]])
+    rows = [["1 scrape", k.replace("_", " "), h[k], ""] for k in ("binary", "missing_objects", "truncated",
+                                                                  "patch_mismatch", "empty_commits") if k in h]
+    for where in ("diff", "snapshot"):  # with a few of the paths each reason left out
+        examples = c.get(f"{where}_filtered_examples") or {}
+        rows += [[f"2 chunk: {where}s", k, v, ", ".join(examples.get(k, []))]
+                 for k, v in sorted(c.get(f"{where}_filtered", {}).items())]
+    rows += [["2 chunk", k.replace("_", " "), c[k], ""] for k in ("duplicates_dropped", "bad_records") if k in c]
+    rows.append(["4 dataset", "malformed chunks skipped", facts.manifest["input"]["skipped_chunks"], ""])
     redactions = [["1 scrape", k, v] for k, v in sorted((facts.history_stats or {}).get("secrets_redacted", {}).items())]
     for where in ("diffs", "snapshots"):
         redactions += [[f"2 chunk: {where}", k, v] for k, v in sorted(c.get("secrets_redacted", {}).get(where, {}).items())]
@@ -216,7 +218,7 @@ def left_out(facts: Facts) -> Section:
     if rows:
         section.figures["left_out.png"] = figures.bars("Left out, by reason", [f"{r[0]}: {r[1]}" for r in rows],
                                                        [r[2] for r in rows], "count")
-    section.tables += [Table("left_out", ["stage", "reason", "count"], rows),
+    section.tables += [Table("left_out", ["stage", "reason", "count", "examples"], rows),
                        Table("redactions", ["where", "kind", "count"], redactions),
                        Table("fallbacks", ["fallback", "taken", "detail"], fallbacks)]
     section.notes.append("Stage 1 counts are file changes (binary, unreadable objects, truncated diffs) and "

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from scrapers.complexity import FunctionWorkers, changed_line_ranges, commit_complexity, measurable
 from scrapers.git_log_stream import NULL_SHA, FileChange, MergeDetails, ParsedCommit
 from core.git_runner import Git, GitError
-from core.languages import language_of
+from core.languages import HEAD_CHARS, content_may_decide, language_of
 from core.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,25 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+_FIRST_LINE_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+1(?:,\d+)? @@[^\n]*\n", re.M)
+
+
+def _language(path: str, diff: str) -> str:
+    """The language of a file change: its name, or for a name that tells none, the file's first lines
+    (modeline, shebang) where the diff shows them (a hunk from line 1 of the new side).
+
+    >>> _language("gitk", "@@ -0,0 +1,2 @@\\n+#!/usr/bin/env python3\\n+import os\\n")
+    'python'
+    """
+    if not content_may_decide(path):
+        return language_of(path)
+    m = _FIRST_LINE_HUNK.search(diff)
+    if m is None:
+        return language_of(path)
+    head = [l[1:] for l in diff[m.end():m.end() + HEAD_CHARS].split("\n") if l[:1] in ("+", " ")]
+    return language_of(path, "\n".join(head) + "\n")
 
 
 def _change_type(status: str) -> str:
@@ -208,7 +227,7 @@ class RecordBuilder:
             "path": self.redact(path, "paths"),
             "old_path": self.redact(_path(fc.old_path), "paths") if fc.old_path is not None else None,
             "change_type": _change_type(fc.status),
-            "language": language_of(path),
+            "language": _language(path, text),
             "additions": fc.additions,
             "deletions": fc.deletions,
             "is_binary": is_binary,

@@ -43,3 +43,64 @@ def test_parser_language_follows_the_one_extension_table():
     assert parser_language("web/App.tsx") == "tsx" and language_of("web/App.tsx") == "typescript"
     assert parser_language("include/x.H") == language_of("include/x.H") == "c"
     assert parser_language("notes.txt") is None and parser_language("Makefile") is None
+
+
+@pytest.mark.parametrize("path, language, category", [
+    # a C project's tools (git's tree): Perl, Tcl, gettext catalogs, shell test scripts under t/
+    ("git-svn.perl", "perl", "code"), ("gitweb/gitweb.perl", "perl", "code"), ("git-gui/lib/blame.tcl", "tcl", "code"),
+    ("po/de.po", "gettext", "translations"), ("po/git.pot", "gettext", "translations"),
+    ("t/t0001-init.sh", "shell", "tests"), ("Documentation/git-log.txt", "text", "docs"),
+    ("configure.ac", "m4", "code"), ("Makefile.am", "makefile", "config"),
+    # other ecosystems' names and test conventions
+    ("src/test/java/org/app/ParserTest.java", "java", "tests"), ("app/src/main/java/org/app/Parser.java", "java", "code"),
+    ("Tests/FooTests.cs", "csharp", "tests"), ("lib/Parser.cs", "csharp", "code"), ("spec/models/user_spec.rb", "ruby", "tests"),
+    ("src/__tests__/App.jsx", "javascript", "tests"), ("src/Foo.kt", "kotlin", "code"), ("build.gradle.kts", "kotlin", "config"),
+    ("build.gradle", "groovy", "config"), ("lib/mix.ex", "elixir", "code"), ("src/Main.hs", "haskell", "code"),
+    ("notebooks/intro.ipynb", "jupyter", "code"), ("locales/fr.json", "json", "translations"),
+    ("src/i18n/messages_de.properties", "properties", "translations"), ("App/fr.lproj/Localizable.strings", "strings", "translations"),
+    ("data/points.tsv", "tsv", "data"), ("pixi.lock", "lockfile", "config"), ("uv.lock", "lockfile", "config"),
+])
+def test_language_and_category_from_the_maintained_tables(path, language, category):
+    assert (language_of(path), category_of(path)) == (language, category)
+
+
+@pytest.mark.parametrize("head, language", [
+    ('#!/bin/sh\n# Tcl ignores the next line -*- tcl -*- \\\nexec wish "$0" -- "$@"\n', "tcl"),  # gitk's first lines
+    ("#!/usr/bin/env python3\nimport sys\n", "python"), ("#!/usr/bin/perl -w\nuse strict;\n", "perl"),
+    ("#!/usr/bin/env node\n'use strict'\n", "javascript"), ("#!/bin/bash\nset -e\n", "shell"),
+    ("#!/usr/bin/env ruby\nputs 1\n", "ruby"), ("# vim: set ft=python :\nx = 1\n", "python"),
+])
+def test_a_file_without_a_known_name_is_known_by_its_first_lines(head, language):
+    assert language_of("gitk", head) == language
+    assert language_of("bin/tool", head) == language  # more precise than "script"
+    assert category_of("gitk", language_of("gitk", head)) == "code"
+
+
+@pytest.mark.parametrize("head", ["#!/opt/weird/frobnicate --fast\n", "#!\n", "#!   \n", "\x00\x01binary", "",
+                                  "-*- nonexistent-mode -*-\n", "#!/usr/bin/env\n"])
+def test_an_unknown_or_broken_shebang_is_judged_not_a_crash(head):
+    assert language_of("tools/run-thing", head) == "other"
+    assert language_of("lib/x.py", head) == "python"  # the name decides when it can
+
+
+@pytest.mark.parametrize("path, head, language", [
+    ("complete/_rg", "#compdef rg\n\n# zsh completion for rg\n", "shell"),  # zsh's completion functions
+    ("tests/tests.vcxproj.filters", '\ufeff<?xml version="1.0" encoding="utf-8"?>\n<Project>\n', "xml"),
+    ("tests/inputs/test4", '{\n  "glossary": {\n    "title": "example glossary"', "json"),
+    ("cobra/cmd/testdata/root.go.golden", None, "go"), ("phpunit.xml.dist", None, "xml"),
+    (".env.example", None, "dotenv"), ("app/proguard-rules.pro", None, "pro"),
+])
+def test_a_format_known_by_its_opening_or_by_the_file_it_stands_for(path, head, language):
+    assert language_of(path, head) == language
+
+
+def test_a_header_is_cpp_when_its_head_shows_cpp():
+    spdlog = ("// Copyright(c) 2015-present, Gabi Melman & spdlog contributors.\n#pragma once\n\n"
+              "#include <spdlog/common.h>\n#include <vector>\n\nnamespace spdlog {\nclass logger {\npublic:\n")
+    cjson = ("#ifndef cJSON__h\n#define cJSON__h\n\n#ifdef __cplusplus\nextern \"C\"\n{\n#endif\n\n"
+             "#include <stddef.h>\n\ntypedef struct cJSON\n{\n    struct cJSON *next;\n} cJSON;\n")
+    assert language_of("include/spdlog/logger.h", spdlog) == "cpp"
+    assert language_of("cJSON.h", cjson) == "c"  # `extern "C"` guards are C
+    assert language_of("include/spdlog/logger.h") == "c"  # without content: identify's first tag
+    from core.parsers import parser_language
+    assert parser_language("include/spdlog/logger.h", language_of("include/spdlog/logger.h", spdlog)) == "cpp"

@@ -176,13 +176,15 @@ def expected_tables(out: Path) -> dict[str, list[list[str]]]:
     t["top_files"] = [[n(i), p, language_of(p), category_of(p), *map(n, v), n(sum(v)), pct(sum(v), total)]
                       for i, (p, v) in enumerate(top, 1)]
     h = h_stats["counts"]
-    t["left_out"] = ([["1 scrape", k.replace("_", " "), n(h[k])]
+    t["left_out"] = ([["1 scrape", k.replace("_", " "), n(h[k]), ""]
                       for k in ("binary", "missing_objects", "truncated", "patch_mismatch", "empty_commits")]
-                     + [["2 chunk: diffs", k, n(v)] for k, v in sorted(c_stats["diff_filtered"].items())]
-                     + [["2 chunk: snapshots", k, n(v)] for k, v in sorted(c_stats["snapshot_filtered"].items())]
-                     + [["2 chunk", "duplicates dropped", n(c_stats["duplicates_dropped"])],
-                        ["2 chunk", "bad records", n(c_stats["bad_records"])],
-                        ["4 dataset", "malformed chunks skipped", n(m["input"]["skipped_chunks"])]])
+                     + [["2 chunk: diffs", k, n(v), ", ".join(c_stats["diff_filtered_examples"][k])]
+                        for k, v in sorted(c_stats["diff_filtered"].items())]
+                     + [["2 chunk: snapshots", k, n(v), ", ".join(c_stats["snapshot_filtered_examples"][k])]
+                        for k, v in sorted(c_stats["snapshot_filtered"].items())]
+                     + [["2 chunk", "duplicates dropped", n(c_stats["duplicates_dropped"]), ""],
+                        ["2 chunk", "bad records", n(c_stats["bad_records"]), ""],
+                        ["4 dataset", "malformed chunks skipped", n(m["input"]["skipped_chunks"]), ""]])
     t["redactions"] = ([["1 scrape", k, n(v)] for k, v in sorted(h_stats["secrets_redacted"].items())]
                        + [[f"2 chunk: {w}", k, n(v)] for w in ("diffs", "snapshots")
                           for k, v in sorted(c_stats["secrets_redacted"][w].items())])

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from core.config import key_settings
-from pipeline.state import RunState, stage_key
+from pipeline.state import OutputLock, RunState, stage_key
 from semantic_chunker import ChunkConfig
 
 
@@ -38,3 +43,29 @@ def test_finished_stage_is_kept_by_id_and_redone_when_an_output_changes(tmp_path
     assert again.finished("chunk", "k2", {"x": out}) is None
     out.write_text("2", encoding="utf-8")
     assert again.finished("chunk", "k1", {"x": out}) is None
+
+
+def test_a_worker_that_outlives_a_killed_run_does_not_keep_the_lock(tmp_path):
+    """A run killed while a forked worker lives on (the worker is not killed with it): the rerun gets the lock."""
+    script = f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from pipeline.state import OutputLock
+lock = OutputLock(__import__("pathlib").Path({str(tmp_path)!r})).__enter__()
+child = os.fork()
+if child == 0:
+    time.sleep(60)
+    os._exit(0)
+print(child, flush=True)
+os._exit(0)   # the run dies without releasing anything, as under SIGKILL
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())  # not read to its end: the worker holds the pipe open
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    try:
+        os.kill(worker, 0)  # the worker is still alive
+        with OutputLock(tmp_path):
+            pass
+    finally:
+        os.kill(worker, signal.SIGKILL)

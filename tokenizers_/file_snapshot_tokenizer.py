@@ -47,7 +47,7 @@ from core.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 2048  # texts per Rust encode_batch call: enough to keep every core busy, little memory
-CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path")
+CHUNK_FIELDS = ("id", "kind", "commit", "order", "timestamp", "path", "language")
 
 
 @dataclass

@@ -4,7 +4,7 @@ Measure saved models (trainer output directories or hub names) on a stage-4 data
 
     val / test     loss and perplexity over the target tokens (examples drawn at random, seeded)
     by language    test loss per language of the file the tokens come from (the split's chunk map)
-    by category    test loss per kind of content: code, tests, docs, config, data
+    by category    test loss per kind of content: code, tests, docs, config, data, translations
     completion     line-level code completion on test-period diffs, as in CodeXGLUE: for added
                    lines ("+" lines) of diff chunks drawn at random, the diff up to the line is the
                    prompt; the greedy completion up to the first newline is compared with the line:
