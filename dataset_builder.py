@@ -218,6 +218,11 @@ def order_chunks(orders: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(orders)), ranks, orders))
 
 
+def near_dup_candidates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.ndarray) -> np.ndarray:
+    """Positions in `perm` that near-dedup compares, in stream order: train's diff chunks (not snapshots)."""
+    return np.flatnonzero((split_sorted == 0) & (data.ranks[perm] != KIND_RANK["snapshot"]))
+
+
 def _drop_near_duplicates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.ndarray,
                           enabled: bool, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
     """Train diff chunks that are near-duplicates of earlier train chunks (`core.near_dup`) left out;
@@ -228,7 +233,7 @@ def _drop_near_duplicates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np
         return perm, split_sorted, near
     from tqdm import tqdm
 
-    pos = np.flatnonzero((split_sorted == 0) & (data.ranks[perm] != KIND_RANK["snapshot"]))
+    pos = near_dup_candidates(data, perm, split_sorted)
     offsets, n_tokens = data.offsets[perm[pos]].tolist(), data.n_tokens[perm[pos]].tolist()
     flags = near_duplicates(tqdm((data.ids[o:o + n] for o, n in zip(offsets, n_tokens)), total=len(pos),
                                  desc="near-duplicates", unit="chunk", disable=not progress))

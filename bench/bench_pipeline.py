@@ -1,20 +1,30 @@
-"""Benchmark the whole pipeline against its floor: `git log -p` plus one raw `encode_batch`.
+"""Benchmark the whole pipeline against its floor: `git log --all -p --cc` plus one raw `encode_batch`.
 
-    python3 bench/bench_pipeline.py                      # builds a repository with bench/make_bench_repo.py
-    python3 bench/bench_pipeline.py --repo PATH          # or measures yours
+    python3 bench/bench_pipeline.py                                 # builds a repository with bench/make_bench_repo.py
+    python3 bench/bench_pipeline.py --repo A --repo B --rounds 3    # or measures yours, one row each
 
-The floor is what no implementation can avoid: reading the history once (`git log -p` over the
-same refs) and tokenizing the chunk texts once (the Rust tokenizer's `encode_batch_fast`), both
-timed here, on this machine, in this run. The pipeline runs offline with the fallback tokenizer
-(trained on a sample of the history), every stage forced. Prints each stage's time and share,
-the floor and the ratio, and the peak RSS.
+The floor is what no implementation can avoid: reading the history once (`git log --all -p --cc`)
+and tokenizing the chunk texts once (the Rust tokenizer's `encode_batch_fast`), both timed here,
+on this machine, in this run. The pipeline runs offline with the fallback tokenizer (trained on a
+sample of the history), every stage forced, in a forked process of its own (so that its peak RSS
+is its own); floor and pipeline alternate for `--rounds` rounds and the medians are printed.
+`report` is what follows stage 4 (the HTML report). Then the same command again on the finished
+output (nothing changed: every stage is skipped, the report is written again).
+
+Parses per blob version: every whole-blob tree-sitter parse of the pipeline (stage 1's function
+complexity and stage 2's widening, in whichever process they run) is logged by content, and the
+count is divided by the distinct contents parsed; parses of a hunk's own lines (stage 2, when
+no whole-file tree is at hand) and of snapshot files are counted apart, as `fragments`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import resource
+import os
+import pickle
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,9 +39,7 @@ from make_bench_repo import ensure_repo  # noqa: E402  (bench/ is the script's d
 
 def git_log_seconds(repo: Path) -> tuple[float, int]:
     start = time.perf_counter()
-    proc = subprocess.Popen(["git", "-C", str(repo), "log", "-p", "--branches", "--remotes", "--tags", "HEAD",
-                             "--no-color", "--topo-order"],
-                            stdout=subprocess.PIPE)
+    proc = subprocess.Popen(["git", "-C", str(repo), "log", "--all", "-p", "--cc", "--no-color"], stdout=subprocess.PIPE)
     size = 0
     while block := proc.stdout.read(1 << 20):
         size += len(block)
@@ -51,41 +59,141 @@ def encode_seconds(chunks: Path, tokenizer_dir: Path) -> tuple[float, int]:
     return time.perf_counter() - start, n
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repo", type=Path, default=None, help="repository to measure [build one]")
-    p.add_argument("--commits", type=int, default=600, help="commits of the generated repository")
-    p.add_argument("--work-dir", type=Path, default=None, help="where to build and write [a temp dir]")
-    args = p.parse_args(argv)
+def _log_parses(log: Path) -> None:
+    """Log each whole-blob parse (`reparse`) and each fragment parse (`definitions`) to `log`, one line
+    each, from this process and the workers it forks later (an O_APPEND write of one line is atomic)."""
+    import core.parsers as parsers
+    import chunking.units as units
+    import scrapers.complexity as complexity
 
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    reparse, definitions = parsers.reparse, parsers.definitions
+
+    def logged_reparse(lang, content, *args, **kwargs):
+        os.write(fd, b"blob " + hashlib.sha1(content).hexdigest().encode() + b"\n")
+        return reparse(lang, content, *args, **kwargs)
+
+    def logged_definitions(text, lang):
+        os.write(fd, b"fragment\n")
+        return definitions(text, lang)
+
+    parsers.reparse = complexity.reparse = logged_reparse
+    units.definitions = logged_definitions
+
+
+def _run_pipeline(repo: str, out: str, force: bool, log: str) -> tuple[float, list[tuple[str, float, bool]]]:
+    """The pipeline's seconds and its stage reports (name, seconds, skipped)."""
     from comprehensive_pipeline import parse_args
-    from pipeline.orchestrator import Pipeline
     from core.io import setup_logging
+    from pipeline.orchestrator import Pipeline
     from pipeline.state import OutputLock
 
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    repo = args.repo or ensure_repo(work / "repo", args.commits)
-    out = work / "out"
-    cfg = parse_args(["--repo", str(repo), "--output-dir", str(out), "--model", "bench/offline-fallback",
-                      "--force", "--no-progress"])
+    _log_parses(Path(log))
+    cfg = parse_args(["--repo", repo, "--output-dir", out, "--model", "bench/offline-fallback", "--no-progress"]
+                     + (["--force"] if force else []))
     setup_logging()
-    git_s, git_bytes = git_log_seconds(repo)
-    with OutputLock(out):
-        pipeline = Pipeline(cfg, repo.resolve(), out)
+    with OutputLock(Path(out)):
+        pipeline = Pipeline(cfg, Path(repo).resolve(), Path(out))
         start = time.perf_counter()
         pipeline.run()
         total = time.perf_counter() - start
-    enc_s, n_tokens = encode_seconds(out / "chunks_semantic.jsonl", out / "tokenizer")
-    floor = git_s + enc_s
-    print(f"\nrepository: {repo}  ({git_bytes / 1e6:.0f} MB of `git log -p`, {n_tokens:,} chunk tokens)")
-    print(f"{'stage':<14}{'seconds':>9}{'share':>8}")
-    for r in pipeline.reports:
-        print(f"{r.stage.strip():<14}{r.seconds:>9.2f}{r.seconds / total:>8.0%}")
-    print(f"{'pipeline':<14}{total:>9.2f}")
-    print(f"floor: git log -p {git_s:.2f}s + encode_batch {enc_s:.2f}s = {floor:.2f}s")
-    print(f"ratio: pipeline / floor = {total / floor:.2f}x")
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    print(f"peak RSS: {peak / 1024:.0f} MB (this process or its largest child)")
+    return total, [(r.stage.strip(), r.seconds, r.skipped) for r in pipeline.reports]
+
+
+def pipeline_run(repo: Path, out: Path, force: bool, log: Path) -> tuple[float, list, int]:
+    """`_run_pipeline` in a forked process (not a pool's daemon: the stages fork workers of their own),
+    with the peak RSS in KB of it and its workers (`wait4`)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer through the pipe, never return into the caller's code
+        os.close(r)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # the pipeline's summary: not in the benchmark's table
+        code = 1
+        try:
+            answer = _run_pipeline(str(repo), str(out), force, str(log))
+            code = 0
+        except BaseException as e:  # noqa: BLE001 (told to the parent, which raises it)
+            answer = f"{type(e).__name__}: {e}"
+        finally:
+            with os.fdopen(w, "wb") as f:
+                pickle.dump(answer, f)
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        answer = pickle.load(f)
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        raise SystemExit(f"error: the pipeline failed on {repo}: {answer}")
+    return (*answer, usage.ru_maxrss)
+
+
+def parse_counts(log: Path) -> tuple[int, int, int]:
+    """(whole-blob parses, distinct blob contents parsed, fragment parses) logged in `log`."""
+    lines = log.read_bytes().splitlines() if log.exists() else []
+    blobs = [line for line in lines if line.startswith(b"blob ")]
+    return len(blobs), len(set(blobs)), len(lines) - len(blobs)
+
+
+def measure(repo: Path, work: Path, rounds: int) -> dict:
+    out = work / "out"
+    floors, runs = [], []
+    for k in range(rounds):  # floor and pipeline alternate, so that both see the same load
+        log = work / f"parses-{k}.log"
+        log.unlink(missing_ok=True)
+        git_s, git_bytes = git_log_seconds(repo)
+        runs.append(pipeline_run(repo, out, True, log))
+        enc_s, n_tokens = encode_seconds(out / "chunks_semantic.jsonl", out / "tokenizer")
+        floors.append((git_s, enc_s))
+    rerun, rerun_stages, _ = pipeline_run(repo, out, False, work / "parses-rerun.log")
+    parses, distinct, fragments = parse_counts(work / "parses-0.log")
+    stages = {}
+    for total, reports, _ in runs:
+        for name, seconds, _ in reports:
+            stages.setdefault(name, []).append(seconds)
+        stages.setdefault("report", []).append(total - sum(seconds for _, seconds, _ in reports))
+    return {"repo": repo.name, "git_mb": git_bytes / 1e6, "tokens": n_tokens,
+            "pipeline": statistics.median(r[0] for r in runs),
+            "git": statistics.median(f[0] for f in floors), "encode": statistics.median(f[1] for f in floors),
+            "floor": statistics.median(f[0] + f[1] for f in floors),
+            "stages": {name: statistics.median(v) for name, v in stages.items()},
+            "peak_mb": max(r[2] for r in runs) / 1024, "parses": parses, "blob_versions": distinct,
+            "fragments": fragments, "rerun": rerun, "rerun_skipped": all(s for _, _, s in rerun_stages)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repo", type=Path, action="append", default=[], help="repository to measure (repeatable) [build one]")
+    p.add_argument("--commits", type=int, default=600, help="commits of the generated repository")
+    p.add_argument("--rounds", type=int, default=3, help="alternating floor/pipeline rounds; medians are printed")
+    p.add_argument("--work-dir", type=Path, default=None, help="where to build and write [a temp dir]")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = p.parse_args(argv)
+
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    repos = args.repo or [ensure_repo(work / "repo", args.commits)]
+    rows = []
+    for repo in repos:
+        (work / repo.name).mkdir(parents=True, exist_ok=True)
+        row = measure(repo, work / repo.name, args.rounds)
+        rows.append(row)
+        print(f"\n{row['repo']}: {row['git_mb']:.0f} MB of `git log --all -p --cc`, {row['tokens']:,} chunk tokens, "
+              f"medians of {args.rounds}")
+        for name, seconds in row["stages"].items():
+            print(f"  {name:<12}{seconds:>9.2f}s {seconds / row['pipeline']:>5.0%}")
+        print(f"  {'pipeline':<12}{row['pipeline']:>9.2f}s   floor {row['floor']:.2f}s (git {row['git']:.2f}s + "
+              f"encode_batch {row['encode']:.2f}s)   ratio {row['pipeline'] / row['floor']:.2f}x")
+        print(f"  parses per blob version {row['parses'] / max(1, row['blob_versions']):.2f} ({row['parses']:,} parses "
+              f"of {row['blob_versions']:,} blob versions; {row['fragments']:,} fragment parses)   "
+              f"peak RSS {row['peak_mb']:.0f} MB   unchanged rerun {row['rerun']:.2f}s"
+              + ("" if row["rerun_skipped"] else " (NOT all stages skipped)"))
+    if len(rows) > 1:
+        print(f"\n{'repository':<12}{'pipeline':>10}{'floor':>8}{'ratio':>7}{'parses/blob':>13}{'peak MB':>9}{'rerun':>8}")
+        for r in rows:
+            print(f"{r['repo']:<12}{r['pipeline']:>10.1f}{r['floor']:>8.1f}{r['pipeline'] / r['floor']:>6.2f}x"
+                  f"{r['parses'] / max(1, r['blob_versions']):>13.2f}{r['peak_mb']:>9.0f}{r['rerun']:>8.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 

@@ -254,18 +254,26 @@ def reparse(lang: str, content: bytes, old: tuple | None = None, patch: bytes = 
     what changed, by the unified diff `patch` from it when there is one (`lines`: `content`'s
     LineStarts), else by the bytes, and tree-sitter reads again only that. A diff that does not fit
     the texts means a parse from nothing.
+
+    Where either version has a syntax error (a C++ header read as C, a file mid-edit), the tree
+    is parsed from nothing: tree-sitter's error recovery can end differently on a re-parse than
+    on a fresh parse (spdlog's bundled fmt/format.h, a7416149 -> 4479421c: 109 definitions
+    re-parsed, 108 fresh), and which versions a process happened to keep (worker scheduling, cache
+    size) must not change a result. Error-free trees re-parse to the fresh parse's tree.
     """
     tree = None
-    if old is not None:
+    if old is not None and not old[0].root_node.has_error:
         tree = old[0].copy()
         if patch:
             if not edit_tree(tree, old[1], lines or LineStarts(content), patch):
                 tree = None
         else:
             edit_tree_bytes(tree, old[2], content)
-    if tree is None:
-        return parser(lang).parse(content), False
-    return parser(lang).parse(content, tree), True
+    if tree is not None:
+        tree = parser(lang).parse(content, tree)
+        if not tree.root_node.has_error:
+            return tree, True
+    return parser(lang).parse(content), False
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from core.parsers import BlobTrees, definitions, definitions_in
+from core.parsers import BlobTrees, LineStarts, definitions, definitions_in, parser, reparse
 
 V1 = "".join(f"class C{i}:\n    def m(self, x):\n        return x + {i}\n\n\n" for i in range(40))
 V2 = V1.replace("return x + 7\n", "y = x * 7\n        return y\n") \
@@ -48,6 +48,23 @@ def test_a_version_whose_previous_one_was_not_parsed_here_is_reparsed_from_its_p
     assert definitions_in(third, "python") == definitions(v3, "python")
     trees.tree("blob4", V1, "python", path="other.py")
     assert trees.whole == 2  # a path never seen: from nothing
+
+
+def test_a_tree_with_a_syntax_error_is_parsed_from_nothing(tmp_path):
+    """Error recovery can end differently on a re-parse than on a fresh parse, and which versions a
+    process kept must not change a result: where the old or the new version has an error, the
+    result is the fresh parse's, whatever was kept."""
+    broken = V1.replace("class C20:", "class C20(:")  # a syntax error in the middle
+    fixed = V2
+    old = (parser("python").parse(broken.encode()), LineStarts(broken.encode()), broken.encode())
+    assert old[0].root_node.has_error
+    tree, reused = reparse("python", fixed.encode(), old, git_diff(tmp_path, broken, fixed), LineStarts(fixed.encode()))
+    assert not reused and str(tree.root_node) == str(parser("python").parse(fixed.encode()).root_node)
+    clean = (parser("python").parse(V1.encode()), LineStarts(V1.encode()), V1.encode())
+    tree, reused = reparse("python", broken.encode(), clean, git_diff(tmp_path, V1, broken), LineStarts(broken.encode()))
+    assert not reused and str(tree.root_node) == str(parser("python").parse(broken.encode()).root_node)
+    tree, reused = reparse("python", V2.encode(), clean, git_diff(tmp_path, V1, V2), LineStarts(V2.encode()))
+    assert reused  # both versions clean: re-parsed from the kept tree
 
 
 def test_rows_inside_a_long_decorator_find_the_definition_below_it():
