@@ -259,18 +259,20 @@ class RecordBuilder:
         self.prefetched[commit.header["hash"]] = (self.workers.submit(items), positions)
 
     def _wanted(self, changes: list[FileChange]) -> list[tuple[int, FileChange, str, list[tuple[int, int]] | None]]:
-        """The readable, text, parseable new files of a commit (with their positions), with their changed line ranges."""
+        """The readable, text new files of a commit that are parseable or whose content may decide their
+        language (with their positions), with their changed line ranges ([]: the language only)."""
         wanted = []
         for k, fc in enumerate(changes):
             new_blob = fc.blobs[-1]
             if new_blob == NULL_SHA or fc.binary or fc.modes[-1] not in ("100644", "100755"):
                 continue
             path = _path(fc.path)
-            if not measurable(path):
+            decides = content_may_decide(path)
+            if not (decides or measurable(path)):
                 continue
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
-            if ranges != []:  # else a rename or mode change without a changed line
-                wanted.append((k, fc, path, ranges))
+            if ranges != [] or decides:  # else a rename or mode change without a changed line
+                wanted.append((k, fc, path, ranges if measurable(path) else []))
         return wanted
 
     def _functions(self, commit: ParsedCommit) -> tuple[list[dict], dict[int, str]]:

@@ -43,7 +43,7 @@ from multiprocessing import get_context
 
 from tree_sitter import Point, QueryCursor
 
-from core.languages import content_may_decide, language_of_blob
+from core.languages import content_may_decide, language_of, language_of_blob
 from core.parallel import answer
 from core.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
                               reparse)
@@ -306,28 +306,27 @@ class FunctionMeter:
         self.cached_bytes = 0
         self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
         self.last: dict[str, str] = {}  # path -> the blob of it parsed last
-        self.languages: OrderedDict[tuple[str, str | None], str] = OrderedDict()  # (blob, path's grammar) -> language
+        self.languages: OrderedDict[tuple[str, str], str] = OrderedDict()  # (blob, its name's language) -> language
         self.parsed = 0
 
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
-        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches)."""
-        if parser_language(path) is None:
-            return False
+        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches,
+        or a file whose content may decide its language, not decided yet)."""
         lang = self._grammar(path, blob)
-        if lang is None:
-            return False
+        if lang is _UNDECIDED:
+            return True
         key = (blob, lang)
-        return lang is _UNDECIDED or key not in self.cache and (ranges is not None or key not in self.whole)
+        return lang is not None and ranges != [] and key not in self.cache and (ranges is not None or key not in self.whole)
 
     def language(self, path: str, blob: str) -> str | None:
         """The language of `path` at `blob` where its content decided it (`core.languages.content_may_decide`)."""
-        return self.languages.get((blob, parser_language(path))) if content_may_decide(path) else None
+        return self.languages.get((blob, language_of(path))) if content_may_decide(path) else None
 
     def _grammar(self, path: str, blob: str):
         """The grammar of `path` at `blob` (None: none), or `_UNDECIDED` while its content must decide it."""
         if not content_may_decide(path):
             return parser_language(path)
-        lang = self.languages.get((blob, parser_language(path)))
+        lang = self.languages.get((blob, language_of(path)))
         return _UNDECIDED if lang is None else parser_language(path, lang)
 
     def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
@@ -339,20 +338,18 @@ class FunctionMeter:
         The grammar is the language of the path, or, where the content may decide it (a `.h`
         header that shows C++), of the blob, decided once per blob as stage 2 decides it.
         """
-        if parser_language(path) is None:
-            return []
         lang, content = self._grammar(path, blob), None
         if lang is _UNDECIDED:
             content = content_of(blob)
             if content is None:
                 return []
             decided = language_of_blob(path, content)
-            self.languages[blob, parser_language(path)] = decided
+            self.languages[blob, language_of(path)] = decided
             if len(self.languages) > LANGUAGES_KEPT:
                 self.languages.popitem(last=False)
             lang = parser_language(path, decided)
-            if lang is None:
-                return []
+        if lang is None or ranges == []:  # no grammar, or only the language was asked (a rename, a file without one)
+            return []
         key = (blob, lang)
         if ranges is None and key in self.whole:  # the blob again (a copy, a revert, a re-added file)
             self.whole.move_to_end(key)
