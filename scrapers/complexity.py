@@ -10,7 +10,8 @@ the changed lines spread over the files: big changes score higher, and a change 
 over many files scores higher than the same number of lines in one file.
 
 Changed functions: every language stage 2 has a tree-sitter grammar for (`core.parsers`:
-Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
+Python, Rust, JavaScript, TypeScript, Go, Java, C, C++; the file's language as stage 2 decides it,
+from the blob where its name leaves it open: a `.h` header that shows C++ is C++) is parsed once per blob (an LRU keyed by
 blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
 hunks changed it; one changed from a blob never parsed, such as a clean merge's result, from the
 tree of its path's last parsed version), and only the functions that overlap an added or changed
