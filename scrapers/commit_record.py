@@ -41,7 +41,8 @@ def _is_utf8(data: bytes) -> bool:
 
 
 _FIRST_LINE_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+1(?:,\d+)? @@[^\n]*\n", re.M)
-_DELETED_FILE_HUNK = re.compile(r"^@@ -1(?:,\d+)? \+0,0 @@[^\n]*\n", re.M)  # stage 2 decides a deleted file on its old blob
+# a deleted file's whole old side: stage 2 decides a deleted file on its old blob
+_DELETED_FILE_HUNK = re.compile(r"^@@ -1(?:,\d+)? \+0,0 @@[^\n]*\n", re.M)
 
 
 def _language(path: str, diff: str) -> str:

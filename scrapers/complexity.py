@@ -11,8 +11,8 @@ over many files scores higher than the same number of lines in one file.
 
 Changed functions: every language stage 2 has a tree-sitter grammar for (`core.parsers`:
 Python, Rust, JavaScript, TypeScript, Go, Java, C, C++; the file's language as stage 2 decides it,
-from the blob where its name leaves it open: a `.h` header that shows C++ is C++) is parsed once per blob (an LRU keyed by
-blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
+from the blob where its name leaves it open: a `.h` header that shows C++ is C++) is parsed once
+per blob (an LRU keyed by blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
 hunks changed it; one changed from a blob never parsed, such as a clean merge's result, from the
 tree of its path's last parsed version), and only the functions that overlap an added or changed
 line get a cyclomatic complexity (the tree is queried over each changed range and each such
@@ -317,7 +317,8 @@ class FunctionMeter:
         if lang is _UNDECIDED:
             return True
         key = (blob, lang)
-        return lang is not None and ranges != [] and key not in self.cache and (ranges is not None or key not in self.whole)
+        return (lang is not None and ranges != [] and key not in self.cache
+                and (ranges is not None or key not in self.whole))
 
     def language(self, path: str, blob: str) -> str | None:
         """The language of `path` at `blob` where its content decided it (`core.languages.content_may_decide`)."""
