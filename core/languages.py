@@ -218,6 +218,20 @@ def language_of(path: str, head: str | None = None) -> str:
     return lang
 
 
+def language_of_blob(path: str, data: bytes) -> str:
+    r"""`language_of(path, head)` of a blob's bytes, read as stage 2 reads a blob: UTF-8 (else no head,
+    so the name decides), CRLF as LF; the one decision stage 1 and stage 2 make per blob version.
+
+    >>> language_of_blob("x.h", b"namespace a {\r\nint f();\r\n}\r\n"), language_of_blob("x.h", b"\xff namespace a {")
+    ('cpp', 'c')
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return language_of(path)
+    return language_of(path, text[:2 * HEAD_CHARS].replace("\r\n", "\n")[:HEAD_CHARS])  # CRLF -> LF at most halves it
+
+
 CATEGORIES = ("code", "tests", "docs", "config", "data", "translations")
 _DOCS = frozenset({"markdown", "restructuredtext", "text", "tex", "roff", "rdoc", "asciidoc", "org", "pod", "texinfo",
                    "mdx"})

@@ -41,21 +41,26 @@ def _is_utf8(data: bytes) -> bool:
 
 
 _FIRST_LINE_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+1(?:,\d+)? @@[^\n]*\n", re.M)
+# a deleted file's whole old side: stage 2 decides a deleted file on its old blob
+_DELETED_FILE_HUNK = re.compile(r"^@@ -1(?:,\d+)? \+0,0 @@[^\n]*\n", re.M)
 
 
 def _language(path: str, diff: str) -> str:
     """The language of a file change: its name, or for a name that tells none, the file's first lines
-    (modeline, shebang) where the diff shows them (a hunk from line 1 of the new side).
+    (modeline, shebang) where the diff shows them (a hunk from line 1 of the new side, or of the old
+    side of a deleted file). The function workers decide it on the blob instead where they read it.
 
     >>> _language("gitk", "@@ -0,0 +1,2 @@\\n+#!/usr/bin/env python3\\n+import os\\n")
     'python'
     """
     if not content_may_decide(path):
         return language_of(path)
-    m = _FIRST_LINE_HUNK.search(diff)
+    m, side = _FIRST_LINE_HUNK.search(diff), ("+", " ")
+    if m is None:
+        m, side = _DELETED_FILE_HUNK.search(diff), ("-", " ")
     if m is None:
         return language_of(path)
-    head = [l[1:] for l in diff[m.end():m.end() + HEAD_CHARS].split("\n") if l[:1] in ("+", " ")]
+    head = [l[1:] for l in diff[m.end():m.end() + HEAD_CHARS].split("\n") if l[:1] in side]
     return language_of(path, "\n".join(head) + "\n")
 
 
@@ -162,8 +167,8 @@ class RecordBuilder:
         h = commit.header
         parents = h["parents"].split()
         message = self.redact(h["message"].rstrip("\n"), "messages")
-        files = [self._file(fc) for fc in commit.files + missing]
-        functions = self._functions(commit) if self.workers is not None else []
+        functions, languages = self._functions(commit) if self.workers is not None else ([], {})
+        files = [self._file(fc, languages.get(k)) for k, fc in enumerate(commit.files + missing)]
         if functions:  # the paths as the record shows them (redacted)
             shown = {_path(fc.path): f["path"] for fc, f in zip(commit.files, files)}
             for fn in functions:
@@ -206,7 +211,8 @@ class RecordBuilder:
             "complexity": complexity,
         }
 
-    def _file(self, fc: FileChange) -> dict:
+    def _file(self, fc: FileChange, language: str | None = None) -> dict:
+        """The record of a file change; `language`: its blob's where the function workers read it."""
         patch = fc.patch
         truncated = len(patch) > self.max_diff_bytes
         if truncated:
@@ -227,7 +233,7 @@ class RecordBuilder:
             "path": self.redact(path, "paths"),
             "old_path": self.redact(_path(fc.old_path), "paths") if fc.old_path is not None else None,
             "change_type": _change_type(fc.status),
-            "language": _language(path, text),
+            "language": language or _language(path, text),
             "additions": fc.additions,
             "deletions": fc.deletions,
             "is_binary": is_binary,
@@ -245,36 +251,42 @@ class RecordBuilder:
         """Hand this commit's files to the function workers, before `build` needs their functions."""
         if self.workers is None:
             return
-        items = []
-        for fc, path, ranges in self._wanted(commit.files):
+        items, positions = [], []
+        for k, fc, path, ranges in self._wanted(commit.files):
             old = fc.blobs[0] if len(fc.blobs) == 2 and fc.blobs[0] != NULL_SHA else None
             patch = fc.patch if old is not None else b""  # a new file's patch (all of it) is not sent
             items.append((path, fc.blobs[-1], ranges, old, patch))
-        self.prefetched[commit.header["hash"]] = self.workers.submit(items)
+            positions.append(k)
+        self.prefetched[commit.header["hash"]] = (self.workers.submit(items), positions)
 
-    def _wanted(self, changes: list[FileChange]) -> list[tuple[FileChange, str, list[tuple[int, int]] | None]]:
-        """The readable, text, parseable new files of a commit, with their changed line ranges."""
+    def _wanted(self, changes: list[FileChange]) -> list[tuple[int, FileChange, str, list[tuple[int, int]] | None]]:
+        """The readable, text new files of a commit that are parseable or whose content may decide their
+        language (with their positions), with their changed line ranges ([]: the language only)."""
         wanted = []
-        for fc in changes:
+        for k, fc in enumerate(changes):
             new_blob = fc.blobs[-1]
             if new_blob == NULL_SHA or fc.binary or fc.modes[-1] not in ("100644", "100755"):
                 continue
             path = _path(fc.path)
-            if not measurable(path):
+            decides = content_may_decide(path)
+            if not (decides or measurable(path)):
                 continue
             ranges = None if fc.status == "A" else changed_line_ranges(fc.patch)
-            if ranges != []:  # else a rename or mode change without a changed line
-                wanted.append((fc, path, ranges))
+            if ranges != [] or decides:  # else a rename or mode change without a changed line
+                wanted.append((k, fc, path, ranges if measurable(path) else []))
         return wanted
 
-    def _functions(self, commit: ParsedCommit) -> list[dict]:
-        """Changed functions (with CCN) of the commit's readable, text, parseable new files."""
+    def _functions(self, commit: ParsedCommit) -> tuple[list[dict], dict[int, str]]:
+        """Changed functions (with CCN) of the commit's readable, text, parseable new files, and the
+        languages their blobs decided (a `.h` header that shows C++), by position in `commit.files`."""
         if commit.header["hash"] not in self.prefetched:
             self.prefetch(commit)
         assert self.workers is not None
-        out = [f for found in self.workers.result(self.prefetched.pop(commit.header["hash"])) for f in found]
+        ticket, positions = self.prefetched.pop(commit.header["hash"])
+        results = self.workers.result(ticket)
         self.counts["function_blobs_parsed"] = sum(self.workers.parsed)
-        return out
+        return ([f for found, _ in results for f in found],
+                {k: lang for k, (_, lang) in zip(positions, results) if lang is not None})
 
     def _merge(self, commit: str, parents: list[str], parsed: ParsedCommit) -> dict:
         """Merge base, the files both sides changed since it, and the conflicts the merge resolved."""

@@ -10,8 +10,9 @@ the changed lines spread over the files: big changes score higher, and a change 
 over many files scores higher than the same number of lines in one file.
 
 Changed functions: every language stage 2 has a tree-sitter grammar for (`core.parsers`:
-Python, Rust, JavaScript, TypeScript, Go, Java, C, C++) is parsed once per blob (an LRU keyed by
-blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
+Python, Rust, JavaScript, TypeScript, Go, Java, C, C++; the file's language as stage 2 decides it,
+from the blob where its name leaves it open: a `.h` header that shows C++ is C++) is parsed once
+per blob (an LRU keyed by blob id; a blob changed from one still kept is re-parsed from that one's tree, only where the
 hunks changed it; one changed from a blob never parsed, such as a clean merge's result, from the
 tree of its path's last parsed version), and only the functions that overlap an added or changed
 line get a cyclomatic complexity (the tree is queried over each changed range and each such
@@ -43,6 +44,7 @@ from multiprocessing import get_context
 
 from tree_sitter import Point, QueryCursor
 
+from core.languages import content_may_decide, language_of, language_of_blob
 from core.parallel import answer
 from core.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
                               reparse)
@@ -85,6 +87,8 @@ _EXTRA["typescript"] = _EXTRA["tsx"] = _EXTRA["javascript"] + \
 _CODE_LINE = re.compile(rb"^[ \t]*(?![ \t\r\n#]|//|/\*|\*)", re.M)  # a line with code: not blank, not a comment
 CACHE_BYTES = 8 << 20  # source bytes of parsed blobs kept (their trees take 10-40x that)
 WHOLE_BLOBS = 20_000  # blobs whose every function is kept (an added file's), after their trees have gone
+_UNDECIDED = object()  # a grammar that the blob's content decides, not read yet
+LANGUAGES_KEPT = 65_536  # blobs whose language their content decided (a `.h` header: C or C++) kept
 
 
 def commit_complexity(changes: list[tuple[int, int]]) -> dict:
@@ -303,13 +307,29 @@ class FunctionMeter:
         self.cached_bytes = 0
         self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
         self.last: dict[str, str] = {}  # path -> the blob of it parsed last
+        self.languages: OrderedDict[tuple[str, str], str] = OrderedDict()  # (blob, its name's language) -> language
         self.parsed = 0
 
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
-        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches)."""
-        lang = parser_language(path)
+        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches,
+        or a file whose content may decide its language, not decided yet)."""
+        lang = self._grammar(path, blob)
+        if lang is _UNDECIDED:
+            return True
         key = (blob, lang)
-        return lang is not None and key not in self.cache and (ranges is not None or key not in self.whole)
+        return (lang is not None and ranges != [] and key not in self.cache
+                and (ranges is not None or key not in self.whole))
+
+    def language(self, path: str, blob: str) -> str | None:
+        """The language of `path` at `blob` where its content decided it (`core.languages.content_may_decide`)."""
+        return self.languages.get((blob, language_of(path))) if content_may_decide(path) else None
+
+    def _grammar(self, path: str, blob: str):
+        """The grammar of `path` at `blob` (None: none), or `_UNDECIDED` while its content must decide it."""
+        if not content_may_decide(path):
+            return parser_language(path)
+        lang = self.languages.get((blob, language_of(path)))
+        return _UNDECIDED if lang is None else parser_language(path, lang)
 
     def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
                           old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
@@ -317,9 +337,20 @@ class FunctionMeter:
 
         `content_of(blob)` gives the bytes (or None) on a cache miss; `patch`, the unified diff from
         `old_blob`, lets tree-sitter re-parse only the changed parts when that blob is cached.
+        The grammar is the language of the path, or, where the content may decide it (a `.h`
+        header that shows C++), of the blob, decided once per blob as stage 2 decides it.
         """
-        lang = parser_language(path)
-        if lang is None:
+        lang, content = self._grammar(path, blob), None
+        if lang is _UNDECIDED:
+            content = content_of(blob)
+            if content is None:
+                return []
+            decided = language_of_blob(path, content)
+            self.languages[blob, language_of(path)] = decided
+            if len(self.languages) > LANGUAGES_KEPT:
+                self.languages.popitem(last=False)
+            lang = parser_language(path, decided)
+        if lang is None or ranges == []:  # no grammar, or only the language was asked (a rename, a file without one)
             return []
         key = (blob, lang)
         if ranges is None and key in self.whole:  # the blob again (a copy, a revert, a re-added file)
@@ -327,7 +358,7 @@ class FunctionMeter:
             return self._dicts(path, self.whole[key])
         index = self.cache.get(key)
         if index is None:
-            content = content_of(blob)
+            content = content if content is not None else content_of(blob)
             if content is None:
                 return []
             previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
@@ -377,13 +408,14 @@ def _ask(meter: FunctionMeter, reader: BlobReader, items: list[Item]) -> list[st
 
 
 def _measure(meter: FunctionMeter, reader: BlobReader, items: list[Item],
-             asked: list[str]) -> tuple[list[list[dict]], int]:
-    """Changed functions of each item, the `asked` blobs taken from `reader`; and the blobs parsed so far."""
+             asked: list[str]) -> tuple[list[tuple[list[dict], str | None]], int]:
+    """Changed functions of each item and its language where the blob decided it (else None), the
+    `asked` blobs taken from `reader`; and the blobs parsed so far."""
     contents = {blob: reader.get(blob) for blob in asked}
 
     def content_of(blob: str) -> bytes | None:
         return contents[blob] if blob in contents else reader.read(blob)
-    return [meter.changed_functions(path, blob, content_of, ranges, old, patch)
+    return [(meter.changed_functions(path, blob, content_of, ranges, old, patch), meter.language(path, blob))
             for path, blob, ranges, old, patch in items], meter.parsed
 
 
@@ -395,7 +427,7 @@ def _start_worker(repo: str) -> None:
     _worker = (FunctionMeter(), BlobReader(Git(repo)))
 
 
-def _work(items: list[Item]) -> tuple[list[list[dict]], int]:
+def _work(items: list[Item]) -> tuple[list[tuple[list[dict], str | None]], int]:
     assert _worker is not None
     return _measure(*_worker, items, _ask(*_worker, items))
 
@@ -405,7 +437,7 @@ class FunctionWorkers:
 
         workers = FunctionWorkers(git, jobs=2)
         ticket = workers.submit(items)       # as early as possible (a few commits ahead)
-        functions = workers.result(ticket)   # one list of function dicts per item
+        found = workers.result(ticket)       # per item: (function dicts, its language where its blob decided it)
 
     `jobs` worker processes each own a `FunctionMeter` and a `git cat-file --batch`; an item goes
     to the worker its path hashes to. They are forked when this is made (the scraper makes it
@@ -435,8 +467,8 @@ class FunctionWorkers:
             parts.setdefault(zlib.crc32(path.encode("utf-8", "surrogateescape")) % self.jobs, []).append(k)
         return [(w, ks, self.pools[w].submit(_work, [items[k] for k in ks])) for w, ks in sorted(parts.items())]
 
-    def result(self, ticket: list) -> list[list[dict]]:
-        out: list[list[dict]] = [[] for _ in range(sum(len(ks) for _, ks, _ in ticket))]
+    def result(self, ticket: list) -> list[tuple[list[dict], str | None]]:
+        out: list[tuple[list[dict], str | None]] = [([], None)] * sum(len(ks) for _, ks, _ in ticket)
         for w, ks, job in ticket:
             if isinstance(job, Future):
                 functions, self.parsed[w] = answer(job, "a function complexity worker process",

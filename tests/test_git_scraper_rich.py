@@ -330,3 +330,67 @@ def test_function_workers_start_from_a_script_on_stdin(sample, tmp_path):
     proc = subprocess.run([sys.executable, "-"], input=script.encode(), capture_output=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert (tmp_path / "h.jsonl").read_bytes() == (out / "h.jsonl").read_bytes()
+
+
+_CPP_HEADER = """\
+// counter.h: a header-only counter
+//
+// (a licence block: the edits below are far from line 1, so no diff
+// shows the file's first lines)
+//
+//
+//
+#pragma once
+#include <string>
+
+namespace app {
+
+template <typename T>
+T clamp(T v, T lo, T hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+class Counter {
+public:
+    int bump(int by) {
+        if (by > 0 && by < 10) {
+            n_ += by;
+        }
+        return n_;
+    }
+private:
+    int n_ = 0;
+};
+
+}  // namespace app
+"""
+_C_HEADER = "/* util.h */\n\n\n\n\n\n\n#pragma once\n\nstatic inline int add(int a, int b) {\n    return a + b;\n}\n"
+
+
+@pytest.mark.parametrize("jobs", [0, 1])
+def test_a_cpp_header_is_cpp_and_measured_with_the_cpp_grammar(tmp_path, jobs):
+    """A `.h` that shows C++ is C++ in every record, as stage 2 decides it on the blob (not only where a diff
+    shows line 1: a later edit, a rename without a changed line; a deleted file on its old content), and
+    its functions are measured with the C++ grammar (a class's method, a template function); a script
+    without extension is what its shebang says in every record."""
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("add headers", {"include/counter.h": _CPP_HEADER, "include/util.h": _C_HEADER,
+                             "tools/gen": "#!/usr/bin/env python3\n" + "import sys\n" * 6})
+    b.commit("wider bump", {"include/counter.h": _CPP_HEADER.replace("by < 10", "by < 100"),
+                            "include/util.h": _C_HEADER.replace("a + b", "b + a")})
+    b.commit("clamp and bump", {"include/counter.h": _CPP_HEADER.replace("by < 10", "by < 100 || by == -1")
+                                .replace("v > hi ? hi : v", "hi < v ? hi : v")})
+    b.git("mv", "include/counter.h", "include/app.h")  # a rename without a changed line: no diff shows its head
+    b.git("rm", "-q", "tools/gen")
+    b.commit("rename, and a script goes", {"tools/run": "#!/usr/bin/env python3\n" + "import os\n" * 6 + "print(1)\n"})
+    b.commit("script", {"tools/run": "#!/usr/bin/env python3\n" + "import os\n" * 6 + "print(2)\n"})
+    _, records = run_scrape(b.path, tmp_path / "out", jobs=jobs)
+    languages = [(f["path"], f["language"]) for r in records for f in r["files"]]
+    assert languages == [("include/counter.h", "cpp"), ("include/util.h", "c"), ("tools/gen", "python"),
+                         ("include/counter.h", "cpp"), ("include/util.h", "c"), ("include/counter.h", "cpp"),
+                         ("include/app.h", "cpp"), ("tools/gen", "python"), ("tools/run", "python"),
+                         ("tools/run", "python")]
+    functions = [[(f["name"], f["cyclomatic_complexity"]) for f in r["complexity"]["functions"]] for r in records]
+    assert functions == [[("app::clamp", 3), ("app::Counter::bump", 3), ("add", 1)],
+                         [("app::Counter::bump", 3), ("add", 1)],
+                         [("app::clamp", 3), ("app::Counter::bump", 4)], [], []]
