@@ -30,7 +30,8 @@ from training.loop import Amp, forward_loss, train_step
 
 CONTEXT, TARGET = 24, 8
 TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "batch_size": 4, "learning_rate": 3e-3, "warmup_steps": 0,
-        "device": "cpu", "progress": False, "log_every": 1, "patience": 0, "eval_max_batches": 2}
+        "device": "cpu", "progress": False, "log_every": 1, "patience": 0, "eval_examples": 8,
+        "grad_accum": 1}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -328,7 +329,7 @@ def test_two_process_ddp_on_cpu(data_dir, tmp_path):
            str(root / "training/model_trainer_unified.py"), "--sequences", str(data_dir / "training_data_train.json"),
            "--output", str(out), "--device", "cpu", "--max-steps", "4", "--eval-every", "2", "--no-progress",
            "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--batch-size", "2", "--log-every", "1",
-           "--eval-max-batches", "3"]
+           "--eval-examples", "6"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -338,7 +339,7 @@ def test_two_process_ddp_on_cpu(data_dir, tmp_path):
     assert "(x2 processes)" in done.stderr and done.stderr.count("test perplexity") == 1
     assert (out / "model.safetensors").is_file()
     # The evaluation subset is drawn by seed, not by process count: one process measures the same.
-    one = trainer.run(cfg(data_dir, tmp_path / "one", max_steps=1, n_layer=1, batch_size=2, eval_max_batches=3))
+    one = trainer.run(cfg(data_dir, tmp_path / "one", max_steps=1, n_layer=1, batch_size=2, eval_examples=6))
     first = next(x for x in lines if x["event"] == "eval")
     assert first["step"] == 0 and first["test_loss"] == pytest.approx(one["test_loss_start"], rel=1e-5)
 
