@@ -207,7 +207,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         import difflib
-        import sys
         hint = ""
         if message.startswith("unrecognized arguments:"):
             flags = [s for a in self._actions for s in a.option_strings]

@@ -28,7 +28,7 @@ def _fingerprint(split, context: int) -> dict:
     meta = split.meta
     return {"tokenizer_sha256": split.identity.get("sha256"), "vocab_size": split.identity.get("vocab_size"),
             "context_window": meta["context_window"], "target_window": meta["target_window"],
-            "stride": meta.get("stride"), "tokens_sha256": meta.get("tokens_sha256"), "n_examples": len(split),
+            "stride": meta.get("stride"), "n_examples": len(split), "tokens_sha256": meta.get("tokens_sha256"),
             "context": context}
 
 
@@ -75,8 +75,8 @@ class Evaluator:
             if differ:
                 k = differ[0]
                 raise UserError(f"--eval-set {path}: drawn from another dataset than {split.path} "
-                                f"({k} {want.get(k)!r} there, {have[k]!r} here); evaluate on the dataset it was "
-                                "drawn from, or leave --eval-set out")
+                                f"({k} {str(want.get(k))[:16]} there, {str(have[k])[:16]} here); evaluate on the "
+                                "dataset it was drawn from, or leave --eval-set out")
             indices[name] = np.asarray(want["indices"], dtype=np.int64)
         return cls(splits, indices, data["seed"], data["max_examples"])
 

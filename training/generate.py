@@ -72,7 +72,8 @@ def run(cfg: GenerateConfig) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Complete a code prompt with a saved model.")
+    from training.config import OneLineParser
+    p = OneLineParser(description="Complete a code prompt with a saved model.")
     p.add_argument("--model", type=str, required=True, help="model directory written by the trainer (or hub name)")
     p.add_argument("--prompt", type=str, default=None, help="text to complete")
     p.add_argument("--prompt-file", type=Path, default=None, help="read the prompt from this file instead")

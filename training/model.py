@@ -56,11 +56,25 @@ def check_tokenizer(spec: str, identity: dict) -> None:
     except TokenizerUnavailable as e:
         raise UserError(f"--model {spec}: cannot check its tokenizer against the dataset's ({e})") from None
     theirs = tokenizer_identity(tok, source=spec)
-    if not same_tokenizer(theirs, identity):
+    if not same_tokenizer(theirs, identity) and not _extends(spec, tok, identity):
         raise UserError(f"--model {spec}: its tokenizer ({theirs['name_or_path']}, vocab {theirs['vocab_size']}, "
                         f"sha256 {theirs['sha256'][:12]}) is not the dataset's ({identity['name_or_path']}, "
                         f"vocab {identity['vocab_size']}, sha256 {identity['sha256'][:12]}); rebuild the dataset "
                         f"with --model {spec} or train from scratch")
+
+
+def _extends(spec: str, tok, identity: dict) -> bool:
+    """A model the trainer saved with FIM tokens added to the dataset's tokenizer (its run.json says so)."""
+    import json
+    from pathlib import Path
+    record = Path(spec) / "run.json"
+    if not record.is_file():
+        return False
+    run = json.loads(record.read_text(encoding="utf-8"))
+    fim = run.get("fim") or {}
+    base = run.get("dataset_tokenizer")
+    return bool(fim.get("added")) and base is not None and same_tokenizer(base, identity) and \
+        len(tok) == int(identity["vocab_size"]) + len(fim.get("tokens", ()))
 
 
 def pretrained_model(cfg: TrainConfig, identity: dict):
