@@ -184,7 +184,7 @@ class Trainer:
         self.warmup = warmup_steps(cfg.warmup_steps, self.total_steps)
         self.scheduler = cosine_schedule(self.optimizer, self.total_steps, self.warmup, cfg.min_lr_ratio)
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-        self.state, self.resumed_from = LoopState(), None
+        self.state, self.resumed_from, self.saved_at = LoopState(), None, None
         if cfg.resume:
             self.resumed_from = self.out / "checkpoint" if cfg.resume == "last" else Path(cfg.resume)
             ckpt = checkpoint.load(self.resumed_from)
@@ -373,6 +373,9 @@ class Trainer:
         return self.cfg.patience > 0 and s.bad_evals >= self.cfg.patience
 
     def _save_checkpoint(self) -> None:
+        if self.saved_at == self.state.step:
+            return  # written at this step already (an evaluation at the last step)
+        self.saved_at = self.state.step
         if self.dist.main:
             checkpoint.save(self.out / "checkpoint", self.core, self.optimizer, self.scheduler, self.scaler,
                             asdict(self.state), self.cfg)
