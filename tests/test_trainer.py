@@ -380,11 +380,12 @@ def test_checkpoint_every_save_every_steps(data_dir, tmp_path, monkeypatch):
 
 
 def test_short_runs_warm_up(data_dir, tmp_path):
+    from training.trainer import warmup_steps
     trainer.run(cfg(data_dir, tmp_path / "w", max_steps=16, warmup_steps=100, eval_every=100))
     lines = [json.loads(x) for x in (tmp_path / "w/metrics.jsonl").read_text().splitlines()]
     lrs = [x["lr"] for x in lines if x["event"] == "train"]
     assert lrs[:5] == sorted(lrs[:5]) and lrs[0] < lrs[3] == pytest.approx(3e-3) == max(lrs)  # 4 warmup steps
-    assert trainer.warmup_steps(100, 16) == 4 and trainer.warmup_steps(2, 16) == 2
+    assert warmup_steps(100, 16) == 4 and warmup_steps(2, 16) == 2
 
 
 def test_loss_on_all_trains_each_token_once(data_dir, tmp_path, caplog):

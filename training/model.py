@@ -179,3 +179,10 @@ def count_params(model) -> tuple[int, int]:
         total += p.numel()
         trainable += p.numel() if p.requires_grad else 0
     return total, trainable
+
+
+def grow_embeddings(model, n_tokens: int, multiple: int) -> None:
+    """Room for added tokens: the embeddings (and a tied or untied LM head) grow to `n_tokens`."""
+    if model.get_input_embeddings().num_embeddings < n_tokens:
+        model.resize_token_embeddings(n_tokens, pad_to_multiple_of=multiple if multiple > 1 else None,
+                                      mean_resizing=True)
