@@ -211,6 +211,19 @@ def test_tensorboard_beside_metrics(datasets, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [x["step"] for x in logged]
     assert [round(e.value, 5) for e in events.Scalars("train/loss")] == [round(x["loss"], 5) for x in logged]
     assert [e.step for e in events.Scalars("eval/val_loss")] == [0, 2, 4]
+    # killed after step 3 with its checkpoint at step 2: the resumed run's events replace steps 3-4
+    again = tmp_path / "tb2"
+    kw = dict(max_steps=4, eval_every=2, report_to="tensorboard", save_every=0)
+    trainer.run(tiny(datasets["log"], again, stop_at_step=2, **kw))
+    shutil.copytree(again / "checkpoint", tmp_path / "at2")
+    trainer.run(tiny(datasets["log"], again, stop_at_step=3, resume="last", **kw))
+    shutil.rmtree(again / "checkpoint")
+    shutil.copytree(tmp_path / "at2", again / "checkpoint")
+    trainer.run(tiny(datasets["log"], again, resume="last", **kw))
+    events = EventAccumulator(str(again / "runs"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [x["step"] for x in records(again) if x["event"] == "train"] == [1, 2, 3, 4]
 
 
 def test_config_special_ids_are_the_tokenizers(tmp_path):
