@@ -10,7 +10,8 @@ version (`git show PARENT:PATH`). Each task's prompt starts with a header as the
 have it (`commit DATE SUBJECT`, `file PATH`), then the file:
 
     line     next-line completion: the parent's version up to the hunk, then the hunk's added lines
-             before the chosen one; the answer is the chosen added line (one per hunk at most)
+             before the chosen one; the answer is the chosen added line (one per hunk at most); the
+             prediction is the first non-blank line generated (the answer is never blank)
     infill   fill-in-the-middle for models with FIM tokens: a hunk's added lines (1-8 of them) are
              the middle, the parent's file before and after the hunk the prefix and the suffix
 
@@ -185,8 +186,30 @@ def complete(model, tok, tasks: list[Task], max_new_tokens: int, device, fim=Non
             y = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens, do_sample=False,
                                pad_token_id=model.generation_config.pad_token_id,
                                eos_token_id=sorted(stop_ids) or None,
-                               stop_strings=None if fim else ["\n"], tokenizer=None if fim else tok)
+                               stopping_criteria=None if fim else [line_done(tok, len(ids))])
         new = [i for i in y[0, len(ids):].tolist() if i not in stop_ids]
         text = tok.decode(new, skip_special_tokens=True)
-        out.append(text.rstrip("\n") if fim else text.split("\n", 1)[0])
+        out.append(text.rstrip("\n") if fim else first_line(text))
     return out
+
+
+def line_done(tok, start: int):
+    """Stop generating once a non-blank line is complete (on the decoded text: any tokenizer's newlines)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class LineDone(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = ["\n" in tok.decode(row[start:]).lstrip() for row in input_ids]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return LineDone()
+
+
+def first_line(text: str) -> str:
+    """The first line with something on it: the answer is never blank, so blank lines first are skipped.
+
+    >>> first_line("\n   \n    return x\n")
+    '    return x'
+    """
+    return next((x for x in text.split("\n") if x.strip()), "")

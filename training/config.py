@@ -28,8 +28,9 @@ class TrainConfig:
     train_path: str | None = _f(None, "training split file training_data_train.json (stage 4)")
     val_path: str | None = _f(None, "validation split; default: beside train_path (_train.json -> _val.json)")
     test_path: str | None = _f(None, "test split; default: beside train_path (_train.json -> _test.json)")
-    loss_on: str = _f("target", "which tokens carry the loss: the target window only, or every token of "
-                      "non-overlapping windows", ("target", "all"))
+    loss_on: str = _f("auto", "which tokens carry the loss: target (each example's target window), all (every "
+                      "token of non-overlapping windows), auto (all when fine-tuning a model, target from scratch)",
+                      ("auto", "target", "all"))
     max_context: int = _f(0, "if > 0: use only the last N context tokens of each example (no dataset rebuild)")
     # model
     model: str | None = _f(None, "pretrained causal LM (hub name or local dir) to fine-tune; unset: train from scratch")
@@ -179,6 +180,8 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Train
             raise UserError(f"unknown config key: {key}")
         values[key] = value
     cfg = validate(TrainConfig(**values))
+    if cfg.loss_on == "auto":  # measured: bench/bench_finetune.py, docs/training.md
+        cfg.loss_on = "all" if cfg.model else "target"
     if cfg.model and "learning_rate" in (overrides or {}):
         # --learning-rate on the command line of a fine-tuning run means the rate of this run.
         key = peak_learning_rate(cfg)[1]
