@@ -209,7 +209,7 @@ def line_done(tok, start: int):
 def first_line(text: str) -> str:
     """The first line with something on it: the answer is never blank, so blank lines first are skipped.
 
-    >>> first_line("\n   \n    return x\n")
+    >>> first_line("\\n   \\n    return x\\n")
     '    return x'
     """
     return next((x for x in text.split("\n") if x.strip()), "")
