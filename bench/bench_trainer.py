@@ -83,7 +83,7 @@ def compare(tmp: Path, name: str, steps: int, device: torch.device, rounds: int,
                                     target=keys.pop("target"))
     cfg = load_config(None, {"train_path": str(split_path), "output_dir": str(tmp / name / "out"), "progress": False,
                              "max_steps": steps, "log_every": steps, "warmup_steps": 0, "device": str(device),
-                             "patience": 0, **keys})
+                             "patience": 0, "grad_accum": 1, "save_every": 0, **keys})
     ours = plain = 0.0
     for _ in range(rounds):  # interleaved, best of each: the machine's load drifts
         summary = trainer.run(cfg)

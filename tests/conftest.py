@@ -142,3 +142,42 @@ def trained_tokenizer_dir(tmp_path_factory) -> Path:
     out = base / "tokenizer"
     train_fallback_tokenizer(texts * 4, out, vocab_size=600)
     return out
+
+
+FT_CONTEXT, FT_TARGET = 64, 16
+BUNDLES = ROOT.parent / "shared" / "repos"
+
+
+@pytest.fixture(scope="session")
+def datasets(tmp_path_factory, trained_tokenizer_dir) -> dict[str, Path]:
+    """Stage 4's datasets of the first 40 commits of click and of log, with one tokenizer (the clones
+    are beside them: datasets["log"].parent.parent / "log")."""
+    import subprocess
+
+    from pipeline.orchestrator import run_pipeline
+    from pipeline.config import PipelineConfig
+    base = tmp_path_factory.mktemp("ft")
+    out = {}
+    for name in ("click", "log"):
+        bundle = BUNDLES / f"{name}.bundle"
+        if not bundle.is_file():
+            pytest.skip(f"{bundle} not found: the shared repository bundles are needed")
+        subprocess.run(["git", "clone", "-q", str(bundle), str(base / name)], check=True)
+        run_pipeline(PipelineConfig(repo=str(base / name), output_dir=str(base / f"data-{name}"),
+                                    model=str(trained_tokenizer_dir), context_window=FT_CONTEXT, target_window=FT_TARGET,
+                                    max_commits=40, min_chunk_tokens=8, max_chunk_tokens=256, progress=False))
+        out[name] = base / f"data-{name}" / "dataset"
+    return out
+
+
+@pytest.fixture(scope="session")
+def pretrained(datasets, tmp_path_factory) -> Path:
+    """A tiny GPT-2 trained on click's dataset with the shipped smoke-run config: the "pretrained" model."""
+    out = tmp_path_factory.mktemp("pre") / "model"
+    from training import model_trainer_unified as trainer
+    from training.config import load_config
+    cfg = load_config(ROOT / "training_config_tiny.yaml", {"train_path": str(datasets["click"] / "training_data_train.json"),
+                                                           "output_dir": str(out), "progress": False, "max_steps": 60,
+                                                           "learning_rate": 3e-3, "eval_every": 30})
+    trainer.run(cfg)
+    return out

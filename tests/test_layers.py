@@ -18,8 +18,6 @@ STAGE_OF = {"scrapers": "scrape", "chunking": "chunk", "semantic_chunker": "chun
             "dataset_builder": "dataset", "reporting": "report"}
 LAYER_OF = {"core": GROUND, **{top: STAGES for top in STAGE_OF}, "pipeline": ORCHESTRATION,
             "multirepo": ORCHESTRATION, "comprehensive_pipeline": ENTRY, "training": ENTRY, "bench": ENTRY}
-# The old paths of moved ground modules, kept only for training/ until issue 26 rewrites its imports.
-TRAINING_ONLY = {"pipeline.io", "pipeline.schema", "tokenizers_.loading"}
 
 
 def product_modules() -> dict[str, Path]:
@@ -73,9 +71,7 @@ def violations() -> list[str]:
         for dst, name, line in targets:
             dst_top = dst.split(".")[0]
             where = f"{modules[src].relative_to(ROOT)}:{line} imports {dst}" + (f".{name}" if name else "")
-            if dst in TRAINING_ONLY and src_top not in ("training", dst_top):
-                bad.append(f"{where}: an old path kept for training/ only; import core.* instead")
-            elif src_top == "training" and dst_top not in ("core", "training") and dst not in TRAINING_ONLY:
+            if src_top == "training" and dst_top not in ("core", "training"):
                 bad.append(f"{where}: the trainer reads files; it imports only core/ and training/")
             elif LAYER_OF[dst_top] > LAYER_OF[src_top]:
                 bad.append(f"{where}: an import upward")

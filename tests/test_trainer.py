@@ -30,7 +30,8 @@ from training.loop import Amp, forward_loss, train_step
 
 CONTEXT, TARGET = 24, 8
 TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "batch_size": 4, "learning_rate": 3e-3, "warmup_steps": 0,
-        "device": "cpu", "progress": False, "log_every": 1, "patience": 0, "eval_max_batches": 2}
+        "device": "cpu", "progress": False, "log_every": 1, "patience": 0, "eval_examples": 8,
+        "grad_accum": 1}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -328,7 +329,7 @@ def test_two_process_ddp_on_cpu(data_dir, tmp_path):
            str(root / "training/model_trainer_unified.py"), "--sequences", str(data_dir / "training_data_train.json"),
            "--output", str(out), "--device", "cpu", "--max-steps", "4", "--eval-every", "2", "--no-progress",
            "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--batch-size", "2", "--log-every", "1",
-           "--eval-max-batches", "3"]
+           "--eval-examples", "6"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -338,7 +339,7 @@ def test_two_process_ddp_on_cpu(data_dir, tmp_path):
     assert "(x2 processes)" in done.stderr and done.stderr.count("test perplexity") == 1
     assert (out / "model.safetensors").is_file()
     # The evaluation subset is drawn by seed, not by process count: one process measures the same.
-    one = trainer.run(cfg(data_dir, tmp_path / "one", max_steps=1, n_layer=1, batch_size=2, eval_max_batches=3))
+    one = trainer.run(cfg(data_dir, tmp_path / "one", max_steps=1, n_layer=1, batch_size=2, eval_examples=6))
     first = next(x for x in lines if x["event"] == "eval")
     assert first["step"] == 0 and first["test_loss"] == pytest.approx(one["test_loss_start"], rel=1e-5)
 
@@ -350,3 +351,73 @@ def test_early_stopping_after_patience(data_dir, tmp_path, caplog):
     evals = [json.loads(x) for x in (tmp_path / "es/metrics.jsonl").read_text().splitlines()]
     assert [(e["step"], e["best"]) for e in evals if e["event"] == "eval"] == [(0, True), (1, False), (2, False)]
     assert "stopped early at step 2 of 20: no better val loss in 2 evaluations; best step 0" in caplog.text
+
+
+def test_resume_after_a_kill_logs_each_step_once(data_dir, tmp_path):
+    """A run killed after its checkpoint at step 4 had logged steps 5-6: the resumed run drops them."""
+    kw = dict(max_steps=8, eval_every=100, save_every=4, warmup_steps=0)
+    out = tmp_path / "r"
+    trainer.run(cfg(data_dir, out, stop_at_step=4, **kw))
+    shutil.copytree(out / "checkpoint", tmp_path / "at4")
+    trainer.run(cfg(data_dir, out, stop_at_step=6, resume="last", **kw))  # logs 5, 6, then "dies"
+    shutil.rmtree(out / "checkpoint")
+    shutil.copytree(tmp_path / "at4", out / "checkpoint")
+    trainer.run(cfg(data_dir, out, resume="last", **kw))
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [x["step"] for x in lines if x["event"] == "train"]
+    assert steps == list(range(1, 9))
+    assert [x["step"] for x in lines if x["event"] == "eval"] == [0, 8]
+
+
+def test_checkpoint_every_save_every_steps(data_dir, tmp_path, monkeypatch):
+    from training import checkpoint
+    saved, save = [], checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda d, m, o, s, sc, loop, c: saved.append(loop["step"]) or
+                        save(d, m, o, s, sc, loop, c))
+    trainer.run(cfg(data_dir, tmp_path / "c", max_steps=7, eval_every=5, save_every=3))
+    assert saved == [0, 3, 5, 6, 7]  # evaluations (0, 5, the end) and every 3 steps between them
+    assert load_config(None, {}).save_every == 50  # by default a kill loses at most 49 steps
+
+
+def test_short_runs_warm_up(data_dir, tmp_path):
+    from training.trainer import warmup_steps
+    trainer.run(cfg(data_dir, tmp_path / "w", max_steps=16, warmup_steps=100, eval_every=100))
+    lines = [json.loads(x) for x in (tmp_path / "w/metrics.jsonl").read_text().splitlines()]
+    lrs = [x["lr"] for x in lines if x["event"] == "train"]
+    assert lrs[:5] == sorted(lrs[:5]) and lrs[0] < lrs[3] == pytest.approx(3e-3) == max(lrs)  # 4 warmup steps
+    assert warmup_steps(100, 16) == 4 and warmup_steps(2, 16) == 2
+
+
+def test_loss_on_all_trains_each_token_once(data_dir, tmp_path, caplog):
+    from training.data import non_overlapping
+    caplog.set_level("INFO")
+    split = load_split(data_dir / "training_data_train.json")
+    keep = non_overlapping(split)
+    ends = split.starts[keep] + split.context[keep] + split.target[keep]
+    assert (split.starts[keep][1:] >= ends[:-1]).all() and len(keep) < len(split)
+    assert ends[-1] == split.starts[-1] + split.context[-1] + split.target[-1] or len(split.tokens) - ends[-1] < 40
+    s = trainer.run(cfg(data_dir, tmp_path / "all", loss_on="all", max_steps=3))
+    assert s["finished"] and f"({len(keep)} non-overlapping windows, loss on every token)" in caplog.text
+
+
+def test_yaml_exponents_and_defaults_are_one_source(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("finetune_learning_rate: 1e-5\nlearning_rate: 3E-4\n")  # YAML 1.1 reads both as strings
+    c = load_config(f)
+    assert c.finetune_learning_rate == 1e-5 and c.learning_rate == 3e-4
+    f.write_text("learning_rate: fast\n")
+    assert trainer.main(["--config", str(f), "--sequences", "x.json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "learning_rate" in err and "1.0e-5" in err
+    # without --config the settings are the shipped file's: the dataclass defaults are that file
+    root = Path(__file__).resolve().parent.parent
+    shipped = yaml.safe_load((root / "training_config.yaml").read_text())
+    differ = {k: (v, FIELDS[k].default) for k, v in shipped.items() if v != FIELDS[k].default}
+    assert not differ
+
+
+def test_mistyped_flag_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        trainer.main(["--lerning-rate", "1e-4", "--sequences", "x.json"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "\n" not in err and "did you mean --learning-rate?" in err

@@ -5,31 +5,26 @@ shipped configs; both datasets come from the real pipeline. Nothing is mocked.
 What is checked: the evaluation at step 0 and the change at the end, `best/` never worse than the
 starting model, fine-tuning rates, LoRA adapters that peft loads, models with fewer position
 slots than the dataset's windows, resume with a changed rate and length, Ctrl-C, CPU out of
-memory, TensorBoard, and `training/evaluate.py`'s figures.
+memory, TensorBoard (tests/test_evaluate.py: the evaluator and the benchmark).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from pipeline.config import PipelineConfig
 from training import model_trainer_unified as trainer
 from training.config import load_config
 from training.loop import cosine_lambda
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = ROOT.parent / "shared" / "repos"
 CONTEXT, TARGET = 64, 16
 
 
@@ -41,24 +36,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory, trained_tokenizer_dir) -> dict[str, Path]:
-    """Stage 4's datasets of the first 40 commits of click and of log, with one tokenizer."""
-    from pipeline.orchestrator import run_pipeline
-    base = tmp_path_factory.mktemp("ft")
-    out = {}
-    for name in ("click", "log"):
-        bundle = BUNDLES / f"{name}.bundle"
-        if not bundle.is_file():
-            pytest.skip(f"{bundle} not found: the shared repository bundles are needed")
-        subprocess.run(["git", "clone", "-q", str(bundle), str(base / name)], check=True)
-        run_pipeline(PipelineConfig(repo=str(base / name), output_dir=str(base / f"data-{name}"),
-                                    model=str(trained_tokenizer_dir), context_window=CONTEXT, target_window=TARGET,
-                                    max_commits=40, min_chunk_tokens=8, max_chunk_tokens=256, progress=False))
-        out[name] = base / f"data-{name}" / "dataset"
-    return out
-
-
 def tiny(dataset: Path, out: Path, **kw):
     """The shipped smoke-run config, quiet."""
     return load_config(ROOT / "training_config_tiny.yaml", {"train_path": str(dataset / "training_data_train.json"),
@@ -67,13 +44,6 @@ def tiny(dataset: Path, out: Path, **kw):
 
 def records(out: Path) -> list[dict]:
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def pretrained(datasets, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pre") / "model"
-    trainer.run(tiny(datasets["click"], out, max_steps=60, learning_rate=3e-3, eval_every=30))
-    return out
 
 
 def weights(path: Path) -> dict:
@@ -241,53 +211,19 @@ def test_tensorboard_beside_metrics(datasets, tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [x["step"] for x in logged]
     assert [round(e.value, 5) for e in events.Scalars("train/loss")] == [round(x["loss"], 5) for x in logged]
     assert [e.step for e in events.Scalars("eval/val_loss")] == [0, 2, 4]
-
-
-def test_evaluate_compares_models_by_language_and_completion(pretrained, datasets, tmp_path, capsys):
-    from core.tokenizer import load_tokenizer
-    from training import evaluate
-    from training.data import load_chunk_map, load_split
-    report = tmp_path / "ev.json"
-    code = evaluate.main(["--model", str(pretrained), "--model", str(pretrained), "--dataset", str(datasets["log"]),
-                          "--max-examples", "40", "--completion-lines", "5", "--max-new-tokens", "6",
-                          "--device", "cpu", "--no-progress", "--output", str(report)])
-    assert code == 0
-    a, b = json.loads(report.read_text())
-    assert a["test"] == b["test"] and a["test"]["examples"] == 40
-    row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test perplexity"))
-    assert row.split()[2:] == [f"{a['test']['perplexity']:.2f}"] * 2  # one column per model
-    langs = a["test"]["by_language"]
-    assert "rust" in langs and sum(g["tokens"] for g in langs.values()) == a["test"]["tokens"]
-    assert math.isclose(sum(g["loss"] * g["tokens"] for g in langs.values()) / a["test"]["tokens"],
-                        a["test"]["loss"], rel_tol=1e-4)
-    assert set(a["test"]["by_category"]) <= {"code", "tests", "docs", "config", "data", "(no file)"}
-    # the token each loss belongs to (the per-language map relies on it), with a shortened context too
-    split = load_split(datasets["log"] / "training_data_test.json")
-    split.limit_context(20)
-    for idx in (np.array([0, 5, 17]), np.array([len(split) - 1, 3])):
-        batch = split.batch(idx)
-        mask, pos = evaluate.predicted_positions(split, idx, batch, batch["max_target"] + 1)
-        labels = batch["labels"][:, -batch["max_target"]:].numpy()
-        assert np.asarray(split.tokens)[pos[mask]].tolist() == labels[labels != -100].tolist()
-    # each completion answer is an added line of a test-period diff; the score is the lines' score
-    split, tok = load_split(datasets["log"] / "training_data_test.json"), load_tokenizer(str(pretrained))
-    cmap = load_chunk_map(split)
-    texts = [tok.decode(split.tokens[r["start"]:r["start"] + r["n_tokens"]].tolist())
-             for r in cmap.rows if r["kind"] == "diff"]
-    comp = a["completion"]
-    assert comp["lines"] == 5 and all(any(f"\n+{x['answer']}\n" in t + "\n" for t in texts) for x in comp["samples"])
-    assert (comp["exact_match"], comp["edit_similarity"]) == evaluate.line_scores(
-        [x["prediction"] for x in comp["samples"]], [x["answer"] for x in comp["samples"]])
-
-
-def test_completion_score_on_known_lines():
-    from training.evaluate import added_lines, line_scores
-    diff = "commit 1 2024 x\nfile a.py (modified)\n@@ -1,2 +1,3 @@\n def f(a, b):\n+    return a + b\n-    pass\n+\n"
-    [(offset, line)] = added_lines(diff)
-    assert line == "    return a + b" and diff[:offset].endswith("b):\n+")
-    assert line_scores(["return a + b"], [line]) == (100.0, 100.0)  # whitespace runs collapsed
-    assert line_scores(["return a - b", "x"], ["return a + b", "y"]) == (0.0, pytest.approx(100 * (22 / 24) / 2))
-    assert line_scores([], []) == (0.0, 0.0) and np.isfinite(line_scores(["a"], [""])[1])
+    # killed after step 3 with its checkpoint at step 2: the resumed run's events replace steps 3-4
+    again = tmp_path / "tb2"
+    kw = dict(max_steps=4, eval_every=2, report_to="tensorboard", save_every=0)
+    trainer.run(tiny(datasets["log"], again, stop_at_step=2, **kw))
+    shutil.copytree(again / "checkpoint", tmp_path / "at2")
+    trainer.run(tiny(datasets["log"], again, stop_at_step=3, resume="last", **kw))
+    shutil.rmtree(again / "checkpoint")
+    shutil.copytree(tmp_path / "at2", again / "checkpoint")
+    trainer.run(tiny(datasets["log"], again, resume="last", **kw))
+    events = EventAccumulator(str(again / "runs"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [x["step"] for x in records(again) if x["event"] == "train"] == [1, 2, 3, 4]
 
 
 def test_config_special_ids_are_the_tokenizers(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.io import UserError, atomic_write
+from core.io import UserError, atomic_write
 
 logger = logging.getLogger(__name__)
 

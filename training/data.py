@@ -58,23 +58,28 @@ class Split:
         """Tokens in the longest example (context + target)."""
         return int((self.context + self.target).max()) if len(self) else 0
 
-    def batch(self, idx, loss_on: str = "target") -> dict[str, torch.Tensor]:
+    def batch(self, idx, loss_on: str = "target", transform=None) -> dict[str, torch.Tensor]:
         """Left-pad the examples `idx` to their longest; labels -100 on pads (and on context for 'target').
 
         Returns int64 tensors of shape (B, T), plus `n_target` (tokens that carry the loss) and
         `max_target` (the longest target window, for computing only the logits that are needed).
+        `transform(i, ids) -> ids` rewrites example i's tokens first (fill-in-the-middle); a
+        rewritten row keeps its target length (the last tokens) and may be shorter.
         """
         idx = np.asarray(idx, dtype=np.int64)
-        lengths = self.context[idx] + self.target[idx]
+        rows = [self.tokens[int(self.starts[i]):int(self.starts[i] + self.context[i] + self.target[i])] for i in idx]
+        if transform is not None:
+            rows = [transform(int(i), np.asarray(r, dtype=np.int64)) for i, r in zip(idx, rows)]
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        targets = np.minimum(self.target[idx], lengths)
         width = int(lengths.max())
         ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(idx), width), dtype=np.int64)
         labels = np.full((len(idx), width), -100, dtype=np.int64)
-        for row, (i, n) in enumerate(zip(idx, lengths)):
-            s = int(self.starts[i])
-            ids[row, width - n:] = self.tokens[s:s + n]
+        for row, (r, n, t) in enumerate(zip(rows, lengths, targets)):
+            ids[row, width - n:] = r
             mask[row, width - n:] = 1
-            first_label = width - int(self.target[i]) if loss_on == "target" else width - n
+            first_label = width - int(t) if loss_on == "target" else width - n
             labels[row, first_label:] = ids[row, first_label:]
         positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)  # real tokens count from 0
         padded = bool((mask == 0).any())
@@ -85,7 +90,7 @@ class Split:
             "labels": torch.from_numpy(labels),
             "n_target": int((labels[:, 1:] != -100).sum()),
             "n_tokens": int(mask.sum()),
-            "max_target": int(self.target[idx].max()) if loss_on == "target" else 0,
+            "max_target": int(targets.max()) if loss_on == "target" else 0,
         }
 
 
@@ -169,3 +174,17 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
         order = np.arange(n)
     order = order[: n - n % world][rank::world]
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def non_overlapping(split: Split) -> np.ndarray:
+    """Indices of examples whose windows do not overlap, taken greedily in stream order.
+
+    With the loss on every token (`loss_on: all`), overlapping windows would make a token a
+    prediction target several times an epoch; these windows make each one a target once.
+    """
+    keep, end = [], -1
+    for i in np.argsort(split.starts, kind="stable"):
+        if split.starts[i] >= end:
+            keep.append(i)
+            end = int(split.starts[i] + split.context[i] + split.target[i])
+    return np.asarray(keep, dtype=np.int64)

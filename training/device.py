@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.io import UserError
+from core.io import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.io import UserError, run_main, setup_logging
+from core.io import UserError, run_main, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def run(cfg: GenerateConfig) -> str:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tokenizers_.loading import load_tokenizer
+    from core.tokenizer import load_tokenizer
     from training.device import select_device
     from training.model import position_slots, quiet_transformers
 
@@ -72,7 +72,8 @@ def run(cfg: GenerateConfig) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Complete a code prompt with a saved model.")
+    from training.config import OneLineParser
+    p = OneLineParser(description="Complete a code prompt with a saved model.")
     p.add_argument("--model", type=str, required=True, help="model directory written by the trainer (or hub name)")
     p.add_argument("--prompt", type=str, default=None, help="text to complete")
     p.add_argument("--prompt-file", type=Path, default=None, help="read the prompt from this file instead")

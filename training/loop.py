@@ -1,4 +1,4 @@
-"""The training loop's pieces: loss, one optimizer step, evaluation, optimizer and LR schedule.
+"""The training loop's pieces: loss, one optimizer step, optimizer and LR schedule.
 
     loss_sum = forward_loss(model, batch, device, amp, keep_logits=True)   # summed over target tokens
     loss = train_step(model, micro_batches, optimizer, scheduler, scaler, device, amp, grad_clip)
@@ -87,25 +87,6 @@ def train_step(model, micro_batches: list[dict], optimizer, scheduler, scaler, d
     optimizer.zero_grad(set_to_none=True)
     scheduler.step()
     return total / n_target, norm
-
-
-@torch.no_grad()
-def evaluate(model, split, batches, device: torch.device, amp: Amp, loss_on: str, keep_logits: bool,
-             world: int = 1) -> tuple[float, float]:
-    """(mean loss, perplexity) over `batches` of `split`, summed across ranks under DDP."""
-    was_training = model.training
-    model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, target tokens
-    for idx in batches:
-        batch = split.batch(idx, loss_on)
-        total[0] += forward_loss(model, batch, device, amp, keep_logits).double()
-        total[1] += batch["n_target"]
-    if world > 1:
-        import torch.distributed as dist
-        dist.all_reduce(total)
-    model.train(was_training)
-    loss = (total[0] / total[1].clamp(min=1)).item()
-    return loss, perplexity(loss)
 
 
 def perplexity(loss: float) -> float:

@@ -3,7 +3,7 @@
     model = build_model(cfg, identity, positions=2304)
 
 A pretrained model is only accepted when its tokenizer is the dataset's (same content hash and
-vocab size, `tokenizers_.loading.same_tokenizer`): otherwise the ids in the data would mean
+vocab size, `core.tokenizer.same_tokenizer`): otherwise the ids in the data would mean
 other tokens to the model, and training would be meaningless.
 """
 
@@ -14,8 +14,8 @@ import logging
 
 import torch
 
-from pipeline.io import UserError
-from tokenizers_.loading import TokenizerUnavailable, load_tokenizer, same_tokenizer, tokenizer_identity
+from core.io import UserError
+from core.tokenizer import TokenizerUnavailable, load_tokenizer, same_tokenizer, tokenizer_identity
 from training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,25 @@ def check_tokenizer(spec: str, identity: dict) -> None:
     except TokenizerUnavailable as e:
         raise UserError(f"--model {spec}: cannot check its tokenizer against the dataset's ({e})") from None
     theirs = tokenizer_identity(tok, source=spec)
-    if not same_tokenizer(theirs, identity):
+    if not same_tokenizer(theirs, identity) and not _extends(spec, tok, identity):
         raise UserError(f"--model {spec}: its tokenizer ({theirs['name_or_path']}, vocab {theirs['vocab_size']}, "
                         f"sha256 {theirs['sha256'][:12]}) is not the dataset's ({identity['name_or_path']}, "
                         f"vocab {identity['vocab_size']}, sha256 {identity['sha256'][:12]}); rebuild the dataset "
                         f"with --model {spec} or train from scratch")
+
+
+def _extends(spec: str, tok, identity: dict) -> bool:
+    """A model the trainer saved with FIM tokens added to the dataset's tokenizer (its run.json says so)."""
+    import json
+    from pathlib import Path
+    record = Path(spec) / "run.json"
+    if not record.is_file():
+        return False
+    run = json.loads(record.read_text(encoding="utf-8"))
+    fim = run.get("fim") or {}
+    base = run.get("dataset_tokenizer")
+    return bool(fim.get("added")) and base is not None and same_tokenizer(base, identity) and \
+        len(tok) == int(identity["vocab_size"]) + len(fim.get("tokens", ()))
 
 
 def pretrained_model(cfg: TrainConfig, identity: dict):
@@ -165,3 +179,10 @@ def count_params(model) -> tuple[int, int]:
         total += p.numel()
         trainable += p.numel() if p.requires_grad else 0
     return total, trainable
+
+
+def grow_embeddings(model, n_tokens: int, multiple: int) -> None:
+    """Room for added tokens: the embeddings (and a tied or untied LM head) grow to `n_tokens`."""
+    if model.get_input_embeddings().num_embeddings < n_tokens:
+        model.resize_token_embeddings(n_tokens, pad_to_multiple_of=multiple if multiple > 1 else None,
+                                      mean_resizing=True)
