@@ -35,7 +35,7 @@ from core.splits import SPLITS
 from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
 from core.config import key_settings
 from pipeline.config import PIPELINE_VERSION, PipelineConfig, repo_fingerprint, stage_config, validate
-from pipeline.state import OutputLock, RunState, stage_key
+from pipeline.state import OutputLock, RunState, output_hashes, stage_key
 from reporting import report_and_export
 from reporting.export import check_formats
 
@@ -56,7 +56,7 @@ class StageReport:
 
 # The stages by id (the state file's keys) and the label the summary shows for each.
 LABELS = {"scrape": "1 scrape", "tokenizer": "  tokenizer", "chunk": "2 chunk", "tokenize": "3 tokenize",
-          "dataset": "4 dataset"}
+          "dataset": "4 dataset", "report": "  report"}
 
 
 def _sha(text: str) -> str:
@@ -270,9 +270,32 @@ class Pipeline:
         chunks = self.chunk(tok, identity)
         self.tokenize(chunks, tok, identity)
         info = self.build_dataset()
-        self.extras = report_and_export(self.out, self.cfg.report, self.cfg.export, self.cfg.progress)
+        self.report()
         self.summarize(info, identity)
         return info
+
+    # --- after 4: the report (a resumable step) and the exports (each skips itself) -----------
+    def report(self) -> None:
+        """report.html and report/*.png unless --no-report, skipped when every file it reads is unchanged."""
+        ds = self.p["dataset"]
+        if self.cfg.report:
+            # every file reporting/collect.py may read: a changed one redraws the report
+            read = {k: self.p[k] for k in ("history_stats", "chunks", "chunk_stats", "tokenized", "tokenizer")}
+            read.update(manifest=ds / schema.MANIFEST, train_chunks=ds / schema.split_file("train", schema.SPLIT_CHUNKS_SUFFIX))
+            inputs = output_hashes({k: p for k, p in read.items() if p.exists()}, self.state.file_hash)
+            page = self.out / "report.html"
+            outputs = {"page": page, "figures": self.out / "report"}
+
+            def work():
+                from reporting.report import write_report  # matplotlib: only when the report is drawn
+
+                outputs["figures"].mkdir(exist_ok=True)
+                write_report(self.out, progress=self.cfg.progress)
+                return {}, "dataset, stats, chunks", f"{page.name}, {len(list(outputs['figures'].glob('*.png')))} figures", ""
+
+            self._stage("report", {}, inputs, outputs, work)
+            self.extras.append(("report", page))
+        self.extras += report_and_export(self.out, False, self.cfg.export, self.cfg.progress)
 
     def summarize(self, info: dict, identity: dict) -> None:
         rows = [("stage", "time", "in", "out")]

@@ -6,6 +6,15 @@ and of its inputs' contents) and every output it wrote still has
 the content hash recorded then. Anything else (a killed run, a changed input, a deleted or
 edited output) makes the stage run again; since every output is written atomically and
 deterministically, a killed run started again ends byte-identical to an uninterrupted one.
+
+An output's content hash is read again only when its stat data changed: beside each file's sha256 the
+state keeps its size, mtime_ns, ctime_ns and inode, and a file whose four are as recorded is taken as
+unchanged without reading it (as git's index and make do). Editing a file moves its ctime, which no
+user call can set back (`touch -d` and `os.utime` set mtime and atime, and move ctime to now), and
+replacing it changes the inode. What is trusted, then, is the clock: an edit that keeps the size
+within the same ctime tick as the recorded one would pass, so a file whose recorded times are not
+older than the state file's own mtime (written after them, on the same file system and clock) is
+"racy", as git calls it, and is hashed again, then recorded with its now settled stat data.
 """
 
 from __future__ import annotations
@@ -44,18 +53,22 @@ def stage_key(settings: dict, inputs: dict[str, str]) -> str:
     return hashlib.sha256(dumps({"settings": settings, "inputs": inputs}).encode("utf-8")).hexdigest()
 
 
-def output_hashes(paths: dict[str, Path]) -> dict[str, str]:
+def output_hashes(paths: dict[str, Path], file_hash=sha256_file) -> dict[str, str]:
     """Content hash of each output; a directory hashes the names and contents of its files."""
     hashes = {}
     for name, path in paths.items():
         if path.is_dir():
             h = hashlib.sha256()
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
-                h.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256_file(f).encode())
+                h.update(f.relative_to(path).as_posix().encode() + b"\0" + file_hash(f).encode())
             hashes[name] = h.hexdigest()
         else:
-            hashes[name] = sha256_file(path)
+            hashes[name] = file_hash(path)
     return hashes
+
+
+def _stat_data(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 class RunState:
@@ -63,11 +76,33 @@ class RunState:
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / STATE_FILE
+        self.files: dict[str, list] = {}  # path -> [size, mtime_ns, ctime_ns, inode, sha256]
+        self.written_ns = 0               # the state file's mtime: stat data not older than it is racy
+        self.hashed = 0                   # files read and hashed by this process (for tests and the bench)
         try:
-            self.stages: dict = read_json(self.path)["stages"] if self.path.exists() else {}
-        except (UserError, KeyError, TypeError):
+            saved = read_json(self.path) if self.path.exists() else {}
+            self.stages: dict = saved.get("stages", {})
+            self.files = saved.get("files", {})
+            self.written_ns = self.path.stat().st_mtime_ns if saved else 0
+        except (UserError, KeyError, TypeError, AttributeError):
             logger.warning("%s is unreadable; every stage will run", self.path)
-            self.stages = {}
+            self.stages, self.files = {}, {}
+
+    def file_hash(self, path: Path) -> str:
+        """sha256 of `path`, read from the record when its stat data is as recorded and settled."""
+        st = path.stat()
+        now = _stat_data(st)
+        known = self.files.get(str(path))
+        if known and known[:4] == now and max(st.st_mtime_ns, st.st_ctime_ns) < self.written_ns:
+            return known[4]
+        self.hashed += 1
+        digest = sha256_file(path)
+        self.files[str(path)] = now + [digest]
+        return digest
+
+    def _save(self) -> None:
+        write_json(self.path, {"stages": self.stages, "files": self.files})
+        self.written_ns = self.path.stat().st_mtime_ns
 
     def finished(self, stage: str, key: str, outputs: dict[str, Path]) -> dict[str, str] | None:
         """The recorded output hashes if `stage` already ran with `key` and its outputs are intact."""
@@ -76,13 +111,18 @@ class RunState:
             return None
         if not all(p.exists() for p in outputs.values()):
             return None
-        current = output_hashes(outputs)
-        return current if current == entry["outputs"] else None
+        hashed = self.hashed
+        current = output_hashes(outputs, self.file_hash)
+        if current != entry["outputs"]:
+            return None
+        if self.hashed > hashed:  # racy or moved files, read and found intact: keep their settled stat data
+            self._save()
+        return current
 
     def record(self, stage: str, key: str, outputs: dict[str, Path], info: dict) -> dict[str, str]:
-        hashes = output_hashes(outputs)
+        hashes = output_hashes(outputs, self.file_hash)
         self.stages[stage] = {"key": key, "outputs": hashes, "info": info}
-        write_json(self.path, {"stages": self.stages})
+        self._save()
         return hashes
 
     def info(self, stage: str) -> dict:
