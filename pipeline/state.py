@@ -9,11 +9,12 @@ deterministically, a killed run started again ends byte-identical to an uninterr
 
 An output's content hash is read again only when its stat data changed: beside each file's sha256 the
 state keeps its size, mtime_ns, ctime_ns and inode, and a file whose four are as recorded is taken as
-unchanged without reading it (as git's index and make do). Editing a file moves its ctime, which no
+unchanged without reading it (as git's index and make do); that stat data is kept in
+`.pipeline_stat.json`, apart from the state, which stays byte-identical between equal runs. Editing a file moves its ctime, which no
 user call can set back (`touch -d` and `os.utime` set mtime and atime, and move ctime to now), and
 replacing it changes the inode. What is trusted, then, is the clock: an edit that keeps the size
 within the same ctime tick as the recorded one would pass, so a file whose recorded times are not
-older than the state file's own mtime (written after them, on the same file system and clock) is
+older than the stat file's own mtime (written after them, on the same file system and clock) is
 "racy", as git calls it, and is hashed again, then recorded with its now settled stat data.
 """
 
@@ -30,6 +31,9 @@ from core.io import UserError, dumps, read_json, sha256_file, write_json
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".pipeline_state.json"
+# The outputs' stat data beside their hashes: a cache local to this machine and file system (deleting it
+# costs one re-hash), kept apart so that the state file stays a function of the content alone.
+STAT_FILE = ".pipeline_stat.json"
 LOCK_FILE = ".pipeline.lock"
 # What a killed run leaves: `atomic_write` temporaries.
 STALE_PATTERNS = (".*.tmp-*",)
@@ -67,6 +71,18 @@ def output_hashes(paths: dict[str, Path], file_hash=sha256_file) -> dict[str, st
     return hashes
 
 
+def stat_fingerprint(path: Path | None) -> str:
+    """A hash of the names and stat data of `path` (a file, or each file under a directory); "" for None.
+
+    Reads no content: for a cache key whose miss costs only time (the tokenizer's source files).
+    """
+    if path is None:
+        return ""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    data = [[f.relative_to(path).as_posix() if f != path else "", *_stat_data(f.stat())] for f in files]
+    return hashlib.sha256(dumps(data).encode("utf-8")).hexdigest()
+
+
 def _stat_data(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
@@ -75,34 +91,41 @@ class RunState:
     """The record of finished stages, kept in `<output_dir>/.pipeline_state.json`."""
 
     def __init__(self, out_dir: Path):
-        self.path = out_dir / STATE_FILE
-        self.files: dict[str, list] = {}  # path -> [size, mtime_ns, ctime_ns, inode, sha256]
-        self.written_ns = 0               # the state file's mtime: stat data not older than it is racy
+        self.path, self.stat_path = out_dir / STATE_FILE, out_dir / STAT_FILE
+        self.files: dict[str, list] = {}  # path from out_dir -> [size, mtime_ns, ctime_ns, inode, sha256]
+        self.written_ns = 0               # the stat file's mtime: stat data not older than it is racy
         self.hashed = 0                   # files read and hashed by this process (for tests and the bench)
         try:
-            saved = read_json(self.path) if self.path.exists() else {}
-            self.stages: dict = saved.get("stages", {})
-            self.files = saved.get("files", {})
-            self.written_ns = self.path.stat().st_mtime_ns if saved else 0
-        except (UserError, KeyError, TypeError, AttributeError):
+            self.stages: dict = read_json(self.path)["stages"] if self.path.exists() else {}
+        except (UserError, KeyError, TypeError):
             logger.warning("%s is unreadable; every stage will run", self.path)
-            self.stages, self.files = {}, {}
+            self.stages = {}
+        try:
+            self.files = read_json(self.stat_path)["files"]
+            self.written_ns = self.stat_path.stat().st_mtime_ns
+        except (UserError, KeyError, TypeError):
+            pass  # no usable stat cache: every output is hashed once
 
     def file_hash(self, path: Path) -> str:
         """sha256 of `path`, read from the record when its stat data is as recorded and settled."""
         st = path.stat()
         now = _stat_data(st)
-        known = self.files.get(str(path))
+        name = os.path.relpath(path, self.path.parent)  # the same for a relative and an absolute --output-dir
+        known = self.files.get(name)
         if known and known[:4] == now and max(st.st_mtime_ns, st.st_ctime_ns) < self.written_ns:
             return known[4]
         self.hashed += 1
         digest = sha256_file(path)
-        self.files[str(path)] = now + [digest]
+        self.files[name] = now + [digest]
         return digest
 
     def _save(self) -> None:
-        write_json(self.path, {"stages": self.stages, "files": self.files})
-        self.written_ns = self.path.stat().st_mtime_ns
+        write_json(self.path, {"stages": self.stages})
+        self._save_stats()
+
+    def _save_stats(self) -> None:
+        write_json(self.stat_path, {"files": self.files}, indent=None)
+        self.written_ns = self.stat_path.stat().st_mtime_ns
 
     def finished(self, stage: str, key: str, outputs: dict[str, Path]) -> dict[str, str] | None:
         """The recorded output hashes if `stage` already ran with `key` and its outputs are intact."""
@@ -116,7 +139,7 @@ class RunState:
         if current != entry["outputs"]:
             return None
         if self.hashed > hashed:  # racy or moved files, read and found intact: keep their settled stat data
-            self._save()
+            self._save_stats()
         return current
 
     def record(self, stage: str, key: str, outputs: dict[str, Path], info: dict) -> dict[str, str]:

@@ -16,6 +16,7 @@ import comprehensive_pipeline
 from pipeline.orchestrator import run_pipeline
 from conftest import ROOT, build_sample_repo
 from pipeline.config import PipelineConfig
+from pipeline.state import LOCK_FILE, STAT_FILE
 from core.io import UserError, iter_jsonl, read_json
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
@@ -31,7 +32,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def tree_bytes(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != ".pipeline.lock"}
+            if p.is_file() and p.name not in (LOCK_FILE, STAT_FILE)}  # the stat cache is this machine's, not output
 
 
 @pytest.fixture(scope="module")
