@@ -18,6 +18,8 @@ functions, never as subprocesses.
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
 redoes all): its key is every setting of the config object it runs with (`core.config.key_settings`)
 and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id (LABELS).
+The report is such a step too; the tokenizer is loaded only when stage 2 or 3 runs (DeferredTokenizer),
+so an unchanged rerun reads refs and stat data only (docs/architecture.md, "Resume").
 """
 
 from __future__ import annotations
