@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from core.config import key_settings
@@ -55,6 +56,7 @@ from pipeline.state import OutputLock
 lock = OutputLock(__import__("pathlib").Path({str(tmp_path)!r})).__enter__()
 child = os.fork()
 if child == 0:
+    open(os.path.join({str(tmp_path)!r}, "worker-ready"), "w").close()  # past fork: its at-fork hook has run
     time.sleep(60)
     os._exit(0)
 print(child, flush=True)
@@ -64,6 +66,9 @@ os._exit(0)   # the run dies without releasing anything, as under SIGKILL
     worker = int(proc.stdout.readline())  # not read to its end: the worker holds the pipe open
     proc.wait(timeout=60)
     proc.stdout.close()
+    deadline = time.monotonic() + 60  # a loaded machine may not have run the worker yet
+    while not (tmp_path / "worker-ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         os.kill(worker, 0)  # the worker is still alive
         with OutputLock(tmp_path):
