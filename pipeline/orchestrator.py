@@ -171,7 +171,8 @@ class Pipeline:
         key = pipeline_key({"model": cfg.model, "tokenizer_fallback": cfg.tokenizer_fallback},
                            {"source": stat_fingerprint(tokenizer_source(cfg.model))})
         fallback_inputs = {"history": self._hash("scrape", "history")}
-        last = self.state.info("resolve") if not cfg.force and self.state.finished("resolve", key, {}) is not None else {}
+        unchanged = not cfg.force and self.state.finished("resolve", key, {}) is not None
+        last = self.state.info("resolve") if unchanged else {}
         if last.get("fallback") is False:
             logger.info("tokenizer %s: unchanged since the last run", cfg.model)
             return DeferredTokenizer(cfg.model, last["identity"]), last["identity"]
@@ -329,7 +330,8 @@ class Pipeline:
         if self.cfg.report:
             # every file reporting/collect.py may read: a changed one redraws the report
             read = {k: self.p[k] for k in ("history_stats", "chunks", "chunk_stats", "tokenized", "tokenizer")}
-            read.update(manifest=ds / schema.MANIFEST, train_chunks=ds / schema.split_file("train", schema.SPLIT_CHUNKS_SUFFIX))
+            read.update(manifest=ds / schema.MANIFEST,
+                        train_chunks=ds / schema.split_file("train", schema.SPLIT_CHUNKS_SUFFIX))
             inputs = output_hashes({k: p for k, p in read.items() if p.exists()}, self.state.file_hash)
             page = self.out / "report.html"
             outputs = {"page": page, "figures": self.out / "report"}
@@ -339,7 +341,8 @@ class Pipeline:
 
                 outputs["figures"].mkdir(exist_ok=True)
                 write_report(self.out, progress=self.cfg.progress)
-                return {}, "dataset, stats, chunks", f"{page.name}, {len(list(outputs['figures'].glob('*.png')))} figures", ""
+                figures = len(list(outputs["figures"].glob("*.png")))
+                return {}, "dataset, stats, chunks", f"{page.name}, {figures} figures", ""
 
             self._stage("report", {}, inputs, outputs, work)
             self.extras.append(("report", page))

@@ -7,15 +7,15 @@ the content hash recorded then. Anything else (a killed run, a changed input, a 
 edited output) makes the stage run again; since every output is written atomically and
 deterministically, a killed run started again ends byte-identical to an uninterrupted one.
 
-An output's content hash is read again only when its stat data changed: beside each file's sha256 the
-state keeps its size, mtime_ns, ctime_ns and inode, and a file whose four are as recorded is taken as
-unchanged without reading it (as git's index and make do); that stat data is kept in
-`.pipeline_stat.json`, apart from the state, which stays byte-identical between equal runs. Editing a file moves its ctime, which no
-user call can set back (`touch -d` and `os.utime` set mtime and atime, and move ctime to now), and
-replacing it changes the inode. What is trusted, then, is the clock: an edit that keeps the size
-within the same ctime tick as the recorded one would pass, so a file whose recorded times are not
-older than the stat file's own mtime (written after them, on the same file system and clock) is
-"racy", as git calls it, and is hashed again, then recorded with its now settled stat data.
+An output's content hash is read again only when its stat data changed: beside each file's sha256,
+`.pipeline_stat.json` keeps its size, mtime_ns, ctime_ns and inode (apart from the state file, which
+stays byte-identical between equal runs), and a file whose four are as recorded is taken as unchanged
+without reading it (as git's index and make do). Editing a file moves its ctime, which no user call
+can set back (`touch -d` and `os.utime` set mtime and atime, and move ctime to now), and replacing it
+changes the inode. What is trusted, then, is the clock: an edit that keeps the size within the same
+ctime tick as the recorded one would pass, so a file whose times are not older than the stat file's
+own mtime (written after them, on the same file system and clock) is "racy", as git calls it, and is
+hashed again, then recorded with its now settled stat data.
 """
 
 from __future__ import annotations

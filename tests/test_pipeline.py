@@ -125,7 +125,8 @@ def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
 def test_an_unchanged_rerun_skips_the_report_and_never_imports_transformers(built, tmp_path):
     repo, out, _ = built
     before = tree_bytes(out)
-    code = (f"import sys, comprehensive_pipeline as c; code = c.main({['--repo', str(repo), '--output-dir', str(out), *SMALL]!r}); "
+    argv = ["--repo", str(repo), "--output-dir", str(out), *SMALL]
+    code = (f"import sys, comprehensive_pipeline as c; code = c.main({argv!r}); "
             "print('transformers imported:', 'transformers' in sys.modules); sys.exit(code)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
