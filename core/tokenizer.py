@@ -36,7 +36,7 @@ class TokenizerUnavailable(UserError):
     """The requested tokenizer cannot be loaded here; the message says what to do."""
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         return False
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
@@ -59,6 +59,21 @@ def load_or_fall_back(spec: str, fallback: bool, trained_on: str,
             raise
         logger.warning("%s; using a byte-level BPE tokenizer trained on %s instead (%s)", e, trained_on, stop)
         return None
+
+
+def tokenizer_source(spec: str) -> Path | None:
+    """Where `load_tokenizer(spec)` reads from without the network: the file or directory `spec` names,
+    else the hub name's folder in the local Hugging Face cache; None when neither is there.
+
+    Cheap (no transformers import): a rerun fingerprints it to know that the tokenizer is the same.
+    """
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    cached = Path(HF_HUB_CACHE) / ("models--" + spec.replace("/", "--"))
+    return cached if cached.is_dir() else None
 
 
 def load_tokenizer(spec: str):
@@ -114,7 +129,7 @@ def _load_from_hub(name: str):
         pass
     fix = ("give a local directory or tokenizer.json with --model, point HF_HOME at a cache that has it, "
            "or run once with network access to cache it")
-    if not _hub_reachable():
+    if not hub_reachable():
         raise TokenizerUnavailable(f"cannot load tokenizer '{name}': the Hugging Face hub is not reachable "
                                    f"and it is not in the local cache; {fix}")
     try:

@@ -37,7 +37,6 @@ from core.schema import DATASET_DIR, REPOS_DIR, SOURCES_DIR, TOKENIZER_DIR
 from pipeline.config import PipelineConfig, check_settings, validate
 from pipeline.orchestrator import Pipeline, Trainer, fallback_settings, pipeline_key, table, train_after, train_argv
 from pipeline.state import OutputLock, RunState
-from reporting import report_and_export
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | No
                 chunks = pipeline.chunk(tok, identity)
                 pipeline.tokenize(chunks, tok, identity)
                 pipeline.build_dataset()
-                report_and_export(out, rcfg.report, [])  # its own report.html, as a single run writes
+                pipeline.report()  # its own report.html, as a single run writes (no exports: repo_config)
     except UserError as e:
         result["error"] = str(e)
     except Exception as e:  # a bug on one repository's data must not cost the others

@@ -18,6 +18,8 @@ functions, never as subprocesses.
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
 redoes all): its key is every setting of the config object it runs with (`core.config.key_settings`)
 and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id (LABELS).
+The report is such a step too; the tokenizer is loaded only when stage 2 or 3 runs (DeferredTokenizer),
+so an unchanged rerun reads refs and stat data only (docs/architecture.md, "Resume").
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from core.splits import SPLITS
 from pipeline.checks import check_chunks, check_dataset, check_history, check_tokenized
 from core.config import key_settings
 from pipeline.config import PIPELINE_VERSION, PipelineConfig, repo_fingerprint, stage_config, validate
-from pipeline.state import OutputLock, RunState, stage_key
+from pipeline.state import OutputLock, RunState, output_hashes, stage_key, stat_fingerprint
 from reporting import report_and_export
 from reporting.export import check_formats
 
@@ -56,11 +58,34 @@ class StageReport:
 
 # The stages by id (the state file's keys) and the label the summary shows for each.
 LABELS = {"scrape": "1 scrape", "tokenizer": "  tokenizer", "chunk": "2 chunk", "tokenize": "3 tokenize",
-          "dataset": "4 dataset"}
+          "dataset": "4 dataset", "report": "  report"}
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class DeferredTokenizer:
+    """The last run's tokenizer, loaded on first use (`loaded(tok)`), checked against its recorded identity."""
+
+    def __init__(self, spec: str, identity: dict):
+        self.spec, self.identity, self.tok = spec, identity, None
+
+    def get(self):
+        if self.tok is None:
+            from core.tokenizer import load_tokenizer, tokenizer_identity
+
+            tok = load_tokenizer(self.spec)
+            if tokenizer_identity(tok)["sha256"] != self.identity["sha256"]:
+                raise UserError(f"tokenizer {self.spec} changed since the last run without its files' stat data "
+                                "changing; rerun with --force")
+            self.tok = tok
+        return self.tok
+
+
+def loaded(tok):
+    """The tokenizer itself, from a loaded one or a DeferredTokenizer."""
+    return tok.get() if isinstance(tok, DeferredTokenizer) else tok
 
 
 class Pipeline:
@@ -131,13 +156,33 @@ class Pipeline:
 
     # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
     def resolve_tokenizer(self):
-        from core.tokenizer import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
+        """The tokenizer for stages 2 and 3 (loaded, or trained on the history when it cannot be) and its identity.
+
+        When the last run's choice still holds (the same --model and fallback setting, the same stat data
+        of the files behind --model: its file or directory, or its folder in the Hugging Face cache; for
+        the fallback, its trained copy intact and the hub still unreachable), the identity is the one
+        recorded then and the tokenizer is loaded only if stage 2 or 3 runs: an unchanged rerun does not
+        import transformers.
+        """
+        from core.tokenizer import (hub_reachable, load_or_fall_back, load_tokenizer, tokenizer_identity,
+                                    tokenizer_source, train_fallback_tokenizer)
 
         cfg, tok_dir = self.cfg, self.p["tokenizer"]
-        tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "this repository")
+        key = pipeline_key({"model": cfg.model, "tokenizer_fallback": cfg.tokenizer_fallback},
+                           {"source": stat_fingerprint(tokenizer_source(cfg.model))})
+        fallback_inputs = {"history": self._hash("scrape", "history")}
+        unchanged = not cfg.force and self.state.finished("resolve", key, {}) is not None
+        last = self.state.info("resolve") if unchanged else {}
+        if last.get("fallback") is False:
+            logger.info("tokenizer %s: unchanged since the last run", cfg.model)
+            return DeferredTokenizer(cfg.model, last["identity"]), last["identity"]
+        reuse = bool(last) and not hub_reachable() and self.state.finished(
+            "tokenizer", pipeline_key(fallback_settings(cfg), fallback_inputs), {"tokenizer": tok_dir}) is not None
+        tok = None if reuse else load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "this repository")
         if tok is not None:
             identity = tokenizer_identity(tok, source=cfg.model)
             logger.info("tokenizer %s: vocab %d", cfg.model, identity["vocab_size"])
+            self.state.record("resolve", key, {}, {"fallback": False, "identity": identity})
             return tok, identity
         def work():
             texts = list(self.fallback_sample())
@@ -145,11 +190,15 @@ class Pipeline:
             mb = sum(len(t) for t in texts) / 1e6
             return {}, f"{mb:.1f} MB of train-period history", f"vocab {len(trained)}", "fallback tokenizer"
 
-        self._stage("tokenizer", fallback_settings(cfg), {"history": self._hash("scrape", "history")}, {"tokenizer": tok_dir}, work)
+        self._stage("tokenizer", fallback_settings(cfg), fallback_inputs, {"tokenizer": tok_dir}, work)
         self.fallbacks.append(f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE "
                               f"on this repository ({tok_dir})")
+        if reuse:
+            return DeferredTokenizer(str(tok_dir), last["identity"]), last["identity"]
         tok = load_tokenizer(str(tok_dir))
-        return tok, tokenizer_identity(tok, source=f"fallback-bpe:{self.repo.name}", fallback=True)
+        identity = tokenizer_identity(tok, source=f"fallback-bpe:{self.repo.name}", fallback=True)
+        self.state.record("resolve", key, {}, {"fallback": True, "identity": identity})
+        return tok, identity
 
     def fallback_sample(self):
         """Diff text of the train period (the first train_ratio of diff bytes), thinned to the size cap.
@@ -186,7 +235,7 @@ class Pipeline:
         outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
 
         def work():
-            semantic_chunker.run(cc, tokenizer=tok, identity=identity)
+            semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
             return counts, "commits", f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
@@ -232,7 +281,7 @@ class Pipeline:
                    "sequences": schema.companion(tokenized, schema.SEQUENCES_SUFFIX), "tokenizer": self.p["tokenizer"]}
 
         def work():
-            fst.run(tc, tokenizer=tok, identity=identity)
+            fst.run(tc, tokenizer=loaded(tok), identity=identity)
             counts = check_tokenized(tokenized)
             return counts, f"{counts['chunks']} chunks", \
                 f"{counts['sequences']} sequences, {counts['tokens']:,} tokens, vocab {counts['vocab_size']}", ""
@@ -270,9 +319,34 @@ class Pipeline:
         chunks = self.chunk(tok, identity)
         self.tokenize(chunks, tok, identity)
         info = self.build_dataset()
-        self.extras = report_and_export(self.out, self.cfg.report, self.cfg.export, self.cfg.progress)
+        self.report()
         self.summarize(info, identity)
         return info
+
+    # --- after 4: the report (a resumable step) and the exports (each skips itself) -----------
+    def report(self) -> None:
+        """report.html and report/*.png unless --no-report, skipped when every file it reads is unchanged."""
+        ds = self.p["dataset"]
+        if self.cfg.report:
+            # every file reporting/collect.py may read: a changed one redraws the report
+            read = {k: self.p[k] for k in ("history_stats", "chunks", "chunk_stats", "tokenized", "tokenizer")}
+            read.update(manifest=ds / schema.MANIFEST,
+                        train_chunks=ds / schema.split_file("train", schema.SPLIT_CHUNKS_SUFFIX))
+            inputs = output_hashes({k: p for k, p in read.items() if p.exists()}, self.state.file_hash)
+            page = self.out / "report.html"
+            outputs = {"page": page, "figures": self.out / "report"}
+
+            def work():
+                from reporting.report import write_report  # matplotlib: only when the report is drawn
+
+                outputs["figures"].mkdir(exist_ok=True)
+                write_report(self.out, progress=self.cfg.progress)
+                figures = len(list(outputs["figures"].glob("*.png")))
+                return {}, "dataset, stats, chunks", f"{page.name}, {figures} figures", ""
+
+            self._stage("report", {}, inputs, outputs, work)
+            self.extras.append(("report", page))
+        self.extras += report_and_export(self.out, False, self.cfg.export, self.cfg.progress)
 
     def summarize(self, info: dict, identity: dict) -> None:
         rows = [("stage", "time", "in", "out")]

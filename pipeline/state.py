@@ -6,6 +6,16 @@ and of its inputs' contents) and every output it wrote still has
 the content hash recorded then. Anything else (a killed run, a changed input, a deleted or
 edited output) makes the stage run again; since every output is written atomically and
 deterministically, a killed run started again ends byte-identical to an uninterrupted one.
+
+An output's content hash is read again only when its stat data changed: beside each file's sha256,
+`.pipeline_stat.json` keeps its size, mtime_ns, ctime_ns and inode (apart from the state file, which
+stays byte-identical between equal runs), and a file whose four are as recorded is taken as unchanged
+without reading it (as git's index and make do). Editing a file moves its ctime, which no user call
+can set back (`touch -d` and `os.utime` set mtime and atime, and move ctime to now), and replacing it
+changes the inode. What is trusted, then, is the clock: an edit that keeps the size within the same
+ctime tick as the recorded one would pass, so a file whose times are not older than the stat file's
+own mtime (written after them, on the same file system and clock) is "racy", as git calls it, and is
+hashed again, then recorded with its now settled stat data.
 """
 
 from __future__ import annotations
@@ -21,6 +31,9 @@ from core.io import UserError, dumps, read_json, sha256_file, write_json
 logger = logging.getLogger(__name__)
 
 STATE_FILE = ".pipeline_state.json"
+# The outputs' stat data beside their hashes: a cache local to this machine and file system (deleting it
+# costs one re-hash), kept apart so that the state file stays a function of the content alone.
+STAT_FILE = ".pipeline_stat.json"
 LOCK_FILE = ".pipeline.lock"
 # What a killed run leaves: `atomic_write` temporaries.
 STALE_PATTERNS = (".*.tmp-*",)
@@ -44,30 +57,75 @@ def stage_key(settings: dict, inputs: dict[str, str]) -> str:
     return hashlib.sha256(dumps({"settings": settings, "inputs": inputs}).encode("utf-8")).hexdigest()
 
 
-def output_hashes(paths: dict[str, Path]) -> dict[str, str]:
+def output_hashes(paths: dict[str, Path], file_hash=sha256_file) -> dict[str, str]:
     """Content hash of each output; a directory hashes the names and contents of its files."""
     hashes = {}
     for name, path in paths.items():
         if path.is_dir():
             h = hashlib.sha256()
             for f in sorted(p for p in path.rglob("*") if p.is_file()):
-                h.update(f.relative_to(path).as_posix().encode() + b"\0" + sha256_file(f).encode())
+                h.update(f.relative_to(path).as_posix().encode() + b"\0" + file_hash(f).encode())
             hashes[name] = h.hexdigest()
         else:
-            hashes[name] = sha256_file(path)
+            hashes[name] = file_hash(path)
     return hashes
+
+
+def stat_fingerprint(path: Path | None) -> str:
+    """A hash of the names and stat data of `path` (a file, or each file under a directory); "" for None.
+
+    Reads no content: for a cache key whose miss costs only time (the tokenizer's source files).
+    """
+    if path is None:
+        return ""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    data = [[f.relative_to(path).as_posix() if f != path else "", *_stat_data(f.stat())] for f in files]
+    return hashlib.sha256(dumps(data).encode("utf-8")).hexdigest()
+
+
+def _stat_data(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 class RunState:
     """The record of finished stages, kept in `<output_dir>/.pipeline_state.json`."""
 
     def __init__(self, out_dir: Path):
-        self.path = out_dir / STATE_FILE
+        self.path, self.stat_path = out_dir / STATE_FILE, out_dir / STAT_FILE
+        self.files: dict[str, list] = {}  # path from out_dir -> [size, mtime_ns, ctime_ns, inode, sha256]
+        self.written_ns = 0               # the stat file's mtime: stat data not older than it is racy
+        self.hashed = 0                   # files read and hashed by this process (for tests and the bench)
         try:
             self.stages: dict = read_json(self.path)["stages"] if self.path.exists() else {}
         except (UserError, KeyError, TypeError):
             logger.warning("%s is unreadable; every stage will run", self.path)
             self.stages = {}
+        try:
+            self.files = read_json(self.stat_path)["files"]
+            self.written_ns = self.stat_path.stat().st_mtime_ns
+        except (UserError, KeyError, TypeError):
+            pass  # no usable stat cache: every output is hashed once
+
+    def file_hash(self, path: Path) -> str:
+        """sha256 of `path`, read from the record when its stat data is as recorded and settled."""
+        st = path.stat()
+        now = _stat_data(st)
+        name = os.path.relpath(path, self.path.parent)  # the same for a relative and an absolute --output-dir
+        known = self.files.get(name)
+        if known and known[:4] == now and max(st.st_mtime_ns, st.st_ctime_ns) < self.written_ns:
+            return known[4]
+        self.hashed += 1
+        digest = sha256_file(path)
+        self.files[name] = now + [digest]
+        return digest
+
+    def _save(self) -> None:
+        write_json(self.path, {"stages": self.stages})
+        self._save_stats()
+
+    def _save_stats(self) -> None:
+        write_json(self.stat_path, {"files": self.files}, indent=None)
+        self.written_ns = self.stat_path.stat().st_mtime_ns
 
     def finished(self, stage: str, key: str, outputs: dict[str, Path]) -> dict[str, str] | None:
         """The recorded output hashes if `stage` already ran with `key` and its outputs are intact."""
@@ -76,13 +134,18 @@ class RunState:
             return None
         if not all(p.exists() for p in outputs.values()):
             return None
-        current = output_hashes(outputs)
-        return current if current == entry["outputs"] else None
+        hashed = self.hashed
+        current = output_hashes(outputs, self.file_hash)
+        if current != entry["outputs"]:
+            return None
+        if self.hashed > hashed:  # racy or moved files, read and found intact: keep their settled stat data
+            self._save_stats()
+        return current
 
     def record(self, stage: str, key: str, outputs: dict[str, Path], info: dict) -> dict[str, str]:
-        hashes = output_hashes(outputs)
+        hashes = output_hashes(outputs, self.file_hash)
         self.stages[stage] = {"key": key, "outputs": hashes, "info": info}
-        write_json(self.path, {"stages": self.stages})
+        self._save()
         return hashes
 
     def info(self, stage: str) -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +15,10 @@ import numpy as np
 import pytest
 
 import comprehensive_pipeline
-from pipeline.orchestrator import run_pipeline
+from pipeline.orchestrator import Pipeline, run_pipeline
 from conftest import ROOT, build_sample_repo
 from pipeline.config import PipelineConfig
+from pipeline.state import LOCK_FILE, STAT_FILE
 from core.io import UserError, iter_jsonl, read_json
 
 SMALL = ["--model", "no-such-org/no-such-tokenizer", "--fallback-vocab-size", "400",
@@ -31,7 +34,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def tree_bytes(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != ".pipeline.lock"}
+            if p.is_file() and p.name not in (LOCK_FILE, STAT_FILE)}  # the stat cache is this machine's, not output
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +120,53 @@ def test_killed_run_rerun_is_identical_to_uninterrupted(built, tmp_path):
     result = run_cli("--repo", str(repo), "--output-dir", str(killed), *SMALL, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert tree_bytes(killed) == expected
+
+
+def test_an_unchanged_rerun_skips_the_report_and_never_imports_transformers(built, tmp_path):
+    repo, out, _ = built
+    before = tree_bytes(out)
+    argv = ["--repo", str(repo), "--output-dir", str(out), *SMALL]
+    code = (f"import sys, comprehensive_pipeline as c; code = c.main({argv!r}); "
+            "print('transformers imported:', 'transformers' in sys.modules); sys.exit(code)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "transformers imported: False" in result.stdout
+    assert re.search(r"^  report +skipped", result.stdout, re.M)
+    assert tree_bytes(out) == before
+
+
+def test_a_deleted_output_reruns_its_stage_with_the_recorded_tokenizer(built, tmp_path):
+    """The tokenizer is loaded (and checked against its recorded identity) only when a stage needs it."""
+    repo, out, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "chunks_tokenized.json").unlink()
+    result = run_cli("--repo", str(repo), "--output-dir", str(copy), *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^3 tokenize +[0-9.]+s", result.stdout, re.M)
+    assert tree_bytes(copy) == tree_bytes(out)
+
+
+def test_a_changed_report_input_redraws_the_report(built, tmp_path):
+    repo, out, _ = built
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    cfg = comprehensive_pipeline.parse_args(["--repo", str(repo), "--output-dir", str(copy), *SMALL])
+    pipeline = Pipeline(cfg, repo, copy)
+    pipeline.report()
+    assert [r.skipped for r in pipeline.reports] == [True]
+    page = (copy / "report.html").read_bytes()
+    stats = copy / "git_history_stats.json"
+    stats.write_text(stats.read_text(encoding="utf-8").replace("{", '{"edited": 1, ', 1), encoding="utf-8")
+    pipeline = Pipeline(cfg, repo, copy)
+    pipeline.report()
+    assert [r.skipped for r in pipeline.reports] == [False]
+    assert (copy / "report.html").read_bytes() == page  # the key added is not one the report shows
+    (copy / "report.html").unlink()
+    pipeline = Pipeline(cfg, repo, copy)
+    pipeline.report()
+    assert [r.skipped for r in pipeline.reports] == [False] and (copy / "report.html").read_bytes() == page
 
 
 def test_a_second_run_on_a_locked_directory_is_refused(built, tmp_path):
