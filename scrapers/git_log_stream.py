@@ -29,7 +29,6 @@ import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Collection, Iterator
 
 from core.git_runner import Git, GitError, first_error_line, missing_objects
