@@ -17,30 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from test_trainer_finetune import one_thread, records, tiny  # noqa: F401 (one_thread: an autouse fixture)
 from training import evaluate
 from training import model_trainer_unified as trainer
-from training.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on shared cores: one thread is fastest
-    yield
-    torch.set_num_threads(before)
-
-
-def tiny(dataset: Path, out: Path, **kw):
-    return load_config(ROOT / "training_config_tiny.yaml", {"train_path": str(dataset / "training_data_train.json"),
-                                                             "output_dir": str(out), "progress": False, **kw})
-
-
-def records(out: Path) -> list[dict]:
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def repo_of(dataset: Path, name: str) -> Path:

@@ -22,19 +22,15 @@ import numpy as np
 import torch
 
 from core.io import UserError
-from core.split_file import load_split_arrays
+from core.split_file import SplitArrays, load_split_arrays
 
 logger = logging.getLogger(__name__)
 
 @dataclass
-class Split:
-    path: Path
-    meta: dict                 # the file's header: everything but "examples"
-    tokens: np.ndarray         # 1-D stream (memory-mapped) or the inline ids concatenated
-    starts: np.ndarray         # (n,) int64 offset of each example in `tokens`
-    context: np.ndarray        # (n,) int64 context length c
-    target: np.ndarray         # (n,) int64 target length t
-    pad_id: int
+class Split(SplitArrays):
+    """The checked split (`core.split_file.SplitArrays`) with its tokenizer's pad id, cut into batches."""
+
+    pad_id: int = 0
 
     def __len__(self) -> int:
         return len(self.starts)
