@@ -54,8 +54,11 @@ NOTEBOOK_OUTPUT_SHARE = 0.5
 _SHAPE = re.compile(r'"(?:[^"\\\n]|\\.)*+"|\'[^\'\n]*+\'|[-+]?\d[\d.eE+-]*+')
 
 GENERATED_HEAD_LINES = 10
-MINIFIED_LINE_CHARS = 1000  # one line this long means minified / generated data
+MINIFIED_LINE_CHARS = 1000  # one line this long, without the spaces of prose, means minified / generated data
 MINIFIED_MEAN_CHARS = 300
+# Prose (a paragraph on one line, a long doc comment) has about one space in six characters; minified code,
+# encoded data and SVG paths have few: a long line or text under this share is not written by hand.
+PROSE_SPACE_SHARE = 0.1
 # A Git LFS pointer: the file in the tree stands for content stored elsewhere (spec: git-lfs/docs/spec.md).
 LFS_POINTER = "version https://git-lfs.github.com/spec/"
 LFS_POINTER_MAX_BYTES = 1024
@@ -118,7 +121,7 @@ class FileFilter:
         if GENERATED_MARKERS.search(head):
             return "generated"
         lines = text.count("\n") + 1
-        if len(text) / lines > MINIFIED_MEAN_CHARS or has_line_over(text, MINIFIED_LINE_CHARS):
+        if len(text) / lines > MINIFIED_MEAN_CHARS and not prose(text) or dense_line_over(text, MINIFIED_LINE_CHARS):
             return "minified"
         return None
 
@@ -207,19 +210,33 @@ def data_reason(text: str) -> str | None:
     return "data" if inside >= DATA_SHARE * len(sample) else None
 
 
-def has_line_over(text: str, n: int) -> bool:
-    """Whether a line of `text` is longer than `n` characters: one `rfind` per `n` characters, not a
-    list of all the lines.
+def prose(text: str) -> bool:
+    """Whether `text` has the spaces of prose (`PROSE_SPACE_SHARE`), as a paragraph or a doc comment has.
 
-    >>> has_line_over("ab\\ncd", 2), has_line_over("ab\\ncde", 2), has_line_over("abc", 2)
-    (False, True, True)
+    >>> prose("The error has a response property with the Response object"), prose("a{b:1;c:2}" * 9)
+    (True, False)
+    """
+    return text.count(" ") + text.count("\t") >= PROSE_SPACE_SHARE * len(text)
+
+
+def dense_line_over(text: str, n: int) -> bool:
+    """Whether a line of `text` is longer than `n` characters and not prose: one `rfind` per `n`
+    characters, not a list of all the lines.
+
+    >>> dense_line_over("ab\\ncd", 2), dense_line_over("ab\\ncde", 2), dense_line_over("abc", 2), dense_line_over("a b c", 2)
+    (False, True, True, False)
     """
     start = 0
     while len(text) - start > n:
         newline = text.rfind("\n", start, start + n + 1)  # the lines before it are within n: go on after it
-        if newline < 0:
+        if newline >= 0:
+            start = newline + 1
+            continue
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if not prose(text[start:end]):
             return True
-        start = newline + 1
+        start = end + 1
     return False
 
 

@@ -101,6 +101,24 @@ def test_machine_written_data_and_what_stays():
     assert machine_data_reason("json", '{"name": "app", "version": "1.0.0"}\n') is None
 
 
+def test_long_prose_lines_are_not_minified():
+    """A paragraph on one line (Markdown written without wrapping) or a long doc comment is read by people;
+    a minified bundle, a data URI or an SVG path is not. The difference is the spaces of prose."""
+    f = FileFilter()
+    paragraph = ("The error has a `response` property with the `Response` object, a `request` property with the "
+                 "`Request` object and an `options` property with the normalized options. ") * 8
+    assert len(paragraph) > 1000
+    assert f.content_reason(f"# Errors\n\n{paragraph}\n\nSee also the retry options.\n") is None
+    assert f.content_reason(f"/**\n{paragraph}\n*/\nexport class HTTPError extends Error {{}}\n") is None
+    assert f.content_reason(f"{paragraph}\n{paragraph}\n") is None  # few lines, each long: still prose
+    bundle = "!function(e,t){'use strict';var n=e.document;function r(o){return o&&o.nodeType}" * 20
+    assert f.content_reason(f"/*! app v1.0 */\n{bundle}\n") == "minified"
+    svg_path = "<path d=\"" + "M12.5,3.2L4.1,8.9C3.2,9.5,2.7,10.4,2.7,11.4" * 30 + "\"/>"
+    assert f.content_reason(f"<svg>\n{svg_path}\n</svg>\n") == "minified"
+    data_uri = "url(data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB" * 40 + ")"
+    assert f.content_reason(f".logo {{\n  background: {data_uri};\n}}\n") == "minified"
+
+
 def test_generated_pages_by_their_marks_head_or_foot():
     f = FileFilter()
     assert f.blob_reason("docs/book/index.html", MDBOOK_HTML) == "generated"
