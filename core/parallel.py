@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +29,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WorkerDied(UserError):
@@ -35,6 +38,25 @@ class WorkerDied(UserError):
     def __init__(self, what: str, fewer: str):
         super().__init__(f"{what} stopped without an answer (killed, or out of memory?): run again with "
                          f"fewer workers ({fewer})")
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked worker: end (SIGTERM) when `parent`, the process that forked it, ends however it ends.
+
+    A run killed with SIGKILL cannot shut its pool down, and a worker waiting on its queue would
+    live on (its own copy of the pipe keeps the queue open). Linux's parent-death signal ends it;
+    elsewhere a worker still ends when it next finds its queue broken.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent ended before the signal was asked for
+        os._exit(1)
+
+
+def _start(parent: int, initializer: Callable, initargs: tuple) -> None:
+    die_with_parent(parent)
+    initializer(*initargs)
 
 
 def answer(future, what: str, fewer: str):
@@ -62,8 +84,8 @@ class ProcessMap:
         os.environ[TOKENIZERS_PARALLELISM] = "false"
         gc.freeze()  # the objects from before the fork: the workers' collections leave them (and their pages) alone
         try:
-            self.pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=initializer,
-                                            initargs=initargs)
+            self.pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_start,
+                                            initargs=(os.getpid(), initializer, initargs))
             self._result(self.pool.submit(int))  # forks every worker now, before the caller opens its pipes
         finally:
             gc.unfreeze()

@@ -45,7 +45,7 @@ from multiprocessing import get_context
 from tree_sitter import Point, QueryCursor
 
 from core.languages import content_may_decide, language_of, language_of_blob
-from core.parallel import answer
+from core.parallel import answer, die_with_parent
 from core.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
                               reparse)
 from core.git_runner import BlobReader, Git
@@ -422,8 +422,9 @@ def _measure(meter: FunctionMeter, reader: BlobReader, items: list[Item],
 _worker: tuple[FunctionMeter, BlobReader] | None = None  # in a worker process: its cache and its git reader
 
 
-def _start_worker(repo: str) -> None:
+def _start_worker(parent: int, repo: str) -> None:
     global _worker
+    die_with_parent(parent)
     _worker = (FunctionMeter(), BlobReader(Git(repo)))
 
 
@@ -453,7 +454,7 @@ class FunctionWorkers:
         if jobs:
             context = get_context("fork")
             self.pools = [ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker,
-                                              initargs=(str(git.repo),)) for _ in range(jobs)]
+                                              initargs=(os.getpid(), str(git.repo))) for _ in range(jobs)]
             for pool in self.pools:
                 pool.submit(int)  # forks the worker now, before the caller opens its git pipes
         else:

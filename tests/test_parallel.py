@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +52,41 @@ def test_a_killed_worker_is_one_error_not_a_hang():
             list(pool.map(_die, range(8), ahead=4))
     assert isinstance(err.value, UserError)  # `run_main` prints it as one line, exit code 2
     assert str(err.value).startswith("a test worker stopped without an answer") and "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+@pytest.mark.parametrize("pool", ["ProcessMap", "FunctionWorkers"])
+def test_workers_end_with_a_killed_run(tmp_path, pool):
+    """SIGKILL of the process that forked the workers (a killed pipeline run) leaves no worker behind."""
+    import git
+
+    git.Repo.init(tmp_path / "repo")
+    root = Path(__file__).resolve().parents[1]
+    make = {"ProcessMap": "from core.parallel import ProcessMap\npool = ProcessMap(2, int)\n"
+                          "pids = set(pool.pool._processes)",
+            "FunctionWorkers": "from core.git_runner import Git\nfrom scrapers.complexity import FunctionWorkers\n"
+                               f"w = FunctionWorkers(Git({str(tmp_path / 'repo')!r}), 2)\n"
+                               "pids = {p for pool in w.pools for p in pool._processes}"}[pool]
+    script = f"import os, sys, time\nsys.path.insert(0, {str(root)!r})\n{make}\nprint(*pids, flush=True)\ntime.sleep(60)\n"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in workers if _alive(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "workers outlived the killed run"
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, ended but not yet reaped by init, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
