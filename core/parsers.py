@@ -53,7 +53,7 @@ _HOLDERS = {"javascript": ("call_expression", "pair", "assignment_expression", "
             "typescript": ("call_expression", "pair", "assignment_expression", "variable_declarator",
                            "public_field_definition")}
 _HOLDERS["tsx"] = _HOLDERS["typescript"]
-_FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function", "generator_function", "class"})
+_FUNCTION_VALUES = ("arrow_function", "function_expression", "generator_function", "class")
 _TITLES = frozenset({"string", "template_string"})
 _SEPARATOR = {"rust": "::", "cpp": "::"}
 _NAME_NODES = ("identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name",
@@ -136,6 +136,15 @@ def held_name(node) -> str | None:
     return (own[1:-1] if named is not None and named.type == "string" else own) or None
 
 
+def _held_query(holders: tuple) -> str:
+    """Query patterns for the `holders` that may hold a function (`held_name` decides), so that
+    tree-sitter leaves out the calls without a title and the values that are no function."""
+    values = "[" + " ".join(f"({v})" for v in _FUNCTION_VALUES) + "]"
+    fields = {"pair": "value", "assignment_expression": "right"}
+    return "".join(f" ({h} arguments: (arguments . [(string) (template_string)])) @def" if h == "call_expression"
+                   else f" ({h} {fields.get(h, 'value')}: {values}) @def" for h in holders)
+
+
 def _text(node) -> str:
     return node.text.decode("utf-8", "replace") if node is not None else ""
 
@@ -203,11 +212,12 @@ def definitions(text: str, lang: str) -> list[Definition]:
 def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list[Definition]:
     """The definitions of a parsed `tree` (those that overlap rows first..last when `rows` is given),
     outermost first, in source order."""
-    types = definition_types(lang) | frozenset(_HOLDERS.get(lang, ()))
+    holders = _HOLDERS.get(lang, ())
+    types = definition_types(lang) | frozenset(holders)
     # a Python definition starts at its decorators: their node is asked for too, so that a range
     # within the decorators finds the definition below them
-    asked = sorted(types) + (["decorated_definition"] if lang == "python" else [])
-    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def"))
+    asked = sorted(definition_types(lang)) + (["decorated_definition"] if lang == "python" else [])
+    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def" + _held_query(holders)))
     if rows is not None:
         cursor.set_point_range(Point(rows[0], 0), Point(rows[1] + 1, 0))
     nodes = {}
