@@ -34,7 +34,7 @@ _GRAMMARS = {
                                                           "class_declaration", "method_definition")),
     "typescript": ("tree_sitter_typescript", "language_typescript", (
         "function_declaration", "generator_function_declaration", "class_declaration", "abstract_class_declaration",
-        "method_definition", "interface_declaration", "enum_declaration", "internal_module")),
+        "method_definition", "interface_declaration", "type_alias_declaration", "enum_declaration", "internal_module")),
     "go": ("tree_sitter_go", "language", ("function_declaration", "method_declaration", "type_declaration")),
     "java": ("tree_sitter_java", "language", ("class_declaration", "interface_declaration", "enum_declaration",
                                               "record_declaration", "method_declaration", "constructor_declaration")),
@@ -43,6 +43,18 @@ _GRAMMARS = {
                                             "namespace_definition")),
 }
 _GRAMMARS["tsx"] = ("tree_sitter_typescript", "language_tsx", _GRAMMARS["typescript"][2])
+# JavaScript / TypeScript definitions that are a function held by another construct: a call with
+# a title (`test('adds', t => {})`, `describe(...)`, `app.get('/', fn)`), an object property
+# (`pair: function () {}`), an assignment (`module.exports = function`), a variable
+# (`const f = () => {}`), a class field (`m = () => {}`). Such a node is a definition only when it
+# holds a function: `held_name` tells.
+_HOLDERS = {"javascript": ("call_expression", "pair", "assignment_expression", "variable_declarator",
+                           "field_definition"),
+            "typescript": ("call_expression", "pair", "assignment_expression", "variable_declarator",
+                           "public_field_definition")}
+_HOLDERS["tsx"] = _HOLDERS["typescript"]
+_FUNCTION_VALUES = ("arrow_function", "function_expression", "generator_function", "class")
+_TITLES = frozenset({"string", "template_string"})
 _SEPARATOR = {"rust": "::", "cpp": "::"}
 _NAME_NODES = ("identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name",
                "type_identifier", "property_identifier")
@@ -102,6 +114,37 @@ def definition_types(lang: str) -> frozenset:
     return frozenset(_GRAMMARS[lang][2])
 
 
+def held_name(node) -> str | None:
+    """The name of a JavaScript / TypeScript construct of `_HOLDERS` that holds a function (the
+    test's title, the property, member or variable), else None.
+
+    >>> [d.name for d in definitions("describe('x', () => { it('adds', t => {}) })", "javascript")]
+    ['x', 'x.adds']
+    """
+    if node.type == "call_expression":
+        args = node.child_by_field_name("arguments")
+        given = args.named_children if args is not None else []
+        if len(given) > 1 and given[0].type in _TITLES and any(a.type in _FUNCTION_VALUES for a in given[1:]):
+            return _text(given[0])[1:-1].strip() or None
+        return None
+    name, value = {"pair": ("key", "value"), "assignment_expression": ("left", "right")}.get(node.type, ("name", "value"))
+    held = node.child_by_field_name(value)
+    if held is None or held.type not in _FUNCTION_VALUES:
+        return None
+    named = node.child_by_field_name(name) or node.child_by_field_name("property")  # JS `field_definition`
+    own = _text(named)
+    return (own[1:-1] if named is not None and named.type == "string" else own) or None
+
+
+def _held_query(holders: tuple) -> str:
+    """Query patterns for the `holders` that may hold a function (`held_name` decides), so that
+    tree-sitter leaves out the calls without a title and the values that are no function."""
+    values = "[" + " ".join(f"({v})" for v in _FUNCTION_VALUES) + "]"
+    fields = {"pair": "value", "assignment_expression": "right"}
+    return "".join(f" ({h} arguments: (arguments . [(string) (template_string)])) @def" if h == "call_expression"
+                   else f" ({h} {fields.get(h, 'value')}: {values}) @def" for h in holders)
+
+
 def _text(node) -> str:
     return node.text.decode("utf-8", "replace") if node is not None else ""
 
@@ -109,6 +152,8 @@ def _text(node) -> str:
 def own_name(node, lang: str) -> str | None:
     """The name a definition node declares, or None (anonymous / unparsable)."""
     t = node.type
+    if t in _HOLDERS.get(lang, ()):
+        return held_name(node)
     if t == "impl_item":
         trait, typ = node.child_by_field_name("trait"), node.child_by_field_name("type")
         return f"impl {_text(trait)} for {_text(typ)}" if trait is not None else f"impl {_text(typ)}"
@@ -167,11 +212,12 @@ def definitions(text: str, lang: str) -> list[Definition]:
 def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list[Definition]:
     """The definitions of a parsed `tree` (those that overlap rows first..last when `rows` is given),
     outermost first, in source order."""
-    types = definition_types(lang)
+    holders = _HOLDERS.get(lang, ())
+    types = definition_types(lang) | frozenset(holders)
     # a Python definition starts at its decorators: their node is asked for too, so that a range
     # within the decorators finds the definition below them
-    asked = sorted(types) + (["decorated_definition"] if lang == "python" else [])
-    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def"))
+    asked = sorted(definition_types(lang)) + (["decorated_definition"] if lang == "python" else [])
+    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def" + _held_query(holders)))
     if rows is not None:
         cursor.set_point_range(Point(rows[0], 0), Point(rows[1] + 1, 0))
     nodes = {}

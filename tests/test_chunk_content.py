@@ -166,6 +166,26 @@ def test_hunk_is_widened_to_its_function_and_header_is_once_per_commit(tmp_path,
     assert "def compute(x):" not in narrow.split("@@", 2)[2].split("\n", 1)[1]
 
 
+def test_a_javascript_test_callback_is_widened_to_its_test_line(tmp_path, tok):
+    b = RepoBuilder(tmp_path / "repo")
+
+    def case(title: str, n: int) -> str:
+        steps = "".join(f"\tawait t.step({i});\n" for i in range(n))
+        return f"test('{title}', async t => {{\n{steps}\tt.pass();\n}});\n\n"
+
+    module = "import test from 'ava';\nimport ky from '../source/index.js';\n\n" + case("first", 4) \
+        + case("retries twice", 10) + case("last", 4)
+    b.commit("Add tests", {"test/retry.js": module})  # a change in the middle of the second test's body
+    b.commit("Change step 7", {"test/retry.js": module.replace("step(7)", "step(7, 2)")})
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b, max_chunk_tokens=512)
+    change = next(c for c in chunks if c["text"].startswith("commit 2024-01-02"))
+    lines = change["text"].split("\n")
+    at = next(i for i, l in enumerate(lines) if l.startswith("@@"))
+    assert lines[at + 1] == " test('retries twice', async t => {" and change["symbol"] == "retries twice"
+    assert "test('first'" not in change["text"] and "test('last'" not in change["text"]
+    assert stats["diff_content"]["widened_file_changes"] == 1
+
+
 def test_context_of_another_function_is_dropped_and_names_come_from_the_whole_file(tmp_path, tok):
     b = RepoBuilder(tmp_path / "repo")
     body = "".join(f"        total = total + {i} * x  # step {i} of a long computation\n" for i in range(60))

@@ -73,3 +73,47 @@ def test_rows_inside_a_long_decorator_find_the_definition_below_it():
             "def test_square(n, square):\n    assert n * n == square\n")
     tree = BlobTrees().tree("blob", text, "python")
     assert [(d.start, d.name) for d in definitions_in(tree, "python", (20, 21))] == [(3, "test_square")]
+
+
+JS_HELD = """import test from 'ava';
+const ky = require('ky');
+
+test('retries on 500', async t => {
+  t.is(await ky('x'), 1);
+});
+
+describe('router', function () {
+  it(`handles ${method}`, function (done) {
+    done();
+  });
+});
+
+const helpers = {
+  pair: function () { return 1; },
+  'quoted': () => 2,
+  plain: 3,
+};
+
+res.locals = function () {};
+exports.compile = function (str) {
+  return str;
+};
+module.exports = function createApp() {};
+var toNumber = (x) => Number(x), limit = 10;
+
+class Client {
+  onError = (error) => error;
+  retries = 2;
+}
+
+setTimeout(function () {}, 10);
+"""
+
+
+def test_javascript_and_typescript_functions_held_by_calls_properties_and_names_are_definitions():
+    expected = [(3, 5, "retries on 500"), (7, 11, "router"), (8, 10, "router.handles ${method}"),
+                (14, 14, "pair"), (15, 15, "quoted"), (19, 19, "res.locals"),
+                (20, 22, "exports.compile"), (23, 23, "module.exports"), (24, 24, "toNumber"),
+                (26, 29, "Client"), (27, 27, "Client.onError")]
+    for lang in ("javascript", "typescript", "tsx"):
+        assert [(d.start, d.end, d.name) for d in definitions(JS_HELD, lang)] == expected, lang
