@@ -78,6 +78,21 @@ def format_openings(openings: dict[str, tuple[int, int]]) -> str:
     return "  ".join(f"{s} {100 * a / n:.1f} % of {n:,}" if n else f"{s} -" for s, (a, n) in openings.items())
 
 
+def history_tokenizer(history: Path, tok_dir: Path):
+    """The tokenizer in `tok_dir`; a byte-level BPE trained there on the first 8 MB of `history`'s diffs when absent."""
+    tok_dir = Path(tok_dir)
+    if not tok_dir.exists():
+        def sample():
+            size = 0
+            for rec in iter_commit_records(history):
+                for f in rec["files"]:
+                    if size < 8e6 and f.get("diff"):
+                        size += len(f["diff"])
+                        yield f["diff"]
+        train_fallback_tokenizer(sample(), tok_dir)
+    return load_tokenizer(str(tok_dir))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Benchmark stage 2 against scrape + raw encode_batch.")
     p.add_argument("--repo", type=Path, default=None, help="repository to measure [build one]")
@@ -100,19 +115,8 @@ def main(argv=None) -> int:
                         function_complexity=not args.no_function_complexity))
     scrape_s = time.perf_counter() - start
 
-    tok_dir = args.tokenizer
-    if tok_dir is None:
-        tok_dir = work / "tokenizer"
-        if not tok_dir.exists():
-            def sample():
-                size = 0
-                for rec in iter_commit_records(history):
-                    for f in rec["files"]:
-                        if size < 8e6 and f.get("diff"):
-                            size += len(f["diff"])
-                            yield f["diff"]
-            train_fallback_tokenizer(sample(), tok_dir)
-    tok = load_tokenizer(str(tok_dir))
+    tok_dir = args.tokenizer or work / "tokenizer"
+    tok = history_tokenizer(history, tok_dir)
 
     out = work / "chunks_semantic.jsonl"
     cfg = sc.ChunkConfig(repo=str(repo), commits=str(history), output=str(out), progress=False,

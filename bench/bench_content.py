@@ -39,7 +39,8 @@ from core.io import iter_commit_records  # noqa: E402
 from reporting.collect import header_text  # noqa: E402
 from scrapers.git_scraper_rich import ScrapeConfig, scrape  # noqa: E402
 from core.languages import category_of  # noqa: E402
-from core.tokenizer import encode_batch, load_tokenizer, train_fallback_tokenizer  # noqa: E402
+from bench_chunker import history_tokenizer  # noqa: E402
+from core.tokenizer import encode_batch, load_tokenizer  # noqa: E402
 
 REPOS = ROOT.parent / "repos"
 _LEAD_IN = ("//", "/*", "*", "#[", "#!", "@", "///")  # doc comments, attributes, annotations above a definition
@@ -163,18 +164,7 @@ def run_one(repo: Path, work: Path, max_commits: int | None, tok_dir: Path | Non
         return measure(out, stats, load_tokenizer(str(tok_dir or work / "tokenizer")), _judged(history, stats), repo)
     scrape(ScrapeConfig(repo=str(repo), output=str(history), output_json=None, progress=False,
                         function_complexity=False, max_commits=max_commits))
-    if tok_dir is None:
-        tok_dir = work / "tokenizer"
-        if not tok_dir.exists():
-            def sample():
-                size = 0
-                for rec in iter_commit_records(history):
-                    for f in rec["files"]:
-                        if size < 8e6 and f.get("diff"):
-                            size += len(f["diff"])
-                            yield f["diff"]
-            train_fallback_tokenizer(sample(), tok_dir)
-    tok = load_tokenizer(str(tok_dir))
+    tok = history_tokenizer(history, tok_dir or work / "tokenizer")
     stats = sc.run(sc.ChunkConfig(repo=str(repo), commits=str(history), output=str(out), progress=False), tokenizer=tok)
     return measure(out, stats, tok, _judged(history, stats), repo)
 
