@@ -217,7 +217,6 @@ def train_fallback_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike,
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     tok.save_pretrained(str(tmp))
     if out_dir.exists():
-        import shutil
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return load_tokenizer(str(out_dir))
