@@ -260,13 +260,25 @@ def redact(text: str, path: str | None = None, key_file: bool = False) -> tuple[
 
 def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> tuple[str, dict[str, int]]:
     """`redact` on one text; `folded`: the text is a diff's content, whose lines a multi-line
-    secret keeps (the placeholder, then `GONE` lines)."""
+    secret keeps (the placeholder, then `GONE` lines). The passes run in order: shaped tokens, key
+    bodies, named keys, URL credentials, formats, auth headers, assignments."""
     counts: dict[str, int] = {}
 
     def bump(kind: str) -> str:
         counts[kind] = counts.get(kind, 0) + 1
         return placeholder(kind)
 
+    text = _shaped(text, folded, bump)
+    text = key_bodies(text, key_file, folded, bump)
+    text = _named_keys(text, bump)
+    text = _url_credentials(text, bump)
+    text = formats(text, netrc, bump)
+    text = _auth_headers(text, bump)
+    return _assignments(text, fmt, bump), counts
+
+
+def _shaped(text: str, folded: bool, bump: Callable[[str], str]) -> str:
+    """Tokens known by their shape (`_SHAPED`): one fast scan each, the replacing only where one matched."""
     def whole_or_v(kind: str) -> _Repl:
         def repl(m: re.Match[str]) -> str:
             if _glued(m):
@@ -282,40 +294,55 @@ def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> t
         key = bump("AWS_KEY")
         return key if m.group("sec") is None else key + m.group("sep") + bump("AWS_SECRET")
 
-    for kind, gate, pattern in _SHAPED:  # one fast scan each; the replacing only where one matched
+    for kind, gate, pattern in _SHAPED:
         if (gate is None or (gate.search(text) if isinstance(gate, re.Pattern) else any(g in text for g in gate))) \
                 and pattern.search(text):
             text = pattern.sub(aws if kind == "AWS_KEY" else whole_or_v(kind), text)
-    text = key_bodies(text, key_file, folded, bump)
+    return text
 
+
+def _named_keys(text: str, bump: Callable[[str], str]) -> str:
+    """AWS secrets and Heroku keys, known by the name standing before them."""
     low = _lower(text)
     if "aws" in low:
         text = _sub_at(text, _starts(low, ("aws",), _KEY_CHARS), lambda i: _AWS_SECRET.match(text, i),
                        lambda m: keep_outside(m, "v", bump("AWS_SECRET")))
     if "heroku" in low:
         text = HEROKU_NAMED.sub(lambda m: keep_outside(m, "v", bump("HEROKU_KEY")), text)
+    return text
 
-    if "://" in text and "@" in text:
-        def url(m: re.Match[str]) -> str | None:
-            password = m.group("v").split(":", 1)[1]
-            return keep_outside(m, "v", bump("URL_CREDENTIALS")) if credential(password, "PASSWORD") else None
-        text = _sub_at(text, _starts(text, ("://",), _SCHEME_CHARS), lambda i: _URL_CREDS.match(text, i), url)
 
-    text = formats(text, netrc, bump)
-    low = _lower(text)  # again: every rule above may have changed the text
-    if "bearer" in low or "authorization" in low:
-        def auth(m: re.Match[str]) -> str | None:
-            value = m.group("v")
-            if (m.group("scheme") or "").lower() == "basic":  # base64 of `user:password`: judge the password
-                value = basic_password(value)
-                ok = value is None or credential(value, "PASSWORD")
-            else:
-                ok = credential(value, "TOKEN")
-            return keep_outside(m, "v", bump("AUTH_HEADER")) if ok else None
-        text = _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS),
-                       lambda i: _AUTH.match(text, i), auth)
-        low = _lower(text)
+def _url_credentials(text: str, bump: Callable[[str], str]) -> str:
+    """The password of `scheme://user:password@host`, where it looks like a credential."""
+    if "://" not in text or "@" not in text:
+        return text
 
+    def url(m: re.Match[str]) -> str | None:
+        password = m.group("v").split(":", 1)[1]
+        return keep_outside(m, "v", bump("URL_CREDENTIALS")) if credential(password, "PASSWORD") else None
+    return _sub_at(text, _starts(text, ("://",), _SCHEME_CHARS), lambda i: _URL_CREDS.match(text, i), url)
+
+
+def _auth_headers(text: str, bump: Callable[[str], str]) -> str:
+    """`Authorization:` / `Bearer` values; a Basic header is judged by the password it encodes."""
+    low = _lower(text)
+    if "bearer" not in low and "authorization" not in low:
+        return text
+
+    def auth(m: re.Match[str]) -> str | None:
+        value = m.group("v")
+        if (m.group("scheme") or "").lower() == "basic":  # base64 of `user:password`: judge the password
+            value = basic_password(value)
+            ok = value is None or credential(value, "PASSWORD")
+        else:
+            ok = credential(value, "TOKEN")
+        return keep_outside(m, "v", bump("AUTH_HEADER")) if ok else None
+    return _sub_at(text, _starts(low, ("bearer", "authorization"), _KEY_CHARS), lambda i: _AUTH.match(text, i), auth)
+
+
+def _assignments(text: str, fmt: str, bump: Callable[[str], str]) -> str:
+    """Values assigned to secret-named keys (`password = "..."`, `<password>...</password>`), where
+    the value is a literal that looks like a credential of that kind."""
     def assign_match(i: int) -> re.Match[str] | None:
         m = _ASSIGN.match(text, i)
         if m is None and i > 0 and text[i - 1] == "<":
@@ -334,8 +361,7 @@ def _redact(text: str, fmt: str, key_file: bool, netrc: bool, folded: bool) -> t
             return None
         return keep_outside(m, "bare" if bare is not None else "qval", bump(kind))
 
-    text = _sub_at(text, _starts(low, _ASSIGN_NEEDLES, _KEY_CHARS, _ASSIGN_FOLLOW), assign_match, assign)
-    return text, counts
+    return _sub_at(text, _starts(_lower(text), _ASSIGN_NEEDLES, _KEY_CHARS, _ASSIGN_FOLLOW), assign_match, assign)
 
 
 def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
