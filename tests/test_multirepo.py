@@ -6,6 +6,7 @@ reuses a session that is already running.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -22,7 +23,7 @@ import comprehensive_pipeline
 from conftest import ROOT, RepoBuilder, build_sample_repo
 from core.io import read_json
 from core.splits import SPLITS
-from pipeline.state import OutputLock
+from pipeline.state import STATE_FILE, OutputLock
 from test_pipeline import SMALL, tree_bytes
 
 ray = pytest.importorskip("ray")
@@ -131,8 +132,11 @@ def test_killed_run_rerun_skips_finished_repositories_and_is_identical(three_rep
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = sorted(p for p in expected if p.startswith("repos/app-"))[0].split("/")[1]
     deadline = time.monotonic() + 120
-    # Its report is written after its last stage is recorded: from then on, the first repository is finished.
-    while not (out / "repos" / first / "report.html").exists() and time.monotonic() < deadline:
+    # The report is its last step: once the state file records it, the first repository is finished
+    # (report.html alone is not enough: it is written before its step is recorded).
+    state = out / "repos" / first / STATE_FILE
+    while not (state.exists() and "report" in json.loads(state.read_text())["stages"]) \
+            and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
