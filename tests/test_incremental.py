@@ -1,0 +1,121 @@
+"""Reruns after new commits: only the new commits are read, and every output is byte-identical to a
+fresh run on the new history; anything that is not a pure append is a full run (real git repositories)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import RepoBuilder, build_sample_repo
+from scrapers.git_scraper_rich import ScrapeConfig, scrape
+
+
+def scrape_into(repo: Path, out: Path, incremental: bool = True, **kw) -> dict:
+    config = ScrapeConfig(repo=str(repo), output=str(out / "h.jsonl"), output_json=str(out / "h.json"),
+                          progress=False, jobs=0, **kw)
+    return scrape(config, incremental)
+
+
+def files_of(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def add_history(b: RepoBuilder) -> int:
+    """New commits on main, on a second branch started from an old commit, their merge, and tags (one on
+    an old commit): the old commits' branches and tags change. Returns how many commits were added."""
+    carol = ("Carol New", "carol@example.com")
+    b.commit("Add a triangle", {"src/triangle.py": "def triangle(a, b, c):\n    return a + b + c\n"}, author=carol)
+    b.git("checkout", "-q", "-b", "topic", "v0.1")  # from an old commit: it now belongs to `topic` too
+    b.commit("Topic: document the counter", {"rust/README.md": "# Counter\n"}, author=carol)
+    b.commit("Topic: counter goes down", {"rust/src/down.rs": "pub fn down(x: i32) -> i32 {\n    x - 1\n}\n"})
+    b.git("checkout", "-q", "main")
+    b.commit("Shapes: hexagon", {"src/hexagon.py": "def hexagon(s):\n    if s < 0:\n        return 0\n    return 6 * s\n"})
+    b.tick += 1
+    date = f"2024-01-{b.tick:02d}T12:00:00+02:00"
+    b.git("merge", "-q", "--no-ff", "topic", "-m", "Merge topic",
+          env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
+    b.git("tag", "v0.0", "HEAD~5")  # an old commit gains a tag
+    b.git("tag", "v0.3")
+    return 5
+
+
+def test_new_commits_are_read_alone_and_the_files_equal_a_fresh_scrape(tmp_path):
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    first = scrape_into(b.path, inc)
+    assert first["run"]["commits_kept"] == 0 and first["run"]["full_because"]  # nothing earlier: a full scrape
+    old = first["counts"]["commits"]
+    added = add_history(b)
+    again = scrape_into(b.path, inc)
+    assert again["run"] == {**again["run"], "commits_read": added, "commits_kept": old, "full_because": None}
+    scrape_into(b.path, fresh, incremental=False)
+    assert files_of(inc) == files_of(fresh)
+    # the old records changed where the refs changed: the branch started from v0.1 holds its ancestors
+    first_record = (inc / "h.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert '"topic"' in first_record and '"v0.0"' not in first_record
+    # nothing new: nothing read, nothing changed
+    assert scrape_into(b.path, inc)["run"]["commits_read"] == 0
+    assert files_of(inc) == files_of(fresh)
+
+
+def _amend(b: RepoBuilder) -> None:
+    b.git("commit", "-q", "--amend", "--allow-empty", "-m", "Empty commit, reworded")
+
+
+def _old_dated_branch(b: RepoBuilder) -> None:
+    b.git("checkout", "-q", "-b", "late", "v0.1")
+    b.write("late.txt", "late\n")
+    b.git("add", "late.txt")
+    old = "2024-01-03T13:00:00+02:00"  # between two scraped commits: it lands before them in the listing
+    b.git("commit", "-q", "-m", "Committed long ago", env={"GIT_AUTHOR_DATE": old, "GIT_COMMITTER_DATE": old})
+    b.git("checkout", "-q", "main")
+
+
+def _deleted_branch(b: RepoBuilder) -> None:
+    b.git("branch", "-D", "feature")
+    b.git("reset", "-q", "--hard", "HEAD~2")
+
+
+def test_a_new_commit_dated_between_old_ones_is_read_alone_and_moves_the_later_ones(tmp_path):
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    old = [line[9:49] for line in (scrape_into(b.path, inc) and (inc / "h.jsonl").read_text().splitlines())]
+    _old_dated_branch(b)
+    again = scrape_into(b.path, inc)
+    assert again["run"]["commits_read"] == 1 and again["run"]["full_because"] is None
+    new = [line[9:49] for line in (inc / "h.jsonl").read_text().splitlines()]
+    assert new != old + new[-1:] and [h for h in new if h in old] == old  # it landed before some old ones
+    scrape_into(b.path, fresh, incremental=False)
+    assert files_of(inc) == files_of(fresh)
+
+
+@pytest.mark.parametrize("change, settings, because", [
+    (_amend, {}, "gone"),
+    (_deleted_branch, {}, "gone"),
+    (None, {"max_diff_bytes": 100}, "settings changed"),
+])
+def test_anything_but_an_append_is_a_full_scrape(tmp_path, change, settings, because):
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    scrape_into(b.path, inc)
+    if change is not None:
+        change(b)
+    again = scrape_into(b.path, inc, **settings)
+    assert again["run"]["commits_kept"] == 0 and because in again["run"]["full_because"]
+    assert again["run"]["commits_read"] == again["counts"]["commits"]
+    scrape_into(b.path, fresh, incremental=False, **settings)
+    assert files_of(inc) == files_of(fresh)
+
+
+def test_an_edited_earlier_output_is_not_appended_to(tmp_path):
+    b = build_sample_repo(tmp_path / "repo")
+    inc = tmp_path / "inc"
+    scrape_into(b.path, inc)
+    lines = (inc / "h.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (inc / "h.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")  # a record lost
+    again = scrape_into(b.path, inc)
+    assert again["run"]["commits_kept"] == 0 and "do not agree" in again["run"]["full_because"]
+    shutil.rmtree(inc)
+    assert scrape_into(b.path, inc)["run"]["full_because"].startswith("no earlier")
