@@ -106,6 +106,7 @@ class Pipeline:
             "chunks": out / schema.CHUNKS,
             "chunk_tokens": schema.companion(out / schema.CHUNKS, schema.TOKENS_SUFFIX),
             "chunk_stats": schema.companion(out / schema.CHUNKS, schema.STATS_SUFFIX),
+            "chunk_index": schema.companion(out / schema.CHUNKS, schema.COMMITS_SUFFIX),
             "raw_chunks": out / schema.RAW_CHUNKS,
             "tokenized": out / schema.TOKENIZED,
             "dataset": out / schema.DATASET_DIR,
@@ -250,13 +251,18 @@ class Pipeline:
         settings = key_settings(cc)
         inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
                   "repo": _sha(repo_fingerprint(self.repo))}
-        outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
+        outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats", "chunk_index")}
+        incremental = self.reusable("chunk", settings, outputs)
 
         def work():
-            semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity)
+            run = self.reused["chunk"] = semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity,
+                                                              incremental=incremental)["run"]
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
-            return counts, "commits", f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
+            shown = (f"{run['commits_chunked']} commits chunked, {run['commits_kept']} kept" if run["commits_kept"]
+                     else f"all chunked: {run['full_because']}" if incremental else "")
+            return {**counts, "shown": shown}, "commits", \
+                f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
 
         try:
             self._stage("chunk", settings, inputs, outputs, work)
@@ -321,6 +327,7 @@ class Pipeline:
         for split in SPLITS:
             outputs[split] = ds / schema.split_file(split)
             outputs[f"{split}_tokens"] = ds / schema.split_file(split, schema.TOKENS_SUFFIX)
+            outputs[f"{split}_chunks"] = ds / schema.split_file(split, schema.SPLIT_CHUNKS_SUFFIX)
 
         def work():
             build(dc)

@@ -119,3 +119,67 @@ def test_an_edited_earlier_output_is_not_appended_to(tmp_path):
     assert again["run"]["commits_kept"] == 0 and "do not agree" in again["run"]["full_because"]
     shutil.rmtree(inc)
     assert scrape_into(b.path, inc)["run"]["full_because"].startswith("no earlier")
+
+
+# --- the whole pipeline ----------------------------------------------------------------------
+
+def run_into(repo: Path, out: Path, tokenizer: Path, report: bool = False):
+    """One pipeline run (a tokenizer given, as a user's `--model`: it does not change with the history)."""
+    from pipeline.config import PipelineConfig, validate
+    from pipeline.orchestrator import Pipeline
+    from pipeline.state import OutputLock
+
+    cfg = PipelineConfig(repo=str(repo), output_dir=str(out), model=str(tokenizer), max_chunk_tokens=96,
+                         min_chunk_tokens=8, sequence_length=64, overlap=16, context_window=48, target_window=16,
+                         report=report, progress=False, workers=1, scrape_jobs=0)
+    repo, out = validate(cfg)
+    with OutputLock(out):
+        pipeline = Pipeline(cfg, repo, out)
+        pipeline.run()
+    return pipeline
+
+
+def outputs_of(out: Path) -> dict[str, bytes]:
+    from pipeline.state import LOCK_FILE, STAT_FILE
+
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in (LOCK_FILE, STAT_FILE)}  # the stat cache is this machine's
+
+
+def test_a_pipeline_rerun_after_new_commits_reads_only_them_and_equals_a_fresh_run(tmp_path, trained_tokenizer_dir):
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    first = run_into(b.path, inc, trained_tokenizer_dir, report=True)
+    old = first.reused["scrape"]["commits_read"]
+    added = add_history(b)
+    again = run_into(b.path, inc, trained_tokenizer_dir, report=True)
+    assert again.reused["scrape"] == {**again.reused["scrape"], "commits_read": added, "commits_kept": old}
+    assert again.reused["chunk"] == {"commits_chunked": added, "commits_kept": old, "full_because": None}
+    assert any("new commits read" in r.note for r in again.reports)
+    run_into(b.path, fresh, trained_tokenizer_dir, report=True)
+    assert outputs_of(inc) == outputs_of(fresh)  # every file, the state file, report and chunk index included
+
+
+def test_a_rewritten_history_is_a_full_run_equal_to_a_fresh_one(tmp_path, trained_tokenizer_dir):
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    run_into(b.path, inc, trained_tokenizer_dir)
+    _amend(b)
+    b.commit("After the rewrite", {"src/after.py": "def after():\n    return 1\n"})
+    again = run_into(b.path, inc, trained_tokenizer_dir)
+    assert again.reused["scrape"]["commits_kept"] == 0 and "gone" in again.reused["scrape"]["full_because"]
+    assert again.reused["chunk"]["commits_kept"] == 0 and "gone" in again.reused["chunk"]["full_because"]
+    run_into(b.path, fresh, trained_tokenizer_dir)
+    assert outputs_of(inc) == outputs_of(fresh)
+
+
+def test_an_edited_split_chunk_map_reruns_stage_4(tmp_path, trained_tokenizer_dir):
+    b = build_sample_repo(tmp_path / "repo")
+    out = tmp_path / "out"
+    run_into(b.path, out, trained_tokenizer_dir)
+    chunk_map = out / "dataset" / "training_data_train.chunks.jsonl"
+    expected = chunk_map.read_bytes()
+    chunk_map.write_bytes(expected[: len(expected) // 2])
+    again = run_into(b.path, out, trained_tokenizer_dir)
+    assert [r.skipped for r in again.reports if r.stage == "4 dataset"] == [False]
+    assert chunk_map.read_bytes() == expected
