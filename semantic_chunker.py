@@ -608,13 +608,13 @@ def _valid(rec) -> bool:
 
 
 def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = None,
-        identity: dict | None = None, incremental: bool = False) -> dict:
+        identity: dict | None = None, incremental: bool = False, run_info: dict | None = None) -> dict:
     """Write the chunks, their token ids, the stats and the per-commit index; return the stats.
 
     `tokenizer` and its `identity` come resolved from the orchestrator; by default the
     tokenizer is loaded from `config.tokenizer` and identified by that name. `incremental`: chunk
-    only the commits the last run's output lacks (`chunking.reuse`); the stats returned (not those
-    written) then hold `run`: `{"commits_chunked", "commits_kept", "full_because"}`.
+    only the commits the last run's output lacks (`chunking.reuse`). `run_info`, when given, is filled
+    with what this run did: `commits_chunked`, `commits_kept`, `full_because` (why nothing was kept).
     """
     from tqdm import tqdm
 
@@ -695,8 +695,9 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     stats["quality"] = quality_section(stats, out.by_order_category, plan)
     out.write_stats(stats)
     write_cache(files["index"], header, entries, output, files["tokens"])
-    return {**stats, "run": {"commits_chunked": stats["commits"] - len(hits), "commits_kept": len(hits),
-                             "full_because": why}}
+    if run_info is not None:
+        run_info.update(commits_chunked=stats["commits"] - len(hits), commits_kept=len(hits), full_because=why)
+    return stats
 
 
 def _reuse_plan(config: ChunkConfig, header: dict, files: dict[str, Path]) -> tuple[CommitCache | None, dict, str | None]:

@@ -161,10 +161,9 @@ class Pipeline:
         incremental = not (cfg.force if force is None else force) and self.reusable("scrape", settings, outputs)
 
         def work():
-            stats = scrape(sc, incremental)
-            secrets = sum(stats["secrets_redacted"].values())
+            run = self.reused["scrape"] = {}
+            secrets = sum(scrape(sc, incremental, run)["secrets_redacted"].values())
             counts = check_history(self.p["history"], self.p["history_json"])
-            run = self.reused["scrape"] = stats["run"]
             shown = (f"{run['commits_read']} new commits read, {run['commits_kept']} kept" if run["commits_kept"]
                      else f"full scrape: {run['full_because']}" if incremental else "")
             return {**counts, "shown": shown}, "all refs" if not cfg.revs else " ".join(cfg.revs), \
@@ -255,8 +254,8 @@ class Pipeline:
         incremental = self.reusable("chunk", settings, outputs)
 
         def work():
-            run = self.reused["chunk"] = semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity,
-                                                              incremental=incremental)["run"]
+            run = self.reused["chunk"] = {}
+            semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity, incremental=incremental, run_info=run)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
             shown = (f"{run['commits_chunked']} commits chunked, {run['commits_kept']} kept" if run["commits_kept"]

@@ -331,12 +331,12 @@ def outputs(config: ScrapeConfig) -> dict[str, Path]:
     return files
 
 
-def scrape(config: ScrapeConfig, incremental: bool = False) -> dict:
+def scrape(config: ScrapeConfig, incremental: bool = False, run_info: dict | None = None) -> dict:
     """Write the `.jsonl` as commits stream in, then the `.json` and the statistics; return the stats.
 
     `incremental`: keep an earlier scrape's records when the history only gained commits since
-    (`_Scrape.appendable`), reading only the new commits. The statistics returned (not those
-    written) also hold `run`: `{"commits_read", "commits_kept", "full_because", "blobs_parsed"}`.
+    (`_Scrape.appendable`), reading only the new commits. `run_info`, when given, is filled with what
+    this run did: `commits_read`, `commits_kept`, `full_because` (why nothing was kept), `blobs_parsed`.
     """
     job = _Scrape(config)
     files = outputs(config)
@@ -360,9 +360,10 @@ def scrape(config: ScrapeConfig, incremental: bool = False) -> dict:
         f.write(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     logger.info("%d commits, %d file changes -> %s", stats["counts"].get("commits", 0),
                 stats["counts"].get("file_changes", 0), out)
-    parsed = sum(job.builder.workers.parsed) if job.builder and job.builder.workers else 0
-    return {**stats, "run": {"commits_read": job.read, "commits_kept": kept, "full_because": why,
-                             "blobs_parsed": parsed}}
+    if run_info is not None:
+        run_info.update(commits_read=job.read, commits_kept=kept, full_because=why,
+                        blobs_parsed=sum(job.builder.workers.parsed) if job.builder and job.builder.workers else 0)
+    return stats
 
 
 run = scrape  # the stage convention's name for the function that does the work

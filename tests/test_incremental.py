@@ -13,9 +13,11 @@ from scrapers.git_scraper_rich import ScrapeConfig, scrape
 
 
 def scrape_into(repo: Path, out: Path, incremental: bool = True, **kw) -> dict:
+    """The statistics, with `run`: what the scrape did (`commits_read`, `commits_kept`, `full_because`)."""
     config = ScrapeConfig(repo=str(repo), output=str(out / "h.jsonl"), output_json=str(out / "h.json"),
                           progress=False, jobs=0, **kw)
-    return scrape(config, incremental)
+    run: dict = {}
+    return {**scrape(config, incremental, run), "run": run}
 
 
 def files_of(out: Path) -> dict[str, bytes]:
