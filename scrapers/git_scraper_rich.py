@@ -360,9 +360,10 @@ def scrape(config: ScrapeConfig, incremental: bool = False, run_info: dict | Non
         f.write(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     logger.info("%d commits, %d file changes -> %s", stats["counts"].get("commits", 0),
                 stats["counts"].get("file_changes", 0), out)
+    parsed = sum(job.builder.workers.parsed) if job.builder and job.builder.workers else 0
+    logger.debug("%d blobs parsed for function complexity", parsed)
     if run_info is not None:
-        run_info.update(commits_read=job.read, commits_kept=kept, full_because=why,
-                        blobs_parsed=sum(job.builder.workers.parsed) if job.builder and job.builder.workers else 0)
+        run_info.update(commits_read=job.read, commits_kept=kept, full_because=why, blobs_parsed=parsed)
     return stats
 
 
