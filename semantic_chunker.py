@@ -628,8 +628,8 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     files = {"index": companion(output, COMMITS_SUFFIX), "tokens": companion(output, TOKENS_SUFFIX)}
     header = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in key_settings(config).items()
                            if k not in ("split_ratios", "snapshot_at")}, "tokenizer": identity["sha256"]}
-    cache, hits, why = (_reuse_plan(config, header, files) if incremental and commits is None
-                        else (None, {}, "the commits were handed in" if incremental else None))
+    cache, hits, why, todo = (_reuse_plan(config, header, files) if incremental and commits is None
+                              else (None, {}, "the commits were handed in" if incremental else None, None))
     pool = ProcessMap(workers, _start_worker, (config, tok), "a stage 2 worker process") if workers > 1 else None
     records = commits if commits is not None else iter_commit_records(config.commits)
     counts, snap_counts = _Counts(), _Counts()
@@ -640,12 +640,16 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     # the workers are forked before this process opens its git pipes (Chunker), so that none holds them
     with pool or contextlib.nullcontext(), contextlib.closing(Chunker(config, tok)) as chunker, \
             ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out:
-        items = ((i, rec) for i, rec in enumerate(tqdm(records, desc="chunking commits", unit="commit",
-                                                       disable=not config.progress)) if i not in hits)
+        if todo is not None:  # the records not kept, read already
+            items = iter(tqdm(todo, desc="chunking commits", unit="commit", disable=not config.progress))
+        else:
+            items = ((i, rec) for i, rec in enumerate(tqdm(records, desc="chunking commits", unit="commit",
+                                                           disable=not config.progress)) if i not in hits)
         if pool is None:
             batches = map(chunker.batch_job, _batches(chunker.read_ahead(items, READ_AHEAD_COMMITS), COMMITS_PER_BATCH))
         else:
-            total = None if commits is not None else count_records(config.commits) - len(hits)
+            total = (None if commits is not None else len(todo) if todo is not None
+                     else count_records(config.commits) - len(hits))
             batches = pool.map(_worker_batch, _guided_batches(items, total, workers), AHEAD_PER_WORKER * workers)
         jobs = (job for batch in batches for job in batch)
         for i, (rec, chunks, local, error, dropped) in enumerate(_with_kept(jobs, cache, hits)):
@@ -700,23 +704,33 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
     return stats
 
 
-def _reuse_plan(config: ChunkConfig, header: dict, files: dict[str, Path]) -> tuple[CommitCache | None, dict, str | None]:
-    """(the last run's cache, position -> its entry for each commit kept, why none is kept): a commit is
+def _reuse_plan(config: ChunkConfig, header: dict, files: dict[str, Path]
+                ) -> tuple[CommitCache | None, dict, str | None, list | None]:
+    """(the last run's cache, position -> its entry for each commit kept, why none is kept, the other
+    records as (position, record) when they are few: so that the records are read once): a commit is
     kept when its record is unchanged, and only if every commit of the last run is, in the same order."""
     cache, why = CommitCache.open(files["index"], header, Path(config.output), files["tokens"])
     if cache is None:
-        return None, {}, why
+        return None, {}, why, None
     hits: dict[int, dict] = {}
+    todo: list | None = []
+    chars = 0
     for i, rec in enumerate(iter_commit_records(config.commits)):
         entry = cache.entries.get(rec.get("hash")) if _valid(rec) else None
         if entry is not None and entry["key"] == commit_key(rec):
             hits[i] = {**entry, "order": rec.get("order", i)}
+        elif todo is not None:
+            chars += _diff_chars(rec)
+            if chars < BATCH_DIFF_CHARS * 8:
+                todo.append((i, rec))
+            else:  # too many to hold: read again, batch by batch
+                todo = None
     last = [e["n"] for _, e in sorted(hits.items())]
     if len(hits) != len(cache.entries) or last != sorted(last):
         cache.close()
-        return None, {}, "commits chunked before are gone, changed or in another order"
+        return None, {}, "commits chunked before are gone, changed or in another order", None
     logger.info("chunk: %d commits kept from the last run", len(hits))
-    return cache, hits, None
+    return cache, hits, None, todo
 
 
 def _with_kept(jobs: Iterator, cache: CommitCache | None, hits: dict[int, dict]) -> Iterator[tuple]:

@@ -76,10 +76,11 @@ class ChunkWriter:
                     continue
                 self.seen.add(digest)
             ids = chunk.pop("_ids")
-            if chunk["id"] is None:  # else a chunk of the last run, written again (`chunking.reuse`)
+            line = chunk.pop("_line", None)  # a chunk of the last run, written again as it was (`chunking.reuse`)
+            if chunk["id"] is None:  # else a chunk of the last run
                 key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
                 chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-            line = dumps(chunk) + "\n"
+            line = line or dumps(chunk) + "\n"
             self._jsonl.write(line)
             self.n_bytes += len(line.encode("utf-8", "surrogatepass"))
             self._ids.write(np.asarray(ids, dtype=TOKEN_DTYPE))

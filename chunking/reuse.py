@@ -74,8 +74,12 @@ class CommitCache:
         self.chunks.seek(offset)
         chunks = []
         for _ in range(count):
-            chunk = json.loads(self.chunks.readline())
-            chunk["order"] = order
+            line = self.chunks.readline()
+            chunk = json.loads(line)
+            if chunk["order"] == order:
+                chunk["_line"] = line.decode("utf-8")  # written again as it is
+            else:
+                chunk["order"] = order
             chunk["_ids"] = np.asarray(self.ids[ids_at:ids_at + chunk["n_tokens"]])
             ids_at += chunk["n_tokens"]
             chunks.append(chunk)
