@@ -275,7 +275,7 @@ class _Scrape:
                     record["order"], record["branches"], record["tags"] = now
                     line = dumps(record) + "\n"
                 yield line
-        for _ in read:  # none left: ends the reader (its workers)
+        if next(read, None) is not None:  # none is left; this ends the reader (and its workers)
             raise AssertionError("more records read than listed")
 
     def stats(self) -> dict:
