@@ -185,3 +185,35 @@ def test_an_edited_split_chunk_map_reruns_stage_4(tmp_path, trained_tokenizer_di
     again = run_into(b.path, out, trained_tokenizer_dir)
     assert [r.skipped for r in again.reports if r.stage == "4 dataset"] == [False]
     assert chunk_map.read_bytes() == expected
+
+
+def chunk_into(repo: Path, history: Path, out: Path, tokenizer: Path, incremental: bool = True, **kw) -> dict:
+    """Stage 2 alone; returns what it did (`commits_chunked`, `commits_kept`, `full_because`)."""
+    import semantic_chunker
+
+    config = semantic_chunker.ChunkConfig(repo=str(repo), commits=str(history), output=str(out / "chunks.jsonl"),
+                                          tokenizer=str(tokenizer), progress=False, workers=1,
+                                          **{"max_chunk_tokens": 128, "min_chunk_tokens": 8, **kw})
+    run: dict = {}
+    semantic_chunker.run(config, incremental=incremental, run_info=run)
+    return run
+
+
+def test_stage_2_keeps_nothing_with_other_settings_or_another_tokenizer(tmp_path, trained_tokenizer_dir):
+    from core.tokenizer import train_fallback_tokenizer
+
+    b = build_sample_repo(tmp_path / "repo")
+    hist, inc, fresh = tmp_path / "h", tmp_path / "inc", tmp_path / "fresh"
+    scrape_into(b.path, hist)
+    assert chunk_into(b.path, hist / "h.jsonl", inc, trained_tokenizer_dir)["full_because"].startswith("no readable")
+    n = add_history(b)
+    scrape_into(b.path, hist)
+    assert chunk_into(b.path, hist / "h.jsonl", inc, trained_tokenizer_dir, max_chunk_tokens=120) == {
+        "commits_chunked": 10 + n, "commits_kept": 0, "full_because": "the settings or the tokenizer changed"}
+    other = tmp_path / "other-tokenizer"
+    train_fallback_tokenizer(["def f(x):\n    return x\n"] * 50, other, vocab_size=300)
+    assert chunk_into(b.path, hist / "h.jsonl", inc, other)["full_because"] == "the settings or the tokenizer changed"
+    assert chunk_into(b.path, hist / "h.jsonl", inc, other) == {
+        "commits_chunked": 0, "commits_kept": 10 + n, "full_because": None}
+    chunk_into(b.path, hist / "h.jsonl", fresh, other, incremental=False)
+    assert files_of(inc) == files_of(fresh)
