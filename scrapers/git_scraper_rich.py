@@ -238,6 +238,9 @@ class _Scrape:
         if fields.get("refs") or "PRIVATE_KEY" in kinds:
             # names of refs are redacted afresh each run; a file that held a key changes how its later diffs are read
             return None, "the earlier scrape redacted ref names or a private key"
+        if self.shallow or earlier.get("shallow") or counts.get("missing_objects"):
+            # a deepened clone gives its boundary commits their parents, a fetched blob its diff: old records change
+            return None, "the clone is shallow or lacks objects"
         try:
             with open(records, "rb") as f:
                 old = [line[9:49].decode() if line.startswith(b'{"hash":"') else "" for line in f]

@@ -111,6 +111,19 @@ def test_anything_but_an_append_is_a_full_scrape(tmp_path, change, settings, bec
     assert files_of(inc) == files_of(fresh)
 
 
+def test_a_deepened_shallow_clone_is_a_full_scrape(tmp_path):
+    b = build_sample_repo(tmp_path / "repo")
+    shallow = tmp_path / "shallow"
+    b.git("clone", "-q", "--depth", "3", "--no-single-branch", f"file://{b.path}", str(shallow))
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    scrape_into(shallow, inc)
+    b.git("-C", str(shallow), "fetch", "-q", "--deepen", "2")  # its oldest commits gain their parents
+    again = scrape_into(shallow, inc)
+    assert again["run"]["commits_kept"] == 0 and "shallow" in again["run"]["full_because"]
+    scrape_into(shallow, fresh, incremental=False)
+    assert files_of(inc) == files_of(fresh)
+
+
 def test_an_edited_earlier_output_is_not_appended_to(tmp_path):
     b = build_sample_repo(tmp_path / "repo")
     inc = tmp_path / "inc"
