@@ -404,8 +404,8 @@ def parse_args(argv: list[str] | None) -> tuple[ScrapeConfig, argparse.Namespace
     p.add_argument("more_revs", nargs="*", default=[], metavar="revs", help="revisions or ranges, as --rev")
     p.add_argument("--stats", action="store_true", help="print a summary of the statistics")
     p.add_argument("--incremental", action="store_true",
-                   help="keep the existing output when the history only gained commits since (same settings): "
-                        "read only the new commits")
+                   help="keep the existing output (written by this version, with the same settings) when the "
+                        "history only gained commits since: read only the new commits")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     config = from_args(ScrapeConfig, args)
