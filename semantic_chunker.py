@@ -41,14 +41,16 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
+from chunking.reuse import CommitCache, commit_key, write_cache  # noqa: E402
 from core.parallel import ProcessMap  # noqa: E402
 from core.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import TreeReader, head_commit  # noqa: E402
 from core import settings  # noqa: E402
-from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, setting  # noqa: E402
+from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, key_settings, setting  # noqa: E402
 from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
+from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 from core.languages import HEAD_CHARS, content_may_decide, language_of  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
@@ -139,6 +141,16 @@ class _Counts:
         for path in paths:
             if len(shown) < EXAMPLE_PATHS and path not in shown:
                 shown.append(path)
+
+    def as_dict(self) -> dict:
+        """Canonical JSON data (`chunking.reuse` keeps it per commit)."""
+        return {"filtered": dict(sorted(self.filtered.items())), "secrets": dict(sorted(self.secrets.items())),
+                "content": dict(sorted(self.content.items())), "examples": dict(sorted(self.examples.items()))}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_Counts":
+        return cls(Counter(d["filtered"]), Counter(d["secrets"]), Counter(d["content"]),
+                   {k: list(v) for k, v in d["examples"].items()})
 
     def merge(self, other: "_Counts") -> None:
         self.filtered.update(other.filtered)
@@ -527,7 +539,7 @@ def chunk_record(kind: str, rec: dict, piece: Piece, prefix: str) -> dict:
 def _summary(rec: dict) -> dict:
     """What the writing process needs of a chunked commit record: not its diffs (a worker sends it back)."""
     return {"hash": rec["hash"], "order": rec["order"], "timestamp": rec.get("timestamp"), "date": commit_date(rec),
-            "files": len(rec.get("files") or [])}
+            "files": len(rec.get("files") or []), "key": commit_key(rec)}
 
 
 def default_workers() -> int:
@@ -596,36 +608,51 @@ def _valid(rec) -> bool:
 
 
 def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = None,
-        identity: dict | None = None) -> dict:
-    """Write the chunks, their token ids and the stats; return the stats.
+        identity: dict | None = None, incremental: bool = False, run_info: dict | None = None) -> dict:
+    """Write the chunks, their token ids, the stats and the per-commit index; return the stats.
 
     `tokenizer` and its `identity` come resolved from the orchestrator; by default the
-    tokenizer is loaded from `config.tokenizer` and identified by that name.
+    tokenizer is loaded from `config.tokenizer` and identified by that name. `incremental`: chunk
+    only the commits the last run's output lacks (`chunking.reuse`). `run_info`, when given, is filled
+    with what this run did: `commits_chunked`, `commits_kept`, `full_because` (why nothing was kept).
     """
     from tqdm import tqdm
 
     _check(config)
     tok = tokenizer if tokenizer is not None else load_tokenizer(config.tokenizer)
+    identity = identity or tokenizer_identity(tok, source=config.tokenizer)
     workers = default_workers() if config.workers is None else config.workers
     if config.repo:
         TreeReader(config.repo)  # a bad --repo: its one-line error here, not a worker's failed start
+    output = Path(config.output)
+    files = {"index": companion(output, COMMITS_SUFFIX), "tokens": companion(output, TOKENS_SUFFIX)}
+    header = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in key_settings(config).items()
+                           if k not in ("split_ratios", "snapshot_at")}, "tokenizer": identity["sha256"]}
+    cache, hits, why, todo = (_reuse_plan(config, header, files) if incremental and commits is None
+                              else (None, {}, "the commits were handed in" if incremental else None, None))
     pool = ProcessMap(workers, _start_worker, (config, tok), "a stage 2 worker process") if workers > 1 else None
     records = commits if commits is not None else iter_commit_records(config.commits)
     counts, snap_counts = _Counts(), _Counts()
     token_counts: Counter = Counter()
     metas: dict[int, dict] = {}
+    entries: list[dict] = []
     stats = {"commits": 0, "bad_records": 0, "file_changes_chunked": 0, "fallback_commits": 0, "fallback_hashes": []}
     # the workers are forked before this process opens its git pipes (Chunker), so that none holds them
     with pool or contextlib.nullcontext(), contextlib.closing(Chunker(config, tok)) as chunker, \
             ChunkWriter(config.output, dedup=config.dedup, min_tokens=config.min_chunk_tokens) as out:
-        items = enumerate(tqdm(records, desc="chunking commits", unit="commit", disable=not config.progress))
+        if todo is not None:  # the records not kept, read already
+            items = iter(tqdm(todo, desc="chunking commits", unit="commit", disable=not config.progress))
+        else:
+            items = ((i, rec) for i, rec in enumerate(tqdm(records, desc="chunking commits", unit="commit",
+                                                           disable=not config.progress)) if i not in hits)
         if pool is None:
             batches = map(chunker.batch_job, _batches(chunker.read_ahead(items, READ_AHEAD_COMMITS), COMMITS_PER_BATCH))
         else:
-            total = None if commits is not None else count_records(config.commits)
+            total = (None if commits is not None else len(todo) if todo is not None
+                     else count_records(config.commits) - len(hits))
             batches = pool.map(_worker_batch, _guided_batches(items, total, workers), AHEAD_PER_WORKER * workers)
         jobs = (job for batch in batches for job in batch)
-        for i, (rec, chunks, local, error) in enumerate(jobs):
+        for i, (rec, chunks, local, error, dropped) in enumerate(_with_kept(jobs, cache, hits)):
             if rec is None:
                 stats["bad_records"] += 1
                 logger.warning("commit record %d is not a commit record; skipped", i)
@@ -639,8 +666,16 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                 stats["fallback_commits"] += 1
                 stats["fallback_hashes"].append(rec["hash"])
             counts.merge(local)
+            at, before = [out.n_bytes, 0, out.n_ids], (out.duplicates, out.duplicate_tokens)
             for c in out.write_commit(chunks):
+                at[1] += 1
                 token_counts.update(commit_token_counts([c]))
+            out.duplicates, out.duplicate_tokens = out.duplicates + dropped[0], out.duplicate_tokens + dropped[1]
+            entries.append({"hash": rec["hash"], "key": rec["key"], "timestamp": rec["timestamp"], "date": rec["date"],
+                            "files": rec["files"], "error": error, "counts": local.as_dict(), "at": at,
+                            "dropped": [out.duplicates - before[0], out.duplicate_tokens - before[1]]})
+        if cache is not None:
+            cache.close()
         if not metas:
             raise UserError(f"{config.commits}: no commit records")
         plan = None
@@ -659,11 +694,66 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                              "snapshots": dict(sorted(snap_counts.secrets.items()))},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()
                      if k not in ("repo", "commits", "output", "progress", "tokenizer", "workers")},
-        "tokenizer": identity or tokenizer_identity(tok, source=config.tokenizer),
+        "tokenizer": identity,
     })
     stats["quality"] = quality_section(stats, out.by_order_category, plan)
     out.write_stats(stats)
+    write_cache(files["index"], header, entries, output, files["tokens"])
+    if run_info is not None:
+        run_info.update(commits_chunked=stats["commits"] - len(hits), commits_kept=len(hits), full_because=why)
     return stats
+
+
+def _reuse_plan(config: ChunkConfig, header: dict, files: dict[str, Path]
+                ) -> tuple[CommitCache | None, dict, str | None, list | None]:
+    """(the last run's cache, position -> its entry for each commit kept, why none is kept, the other
+    records as (position, record) when they are few: so that the records are read once): a commit is
+    kept when its record is unchanged, and only if every commit of the last run is, in the same order."""
+    cache, why = CommitCache.open(files["index"], header, Path(config.output), files["tokens"])
+    if cache is None:
+        return None, {}, why, None
+    hits: dict[int, dict] = {}
+    todo: list | None = []
+    chars = 0
+    for i, rec in enumerate(iter_commit_records(config.commits)):
+        entry = cache.entries.get(rec.get("hash")) if _valid(rec) else None
+        if entry is not None and entry["key"] == commit_key(rec):
+            hits[i] = {**entry, "order": rec.get("order", i)}
+        elif todo is not None:
+            chars += _diff_chars(rec)
+            if chars < BATCH_DIFF_CHARS * 8:
+                todo.append((i, rec))
+            else:  # too many to hold: read again, batch by batch
+                todo = None
+    last = [e["n"] for _, e in sorted(hits.items())]
+    if len(hits) != len(cache.entries) or last != sorted(last):
+        cache.close()
+        return None, {}, "commits chunked before are gone, changed or in another order", None
+    logger.info("chunk: %d commits kept from the last run", len(hits))
+    return cache, hits, None, todo
+
+
+def _with_kept(jobs: Iterator, cache: CommitCache | None, hits: dict[int, dict]) -> Iterator[tuple]:
+    """`jobs`' results (for the commits not in `hits`) and the kept commits' (from `cache`), in commit
+    order, each with the chunks and tokens dropped from it earlier as duplicates."""
+    if not hits:
+        yield from ((*job, [0, 0]) for job in jobs)
+        return
+    position = 0
+    for job in jobs:
+        while position in hits:
+            yield _kept(cache, hits[position])
+            position += 1
+        yield (*job, [0, 0])
+        position += 1
+    while position in hits:
+        yield _kept(cache, hits[position])
+        position += 1
+
+
+def _kept(cache: CommitCache, entry: dict) -> tuple:
+    summary, chunks, counts, error, dropped = cache.replay(entry, entry["order"])
+    return summary, chunks, _Counts.from_dict(counts), error, dropped
 
 
 _worker: Chunker | None = None  # in a worker process: its own chunker (git readers, caches, tokenizer)
@@ -756,6 +846,9 @@ def parse_args(argv=None):
     p.add_argument("--split-ratios", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
                    help="deprecated: --train-ratio, --val-ratio, --test-ratio")
     p.add_argument("--stats", action="store_true", help="print the stats JSON on stdout when done")
+    p.add_argument("--incremental", action="store_true",
+                   help="chunk only the commits the existing output lacks (same settings and tokenizer, "
+                        "written by this version)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p.parse_args(argv)
 
@@ -770,7 +863,7 @@ def main(argv=None) -> int:
     config = from_args(ChunkConfig, args, split_ratios=ratios)
 
     def go() -> int:
-        stats = run(config)
+        stats = run(config, incremental=args.incremental)
         if args.stats:
             print(json.dumps(stats, indent=2, ensure_ascii=False))
         return 0

@@ -11,6 +11,15 @@ is its own); floor and pipeline alternate for `--rounds` rounds and the medians 
 `report` is what follows stage 4 (the HTML report). Then the same command again on the finished
 output (nothing changed: every stage is skipped, the report is written again).
 
+Rerun after new commits (`--new-commits N`, default 20; 0: not measured): the repository is cloned
+(`--single-branch --no-tags`: its default branch) into the work directory and reset N first-parent
+commits back; the first run there is timed (every stage forced), then the clone is reset to its tip
+again and the rerun is timed (the pipeline keeps what it can); rounds alternate with the other
+repositories'. Both use one fixed tokenizer (the fallback trained above, as `--model DIR`, as a user's
+hub tokenizer would be): the fallback tokenizer itself is trained on the train period, which moves
+with new commits, and a new tokenizer means every chunk is measured again. Once per repository the
+rerun's outputs are compared byte for byte with a fresh run on the whole clone.
+
 Parses per blob version: every whole-blob tree-sitter parse of the pipeline (stage 1's function
 complexity and stage 2's widening, in whichever process they run) is logged by content, and the
 count is divided by the distinct contents parsed; parses of a hunk's own lines (stage 2, when
@@ -24,6 +33,7 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,15 +91,15 @@ def _log_parses(log: Path) -> None:
     units.definitions = logged_definitions
 
 
-def _run_pipeline(repo: str, out: str, force: bool, log: str) -> tuple[float, list[tuple[str, float, bool]]]:
-    """The pipeline's seconds and its stage reports (name, seconds, skipped)."""
+def _run_pipeline(repo: str, out: str, force: bool, log: str, model: str) -> tuple[float, list[tuple]]:
+    """The pipeline's seconds and its stage reports (name, seconds, skipped, note)."""
     from comprehensive_pipeline import parse_args
     from core.io import setup_logging
     from pipeline.orchestrator import Pipeline
     from pipeline.state import OutputLock
 
     _log_parses(Path(log))
-    cfg = parse_args(["--repo", repo, "--output-dir", out, "--model", "bench/offline-fallback", "--no-progress"]
+    cfg = parse_args(["--repo", repo, "--output-dir", out, "--model", model, "--no-progress"]
                      + (["--force"] if force else []))
     setup_logging()
     with OutputLock(Path(out)):
@@ -97,10 +107,11 @@ def _run_pipeline(repo: str, out: str, force: bool, log: str) -> tuple[float, li
         start = time.perf_counter()
         pipeline.run()
         total = time.perf_counter() - start
-    return total, [(r.stage.strip(), r.seconds, r.skipped) for r in pipeline.reports]
+    return total, [(r.stage.strip(), r.seconds, r.skipped, r.note) for r in pipeline.reports]
 
 
-def pipeline_run(repo: Path, out: Path, force: bool, log: Path) -> tuple[float, list, int]:
+def pipeline_run(repo: Path, out: Path, force: bool, log: Path, model: str = "bench/offline-fallback"
+                 ) -> tuple[float, list, int]:
     """`_run_pipeline` in a forked process (not a pool's daemon: the stages fork workers of their own),
     with the peak RSS in KB of it and its workers (`wait4`)."""
     r, w = os.pipe()
@@ -111,7 +122,7 @@ def pipeline_run(repo: Path, out: Path, force: bool, log: Path) -> tuple[float, 
         os.dup2(devnull, 1)  # the pipeline's summary: not in the benchmark's table
         code = 1
         try:
-            answer = _run_pipeline(str(repo), str(out), force, str(log))
+            answer = _run_pipeline(str(repo), str(out), force, str(log), model)
             code = 0
         except BaseException as e:  # noqa: BLE001 (told to the parent, which raises it)
             answer = f"{type(e).__name__}: {e}"
@@ -149,16 +160,73 @@ def measure(repo: Path, work: Path, rounds: int) -> dict:
     parses, distinct, fragments = parse_counts(work / "parses-0.log")
     stages = {}
     for total, reports, _ in runs:
-        for name, seconds, _ in reports:
+        for name, seconds, *_ in reports:
             stages.setdefault(name, []).append(seconds)
-        stages.setdefault("report", []).append(total - sum(seconds for _, seconds, _ in reports))
+        stages.setdefault("report", []).append(total - sum(r[1] for r in reports))
     return {"repo": repo.name, "git_mb": git_bytes / 1e6, "tokens": n_tokens,
             "pipeline": statistics.median(r[0] for r in runs),
             "git": statistics.median(f[0] for f in floors), "encode": statistics.median(f[1] for f in floors),
             "floor": statistics.median(f[0] + f[1] for f in floors),
             "stages": {name: statistics.median(v) for name, v in stages.items()},
             "peak_mb": max(r[2] for r in runs) / 1024, "parses": parses, "blob_versions": distinct,
-            "fragments": fragments, "rerun": rerun, "rerun_skipped": all(s for _, _, s in rerun_stages)}
+            "fragments": fragments, "rerun": rerun, "rerun_skipped": all(r[2] for r in rerun_stages)}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def outputs_of(out: Path) -> dict[str, bytes]:
+    """Every output file's bytes, without the lock and the stat cache (this machine's, not output)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in (".pipeline.lock", ".pipeline_stat.json")}
+
+
+class NewCommits:
+    """`repo`'s default branch cloned into `work`, for a first run N commits back and a rerun at its tip."""
+
+    def __init__(self, repo: Path, work: Path, n: int, tokenizer: Path | None):
+        self.clone, self.work, self.n = work / "clone", work, n
+        if not self.clone.exists():
+            subprocess.run(["git", "clone", "-q", "--no-local", "--single-branch", "--no-tags", str(repo),
+                            str(self.clone)], check=True)
+            git(self.clone, "remote", "remove", "origin")
+        self.tip = git(self.clone, "rev-parse", "HEAD")
+        self.model = str(work / "tokenizer")
+        if tokenizer is None:  # a run, not timed, that trains the fallback tokenizer (and warms the caches)
+            warm = work / "out-warm"
+            git(self.clone, "reset", "-q", "--hard", f"{self.tip}~{self.n}")
+            pipeline_run(self.clone, warm, True, work / "parses-warm.log")
+            git(self.clone, "reset", "-q", "--hard", self.tip)
+            tokenizer = warm / "tokenizer"
+        shutil.rmtree(self.model, ignore_errors=True)
+        shutil.copytree(tokenizer, self.model)
+        self.rounds: list[tuple[float, float, list]] = []  # (first run, rerun, the rerun's stage reports)
+        self.identical: bool | None = None
+
+    def round(self, k: int) -> None:
+        out = self.work / f"out-{k}"
+        shutil.rmtree(out, ignore_errors=True)
+        git(self.clone, "reset", "-q", "--hard", f"{self.tip}~{self.n}")
+        first, _, _ = pipeline_run(self.clone, out, True, self.work / "parses-first.log", self.model)
+        git(self.clone, "reset", "-q", "--hard", self.tip)
+        rerun, stages, _ = pipeline_run(self.clone, out, False, self.work / "parses-rerun.log", self.model)
+        self.rounds.append((first, rerun, stages))
+        if self.identical is None:  # once: the rerun's files against a fresh run's on the whole clone
+            fresh = self.work / "out-fresh"
+            shutil.rmtree(fresh, ignore_errors=True)
+            pipeline_run(self.clone, fresh, True, self.work / "parses-fresh.log", self.model)
+            self.identical = outputs_of(out) == outputs_of(fresh)
+            shutil.rmtree(fresh)
+        shutil.rmtree(out)
+
+    def row(self) -> dict:
+        first = statistics.median(r[0] for r in self.rounds)
+        rerun = statistics.median(r[1] for r in self.rounds)
+        median_round = sorted(self.rounds, key=lambda r: r[1])[len(self.rounds) // 2]
+        return {"first": first, "rerun": rerun, "share": rerun / first, "identical": self.identical,
+                "rounds": [(a, b) for a, b, _ in self.rounds], "stages": median_round[2],
+                "new_commits": len(git(self.clone, "rev-list", f"{self.tip}~{self.n}..{self.tip}").split())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternating floor/pipeline rounds; medians are printed")
     p.add_argument("--work-dir", type=Path, default=None, help="where to build and write [a temp dir]")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--new-commits", type=int, default=20,
+                   help="also time a rerun after this many new first-parent commits (0: do not)")
+    p.add_argument("--new-commits-only", action="store_true", help="time only the rerun after new commits")
     args = p.parse_args(argv)
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -175,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for repo in repos:
         (work / repo.name).mkdir(parents=True, exist_ok=True)
+        if args.new_commits_only:
+            rows.append({"repo": repo.name})
+            continue
         row = measure(repo, work / repo.name, args.rounds)
         rows.append(row)
         print(f"\n{row['repo']}: {row['git_mb']:.0f} MB of `git log --all -p --cc`, {row['tokens']:,} chunk tokens, "
@@ -187,7 +261,23 @@ def main(argv: list[str] | None = None) -> int:
               f"of {row['blob_versions']:,} blob versions; {row['fragments']:,} fragment parses)   "
               f"peak RSS {row['peak_mb']:.0f} MB   unchanged rerun {row['rerun']:.2f}s"
               + ("" if row["rerun_skipped"] else " (NOT all stages skipped)"))
-    if len(rows) > 1:
+    if args.new_commits:
+        reruns = [NewCommits(repo, work / repo.name / "new-commits", args.new_commits,
+                             None if args.new_commits_only else work / repo.name / "out" / "tokenizer")
+                  for repo in repos]
+        for k in range(args.rounds):  # the repositories alternate, round by round
+            for r in reruns:
+                r.round(k)
+        for row, r in zip(rows, reruns):
+            row["new_commits"] = new = r.row()
+            print(f"\n{row['repo']}: rerun after {args.new_commits} new commits on the default branch "
+                  f"({new['new_commits']} commits with their merged branches), medians of {args.rounds}: "
+                  f"first run {new['first']:.2f}s, rerun {new['rerun']:.2f}s = {new['share']:.1%} of the first run; "
+                  f"outputs identical to a fresh run: {'yes' if new['identical'] else 'NO'}")
+            print("  rounds (first, rerun): " + ", ".join(f"({a:.1f}, {b:.1f})" for a, b in new["rounds"]))
+            for name, seconds, skipped, note in new["stages"]:
+                print(f"  {name:<12}{'skipped' if skipped else f'{seconds:.2f}s':>9}  {note}")
+    if len(rows) > 1 and not args.new_commits_only:
         print(f"\n{'repository':<12}{'pipeline':>10}{'floor':>8}{'ratio':>7}{'parses/blob':>13}{'peak MB':>9}{'rerun':>8}")
         for r in rows:
             print(f"{r['repo']:<12}{r['pipeline']:>10.1f}{r['floor']:>8.1f}{r['pipeline'] / r['floor']:>6.2f}x"

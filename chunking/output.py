@@ -55,6 +55,7 @@ class ChunkWriter:
         self.duplicate_tokens = 0
         self.by_order_category: Counter = Counter()  # (commit order, category of the chunk's path) -> tokens written
         self.n_ids = 0
+        self.n_bytes = 0  # of the .jsonl written so far
 
     def __enter__(self) -> "ChunkWriter":
         self._stack = contextlib.ExitStack()
@@ -75,9 +76,13 @@ class ChunkWriter:
                     continue
                 self.seen.add(digest)
             ids = chunk.pop("_ids")
-            key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
-            chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-            self._jsonl.write(dumps(chunk) + "\n")
+            line = chunk.pop("_line", None)  # a chunk of the last run, written again as it was (`chunking.reuse`)
+            if chunk["id"] is None:  # else a chunk of the last run
+                key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
+                chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+            line = line or dumps(chunk) + "\n"
+            self._jsonl.write(line)
+            self.n_bytes += len(line.encode("utf-8", "surrogatepass"))
             self._ids.write(np.asarray(ids, dtype=TOKEN_DTYPE))
             self.n_ids += len(ids)
             self.chunks[chunk["kind"]] += 1

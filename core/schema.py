@@ -30,6 +30,7 @@ CHUNKS = "chunks_semantic.jsonl"
 RAW_CHUNKS = "chunks_raw_commits.jsonl"  # the pipeline's stage-2 fallback: one record per commit
 TOKENS_SUFFIX = ".tokens.npy"
 STATS_SUFFIX = ".stats.json"
+COMMITS_SUFFIX = ".commits.jsonl"  # stage 2's per-commit index, for reruns (chunking.reuse)
 # Stage 3: tokenize
 TOKENIZED = "chunks_tokenized.json"
 IDS_SUFFIX = ".ids.npy"

@@ -24,7 +24,7 @@ from semantic_chunker import ChunkConfig
 from tokenizers_.file_snapshot_tokenizer import TokenizeConfig
 
 # Bumped when a stage's output format changes, so that finished stages from an older version rerun.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 
 
 @dataclass

@@ -97,6 +97,7 @@ class Pipeline:
         self.reports: list[StageReport] = []
         self.fallbacks: list[str] = []
         self.extras: list[tuple[str, Path]] = []  # the report and exports written after stage 4
+        self.reused: dict[str, dict] = {}  # stage id -> what it kept of its last output and what it redid
         self.p = {
             "history": out / schema.HISTORY,
             "history_json": out / schema.HISTORY_JSON,
@@ -105,6 +106,7 @@ class Pipeline:
             "chunks": out / schema.CHUNKS,
             "chunk_tokens": schema.companion(out / schema.CHUNKS, schema.TOKENS_SUFFIX),
             "chunk_stats": schema.companion(out / schema.CHUNKS, schema.STATS_SUFFIX),
+            "chunk_index": schema.companion(out / schema.CHUNKS, schema.COMMITS_SUFFIX),
             "raw_chunks": out / schema.RAW_CHUNKS,
             "tokenized": out / schema.TOKENIZED,
             "dataset": out / schema.DATASET_DIR,
@@ -115,7 +117,10 @@ class Pipeline:
         """Run `work()` unless stage `stage` (an id of LABELS) already finished with the same settings and inputs.
 
         `work` returns (info, records_in, records_out, note); info is kept in the state file so a
-        skipped stage still reports its counts. `force` overrides the config's. Returns the info.
+        skipped stage still reports its counts, with the hash of the settings alone (`reusable`); its
+        key "shown" is shown in the summary only (how much of the last run's output was kept), so that
+        the state file stays the same for a run that reused output and one that did not. `force`
+        overrides the config's. Returns the info.
         """
         key = pipeline_key(settings, inputs)
         name, start = LABELS[stage], time.perf_counter()
@@ -127,10 +132,19 @@ class Pipeline:
             return info
         logger.debug("%s ...", name)
         info, rec_in, rec_out, note = work()
-        info = {**info, "in": rec_in, "out": rec_out, "note": note}
+        shown = info.pop("shown", "")
+        info = {**info, "in": rec_in, "out": rec_out, "note": note, "settings": pipeline_key(settings, {})}
         self.state.record(stage, key, outputs, info)
-        self.reports.append(StageReport(name, time.perf_counter() - start, False, rec_in, rec_out, note))
+        self.reports.append(StageReport(name, time.perf_counter() - start, False, rec_in, rec_out,
+                                        "; ".join(n for n in (note, shown) if n)))
         return info
+
+    def reusable(self, stage: str, settings: dict, outputs: dict[str, Path]) -> bool:
+        """Whether `stage`'s last output may be kept in part: it finished with these settings (its inputs
+        changed since) and its outputs are as it wrote them. The stage decides what it keeps."""
+        entry = self.state.stages.get(stage) or {}
+        return (not self.cfg.force and entry.get("info", {}).get("settings") == pipeline_key(settings, {})
+                and self.state.finished(stage, entry.get("key"), outputs) is not None)
 
     def _hash(self, stage: str, output: str) -> str:
         return self.state.stages[stage]["outputs"][output]
@@ -138,21 +152,25 @@ class Pipeline:
     # --- 1: scrape ---------------------------------------------------------------------------
     def scrape(self, force: bool | None = None) -> None:
         """Stage 1; `force` overrides the config's (a multi-repository run scrapes first, then not again)."""
-        from scrapers.git_scraper_rich import ScrapeConfig, scrape
+        from scrapers.git_scraper_rich import ScrapeConfig, outputs as scrape_outputs, scrape
 
         cfg = self.cfg
         sc = stage_config(ScrapeConfig, cfg, repo=str(self.repo), output=str(self.p["history"]),
                           output_json=str(self.p["history_json"]), stats_path=str(self.p["history_stats"]))
-        outputs = {k: self.p[k] for k in ("history", "history_json", "history_stats")}
+        outputs, settings = scrape_outputs(sc), key_settings(sc)
+        incremental = not (cfg.force if force is None else force) and self.reusable("scrape", settings, outputs)
 
         def work():
-            secrets = sum(scrape(sc)["secrets_redacted"].values())
+            run = self.reused["scrape"] = {}
+            secrets = sum(scrape(sc, incremental, run)["secrets_redacted"].values())
             counts = check_history(self.p["history"], self.p["history_json"])
-            return counts, "all refs" if not cfg.revs else " ".join(cfg.revs), \
+            shown = (f"{run['commits_read']} new commits read, {run['commits_kept']} kept" if run["commits_kept"]
+                     else f"full scrape: {run['full_because']}" if incremental else "")
+            return {**counts, "shown": shown}, "all refs" if not cfg.revs else " ".join(cfg.revs), \
                 f"{counts['commits']} commits, {counts['file_changes']} file changes", \
                 f"{secrets} secrets redacted" if secrets else ""
 
-        self._stage("scrape", key_settings(sc), {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work, force)
+        self._stage("scrape", settings, {"repo": _sha(repo_fingerprint(self.repo))}, outputs, work, force)
 
     # --- the tokenizer, resolved once for stages 2 and 3 -------------------------------------
     def resolve_tokenizer(self):
@@ -232,13 +250,18 @@ class Pipeline:
         settings = key_settings(cc)
         inputs = {"history": self._hash("scrape", "history"), "tokenizer": identity["sha256"],
                   "repo": _sha(repo_fingerprint(self.repo))}
-        outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats")}
+        outputs = {k: self.p[k] for k in ("chunks", "chunk_tokens", "chunk_stats", "chunk_index")}
+        incremental = self.reusable("chunk", settings, outputs)
 
         def work():
-            semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity)
+            run = self.reused["chunk"] = {}
+            semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity, incremental=incremental, run_info=run)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
-            return counts, "commits", f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
+            shown = (f"{run['commits_chunked']} commits chunked, {run['commits_kept']} kept" if run["commits_kept"]
+                     else f"all chunked: {run['full_because']}" if incremental else "")
+            return {**counts, "shown": shown}, "commits", \
+                f"{counts['chunks']} chunks ({kinds}), {counts['tokens']:,} tokens", ""
 
         try:
             self._stage("chunk", settings, inputs, outputs, work)
@@ -303,6 +326,7 @@ class Pipeline:
         for split in SPLITS:
             outputs[split] = ds / schema.split_file(split)
             outputs[f"{split}_tokens"] = ds / schema.split_file(split, schema.TOKENS_SUFFIX)
+            outputs[f"{split}_chunks"] = ds / schema.split_file(split, schema.SPLIT_CHUNKS_SUFFIX)
 
         def work():
             build(dc)

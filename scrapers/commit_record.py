@@ -284,7 +284,6 @@ class RecordBuilder:
         assert self.workers is not None
         ticket, positions = self.prefetched.pop(commit.header["hash"])
         results = self.workers.result(ticket)
-        self.counts["function_blobs_parsed"] = sum(self.workers.parsed)
         return ([f for found, _ in results for f in found],
                 {k: lang for k, (_, lang) in zip(positions, results) if lang is not None})
 

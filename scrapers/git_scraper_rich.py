@@ -8,6 +8,13 @@ time) through one `git log` stream, and writes one JSON record per commit as it 
 docs/history.md), then the `{"commits": [...], "repository": {...}}` JSON and the statistics.
 From Python: `iter_commits(ScrapeConfig(repo=...))` yields the records; `scrape(config)` writes
 the files and returns the statistics.
+
+`--incremental` (the pipeline's reruns): when the output of an earlier scrape with the same settings is
+there and the history only gained commits since (every commit listed then is listed now, in the same
+order among themselves), only the new commits are read from git; the earlier records are copied with
+the order, branches and tags each commit has now (a new commit may land between old ones), and the
+aggregates are counted again over all of them: the files are byte-identical to a full scrape.
+Anything else is a full scrape, said in one line.
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ class _Scrape:
             raise UserError(f"{repo}: the repository has no commits yet")
         revs = config.revs or DEFAULT_REVS + (["HEAD"] if head is not None else [])
         self.revs = revs
+        self.shown_revs = [self.redact_refs(r, "refs") for r in revs]  # the statistics show them redacted
         try:
             self.hashes = list_commits(git, revs, config.since, config.until, config.max_commits)
         except GitError as e:
@@ -107,6 +115,9 @@ class _Scrape:
                             + (f" until {config.until}" if config.until else ""))
         self.aggregates = RepositoryAggregates()
         self.builder: RecordBuilder | None = None
+        self.labels: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
+        self.read = 0  # commits read from git by `records`
+        self.earlier: dict = {}  # an appending run: the earlier statistics (`appendable`)
 
     def _refs(self) -> tuple[dict[str, str], dict[str, str]]:
         """Branch name -> tip commit (local and remote), tag name -> commit it points at (peeled)."""
@@ -153,29 +164,38 @@ class _Scrape:
                 pending[p] = interned.setdefault(merged, merged)
         return result
 
-    def records(self) -> Iterator[dict]:
+    def _labels(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(branches containing each commit, tags pointing at it), computed once."""
+        if self.labels is None:
+            tags: dict[str, list[str]] = {}
+            for name, commit in sorted(self.tags.items()):
+                tags.setdefault(commit, []).append(name)
+            self.labels = self._branches_by_commit(), tags
+        return self.labels
+
+    def records(self, positions: list[int] | None = None) -> Iterator[dict]:
+        """The records of the commits at `positions` in `self.hashes` (default: all), read from git."""
         config = self.config
-        branches = self._branches_by_commit()
-        tags: dict[str, list[str]] = {}
-        for name, commit in sorted(self.tags.items()):
-            tags.setdefault(commit, []).append(name)
+        branches, tags = self._labels()
+        positions = list(range(len(self.hashes))) if positions is None else positions
+        todo = [self.hashes[i] for i in positions]
+        self.read = len(todo)
         try:
-            merges = merge_details(self.git, self.hashes)
+            merges = merge_details(self.git, todo)
             merge_diff = merge_diff_option(self.git)
         except GitError as e:
             raise UserError(f"git failed while reading merges: {e}") from None
         jobs = default_jobs() if config.jobs is None else config.jobs
         self.builder = builder = RecordBuilder(self.git, config.max_diff_bytes, config.redact,
                                                config.function_complexity, merges, jobs)
-        order = 0
         try:
-            bar = _progress(len(self.hashes), config.progress)
+            bar = _progress(len(todo), config.progress)
             try:
-                for index, parsed, missing in self._parsed_ahead(merges, merge_diff):
-                    commit = self.hashes[index]
-                    record = builder.build(parsed, missing, order, branches.get(commit, []), tags.get(commit, []))
+                for index, parsed, missing in self._parsed_ahead(todo, merges, merge_diff):
+                    commit = todo[index]
+                    record = builder.build(parsed, missing, positions[index], branches.get(commit, []),
+                                           tags.get(commit, []))
                     self.aggregates.add(record)
-                    order += 1
                     bar.update(1)
                     yield record
             except GitError as e:
@@ -185,11 +205,11 @@ class _Scrape:
         finally:
             builder.close()
 
-    def _parsed_ahead(self, merges, merge_diff: str) -> Iterator[tuple]:
-        """`(index, parsed commit, unreadable changes)`, parsed LOOKAHEAD commits ahead of the caller
-        so that git reads the blobs of the next commits while one is built."""
+    def _parsed_ahead(self, hashes: list[str], merges, merge_diff: str) -> Iterator[tuple]:
+        """`(index in hashes, parsed commit, unreadable changes)`, parsed LOOKAHEAD commits ahead of the
+        caller so that git reads the blobs of the next commits while one is built."""
         ahead: deque = deque()
-        for index, raw, missing in stream_commits(self.git, self.hashes, merges, merge_diff):
+        for index, raw, missing in stream_commits(self.git, hashes, merges, merge_diff):
             parsed = parse_commit(raw)
             self.builder.prefetch(parsed)
             ahead.append((index, parsed, missing))
@@ -197,24 +217,88 @@ class _Scrape:
                 yield ahead.popleft()
         yield from ahead
 
-    def stats(self) -> dict:
+    def settings(self) -> dict:
+        """The settings the statistics record: what an appending run must find unchanged."""
         config = self.config
-        counts = dict(sorted(self.builder.counts.items())) if self.builder else {}
-        revs = [self.redact_refs(r, "refs") for r in self.revs]
+        return {k: (self.shown_revs if config.revs else []) if k == "revs" else v for k, v in asdict(config).items()
+                if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact", "function_complexity")}
+
+    def appendable(self, records: Path, stats: Path) -> tuple[list[int] | None, str | None]:
+        """(the positions in `self.hashes` of the commits `records` lacks, or None; why it cannot be kept):
+        an earlier scrape's records are kept when its settings are these, every commit it listed is listed
+        now, in the same order among themselves, and nothing it redacted depends on its run."""
+        try:
+            earlier = json.loads(stats.read_text(encoding="utf-8"))
+            settings, counts = earlier["settings"], earlier["counts"]
+            kinds, fields = earlier["secrets_redacted"], earlier["secrets_redacted_fields"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, f"no earlier statistics in {stats}"
+        if settings != self.settings():
+            return None, "the settings changed"
+        if fields.get("refs") or "PRIVATE_KEY" in kinds:
+            # names of refs are redacted afresh each run; a file that held a key changes how its later diffs are read
+            return None, "the earlier scrape redacted ref names or a private key"
+        if self.shallow or earlier.get("shallow") or counts.get("missing_objects"):
+            # a deepened clone gives its boundary commits their parents, a fetched blob its diff: old records change
+            return None, "the clone is shallow or lacks objects"
+        try:
+            with open(records, "rb") as f:
+                old = [line[9:49].decode() if line.startswith(b'{"hash":"') else "" for line in f]
+        except OSError:
+            return None, f"no earlier records in {records}"
+        if not old or len(old) != counts.get("commits"):
+            return None, "the earlier records and statistics do not agree"
+        position = {h: i for i, h in enumerate(self.hashes)}
+        kept = [position.get(h, -1) for h in old]
+        if -1 in kept:
+            return None, "commits scraped before are gone (rewritten history, removed refs or changed bounds)"
+        if any(a >= b for a, b in zip(kept, kept[1:])):
+            return None, "commits scraped before come in another order now"
+        self.earlier = earlier
+        kept_set = set(kept)
+        return [i for i in range(len(self.hashes)) if i not in kept_set], None
+
+    def merged_records(self, records: Path, new: list[int]) -> Iterator[str]:
+        """Every record, in order, as a line: the earlier `records`' lines (with the order, branches and
+        tags each commit has now) and the commits at positions `new` read from git."""
+        branches, tags = self._labels()
+        read = self.records(new)
+        new_set = set(new)
+        with open(records, encoding="utf-8") as f:
+            for order, commit in enumerate(self.hashes):
+                if order in new_set:
+                    yield dumps(next(read)) + "\n"
+                    continue
+                line = f.readline()
+                record = json.loads(line)
+                assert record["hash"] == commit, (record["hash"], commit)  # `appendable` checked the order
+                self.aggregates.add(record)
+                now = order, branches.get(commit, []), tags.get(commit, [])
+                if (record["order"], record["branches"], record["tags"]) != now:
+                    record["order"], record["branches"], record["tags"] = now
+                    line = dumps(record) + "\n"
+                yield line
+        if next(read, None) is not None:  # none is left; this ends the reader (and its workers)
+            raise AssertionError("more records read than listed")
+
+    def stats(self) -> dict:
+        counts = dict(self.earlier.get("counts", {}))
+        for k, n in (self.builder.counts.items() if self.builder else ()):
+            counts[k] = counts.get(k, 0) + n
         secrets = Redactor()
+        secrets.kinds = dict(self.earlier.get("secrets_redacted", {}))
+        secrets.fields = dict(self.earlier.get("secrets_redacted_fields", {}))
         for r in (self.redact_refs, self.builder.redact if self.builder else None):
             if r is not None:
                 secrets.add(r)
         return {
-            "repository": Path(config.repo).resolve().name,
-            "settings": {k: (revs if config.revs else []) if k == "revs" else v for k, v in asdict(config).items()
-                         if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact",
-                                  "function_complexity")},
-            "revs": revs,
+            "repository": Path(self.config.repo).resolve().name,
+            "settings": self.settings(),
+            "revs": self.shown_revs,
             "bare": self.bare,
             "shallow": self.shallow,
             "detached_head": self.detached,
-            "counts": counts,
+            "counts": dict(sorted(counts.items())),
             "secrets_redacted": secrets.stats()["kinds"],
             "secrets_redacted_fields": secrets.stats()["fields"],
             "aggregates": self.aggregates.result(self.branch_tips, self.tags),
@@ -242,21 +326,47 @@ def iter_commits(config: ScrapeConfig) -> Iterator[dict]:
     yield from _Scrape(config).records()
 
 
-def scrape(config: ScrapeConfig) -> dict:
-    """Write the `.jsonl` as commits stream in, then the `.json` and the statistics; return the stats."""
-    job = _Scrape(config)
-    out = config.output_path()
-    with atomic_write(out) as f:
-        for record in job.records():
-            f.write(dumps(record))
-            f.write("\n")
-    stats = job.stats()
+def outputs(config: ScrapeConfig) -> dict[str, Path]:
+    """Every file a scrape writes, by name (the orchestrator records these)."""
+    files = {"history": config.output_path(), "history_stats": config.stats_file()}
     if config.output_json:
-        write_history_json(config.output_json, out, stats["aggregates"])
-    with atomic_write(config.stats_file()) as f:  # one dumps, not json.dump's many small writes
+        files["history_json"] = Path(config.output_json)
+    return files
+
+
+def scrape(config: ScrapeConfig, incremental: bool = False, run_info: dict | None = None) -> dict:
+    """Write the `.jsonl` as commits stream in, then the `.json` and the statistics; return the stats.
+
+    `incremental`: keep an earlier scrape's records when the history only gained commits since
+    (`_Scrape.appendable`), reading only the new commits. `run_info`, when given, is filled with what
+    this run did: `commits_read`, `commits_kept`, `full_because` (why nothing was kept), `blobs_parsed`.
+    """
+    job = _Scrape(config)
+    files = outputs(config)
+    out = files["history"]
+    new, why = job.appendable(out, files["history_stats"]) if incremental else (None, None)
+    kept = len(job.hashes) - len(new) if new is not None else 0
+    if incremental:
+        logger.info("scrape: %s", f"{len(new)} new commits read, {kept} kept from the last scrape"
+                    if new is not None else f"a full scrape: {why}")
+    with atomic_write(out) as f:
+        if new is not None:
+            f.writelines(job.merged_records(out, new))
+        else:
+            for record in job.records():
+                f.write(dumps(record))
+                f.write("\n")
+    stats = job.stats()
+    if "history_json" in files:
+        write_history_json(files["history_json"], out, stats["aggregates"])
+    with atomic_write(files["history_stats"]) as f:  # one dumps, not json.dump's many small writes
         f.write(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     logger.info("%d commits, %d file changes -> %s", stats["counts"].get("commits", 0),
                 stats["counts"].get("file_changes", 0), out)
+    parsed = sum(job.builder.workers.parsed) if job.builder and job.builder.workers else 0
+    logger.debug("%d blobs parsed for function complexity", parsed)
+    if run_info is not None:
+        run_info.update(commits_read=job.read, commits_kept=kept, full_because=why, blobs_parsed=parsed)
     return stats
 
 
@@ -293,6 +403,9 @@ def parse_args(argv: list[str] | None) -> tuple[ScrapeConfig, argparse.Namespace
     add_flags(p, ScrapeConfig)
     p.add_argument("more_revs", nargs="*", default=[], metavar="revs", help="revisions or ranges, as --rev")
     p.add_argument("--stats", action="store_true", help="print a summary of the statistics")
+    p.add_argument("--incremental", action="store_true",
+                   help="keep the existing output (written by this version, with the same settings) when the "
+                        "history only gained commits since: read only the new commits")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = p.parse_args(argv)
     config = from_args(ScrapeConfig, args)
@@ -305,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
 
     def _run() -> None:
-        stats = scrape(config)
+        stats = scrape(config, args.incremental)
         if args.stats:
             print(summary(stats))
     return run_main(_run)

@@ -1,0 +1,99 @@
+"""What stage 2 keeps of its last run: each commit's chunks, found again by the commit's content.
+
+    cache = CommitCache.open(path, header, chunks, tokens)      # None, and why, when nothing can be kept
+    entry = cache.entries[commit_hash]                          # if entry["key"] == commit_key(record)
+    summary, chunks, counts, error, dropped = cache.replay(entry, order)
+
+`chunks_semantic.commits.jsonl`, written beside the chunks by every run: a header (the settings the
+diff chunks depend on, the tokenizer's sha256, the sha256 of the chunks and token files it indexes),
+then one line per commit record, in order: its hash, `key` (a hash of the record without `order`,
+`branches` and `tags`, which change when commits are added and which no chunk text shows), what
+chunking it counted, its fall-back error, the chunks exact-duplicate removal dropped from it (count,
+tokens) and where its kept chunks are (`at`: byte offset and chunk count in the chunks file, offset
+in the token ids). A commit whose record is unchanged is then not chunked again: its kept chunks
+are read back, with their token ids, and written through the same duplicate removal as new ones.
+
+Chunks dropped as duplicates are not kept, so the earlier run is used only when every commit it
+chunked is still there, unchanged and in the same order among themselves (a new commit may come
+between them): then what it dropped would be dropped again, because the chunk it repeated comes
+before it still. The cut-off-dependent part (file snapshots, the statistics by split) is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core.io import dumps, sha256_file
+
+VOLATILE = ("order", "branches", "tags")  # record fields that change with new commits and reach no chunk's text
+
+
+def commit_key(record: dict) -> str:
+    """A hash of what a commit's chunks are made from: its record without VOLATILE."""
+    kept = {k: v for k, v in record.items() if k not in VOLATILE}
+    return hashlib.blake2b(dumps(kept).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+class CommitCache:
+    """The last run's per-commit lines, with its chunks file and token ids to read kept chunks from."""
+
+    def __init__(self, entries: dict[str, dict], chunks: Path, tokens: Path):
+        self.entries = entries  # commit hash -> entry, each with its index in the last run ("n")
+        self.chunks = open(chunks, "rb")
+        self.ids = np.load(tokens, mmap_mode="r")
+
+    @classmethod
+    def open(cls, path: Path, header: dict, chunks: Path, tokens: Path) -> tuple["CommitCache | None", str | None]:
+        """The cache at `path` when it was written with `header` and for these very files, else (None, why)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                last = json.loads(f.readline())
+                if {k: last.get(k) for k in header} != header:
+                    return None, "the settings or the tokenizer changed"
+                if (sha256_file(chunks), sha256_file(tokens)) != (last["chunks_sha256"], last["tokens_sha256"]):
+                    return None, "the chunks are not those the last run wrote"
+                entries = {}
+                for n, line in enumerate(f):
+                    entry = json.loads(line)
+                    entry["n"] = n
+                    entries[entry["hash"]] = entry
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None, f"no readable {path.name} from the last run"
+        return cls(entries, chunks, tokens), None
+
+    def close(self) -> None:
+        self.chunks.close()
+
+    def replay(self, entry: dict, order: int) -> tuple[dict, list[dict], dict, str | None, list[int]]:
+        """(summary, the kept chunks with their ids and `order`, counts, error, [chunks, tokens] dropped)."""
+        offset, count, ids_at = entry["at"]
+        self.chunks.seek(offset)
+        chunks = []
+        for _ in range(count):
+            line = self.chunks.readline()
+            chunk = json.loads(line)
+            if chunk["order"] == order:
+                chunk["_line"] = line.decode("utf-8")  # written again as it is
+            else:
+                chunk["order"] = order
+            chunk["_ids"] = np.asarray(self.ids[ids_at:ids_at + chunk["n_tokens"]])
+            ids_at += chunk["n_tokens"]
+            chunks.append(chunk)
+        summary = {"hash": entry["hash"], "order": order, "timestamp": entry["timestamp"], "date": entry["date"],
+                   "files": entry["files"], "key": entry["key"]}
+        return summary, chunks, entry["counts"], entry["error"], entry["dropped"]
+
+
+def write_cache(path: Path, header: dict, entries: list[dict], chunks: Path, tokens: Path) -> None:
+    """The header (with the sha256 of the files the entries index) and one line per commit."""
+    from core.io import atomic_write
+
+    head = {**header, "chunks_sha256": sha256_file(chunks), "tokens_sha256": sha256_file(tokens)}
+    with atomic_write(path) as f:
+        f.write(dumps(head) + "\n")
+        for entry in entries:
+            f.write(dumps(entry) + "\n")
