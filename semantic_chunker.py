@@ -50,7 +50,6 @@ from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args,
 from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
-from core.languages import HEAD_CHARS, content_may_decide, language_of  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -227,10 +226,10 @@ class Chunker:
         return reason
 
     def _language(self, f: dict) -> str | None:
-        """A file change's language: stage 1's, or for a name that tells none, its blob's first lines."""
-        lang = f.get("language")
-        blob = self._judged_blob(f) if content_may_decide(f["path"]) else None
-        return self.blobs.language(blob, f["path"]) if blob is not None else lang
+        """A file change's language: its blob's, decided once with its left-out reason (`BlobVerdicts`), or
+        stage 1's where no blob is judged."""
+        blob = self._judged_blob(f)
+        return self.blobs.language(blob, f["path"]) if blob is not None else f.get("language")
 
     def commit_sections(self, rec: dict, counts: _Counts) -> list[Section]:
         """One section per file change kept, the commit's lead on the first (raises on a change it
@@ -392,8 +391,8 @@ class Chunker:
                 counts.leave_out(reason, self.redact(path, _Counts()))
             return reason is None
 
-        def batches() -> Iterator[list[tuple[str, str]]]:  # (path, text) of up to SNAPSHOT_BATCH_FILES files
-            batch: list[tuple[str, str]] = []
+        def batches() -> Iterator[list[tuple[str, str, str]]]:  # (path, text, language) of up to SNAPSHOT_BATCH_FILES files
+            batch: list[tuple[str, str, str]] = []
             chars = 0
             with TreeReader(repo) as tree:
                 for path, size, data in tree.files(commit, keep):
@@ -408,7 +407,8 @@ class Chunker:
                         except UnicodeDecodeError:
                             reason = "not_utf8"
                     if reason is None:
-                        reason = flt.blob_reason(path, text)
+                        decision = flt.judge(path, text)
+                        reason = decision.reason
                     if reason is not None:
                         counts.leave_out(reason, self.redact(path, _Counts()))
                         continue
@@ -416,7 +416,7 @@ class Chunker:
                         counts.leave_out("empty", self.redact(path, _Counts()))
                         continue
                     kept["files"] += 1
-                    batch.append((path, text))
+                    batch.append((path, text, decision.language))
                     chars += len(text)
                     if len(batch) >= SNAPSHOT_BATCH_FILES or chars >= SNAPSHOT_BATCH_CHARS:
                         yield batch
@@ -429,12 +429,11 @@ class Chunker:
             counts.secrets.update(local.secrets)
             yield from chunks
 
-    def _snapshot_batch(self, prefix: str, files: list[tuple[str, str]], meta: dict) -> tuple[list[dict], _Counts]:
+    def _snapshot_batch(self, prefix: str, files: list[tuple[str, str, str]], meta: dict) -> tuple[list[dict], _Counts]:
         local = _Counts()
         sections = []
-        for path, text in files:
+        for path, text, lang in files:
             shown = self.redact(path, local)  # a secret in a file name reaches the chunk header
-            lang = language_of(path, text[:HEAD_CHARS])
             sections.append(Section(shown, lang, None, f"file {shown}",
                                     [Block.whole_file(self.redact(text, local, path), parser_language(path, lang))]))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
@@ -677,7 +676,7 @@ def _start_worker(config: ChunkConfig, tok) -> None:
     Finalize(_worker, _worker.close, exitpriority=1)  # its git processes end with it
 
 
-def _worker_snapshots(job: tuple[str, list[tuple[str, str]], dict]) -> tuple[list[dict], _Counts]:
+def _worker_snapshots(job: tuple[str, list[tuple[str, str, str]], dict]) -> tuple[list[dict], _Counts]:
     assert _worker is not None
     return _worker._snapshot_batch(*job)
 
