@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import os
 import re
 from functools import lru_cache
 
@@ -264,11 +265,17 @@ CONTENT_MODEL_MIN_SCORE = 0.9
 _MAGIKA_NAMES = {"txt": "text", "latex": "tex", "ignorefile": "ignore", "cs": "csharp", "rst": "restructuredtext"}
 
 
-@lru_cache(maxsize=1)
-def _magika():
-    from magika import Magika  # loaded only when a file needs it (about 0.7 s: onnxruntime and the model)
+_MODELS: dict[int, object] = {}  # process id -> its model: a forked worker makes its own (onnxruntime's threads do not fork)
 
-    return Magika()
+
+def _magika():
+    """This process's magika, made when a file first needs it (about 0.7 s: onnxruntime and the model)."""
+    pid = os.getpid()
+    if pid not in _MODELS:
+        from magika import Magika
+
+        _MODELS[pid] = Magika()
+    return _MODELS[pid]
 
 
 def _content_model(text: str) -> str | None:
