@@ -258,10 +258,12 @@ def language_of_blob(path: str, data: bytes) -> str:
     return language_of_text(path, text.replace("\r\n", "\n"))
 
 
-# magika's score under which its answer for a file that no name nor first lines told is not taken (its own bar is
-# 0.5 for most labels; such a file is mostly prose or program output, and a table of benchmark timings scored
-# 0.72 as CMake there)
-CONTENT_MODEL_MIN_SCORE = 0.9
+# magika's score under which its answer for a file that neither name nor first lines told is not taken: its own bar
+# is 0.5 for most labels, but such a file is mostly prose or program output, and tables of benchmark timings
+# (ripgrep's `benchsuite/runs/*/summary`) score 0.6-0.91 as CMake; the languages it told right on the nine clones
+# (a `rakefile`, YAML without extension, Python, HTML) scored 0.97 and more
+CONTENT_MODEL_MIN_SCORE = 0.95
+CONTENT_MODEL_CHARS = 8192  # at least the 4096 bytes magika reads at each end of a file
 _MAGIKA_NAMES = {"txt": "text", "latex": "tex", "ignorefile": "ignore", "cs": "csharp", "rst": "restructuredtext"}
 
 
@@ -280,6 +282,8 @@ def _magika():
 
 def _content_model(text: str) -> str | None:
     """magika's language of `text` (see `language_of_text`), None when it sees no text."""
+    if len(text) > 2 * CONTENT_MODEL_CHARS:  # the model reads the first and last 4 KiB: a long file is not copied whole
+        text = text[:CONTENT_MODEL_CHARS] + text[-CONTENT_MODEL_CHARS:]
     result = _magika().identify_bytes(text.encode("utf-8", "surrogatepass"))
     if not result.output.is_text:
         return None

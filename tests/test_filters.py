@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from chunking.filters import FileFilter, machine_data_reason
+from chunking.filters import BlobDecision, FileFilter, machine_data_reason
 from conftest import RepoBuilder
 from test_chunk_content import chunk_repo
 from core.tokenizer import load_tokenizer
@@ -216,3 +216,31 @@ def test_one_decision_per_blob_for_names_that_tell_nothing(tmp_path, tok):
     assert {p for c in chunks for p in c["paths"]} == {"src/app.py", "settings/defaults"}
     assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "settings/defaults"} == \
         {("diff", "json"), ("snapshot", "json")}
+
+
+def test_a_50_mb_json_file_is_judged_on_one_read(tmp_path):
+    """A `.json` of 50 MB (the size the issue names): with the size bound it is left out on git's object header,
+    never read; without, it is read once, and that one read decides its language, its reason and the text the
+    chunks would use, under its name and under a name that tells nothing (the same blob: its opening tells)."""
+    from chunking.filters import BlobVerdicts
+    from core.git_runner import BlobReader, Git
+
+    row = '  {"id": %d, "name": "item-%d", "price": %d.25, "tags": ["a", "b"]},\n'
+    big = "[\n" + "".join(row % (i, i, i % 997) for i in range(800_000)) + '  {"id": -1}\n]\n'
+    assert len(big) > 50_000_000
+    b = RepoBuilder(tmp_path / "r")
+    b.commit("Add", {"data/prices.json": big, "data/prices": big})
+    blob = b.git("rev-parse", "HEAD:data/prices.json").strip()
+    reader = BlobReader(Git(b.path))
+    try:
+        bounded = BlobVerdicts(reader, FileFilter())
+        bounded.prefetch([blob])
+        assert bounded.reason(blob, "data/prices.json") == "too_large" and reader.bytes_read == 0
+        verdicts = BlobVerdicts(reader, FileFilter(max_file_bytes=0))
+        verdicts.prefetch([blob])
+        assert verdicts.decision(blob, "data/prices.json") == BlobDecision("json", "machine_data")
+        assert verdicts.decision(blob, "data/prices") == BlobDecision("json", "machine_data")
+        assert verdicts.language(blob, "data/prices") == "json" and verdicts.text(blob) == big
+        assert reader.bytes_read == len(big)  # one read for every question
+    finally:
+        reader.close()
