@@ -13,6 +13,7 @@ import pytest
 from chunking.filters import BlobDecision, FileFilter, machine_data_reason
 from conftest import RepoBuilder
 from test_chunk_content import chunk_repo
+from test_languages import BENCH_SUMMARY
 from core.tokenizer import load_tokenizer
 
 
@@ -205,7 +206,8 @@ def test_one_decision_per_blob_for_names_that_tell_nothing(tmp_path, tok):
     b = RepoBuilder(tmp_path / "repo")
     config = '{\n  "name": "app",\n  "private": true\n}\n'
     b.commit("Add", {"third-party/inventory": DEPENDENCY_INVENTORY, "docs/_build/api": SPHINX_HTML,
-                     "settings/defaults": config, "src/app.py": "def main():\n    return 1\n"})
+                     "settings/defaults": config, "benchsuite/runs/2016/summary": BENCH_SUMMARY,
+                     "src/app.py": "def main():\n    return 1\n"})
     b.commit("Edit far from the opening", {
         "third-party/inventory": DEPENDENCY_INVENTORY + "\n",
         "docs/_build/api": SPHINX_HTML.replace("parse_0", "parse_zero")})
@@ -213,9 +215,11 @@ def test_one_decision_per_blob_for_names_that_tell_nothing(tmp_path, tok):
     stats, chunks, _ = chunk_repo(tmp_path, tok, b, snapshot_at="head")
     assert stats["diff_filtered"] == {"machine_data": 2, "generated": 3}
     assert stats["snapshot_filtered"] == {"machine_data": 1}
-    assert {p for c in chunks for p in c["paths"]} == {"src/app.py", "settings/defaults"}
+    assert {p for c in chunks for p in c["paths"]} == {"src/app.py", "settings/defaults", "benchsuite/runs/2016/summary"}
     assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "settings/defaults"} == \
         {("diff", "json"), ("snapshot", "json")}
+    assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "benchsuite/runs/2016/summary"} == \
+        {("diff", "text"), ("snapshot", "text")}  # neither name nor head tells: the content model, plain text
 
 
 def test_a_50_mb_json_file_is_judged_on_one_read(tmp_path):
