@@ -189,9 +189,10 @@ class Chunker:
         reason = self.filter.path_reason(f["path"])
         return reason is not None, reason
 
-    def _judged_blob(self, f: dict) -> str | None:
-        """The blob a file change is decided on (read through `self.blobs`), or None."""
-        if self.blobs is None or self._record_reason(f)[0]:
+    def _judged_blob(self, f: dict, decided: bool | None = None) -> str | None:
+        """The blob a file change is decided on (read through `self.blobs`), or None; `decided`: whether
+        its record and path decided it (`_record_reason`), when known already."""
+        if self.blobs is None or (self._record_reason(f)[0] if decided is None else decided):
             return None
         blob = f.get("old_blob") if f.get("change_type") == "deleted" else f.get("new_blob")
         return blob if isinstance(blob, str) and blob else None
@@ -210,38 +211,31 @@ class Chunker:
             held = group
         yield from held
 
-    def _diff_reason(self, f: dict) -> str | None:
-        """Why a file change is left out, decided on its blob where the repository is at hand."""
+    def _diff_reason(self, f: dict) -> tuple[str | None, str | None]:
+        """(why a file change is left out, the blob that decided it), on its blob where the repository is at hand."""
         decided, reason = self._record_reason(f)
-        if decided:
-            return reason
-        blob = self._judged_blob(f)
-        if blob is not None:
-            return self.blobs.reason(blob, f["path"])
+        blob = self._judged_blob(f, decided)
+        if decided or blob is not None:
+            return (reason if decided else self.blobs.reason(blob, f["path"])), blob
         diff = f.get("diff") or ""  # no repository: only the diff text can be judged
         reason = self.filter.size_reason(len(diff.encode("utf-8", "replace"))) or lfs_pointer_reason(diff, is_diff=True)
         if reason is None and self.filter.generated:
             added = "\n".join(l[1:] for l in diff.split("\n") if l[:1] == "+" and not l.startswith("+++"))
             reason = self.filter.content_reason(added)
-        return reason
-
-    def _language(self, f: dict) -> str | None:
-        """A file change's language: its blob's, decided once with its left-out reason (`BlobVerdicts`), or
-        stage 1's where no blob is judged."""
-        blob = self._judged_blob(f)
-        return self.blobs.language(blob, f["path"]) if blob is not None else f.get("language")
+        return reason, None
 
     def commit_sections(self, rec: dict, counts: _Counts) -> list[Section]:
         """One section per file change kept, the commit's lead on the first (raises on a change it
         cannot read: the caller falls back)."""
         sections = []
         for f in rec.get("files") or []:
-            reason = self._diff_reason(f)
+            reason, blob = self._diff_reason(f)
             if reason is not None:
                 counts.leave_out(reason, f["path"])
                 continue
             shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
-            language = self._language(f)
+            # the blob's language, decided once with its reason (`BlobVerdicts`); stage 1's where no blob was judged
+            language = self.blobs.language(blob, f["path"]) if blob is not None else f.get("language")
             if f.get("change_type") == "deleted" and not self.cfg.deleted_content:
                 counts.content["deleted_title_only"] += 1
                 hunks = []
