@@ -131,8 +131,10 @@ def test_killed_run_rerun_skips_finished_repositories_and_is_identical(three_rep
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = sorted(p for p in expected if p.startswith("repos/app-"))[0].split("/")[1]
     deadline = time.monotonic() + 120
-    # Its report is written after its last stage is recorded: from then on, the first repository is finished.
-    while not (out / "repos" / first / "report.html").exists() and time.monotonic() < deadline:
+    # Its report is its last step: once its state file records the report (written after report.html, so
+    # report.html alone is not enough under load), the first repository is finished.
+    state = out / "repos" / first / ".pipeline_state.json"
+    while '"report"' not in (state.read_text() if state.exists() else "") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
