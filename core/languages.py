@@ -1,7 +1,8 @@
 """A file's language and the category of content it holds (code, tests, docs, config, data, translations),
 from maintained tables: `identify` (pre-commit's table of extensions, special file names and shebang
 interpreters), then pygments' lexer table (hundreds of languages by file name pattern), then, for a
-file neither names, its content's head (an Emacs / vim modeline, a shebang).
+file neither names, its content's head (an Emacs / vim modeline, a shebang, a format's opening), then,
+given the whole text (`language_of_text`), magika's content model (plain text is "text").
 
     >>> language_of("src/lib.rs"), language_of("build/Dockerfile"), language_of("notes.xyz")
     ('rust', 'dockerfile', 'other')
