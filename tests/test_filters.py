@@ -202,7 +202,7 @@ def test_a_cpp_header_is_cpp_in_diffs_and_snapshots(tmp_path, tok):
 def test_one_decision_per_blob_for_names_that_tell_nothing(tmp_path, tok):
     """A machine-written JSON file and a generated HTML page without an extension: the language their content
     declares (a JSON opening, an HTML document type) decides both what they are left out as and, for a kept
-    one, the language its chunks carry; added, modified far from the opening, deleted, and in the snapshot."""
+    one, the language its chunks carry; added, modified far from the opening, deleted, renamed, and in the snapshot."""
     b = RepoBuilder(tmp_path / "repo")
     config = '{\n  "name": "app",\n  "private": true\n}\n'
     b.commit("Add", {"third-party/inventory": DEPENDENCY_INVENTORY, "docs/_build/api": SPHINX_HTML,
@@ -212,8 +212,10 @@ def test_one_decision_per_blob_for_names_that_tell_nothing(tmp_path, tok):
         "third-party/inventory": DEPENDENCY_INVENTORY + "\n",
         "docs/_build/api": SPHINX_HTML.replace("parse_0", "parse_zero")})
     b.commit("Drop the pages", remove=["docs/_build/api"])
+    b.commit("Rename the inventory", {"third-party/inventory-2024": DEPENDENCY_INVENTORY + "\n"},
+             remove=["third-party/inventory"])
     stats, chunks, _ = chunk_repo(tmp_path, tok, b, snapshot_at="head")
-    assert stats["diff_filtered"] == {"machine_data": 2, "generated": 3}
+    assert stats["diff_filtered"] == {"machine_data": 3, "generated": 3}
     assert stats["snapshot_filtered"] == {"machine_data": 1}
     assert {p for c in chunks for p in c["paths"]} == {"src/app.py", "settings/defaults", "benchsuite/runs/2016/summary"}
     assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "settings/defaults"} == \
