@@ -52,7 +52,6 @@ from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
-from core.languages import HEAD_CHARS, content_may_decide, language_of  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -202,9 +201,10 @@ class Chunker:
         reason = self.filter.path_reason(f["path"])
         return reason is not None, reason
 
-    def _judged_blob(self, f: dict) -> str | None:
-        """The blob a file change is decided on (read through `self.blobs`), or None."""
-        if self.blobs is None or self._record_reason(f)[0]:
+    def _judged_blob(self, f: dict, decided: bool | None = None) -> str | None:
+        """The blob a file change is decided on (read through `self.blobs`), or None; `decided`: whether
+        its record and path decided it (`_record_reason`), when known already."""
+        if self.blobs is None or (self._record_reason(f)[0] if decided is None else decided):
             return None
         blob = f.get("old_blob") if f.get("change_type") == "deleted" else f.get("new_blob")
         return blob if isinstance(blob, str) and blob else None
@@ -223,38 +223,31 @@ class Chunker:
             held = group
         yield from held
 
-    def _diff_reason(self, f: dict) -> str | None:
-        """Why a file change is left out, decided on its blob where the repository is at hand."""
+    def _diff_reason(self, f: dict) -> tuple[str | None, str | None]:
+        """(why a file change is left out, the blob that decided it), on its blob where the repository is at hand."""
         decided, reason = self._record_reason(f)
-        if decided:
-            return reason
-        blob = self._judged_blob(f)
-        if blob is not None:
-            return self.blobs.reason(blob, f["path"])
+        blob = self._judged_blob(f, decided)
+        if decided or blob is not None:
+            return (reason if decided else self.blobs.reason(blob, f["path"])), blob
         diff = f.get("diff") or ""  # no repository: only the diff text can be judged
         reason = self.filter.size_reason(len(diff.encode("utf-8", "replace"))) or lfs_pointer_reason(diff, is_diff=True)
         if reason is None and self.filter.generated:
             added = "\n".join(l[1:] for l in diff.split("\n") if l[:1] == "+" and not l.startswith("+++"))
             reason = self.filter.content_reason(added)
-        return reason
-
-    def _language(self, f: dict) -> str | None:
-        """A file change's language: stage 1's, or for a name that tells none, its blob's first lines."""
-        lang = f.get("language")
-        blob = self._judged_blob(f) if content_may_decide(f["path"]) else None
-        return self.blobs.language(blob, f["path"]) if blob is not None else lang
+        return reason, None
 
     def commit_sections(self, rec: dict, counts: _Counts) -> list[Section]:
         """One section per file change kept, the commit's lead on the first (raises on a change it
         cannot read: the caller falls back)."""
         sections = []
         for f in rec.get("files") or []:
-            reason = self._diff_reason(f)
+            reason, blob = self._diff_reason(f)
             if reason is not None:
                 counts.leave_out(reason, f["path"])
                 continue
             shown = dict(f, path=self.redact(f["path"], counts), old_path=self.redact(f.get("old_path"), counts))
-            language = self._language(f)
+            # the blob's language, decided once with its reason (`BlobVerdicts`); stage 1's where no blob was judged
+            language = self.blobs.language(blob, f["path"]) if blob is not None else f.get("language")
             if f.get("change_type") == "deleted" and not self.cfg.deleted_content:
                 counts.content["deleted_title_only"] += 1
                 hunks = []
@@ -404,8 +397,8 @@ class Chunker:
                 counts.leave_out(reason, self.redact(path, _Counts()))
             return reason is None
 
-        def batches() -> Iterator[list[tuple[str, str]]]:  # (path, text) of up to SNAPSHOT_BATCH_FILES files
-            batch: list[tuple[str, str]] = []
+        def batches() -> Iterator[list[tuple[str, str, str]]]:  # (path, text, language) of up to SNAPSHOT_BATCH_FILES files
+            batch: list[tuple[str, str, str]] = []
             chars = 0
             with TreeReader(repo) as tree:
                 for path, size, data in tree.files(commit, keep):
@@ -420,7 +413,8 @@ class Chunker:
                         except UnicodeDecodeError:
                             reason = "not_utf8"
                     if reason is None:
-                        reason = flt.blob_reason(path, text)
+                        decision = flt.judge(path, text)
+                        reason = decision.reason
                     if reason is not None:
                         counts.leave_out(reason, self.redact(path, _Counts()))
                         continue
@@ -428,7 +422,7 @@ class Chunker:
                         counts.leave_out("empty", self.redact(path, _Counts()))
                         continue
                     kept["files"] += 1
-                    batch.append((path, text))
+                    batch.append((path, text, decision.language))
                     chars += len(text)
                     if len(batch) >= SNAPSHOT_BATCH_FILES or chars >= SNAPSHOT_BATCH_CHARS:
                         yield batch
@@ -441,12 +435,11 @@ class Chunker:
             counts.secrets.update(local.secrets)
             yield from chunks
 
-    def _snapshot_batch(self, prefix: str, files: list[tuple[str, str]], meta: dict) -> tuple[list[dict], _Counts]:
+    def _snapshot_batch(self, prefix: str, files: list[tuple[str, str, str]], meta: dict) -> tuple[list[dict], _Counts]:
         local = _Counts()
         sections = []
-        for path, text in files:
+        for path, text, lang in files:
             shown = self.redact(path, local)  # a secret in a file name reaches the chunk header
-            lang = language_of(path, text[:HEAD_CHARS])
             sections.append(Section(shown, lang, None, f"file {shown}",
                                     [Block.whole_file(self.redact(text, local, path), parser_language(path, lang))]))
         pieces = self.fitter.merge(prefix, self.fitter.fit(prefix, sections))
@@ -767,7 +760,7 @@ def _start_worker(config: ChunkConfig, tok) -> None:
     Finalize(_worker, _worker.close, exitpriority=1)  # its git processes end with it
 
 
-def _worker_snapshots(job: tuple[str, list[tuple[str, str]], dict]) -> tuple[list[dict], _Counts]:
+def _worker_snapshots(job: tuple[str, list[tuple[str, str, str]], dict]) -> tuple[list[dict], _Counts]:
     assert _worker is not None
     return _worker._snapshot_batch(*job)
 

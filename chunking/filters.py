@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.languages import HEAD_CHARS, language_of
+from core.languages import language_of, language_of_path, language_of_text
 
 # Directories whose content is built or vendored, not written in this repository.
 BUILD_DIRS = frozenset({"target", "node_modules", "vendor", "vendored", "third_party", "dist", "build",
@@ -126,8 +126,9 @@ class FileFilter:
         return None
 
 
-    def blob_reason(self, path: str, text: str) -> str | None:
-        """Why a whole file (one blob, whatever the change does to it) is left out, or None.
+    def blob_reason(self, path: str, text: str, language: str | None = None) -> str | None:
+        """Why a whole file (one blob, whatever the change does to it) is left out, or None. `language` is the
+        blob's (`core.languages.language_of_text`, computed when not given): what it holds, not its name alone.
 
         >>> FileFilter().blob_reason("requirements/dev.txt", "#\\n# pip-compile dev.in\\n#\\nclick==8.1.7\\n")
         'lock_file'
@@ -138,11 +139,29 @@ class FileFilter:
             return "lock_file"
         if not self.generated:
             return None
-        lang = language_of(path)
+        lang = language or language_of_text(path, text)
         if (lang in _MARKUP_LANGUAGES and _GENERATED_FOOTER.search(text[-GENERATED_TAIL_CHARS:])
                 and not _TEMPLATE_STATEMENT.search(text)):
             return "generated"
         return self.content_reason(text) or data_reason(text) or machine_data_reason(lang, text)
+
+    def judge(self, path: str, text: str) -> BlobDecision:
+        """The one decision on a readable text blob at `path`: its language from its content, and why it is
+        left out (None: kept), judged by that language.
+
+        >>> FileFilter().judge("results", '[\\n' + '  {"x": 1, "y": 2},\\n' * 2000 + ']\\n')
+        BlobDecision(language='json', reason='machine_data')
+        """
+        language = language_of_text(path, text)
+        return BlobDecision(language, self.blob_reason(path, text, language))
+
+
+@dataclass(frozen=True, slots=True)
+class BlobDecision:
+    """What a blob is, decided once from its content: its language and why it is left out (None: kept)."""
+
+    language: str
+    reason: str | None
 
 
 def lock_content_reason(text: str) -> str | None:
@@ -295,11 +314,14 @@ def normalize_newlines(text: str) -> str:
 
 
 class BlobVerdicts:
-    """Each blob judged once (`FileFilter.blob_reason`, and the size bound on the blob's size), cached by id.
+    """Each blob decided once (`FileFilter.judge`: its language and why it is left out; the size bound on the
+    blob's size), cached by blob id and the language its name tells (the same bytes under another kind of name
+    may be another thing), used for both the filter and the chunks.
 
         verdicts = BlobVerdicts(blob_reader, FileFilter())
         verdicts.prefetch(blobs)      # ask git for blobs needed soon, without waiting
         verdicts.reason(blob, path)   # "minified", "lock_file", ... or None
+        verdicts.language(blob, path) # the language the chunks of the blob carry
         verdicts.text(blob)           # the blob's text (newlines normalized), kept for the last few blobs read
 
     `blob_reader` is a `core.git_runner.BlobReader` (`request`, `get`, `read`: a blob's bytes or
@@ -315,8 +337,9 @@ class BlobVerdicts:
 
         self.reader, self.filter = reader, flt
         self.asked: set[str] = set()  # prefetched, answer not taken yet
-        self.reasons: dict[str, str | None] = {}
-        self.languages: dict[str, str] = {}  # of blobs whose path tells no language: from their first lines
+        self.too_large: set[str] = set()  # over the size bound by their headers, not read
+        self.decisions: dict[tuple[str, str], BlobDecision] = {}  # (blob, its name's language) -> decision
+        self.decided: set[str] = set()  # the blobs of `decisions`
         self.texts: OrderedDict[str, str | None] = OrderedDict()
 
     def _over_bound(self, blobs: list[str]) -> set[str]:
@@ -330,7 +353,7 @@ class BlobVerdicts:
         if blob in self.asked:
             self.asked.discard(blob)
             data = self.reader.get(blob)
-        elif self.reasons.get(blob) == "too_large" or self._over_bound([blob]):
+        elif blob in self.too_large or self._over_bound([blob]):
             return "too_large", None
         else:
             data = self.reader.read(blob)
@@ -344,29 +367,34 @@ class BlobVerdicts:
             return "not_utf8", None
 
     def prefetch(self, blobs: list[str]) -> None:
-        """Ask git for the blobs not judged yet, without waiting for them."""
-        new = [b for b in dict.fromkeys(blobs) if b not in self.reasons and b not in self.asked]
+        """Ask git for the blobs not read yet, without waiting for them."""
+        new = [b for b in dict.fromkeys(blobs) if b not in self.decided and b not in self.asked and b not in self.too_large]
         large = self._over_bound(new)
-        self.reasons.update(dict.fromkeys(large, "too_large"))
+        self.too_large.update(large)
         new = [b for b in new if b not in large]
         self.asked.update(new)
         self.reader.request(new)
 
+    def decision(self, blob: str, path: str) -> BlobDecision:
+        """The blob's decision at `path`: read (once) and judged from its content; a blob that cannot be read
+        as text (over the bound, binary, not UTF-8, missing) has its name's language."""
+        key = (blob, language_of_path(path))
+        if key not in self.decisions:
+            text = self.texts[blob] if blob in self.texts else None
+            reason = None
+            if text is None:
+                reason, text = self._read(blob)
+                self._keep(blob, text)
+            self.decisions[key] = (self.filter.judge(path, text) if text is not None
+                                   else BlobDecision(language_of(path), reason))
+            self.decided.add(blob)
+        return self.decisions[key]
+
     def reason(self, blob: str, path: str) -> str | None:
-        if blob not in self.reasons:
-            reason, text = self._read(blob)
-            if reason is None and text is not None:
-                reason = self.filter.blob_reason(path, text)
-            self.reasons[blob] = reason
-            self._keep(blob, text)
-        return self.reasons[blob]
+        return self.decision(blob, path).reason
 
     def language(self, blob: str, path: str) -> str:
-        """`path`'s language, or the language the blob's first lines declare (modeline, shebang), once per blob."""
-        if blob not in self.languages:
-            text = self.text(blob)
-            self.languages[blob] = language_of(path, text[:HEAD_CHARS] if text else None)
-        return self.languages[blob]
+        return self.decision(blob, path).language
 
     def text(self, blob: str) -> str | None:
         if blob in self.texts:

@@ -1,7 +1,8 @@
 """A file's language and the category of content it holds (code, tests, docs, config, data, translations),
 from maintained tables: `identify` (pre-commit's table of extensions, special file names and shebang
 interpreters), then pygments' lexer table (hundreds of languages by file name pattern), then, for a
-file neither names, its content's head (an Emacs / vim modeline, a shebang).
+file neither names, its content's head (an Emacs / vim modeline, a shebang, a format's opening), then,
+given the whole text (`language_of_text`), magika's content model (plain text is "text").
 
     >>> language_of("src/lib.rs"), language_of("build/Dockerfile"), language_of("notes.xyz")
     ('rust', 'dockerfile', 'other')
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import os
 import re
 from functools import lru_cache
 
@@ -109,7 +111,8 @@ def _pygments_extension(ext: str) -> str | None:
 
 
 @lru_cache(maxsize=65536)
-def _language_of_path(path: str) -> str:
+def language_of_path(path: str) -> str:
+    """What the name alone tells (`language_of` without a head)."""
     dirs, _, name = path.rpartition("/")
     lower = name.lower()
     stem, dot, ext = lower.rpartition(".")
@@ -118,7 +121,7 @@ def _language_of_path(path: str) -> str:
     if lower.startswith(".env"):
         return "dotenv"
     if dot and stem and ext in _LOOK_THROUGH:  # `x.cmake.in`, `root.go.golden`, `phpunit.xml.dist`: what it stands for
-        inner = _language_of_path(path[:-len(ext) - 1])
+        inner = language_of_path(path[:-len(ext) - 1])
         if inner != "other":
             return inner
     lang = (_from_tags(identify.tags_from_filename(name) or identify.tags_from_filename(lower)) or _EXTRA_NAMES.get(lower)
@@ -160,7 +163,8 @@ def _mode_language(mode: str) -> str | None:
 
 def content_language(head: str) -> str | None:
     """The language a file's first lines declare: a modeline (first two lines), else the shebang's interpreter,
-    else the format's own opening: an XML declaration, a JSON object or array, zsh's `#compdef` / `#autoload`.
+    else the format's own opening: an XML declaration, a JSON object or array, an HTML document type or `<html>`,
+    zsh's `#compdef` / `#autoload`.
 
     >>> content_language("#!/usr/bin/env python3\\nimport os\\n"), content_language("#!/bin/sh\\n# -*- tcl -*-\\n")
     ('python', 'tcl')
@@ -175,11 +179,13 @@ def content_language(head: str) -> str | None:
     if not head.startswith("#!"):
         start = head.lstrip("\ufeff \t\r\n")[:6]
         return ("xml" if start.startswith("<?xml") else "json" if start[:1] in ("{", "[")
+                else "html" if _HTML_OPENING.match(head.lstrip("\ufeff \t\r\n"))
                 else "shell" if head.startswith(("#compdef", "#autoload")) else None)
     command = identify.parse_shebang(io.BytesIO(lines[0].encode("utf-8", "replace")))
     return _interpreter_language(command[0]) if command else None
 
 
+_HTML_OPENING = re.compile(r"(?:<!--.*?-->\s*)*<(?:!doctype\s+html\b|html\b)", re.I | re.S)
 CONTENT_DECIDES = frozenset({"other", "script"})  # what a name alone tells when the content may tell more
 HEAD_CHARS = 8192  # the head of a file that `language_of` reads: modelines and shebangs in its first lines, C++ marks
 # A `.h` header is C or C++ (identify tags it both): C++ when its head shows C++ only constructs.
@@ -194,7 +200,7 @@ def content_may_decide(path: str) -> bool:
     >>> content_may_decide("gitk"), content_may_decide("include/spdlog/logger.h"), content_may_decide("a.py")
     (True, True, False)
     """
-    lang = _language_of_path(path)
+    lang = language_of_path(path)
     return lang in CONTENT_DECIDES or (lang == "c" and path[-2:].lower() == ".h")
 
 
@@ -210,7 +216,7 @@ def language_of(path: str, head: str | None = None) -> str:
     >>> language_of("cJSONConfig.cmake.in"), language_of(".eslintrc"), language_of("bin/express")
     ('cmake', 'rc', 'script')
     """
-    lang = _language_of_path(path)
+    lang = language_of_path(path)
     if head and lang in CONTENT_DECIDES:
         return content_language(head) or lang
     if head and lang == "c" and path[-2:].lower() == ".h" and _CPP_MARK.search(head[:HEAD_CHARS]):
@@ -218,9 +224,27 @@ def language_of(path: str, head: str | None = None) -> str:
     return lang
 
 
+def language_of_text(path: str, text: str) -> str:
+    """The language of the file at `path` whose whole text (newlines normalized) is `text`: `language_of(path,
+    head)`, and for a file that neither its name nor its first lines tell, what magika (Google's content-type
+    model, shipped with its package, run offline) recognizes in it: a language when it is sure
+    (`CONTENT_MODEL_MIN_SCORE`), else "text" when it sees text (prose, tables, program output), unless the
+    file opens on a shebang (a program whose interpreter no table knows stays unknown).
+
+    >>> language_of_text("summary", "linux_literal (pattern: PM_RESUME)\\n-----\\nrg*   0.084 +/- 0.002 (lines: 39)\\n")
+    'text'
+    """
+    lang = language_of(path, text[:HEAD_CHARS])
+    if lang not in CONTENT_DECIDES or not text.strip():
+        return lang
+    seen = _content_model(text)
+    # a shebang of an interpreter nobody knows: a program in an unknown language, not plain text
+    return lang if seen is None or seen == "text" and text.startswith("#!") else seen
+
+
 def language_of_blob(path: str, data: bytes) -> str:
-    r"""`language_of(path, head)` of a blob's bytes, read as stage 2 reads a blob: UTF-8 (else no head,
-    so the name decides), CRLF as LF; the one decision stage 1 and stage 2 make per blob version.
+    r"""`language_of_text` of a blob's bytes, read as stage 2 reads a blob: UTF-8 (else its name decides),
+    CRLF as LF; the one decision stage 1 and stage 2 make per blob version.
 
     >>> language_of_blob("x.h", b"namespace a {\r\nint f();\r\n}\r\n"), language_of_blob("x.h", b"\xff namespace a {")
     ('cpp', 'c')
@@ -229,7 +253,45 @@ def language_of_blob(path: str, data: bytes) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return language_of(path)
-    return language_of(path, text[:2 * HEAD_CHARS].replace("\r\n", "\n")[:HEAD_CHARS])  # CRLF -> LF at most halves it
+    lang = language_of(path, text[:2 * HEAD_CHARS].replace("\r\n", "\n")[:HEAD_CHARS])  # CRLF -> LF at most halves it
+    if lang not in CONTENT_DECIDES:
+        return lang
+    return language_of_text(path, text.replace("\r\n", "\n"))
+
+
+# magika's score under which its answer for a file that neither name nor first lines told is not taken: its own bar
+# is 0.5 for most labels, but such a file is mostly prose or program output, and tables of benchmark timings
+# (ripgrep's `benchsuite/runs/*/summary`) score 0.6-0.91 as CMake; the languages it told right on the nine clones
+# (a `rakefile`, YAML without extension, Python, HTML) scored 0.97 and more
+CONTENT_MODEL_MIN_SCORE = 0.95
+CONTENT_MODEL_CHARS = 8192  # at least the 4096 bytes magika reads at each end of a file
+_MAGIKA_NAMES = {"txt": "text", "latex": "tex", "ignorefile": "ignore", "cs": "csharp", "rst": "restructuredtext"}
+
+
+_MODELS: dict[int, object] = {}  # process id -> its model: a forked worker makes its own (onnxruntime's threads do not fork)
+
+
+def _magika():
+    """This process's magika, made when a file first needs it (about 0.7 s: onnxruntime and the model)."""
+    pid = os.getpid()
+    if pid not in _MODELS:
+        from magika import Magika
+
+        _MODELS[pid] = Magika()
+    return _MODELS[pid]
+
+
+def _content_model(text: str) -> str | None:
+    """magika's language of `text` (see `language_of_text`), None when it sees no text."""
+    if len(text) > 2 * CONTENT_MODEL_CHARS:  # the model reads the first and last 4 KiB: a long file is not copied whole
+        text = text[:CONTENT_MODEL_CHARS] + text[-CONTENT_MODEL_CHARS:]
+    result = _magika().identify_bytes(text.encode("utf-8", "surrogatepass"))
+    if not result.output.is_text:
+        return None
+    label = str(result.output.label)
+    if label == "txt" or result.score < CONTENT_MODEL_MIN_SCORE:
+        return "text"
+    return _MAGIKA_NAMES.get(label, _ALIASES.get(label, label))
 
 
 CATEGORIES = ("code", "tests", "docs", "config", "data", "translations")

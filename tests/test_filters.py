@@ -10,9 +10,10 @@ import random
 
 import pytest
 
-from chunking.filters import FileFilter, machine_data_reason
+from chunking.filters import BlobDecision, FileFilter, machine_data_reason
 from conftest import RepoBuilder
 from test_chunk_content import chunk_repo
+from test_languages import BENCH_SUMMARY
 from core.tokenizer import load_tokenizer
 
 
@@ -196,3 +197,56 @@ def test_a_cpp_header_is_cpp_in_diffs_and_snapshots(tmp_path, tok):
     _, chunks, _ = chunk_repo(tmp_path, tok, b, snapshot_at="head")
     assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "include/app/logger.h"} == \
         {("diff", "cpp"), ("snapshot", "cpp")}
+
+
+def test_one_decision_per_blob_for_names_that_tell_nothing(tmp_path, tok):
+    """A machine-written JSON file and a generated HTML page without an extension: the language their content
+    declares (a JSON opening, an HTML document type) decides both what they are left out as and, for a kept
+    one, the language its chunks carry; added, modified far from the opening, deleted, renamed, and in the snapshot."""
+    b = RepoBuilder(tmp_path / "repo")
+    config = '{\n  "name": "app",\n  "private": true\n}\n'
+    b.commit("Add", {"third-party/inventory": DEPENDENCY_INVENTORY, "docs/_build/api": SPHINX_HTML,
+                     "settings/defaults": config, "benchsuite/runs/2016/summary": BENCH_SUMMARY,
+                     "src/app.py": "def main():\n    return 1\n"})
+    b.commit("Edit far from the opening", {
+        "third-party/inventory": DEPENDENCY_INVENTORY + "\n",
+        "docs/_build/api": SPHINX_HTML.replace("parse_0", "parse_zero")})
+    b.commit("Drop the pages", remove=["docs/_build/api"])
+    b.commit("Rename the inventory", {"third-party/inventory-2024": DEPENDENCY_INVENTORY + "\n"},
+             remove=["third-party/inventory"])
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b, snapshot_at="head")
+    assert stats["diff_filtered"] == {"machine_data": 3, "generated": 3}
+    assert stats["snapshot_filtered"] == {"machine_data": 1}
+    assert {p for c in chunks for p in c["paths"]} == {"src/app.py", "settings/defaults", "benchsuite/runs/2016/summary"}
+    assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "settings/defaults"} == \
+        {("diff", "json"), ("snapshot", "json")}
+    assert {(c["kind"], c["language"]) for c in chunks if c["path"] == "benchsuite/runs/2016/summary"} == \
+        {("diff", "text"), ("snapshot", "text")}  # neither name nor head tells: the content model, plain text
+
+
+def test_a_50_mb_json_file_is_judged_on_one_read(tmp_path):
+    """A `.json` of 50 MB (the size the issue names): with the size bound it is left out on git's object header,
+    never read; without, it is read once, and that one read decides its language, its reason and the text the
+    chunks would use, under its name and under a name that tells nothing (the same blob: its opening tells)."""
+    from chunking.filters import BlobVerdicts
+    from core.git_runner import BlobReader, Git
+
+    row = '  {"id": %d, "name": "item-%d", "price": %d.25, "tags": ["a", "b"]},\n'
+    big = "[\n" + "".join(row % (i, i, i % 997) for i in range(800_000)) + '  {"id": -1}\n]\n'
+    assert len(big) > 50_000_000
+    b = RepoBuilder(tmp_path / "r")
+    b.commit("Add", {"data/prices.json": big, "data/prices": big})
+    blob = b.git("rev-parse", "HEAD:data/prices.json").strip()
+    reader = BlobReader(Git(b.path))
+    try:
+        bounded = BlobVerdicts(reader, FileFilter())
+        bounded.prefetch([blob])
+        assert bounded.reason(blob, "data/prices.json") == "too_large" and reader.bytes_read == 0
+        verdicts = BlobVerdicts(reader, FileFilter(max_file_bytes=0))
+        verdicts.prefetch([blob])
+        assert verdicts.decision(blob, "data/prices.json") == BlobDecision("json", "machine_data")
+        assert verdicts.decision(blob, "data/prices") == BlobDecision("json", "machine_data")
+        assert verdicts.language(blob, "data/prices") == "json" and verdicts.text(blob) == big
+        assert reader.bytes_read == len(big)  # one read for every question
+    finally:
+        reader.close()

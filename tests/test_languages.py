@@ -104,3 +104,34 @@ def test_a_header_is_cpp_when_its_head_shows_cpp():
     assert language_of("include/spdlog/logger.h") == "c"  # without content: identify's first tag
     from core.parsers import parser_language
     assert parser_language("include/spdlog/logger.h", language_of("include/spdlog/logger.h", spdlog)) == "cpp"
+
+
+BENCH_SUMMARY = "".join(  # a benchmark's result table as ripgrep keeps them (`benchsuite/runs/*/summary`)
+    f"{name} (pattern: {pattern})\n{'-' * (len(name) + len(pattern) + 12)}\n" + "".join(
+        f"{tool:<20}{t:.3f} +/- {t / 40:.3f} (lines: {n})\n"
+        for tool, t in (("rg (ignore)", 0.322), ("ag (ignore)", 1.754), ("git grep (ignore)", 0.502),
+                        ("rg (whitelist)*", 0.197), ("ucg (whitelist)", 0.217))) + "\n"
+    for name, pattern, n in (("linux_alternates", "ERR_SYS|PME_TURN_OFF", 68), ("linux_literal", "PM_RESUME", 39),
+                             ("subtitles_ru_literal", "Шерлок Холмс", 583), ("linux_word", "PM_RESUME", 6),
+                             ("subtitles_en_alternate", "Sherlock Holmes|John Watson", 848)) * 4)
+
+
+@pytest.mark.parametrize("path, text, language, category", [
+    ("benchsuite/runs/2016-09-17/summary", BENCH_SUMMARY, "text", "docs"),  # magika: CMake, not sure enough
+    ("doc/notes", "Release checklist\n\nBump the version in the manifest, tag the commit, then write the "
+                  "announcement. The changelog lists every user-visible change since the last tag.\n", "text", "docs"),
+    ("ci/build-all", 'import os\nimport subprocess\n\n\ndef build(target):\n    """Build one target."""\n'
+                     '    subprocess.run(["cargo", "build", "--target", target], check=True)\n\n\n'
+                     'for t in os.environ["TARGETS"].split():\n    build(t)\n', "python", "code"),
+    ("tools/run-thing", "#!/opt/weird/frobnicate --fast\nfrobnicate all the things\n", "other", "data"),
+    ("tools/empty", "\n\n", "other", "data"),
+    ("src/app.py", BENCH_SUMMARY, "python", "code"),  # a name that tells is never second-guessed
+])
+def test_content_decides_what_neither_name_nor_first_lines_tell(path, text, language, category):
+    """Files that no table names and whose first lines declare nothing: magika's content model names a language
+    it is sure of, plain text (prose, program output) is "text"; a program of an unknown interpreter stays unknown."""
+    from core.languages import language_of_blob, language_of_text
+
+    assert language_of_text(path, text) == language
+    assert language_of_blob(path, text.replace("\n", "\r\n").encode()) == language  # stage 1's read of the blob
+    assert category_of(path, language) == category
