@@ -103,7 +103,7 @@ def merge_datasets(out: Path, jobs: list, failed: list[dict], identity: dict, st
     """
     dirs = [Path(j.out) / DATASET_DIR for j in jobs]
     ds = out / DATASET_DIR
-    inputs = {j.name: sha256_file(d / MANIFEST) for j, d in zip(jobs, dirs)}
+    inputs = {j.name: state.file_hash(d / MANIFEST) for j, d in zip(jobs, dirs)}  # stat data, else content
     settings = {"version": PIPELINE_VERSION, "tokenizer": identity["sha256"],
                 "sources": {j.name: j.source for j in jobs},
                 "failed": [(r["name"], r["source"], r["error"]) for r in failed]}

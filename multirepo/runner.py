@@ -35,7 +35,8 @@ from core.io import UserError
 from core.repository import fetch_source, is_url, repo_name
 from core.schema import DATASET_DIR, REPOS_DIR, SOURCES_DIR, TOKENIZER_DIR
 from pipeline.config import PipelineConfig, check_settings, validate
-from pipeline.orchestrator import Pipeline, Trainer, fallback_settings, pipeline_key, table, train_after, train_argv
+from pipeline.orchestrator import (DeferredTokenizer, Pipeline, StageChanged, Trainer, fallback_holds, fallback_settings,
+                                   last_tokenizer_choice, pipeline_key, tokenizer_choice_key, table, train_after, train_argv)
 from pipeline.state import OutputLock, RunState
 
 logger = logging.getLogger(__name__)
@@ -108,36 +109,45 @@ def repo_config(cfg: PipelineConfig, job: RepoJob, n_repos: int = 1) -> Pipeline
                                fallback_sample_mb=cfg.fallback_sample_mb / n_repos)
 
 
-def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | None, scraped: bool = False) -> dict:
+def run_repo(cfg: PipelineConfig, job: RepoJob, tokenizer: tuple[str, dict] | None, scraped: bool = False,
+             check_only: bool = False) -> dict | None:
     """One repository's pipeline in `job.out`: stage 1 only when `tokenizer` is None, else stages 1-4.
 
-    `scraped`: stage 1 already ran in this run (before the fallback tokenizer), so `--force` does
-    not redo it. Never raises: a failure is returned as `error`, so one bad repository stops nothing else.
+    `tokenizer` is (saved directory, identity): loaded only if stage 2 or 3 runs. `scraped`: stage 1
+    already ran in this run (before the fallback tokenizer), so `--force` does not redo it. Never
+    raises: a failure is returned as `error`, so one bad repository stops nothing else.
+    `check_only`: run nothing; the result when every stage is as the last run left it (decided from
+    the repository's refs and the outputs' stat data), else None (a URL's refs are known only after
+    the fetch its task makes: always None).
     """
-    from core.tokenizer import load_tokenizer
-
     start = time.perf_counter()
     result = {"name": job.name, "source": job.source, "error": None, "stages": [], "fallbacks": []}
     pipeline = None
+    if check_only and job.clone:
+        return None
     try:
         if job.clone:
             fetch_source(job.path, Path(job.clone))
         rcfg = repo_config(cfg, job)
         repo, out = validate(rcfg)
         with OutputLock(out):
-            pipeline = Pipeline(rcfg, repo, out)
+            pipeline = Pipeline(rcfg, repo, out, check_only)
             pipeline.scrape(force=rcfg.force and not scraped)
             if tokenizer is not None:
-                tok, identity = load_tokenizer(tokenizer[0]), tokenizer[1]
-                chunks = pipeline.chunk(tok, identity)
-                pipeline.tokenize(chunks, tok, identity)
+                tok = DeferredTokenizer(*tokenizer)
+                chunks = pipeline.chunk(tok, tokenizer[1])
+                pipeline.tokenize(chunks, tok, tokenizer[1])
                 pipeline.build_dataset()
                 pipeline.report()  # its own report.html, as a single run writes (no exports: repo_config)
+    except StageChanged:
+        return None
     except UserError as e:
         result["error"] = str(e)
     except Exception as e:  # a bug on one repository's data must not cost the others
         logger.debug("%s failed", job.name, exc_info=True)
         result["error"] = f"{type(e).__name__}: {e}"
+    if check_only and result["error"] is not None:
+        return None  # its task tries again and reports the failure
     if pipeline is not None:
         result["stages"] = [(r.stage.strip(), r.skipped, r.seconds) for r in pipeline.reports]
         result["fallbacks"] = pipeline.fallbacks
@@ -222,6 +232,11 @@ def run_jobs(cfg: PipelineConfig, jobs: list[RepoJob], tokenizer: tuple[str, dic
     return [results[j.name] for j in jobs]
 
 
+def fallback_note(cfg: PipelineConfig, n_repos: int, tok_dir: Path) -> str:
+    return (f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE on the train period "
+            f"of {n_repos} repositories ({tok_dir})")
+
+
 def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState, workers: int,
                       ray) -> tuple[tuple[str, dict], list[dict], list[str]]:
     """((saved tokenizer directory, identity), stage-1 results if it ran first, fallback notes), once for all."""
@@ -229,6 +244,7 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         train_fallback_tokenizer
 
     tok_dir = out / TOKENIZER_DIR
+    key = tokenizer_choice_key(cfg)
     tok = load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "the train period of every repository")
     if tok is None:
         scraped = run_jobs(cfg, jobs, None, workers, ray)
@@ -236,26 +252,95 @@ def resolve_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state
         if not ok:
             raise UserError("no repository could be read: " + "; ".join(f"{r['name']}: {r['error']}" for r in scraped))
         histories = {j.name: RunState(Path(j.out)).stages["scrape"]["outputs"]["history"] for j in ok}
-        key = pipeline_key(fallback_settings(cfg), histories)
-        if cfg.force or state.finished("tokenizer", key, {"tokenizer": tok_dir}) is None:
+        trained = pipeline_key(fallback_settings(cfg), histories)
+        if cfg.force or state.finished("tokenizer", trained, {"tokenizer": tok_dir}) is None:
             # Each repository gives its share of the sample, drawn by the single-repository sampler.
             texts = [t for j in ok for t in Pipeline(repo_config(cfg, j, len(ok)), Path(j.clone or j.path),
                                                       Path(j.out)).fallback_sample()]
             train_fallback_tokenizer(texts, tok_dir, vocab_size=cfg.fallback_vocab_size)
-            state.record("tokenizer", key, {"tokenizer": tok_dir},
+            state.record("tokenizer", trained, {"tokenizer": tok_dir},
                          {"repositories": len(ok), "sample_mb": round(sum(map(len, texts)) / 1e6, 3)})
         tok = load_tokenizer(str(tok_dir))
         identity = tokenizer_identity(tok, source=f"fallback-bpe:{out.name}", fallback=True)
-        note = (f"tokenizer: {cfg.model} could not be loaded; trained a byte-level BPE on the train period "
-                f"of {len(ok)} repositories ({tok_dir})")
-        return (str(tok_dir.resolve()), identity), scraped, [note]
+        state.record("resolve", key, {"tokenizer": tok_dir}, {"fallback": True, "identity": identity})
+        return (str(tok_dir.resolve()), identity), scraped, [fallback_note(cfg, len(ok), tok_dir)]
     identity = tokenizer_identity(tok, source=cfg.model)
     save_tokenizer(tok, identity, tok_dir)
+    state.record("resolve", key, {"tokenizer": tok_dir}, {"fallback": False, "identity": identity})
     return (str(tok_dir.resolve()), identity), [], []
 
 
+def last_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState) -> tuple[str, dict] | None:
+    """The last run's tokenizer (saved directory, identity) while its choice still holds, found from stat
+    data without loading it: --model's files unchanged; for the fallback, also the hub still unreachable
+    and every repository's recorded history the one it was trained on (which holds when each one's
+    stage 1 is unchanged: `settle` checks that)."""
+    tok_dir = out / TOKENIZER_DIR
+    last = last_tokenizer_choice(cfg, state, tokenizer_choice_key(cfg), {"tokenizer": tok_dir})
+    if not last:
+        return None
+    if last["fallback"]:
+        histories = {j.name: RunState(Path(j.out)).stages.get("scrape", {}).get("outputs", {}).get("history")
+                     for j in jobs}
+        if not fallback_holds(cfg, state, histories, tok_dir):
+            return None
+    return str(tok_dir.resolve()), last["identity"]
+
+
+def settle(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState) -> tuple[dict[str, dict], tuple | None]:
+    """The repositories whose every stage is as the last run left it, decided here from their refs and
+    the outputs' stat data (no Ray, no tokenizer loaded): ({name: result}, the tokenizer) or ({}, None)
+    when the tokenizer must be resolved again (with the fallback: when any repository changed, as
+    it is trained on all of them)."""
+    tokenizer = last_tokenizer(cfg, jobs, out, state)
+    if tokenizer is None:
+        return {}, None
+    settled = {}
+    for job in jobs:
+        result = run_repo(cfg, job, tokenizer, check_only=True)
+        if result is None and tokenizer[1]["fallback"]:
+            return {}, None
+        if result is not None:
+            settled[job.name] = result
+    return settled, tokenizer
+
+
+def build_repos(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState,
+                tokenizer: tuple[str, dict] | None) -> tuple[list[dict], tuple[str, dict], list[str]]:
+    """Every stage of `jobs` as tasks, the tokenizer resolved first unless given: (results, tokenizer, notes)."""
+    workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
+    scraped, notes = [], []
+    with ray_session(cfg, workers) as ray:
+        if tokenizer is None:
+            tokenizer, scraped, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
+        failed = [r for r in scraped if r["error"] is not None]
+        todo = [j for j in jobs if j.name not in {r["name"] for r in failed}]
+        results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray, bool(scraped)) if todo else [])
+    for first, r in ((f, r) for f in scraped for r in results if f["name"] == r["name"] and f is not r):
+        r["seconds"] += first["seconds"]  # stage 1 ran as a task of its own, before the tokenizer
+        r["peak_rss_mb"] = max(r["peak_rss_mb"], first["peak_rss_mb"])
+        r["stages"] = first["stages"] + [s for s in r["stages"] if s[0] != "1 scrape"]
+    return results, tokenizer, notes
+
+
+def write_multi_report_step(cfg: PipelineConfig, out: Path, state: RunState, manifest: dict) -> None:
+    """The dataset's report.html and report/*.png, a step like the stages: redrawn only when the merged
+    manifest (all it reads) changed or a page or figure was edited or deleted."""
+    outputs = {"page": out / "report.html", "figures": out / "report"}
+    key = pipeline_key({}, {"manifest": state.stages["merge"]["outputs"]["manifest"]})
+    if cfg.force or state.finished("report", key, outputs) is None:
+        from reporting.report import write_multi_report  # matplotlib: only when the report is drawn
+
+        write_multi_report(out, manifest)
+        state.record("report", key, outputs, {})
+
+
 def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]:
-    """Build one dataset from every repository of `cfg`: (output dir, per-repository results, manifest, notes)."""
+    """Build one dataset from every repository of `cfg`: (output dir, per-repository results, manifest, notes).
+
+    The repositories unchanged since the last run are settled here (`settle`); only the others run as
+    tasks, and Ray starts only when there are some.
+    """
     from multirepo.merge import merge_datasets
 
     jobs, out = plan_jobs(cfg)
@@ -263,27 +348,23 @@ def build_multi(cfg: PipelineConfig) -> tuple[Path, list[dict], dict, list[str]]
     if cfg.export:
         raise UserError("--export takes one repository's dataset; for several, export each one's "
                         "(python3 -m reporting.export OUT/repos/NAME --format ...); the merged splits are not exported yet")
-    workers = min(cfg.workers or (len(jobs) if cfg.ray_address else os.cpu_count() or 1), len(jobs))
-    with OutputLock(out), ray_session(cfg, workers) as ray:
+    with OutputLock(out):
         state = RunState(out)
-        tokenizer, scraped, notes = resolve_tokenizer(cfg, jobs, out, state, workers, ray)
-        failed = [r for r in scraped if r["error"] is not None]
-        todo = [j for j in jobs if j.name not in {r["name"] for r in failed}]
-        results = failed + (run_jobs(cfg, todo, tokenizer, workers, ray, bool(scraped)) if todo else [])
+        settled, tokenizer = settle(cfg, jobs, out, state)
+        notes = [fallback_note(cfg, len(jobs), out / TOKENIZER_DIR)] if tokenizer and tokenizer[1]["fallback"] else []
+        results = list(settled.values())
+        todo = [j for j in jobs if j.name not in settled]
+        if todo:
+            built, tokenizer, notes = build_repos(cfg, todo, out, state, tokenizer)
+            results += built
         results.sort(key=lambda r: r["name"])
-        for first, r in ((f, r) for f in scraped for r in results if f["name"] == r["name"] and f is not r):
-            r["seconds"] += first["seconds"]  # stage 1 ran as a task of its own, before the tokenizer
-            r["peak_rss_mb"] = max(r["peak_rss_mb"], first["peak_rss_mb"])
-            r["stages"] = first["stages"] + [s for s in r["stages"] if s[0] != "1 scrape"]
         failed = [r for r in results if r["error"] is not None]
         built = [j for j in jobs if j.name not in {r["name"] for r in failed}]
         if not built:
             raise UserError("no repository could be built: " + "; ".join(f"{r['name']}: {r['error']}" for r in failed))
         manifest = merge_datasets(out, built, failed, tokenizer[1], state, force=cfg.force)
         if cfg.report:
-            from reporting.report import write_multi_report
-
-            write_multi_report(out, manifest)
+            write_multi_report_step(cfg, out, state, manifest)
     return out, results, manifest, notes
 
 

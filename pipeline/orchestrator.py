@@ -83,6 +83,10 @@ class DeferredTokenizer:
         return self.tok
 
 
+class StageChanged(Exception):
+    """Raised by a check-only Pipeline where a stage would run: its settings, inputs or outputs changed."""
+
+
 def loaded(tok):
     """The tokenizer itself, from a loaded one or a DeferredTokenizer."""
     return tok.get() if isinstance(tok, DeferredTokenizer) else tok
@@ -91,8 +95,10 @@ def loaded(tok):
 class Pipeline:
     """The four stages over one repository and output directory, each skipped when already done."""
 
-    def __init__(self, cfg: PipelineConfig, repo: Path, out: Path):
-        self.cfg, self.repo, self.out = cfg, repo, out
+    def __init__(self, cfg: PipelineConfig, repo: Path, out: Path, check_only: bool = False):
+        """`check_only`: raise StageChanged instead of running a stage (a multi-repository run decides
+        in its own process which repositories are unchanged, and hands only the others to tasks)."""
+        self.cfg, self.repo, self.out, self.check_only = cfg, repo, out, check_only
         self.state = RunState(out)
         self.reports: list[StageReport] = []
         self.fallbacks: list[str] = []
@@ -130,6 +136,8 @@ class Pipeline:
                                             info.get("out", ""), info.get("note", "")))
             logger.info("%s: unchanged since its last run, skipped", name)
             return info
+        if self.check_only:
+            raise StageChanged(stage)
         logger.debug("%s ...", name)
         info, rec_in, rec_out, note = work()
         shown = info.pop("shown", "")
@@ -182,20 +190,16 @@ class Pipeline:
         recorded then and the tokenizer is loaded only if stage 2 or 3 runs: an unchanged rerun does not
         import transformers.
         """
-        from core.tokenizer import (hub_reachable, load_or_fall_back, load_tokenizer, tokenizer_identity,
-                                    tokenizer_source, train_fallback_tokenizer)
+        from core.tokenizer import load_or_fall_back, load_tokenizer, tokenizer_identity, train_fallback_tokenizer
 
         cfg, tok_dir = self.cfg, self.p["tokenizer"]
-        key = pipeline_key({"model": cfg.model, "tokenizer_fallback": cfg.tokenizer_fallback},
-                           {"source": stat_fingerprint(tokenizer_source(cfg.model))})
+        key = tokenizer_choice_key(cfg)
+        last = last_tokenizer_choice(cfg, self.state, key, {})
         fallback_inputs = {"history": self._hash("scrape", "history")}
-        unchanged = not cfg.force and self.state.finished("resolve", key, {}) is not None
-        last = self.state.info("resolve") if unchanged else {}
         if last.get("fallback") is False:
             logger.info("tokenizer %s: unchanged since the last run", cfg.model)
             return DeferredTokenizer(cfg.model, last["identity"]), last["identity"]
-        reuse = bool(last) and not hub_reachable() and self.state.finished(
-            "tokenizer", pipeline_key(fallback_settings(cfg), fallback_inputs), {"tokenizer": tok_dir}) is not None
+        reuse = bool(last) and fallback_holds(cfg, self.state, fallback_inputs, tok_dir)
         tok = None if reuse else load_or_fall_back(cfg.model, cfg.tokenizer_fallback, "this repository")
         if tok is not None:
             identity = tokenizer_identity(tok, source=cfg.model)
@@ -266,7 +270,7 @@ class Pipeline:
         try:
             self._stage("chunk", settings, inputs, outputs, work)
             return self.p["chunks"]
-        except UserError:
+        except (UserError, StageChanged):
             raise
         except Exception as e:  # a bug in chunking must not cost the user the run: fall back, loudly
             if disk_error(e):
@@ -436,6 +440,31 @@ def fallback_settings(cfg: PipelineConfig) -> dict:
     """The settings the fallback tokenizer depends on: its resume key, for one repository or several."""
     return {"fallback_vocab_size": cfg.fallback_vocab_size, "sample_mb": cfg.fallback_sample_mb,
             "train_ratio": cfg.ratios[0] / sum(cfg.ratios)}
+
+
+def tokenizer_choice_key(cfg: PipelineConfig) -> str:
+    """The key of the tokenizer choice (step "resolve"): --model, the fallback setting, the stat data of
+    the files behind --model. Nothing is loaded."""
+    from core.tokenizer import tokenizer_source
+
+    return pipeline_key({"model": cfg.model, "tokenizer_fallback": cfg.tokenizer_fallback},
+                        {"source": stat_fingerprint(tokenizer_source(cfg.model))})
+
+
+def last_tokenizer_choice(cfg: PipelineConfig, state: RunState, key: str, outputs: dict[str, Path]) -> dict:
+    """The last run's tokenizer choice, {"fallback": ..., "identity": ...}, while `key` (tokenizer_choice_key)
+    and `outputs` are as recorded then and not --force; else {}."""
+    unchanged = not cfg.force and state.finished("resolve", key, outputs) is not None
+    return state.info("resolve") if unchanged else {}
+
+
+def fallback_holds(cfg: PipelineConfig, state: RunState, histories: dict[str, str], tok_dir: Path) -> bool:
+    """Whether the fallback tokenizer trained on `histories` (their content hashes) is still the one to use:
+    the hub is still unreachable and its trained copy in `tok_dir` is intact."""
+    from core.tokenizer import hub_reachable
+
+    return not hub_reachable() and state.finished(
+        "tokenizer", pipeline_key(fallback_settings(cfg), histories), {"tokenizer": tok_dir}) is not None
 
 
 def table(rows: list[tuple[str, ...]]) -> list[str]:

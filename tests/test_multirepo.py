@@ -240,3 +240,48 @@ def test_the_merged_report_has_one_row_per_repository_equal_to_the_manifest(sequ
     assert "not-a-repo" in page[page.index('<table id="failed">'):]
     for repo in manifest["repositories"]:
         assert (out / "repos" / repo["name"] / "report.html").is_file()
+
+
+def rerun_elsewhere(base: Path, out: Path, *extra: str, repos: list[str]) -> subprocess.CompletedProcess:
+    """The command in a fresh process with 2 workers; it prints which heavy modules it imported."""
+    argv = [*(a for r in repos for a in ("--repo", r)), "--output-dir", str(out), "--workers", "2", *SMALL, *extra]
+    code = (f"import sys, comprehensive_pipeline as c; code = c.main({argv!r}); "
+            "print('imported:', *(m for m in ('ray', 'transformers', 'matplotlib') if m in sys.modules)); sys.exit(code)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=base, env=env, capture_output=True, text=True, timeout=600)
+
+
+def statuses(printed: str, names: list[str]) -> dict[str, str]:
+    """The summary's status column per repository."""
+    return {line.split()[0]: line.split()[1] for line in printed.splitlines() if line.split()[:1] in ([n] for n in names)}
+
+
+def test_an_unchanged_rerun_is_decided_here_without_ray_the_tokenizer_or_the_report(three_repos):
+    """Every repository's refs and outputs' stat data as the last run left them: nothing starts or loads."""
+    base, _ = three_repos
+    repos = ["one/app", "lib"]
+    assert run_main(base, "unchanged/team", "--workers", "1", repos=repos) == 0
+    out = base / "unchanged" / "team"
+    before = tree_bytes(out)
+    result = rerun_elsewhere(base, out, repos=repos)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imported:\n" in result.stdout  # neither Ray, nor transformers (the tokenizer), nor matplotlib (the report)
+    assert statuses(result.stdout, ["app", "lib"]) == {"app": "unchanged", "lib": "unchanged"}
+    assert "FALLBACK: tokenizer: no-such-org/no-such-tokenizer could not be loaded" in result.stdout
+    assert tree_bytes(out) == before
+
+
+def test_a_repository_that_gained_a_commit_alone_is_redone_and_equals_a_fresh_run(tmp_path, trained_tokenizer_dir):
+    """With a tokenizer that loads, the unchanged repository is settled in the command's process and
+    only the changed one runs (one task: in that process, no Ray); the dataset is a fresh run's."""
+    app = build_sample_repo(tmp_path / "app")
+    build_lib_repo(tmp_path / "lib")
+    repos, model = ["app", "lib"], ["--model", str(trained_tokenizer_dir)]
+    assert run_main(tmp_path, "team", "--workers", "1", *model, repos=repos) == 0
+    app.commit("Document the counter", {"rust/README.md": "# Counter\n\nCounts things, starting at five.\n"})
+    result = rerun_elsewhere(tmp_path, tmp_path / "team", *model, repos=repos)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ray" not in result.stdout.split("imported:")[1].split()
+    assert statuses(result.stdout, repos) == {"app": "built", "lib": "unchanged"}
+    assert run_main(tmp_path, "fresh", "--workers", "1", *model, repos=repos) == 0
+    assert tree_bytes(tmp_path / "team") == tree_bytes(tmp_path / "fresh")
