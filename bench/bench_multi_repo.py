@@ -2,6 +2,7 @@
 
     python3 bench/bench_multi_repo.py                          # ../shared/repos bundles, 1 and 2 workers
     python3 bench/bench_multi_repo.py --workers 1 2 4 --max-commits 0 --repos-dir DIR
+    python3 bench/bench_multi_repo.py --baseline /tmp/base       # unchanged reruns against another checkout
 
 Clones every bundle of `../shared/repos/` into a temp directory (or reads `--repos-dir`), then
 builds one dataset from all of them once per worker count, each time from nothing and in a fresh
@@ -10,6 +11,13 @@ locally with that many CPUs). The fallback tokenizer is used (offline), trained 
 repository's train period. Prints per worker count the wall time (Ray start-up included), the
 speed-up over one worker, repositories per hour per worker, and the peak RSS of each worker
 process; then the floor: `git log -p` over the same commits, one repository after another.
+
+Then the unchanged rerun: the command (`python3 comprehensive_pipeline.py`, a fresh process, so
+Python's start and imports are included) run again `--rerun-rounds` times on the dataset built with
+the largest worker count; median and rounds, with the load average before and after. With
+`--baseline DIR` (another checkout of the project, e.g. `git worktree add /tmp/base main`), that
+checkout's command builds the same dataset in its own directory first, and its reruns alternate
+with this checkout's, round by round.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,6 +62,29 @@ def git_log_seconds(repos: list[Path], max_commits: int) -> float:
     return time.perf_counter() - start
 
 
+def command(root: Path, repos: list[Path], out: Path, workers: int, limit: list[str]) -> list[str]:
+    """The multi-repository command of checkout `root` (the fallback tokenizer, offline), as a user types it."""
+    return [sys.executable, str(root / "comprehensive_pipeline.py"), *[a for r in repos for a in ("--repo", str(r))],
+            "--output-dir", str(out), "--workers", str(workers), "--model", "bench/offline-fallback", "--no-progress",
+            *limit]
+
+
+def unchanged_reruns(runs: dict[str, list[str]], rounds: int, env: dict) -> dict[str, list[float]]:
+    """Wall seconds of each command in `runs` (label -> command on a finished dataset), `rounds` times,
+    the labels alternating within each round."""
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, cmd in runs.items():
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            times[label].append(time.perf_counter() - start)
+            if proc.returncode:
+                sys.exit(f"unchanged rerun ({label}) failed:\n{proc.stderr[-3000:]}")
+            if " built " in proc.stdout or "FAILED" in proc.stdout:
+                sys.exit(f"unchanged rerun ({label}) rebuilt a repository:\n{proc.stdout[-3000:]}")
+    return times
+
+
 def one_run(argv: list[str]) -> None:
     """Child process: one multi-repository build; prints its timings as one JSON line."""
     from comprehensive_pipeline import parse_args
@@ -75,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to measure [1 2]")
     p.add_argument("--max-commits", type=int, default=400, help="commits read per repository, 0 for all [400]")
     p.add_argument("--work-dir", type=Path, default=None, help="where to clone and write [a temp dir]")
+    p.add_argument("--rerun-rounds", type=int, default=3, help="unchanged reruns timed, 0 for none [3]")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="another checkout whose unchanged reruns alternate with this one's [none]")
     p.add_argument("--one-run", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one_run is not None:
@@ -88,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     runs = {}
     for n in args.workers:
-        cmd = [sys.executable, __file__, "--one-run", *[a for r in repos for a in ("--repo", str(r))],
-               "--output-dir", str(work / f"out-{n}"), "--workers", str(n), "--model", "bench/offline-fallback",
-               "--no-progress", "--force", *limit]
+        cmd = [sys.executable, __file__, "--one-run", *command(ROOT, repos, work / f"out-{n}", n, limit)[2:], "--force"]
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
@@ -124,6 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     best = min(r["wall"] for r in runs.values())
     print(f"floor: git log -p over the same commits, one repository after another: {floor:.2f}s; "
           f"best wall / floor = {best / floor:.1f}x; {runs[args.workers[-1]]['tokens']:,} tokens in the dataset")
+    if args.rerun_rounds:
+        n = args.workers[-1]
+        reruns = {"this checkout": command(ROOT, repos, work / f"out-{n}", n, limit)}
+        if args.baseline:
+            baseline = command(args.baseline.resolve(), repos, work / f"out-{n}-baseline", n, limit)
+            if subprocess.run(baseline, capture_output=True, env=env).returncode:
+                sys.exit(f"the baseline's build failed: {' '.join(baseline)}")
+            reruns = {"baseline": baseline, **reruns}
+        load = os.getloadavg()[0]
+        times = unchanged_reruns(reruns, args.rerun_rounds, env)
+        print(f"unchanged rerun, {n} workers, median of {args.rerun_rounds} (load average {load:.1f} -> "
+              f"{os.getloadavg()[0]:.1f}): " + "; ".join(
+                  f"{label} {statistics.median(t):.2f}s ({', '.join(f'{x:.2f}' for x in t)})" for label, t in times.items()))
     return 0
 
 
