@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             reruns = {"baseline": baseline, **reruns}
         load = os.getloadavg()[0]
         times = unchanged_reruns(reruns, args.rerun_rounds, env)
+        rounds = {label: ", ".join(f"{x:.2f}" for x in t) for label, t in times.items()}
         print(f"unchanged rerun, {n} workers, median of {args.rerun_rounds} (load average {load:.1f} -> "
-              f"{os.getloadavg()[0]:.1f}): " + "; ".join(
-                  f"{label} {statistics.median(t):.2f}s ({', '.join(f'{x:.2f}' for x in t)})" for label, t in times.items()))
+              f"{os.getloadavg()[0]:.1f}): "
+              + "; ".join(f"{label} {statistics.median(t):.2f}s ({rounds[label]})" for label, t in times.items()))
     return 0
 
 

@@ -6,12 +6,16 @@
 1. Plan: one job per repository, named after its directory (two `app` directories get the
    first 8 hex digits of a hash of their path appended), each with its own output directory
    `<out>/repos/<name>/`, its own resume state and its own lock.
-2. The tokenizer is resolved once, in this process: `--model` saved to `<out>/tokenizer/`, or,
-   when it cannot be loaded, a fallback BPE trained on a sample of every repository's train
-   period (stage 1 runs first, as tasks, and `Pipeline.fallback_sample` draws each sample).
-3. Every repository's stages 1-4 run as one Ray task each (at most `--workers` at a time); a
+2. Settle, in this process: while the last run's tokenizer choice holds, every repository whose
+   refs and outputs' stat data are as its last run left them is `unchanged` and gets no task
+   (nothing is loaded, Ray is not started for it).
+3. The tokenizer, unless settled, is resolved once, in this process: `--model` saved to
+   `<out>/tokenizer/`, or, when it cannot be loaded, a fallback BPE trained on a sample of every
+   repository's train period (stage 1 runs first, as tasks, and `Pipeline.fallback_sample` draws
+   each sample).
+4. Every other repository's stages 1-4 run as one Ray task each (at most `--workers` at a time); a
    repository that fails is one line in the summary and the others go on.
-4. `multirepo.merge` joins the splits in repository-name order, so the dataset does not depend
+5. `multirepo.merge` joins the splits in repository-name order, so the dataset does not depend
    on which task finished first.
 
 `--workers 1` without `--ray-address` runs the same tasks one after another in this process,
@@ -35,8 +39,9 @@ from core.io import UserError
 from core.repository import fetch_source, is_url, repo_name
 from core.schema import DATASET_DIR, REPOS_DIR, SOURCES_DIR, TOKENIZER_DIR
 from pipeline.config import PipelineConfig, check_settings, validate
-from pipeline.orchestrator import (DeferredTokenizer, Pipeline, StageChanged, Trainer, fallback_holds, fallback_settings,
-                                   last_tokenizer_choice, pipeline_key, tokenizer_choice_key, table, train_after, train_argv)
+from pipeline.orchestrator import (DeferredTokenizer, Pipeline, StageChanged, Trainer, fallback_holds,
+                                   fallback_settings, last_tokenizer_choice, pipeline_key, table,
+                                   tokenizer_choice_key, train_after, train_argv)
 from pipeline.state import OutputLock, RunState
 
 logger = logging.getLogger(__name__)
@@ -287,7 +292,8 @@ def last_tokenizer(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: R
     return str(tok_dir.resolve()), last["identity"]
 
 
-def settle(cfg: PipelineConfig, jobs: list[RepoJob], out: Path, state: RunState) -> tuple[dict[str, dict], tuple | None]:
+def settle(cfg: PipelineConfig, jobs: list[RepoJob], out: Path,
+           state: RunState) -> tuple[dict[str, dict], tuple[str, dict] | None]:
     """The repositories whose every stage is as the last run left it, decided here from their refs and
     the outputs' stat data (no Ray, no tokenizer loaded): ({name: result}, the tokenizer) or ({}, None)
     when the tokenizer must be resolved again (with the fallback: when any repository changed, as

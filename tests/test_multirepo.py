@@ -246,14 +246,15 @@ def rerun_elsewhere(base: Path, out: Path, *extra: str, repos: list[str]) -> sub
     """The command in a fresh process with 2 workers; it prints which heavy modules it imported."""
     argv = [*(a for r in repos for a in ("--repo", r)), "--output-dir", str(out), "--workers", "2", *SMALL, *extra]
     code = (f"import sys, comprehensive_pipeline as c; code = c.main({argv!r}); "
-            "print('imported:', *(m for m in ('ray', 'transformers', 'matplotlib') if m in sys.modules)); sys.exit(code)")
+            "print('imported:', *(m for m in ('ray', 'transformers', 'matplotlib') if m in sys.modules)); "
+            "sys.exit(code)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", code], cwd=base, env=env, capture_output=True, text=True, timeout=600)
 
 
 def statuses(printed: str, names: list[str]) -> dict[str, str]:
     """The summary's status column per repository."""
-    return {line.split()[0]: line.split()[1] for line in printed.splitlines() if line.split()[:1] in ([n] for n in names)}
+    return {words[0]: words[1] for words in map(str.split, printed.splitlines()) if words and words[0] in names}
 
 
 def test_an_unchanged_rerun_is_decided_here_without_ray_the_tokenizer_or_the_report(three_repos):
