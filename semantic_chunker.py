@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 120
 GITLINK = "160000"  # the mode of a submodule entry
+REGULAR_MODE = "100"  # the modes of regular files: 100644, 100755 (a symlink is 120000)
 WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
 _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
@@ -218,7 +219,7 @@ class Chunker:
         held: list = []
         for group in _batches(items, n):
             self.blobs.prefetch([b for _, rec in group if _valid(rec)
-                                 for f in rec.get("files", []) if (b := self._judged_blob(f))])
+                                 for f in rec.get("files", []) if (b := self._judged_blob(content_side(f)))])
             yield from held
             held = group
         yield from held
@@ -240,7 +241,8 @@ class Chunker:
         """One section per file change kept, the commit's lead on the first (raises on a change it
         cannot read: the caller falls back)."""
         sections = []
-        for f in rec.get("files") or []:
+        for shown_change in rec.get("files") or []:
+            f = content_side(shown_change)
             reason, blob = self._diff_reason(f)
             if reason is not None:
                 counts.leave_out(reason, f["path"])
@@ -264,7 +266,8 @@ class Chunker:
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
-            sections.append(Section(shown["path"], language, f.get("change_type"), file_title(shown), hunks))
+            change_type = shown_change.get("change_type")
+            sections.append(Section(shown["path"], language, change_type, file_title(dict(shown, change_type=change_type)), hunks))
         if sections:  # redacted here, bounded in tokens by `bound_leads`
             sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         return sections
@@ -593,6 +596,33 @@ def _batches(items: Iterable, n: int) -> Iterator[list]:
     it = iter(items)
     while batch := list(islice(it, n)):
         yield batch
+
+
+def content_side(f: dict) -> dict:
+    """A type change (symlink <-> file) as the change of its regular file's content, other changes as they are.
+
+    Git shows a type change as two diffs under one path, the old entry deleted and the new one created,
+    and stage 1 keeps both in the change's `diff`. The regular file's diff is kept: a symlink that
+    becomes a file is the file added, a file that becomes a symlink is the file deleted (the link's
+    target is a path, not content).
+
+    >>> f = {"change_type": "type_changed", "old_mode": "120000", "new_mode": "100644", "old_blob": "a",
+    ...      "new_blob": "b", "diff": "diff --git a/x b/x\\n@@ -1 +0,0 @@\\n-y\\ndiff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n"}
+    >>> g = content_side(f)
+    >>> g["change_type"], g["old_blob"], g["diff"]
+    ('added', None, 'diff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n')
+    """
+    if f.get("change_type") != "type_changed":
+        return f
+    diff = f.get("diff") or ""
+    cut = diff.find("\ndiff --git ") + 1
+    if cut == 0:  # one side only (cut by --max-diff-bytes): as it is
+        return f
+    if str(f.get("new_mode")).startswith(REGULAR_MODE):
+        return dict(f, change_type="added", diff=diff[cut:], old_blob=None)
+    if str(f.get("old_mode")).startswith(REGULAR_MODE):
+        return dict(f, change_type="deleted", diff=diff[:cut], new_blob=None)
+    return f
 
 
 def _valid(rec) -> bool:
