@@ -79,7 +79,7 @@ class FileAt:
             if len(header) == 3 and header[1] == b"blob":
                 data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
                 text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-                self.value = (text.split("\n"), {d.start for d in definitions(text, lang)})
+                self.value = (text.split("\n"), {r for d in definitions(text, lang) for r in (d.start, d.start + d.lead)})
         return self.value
 
     def close(self) -> None:
@@ -115,7 +115,7 @@ def opens_on_definition(text: str, lang: str, files: FileAt | None = None, commi
         offset = int(m.group(1)) - 1  # the hunk's first new row in the file
         body, starts, first = whole[0], whole[1], offset + first
     else:  # the hunk alone: tree-sitter recovers what it can of a fragment
-        starts = {d.start for d in definitions("\n".join(body), lang)}
+        starts = {r for d in definitions("\n".join(body), lang) for r in (d.start, d.start + d.lead)}
     lead = ("#",) + _LEAD_IN if lang == "python" else _LEAD_IN
     for row in range(first, len(body)):
         if row in starts:

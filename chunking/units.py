@@ -170,7 +170,7 @@ class Hunk:
             known = None
             if self.known is not None and new_side:  # rows of the whole file, moved to the hunk's first line
                 top = self.new_start - 1
-                known = [Definition(d.start - top, d.end - top, d.name) for d in self.known
+                known = [Definition(d.start - top, d.end - top, d.name, d.lead) for d in self.known
                          if d.end >= top and d.start < top + len(code)]
             self._info = _HunkInfo(_analyse(code, rows, self.lang, known), changed,
                                    [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before,
@@ -366,9 +366,11 @@ class Block:
 def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
             max_chars: int) -> tuple[int, int]:
     """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
-    in `max_chars` together (either side may stay the hunk's own `start` / `end`)."""
+    in `max_chars` together (either side may stay the hunk's own `start` / `end`); a definition from
+    its lead (doc comment, attributes) first, else from its own first row."""
     n = len(ends) - 1
-    around_lo = [d.start for d in defs if d.start <= lo <= d.end] + [None]
+    around_lo = [a for d in defs if d.start <= lo <= d.end
+                 for a in ((d.start, d.start + d.lead) if d.lead and d.start + d.lead <= lo else (d.start,))] + [None]
     around_hi = [min(d.end + 1, n) for d in defs if d.start <= hi <= d.end] + [None]
     for a in around_lo:  # outermost first: the largest unit that fits
         for b in around_hi:

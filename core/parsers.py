@@ -80,9 +80,10 @@ _NAME_NODES = ("identifier", "field_identifier", "qualified_identifier", "destru
 
 @dataclass(frozen=True, slots=True)
 class Definition:
-    start: int  # first row (0-based), decorators included
+    start: int  # first row (0-based), its lead included: doc comment, attributes, decorators, template line
     end: int  # last row, inclusive
     name: str  # qualified: enclosing definitions joined with the language's separator
+    lead: int = 0  # rows of comments, doc comments and attributes above its own first row (start + lead)
 
 
 _LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set per thread that parses
@@ -316,7 +317,8 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
         if up is not None and (up.start_byte, up.end_byte, up.type) in named and up.start_point.row == node.start_point.row:
             continue  # the type of its own definition (`typedef struct {...} T;`, Go's `type T struct`)
         end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > node.start_point.row else 0)
-        out.append(Definition(lead_start(node), end, qualified_name(node, named[key], lang, types)))
+        start, own = lead_start(node)
+        out.append(Definition(start, end, qualified_name(node, named[key], lang, types), own - start))
     return out
 
 
@@ -330,23 +332,25 @@ def _definitions_query(lang: str) -> str:
     return "\n".join([*listed, *tags, _EXTRA_PATTERNS.get(lang, ""), _held_query(_HOLDERS.get(lang, ()))])
 
 
-def lead_start(node) -> int:
-    """The row a definition starts on: that of what wraps it alone (`_WRAPPERS`), or of the comments,
-    attributes and decorators (`_LEAD`) directly above that, each on a line of its own.
+def lead_start(node) -> tuple[int, int]:
+    """(the row a definition starts on, its own first row): that of what wraps it alone (`_WRAPPERS`),
+    and of the comments, attributes and decorators (`_LEAD`) directly above that, each on a line of
+    its own.
 
-    >>> [d.start for d in definitions("int x;\\n\\n/** Doc. */\\n// more\\nint f(void) { return x; } // f\\nint g(void);", "c")]
-    [2, 5]
+    >>> [(d.start, d.lead) for d in definitions("int x;\\n\\n/** Doc. */\\n// more\\nint f(void) { return x; } // f\\nint g(void);", "c")]
+    [(2, 2), (5, 0)]
     """
     while node.parent is not None and (node.parent.type in _WRAPPERS or node.parent.type in _ROW_WRAPPERS
                                        and node.parent.start_point.row == node.start_point.row):
         node = node.parent
-    start, lead = node.start_point.row, node.prev_sibling
+    own = start = node.start_point.row
+    lead = node.prev_sibling
     while lead is not None and lead.type in _LEAD and _last_row(lead) >= start - 1:
         before = lead.prev_sibling
         if before is not None and _last_row(before) >= lead.start_point.row:
             break  # a comment at the end of a line of code
         start, lead = lead.start_point.row, before
-    return start
+    return start, own
 
 
 def _last_row(node) -> int:
