@@ -377,3 +377,12 @@ def test_a_change_in_a_documented_function_opens_on_its_doc_comment(tmp_path, to
     change = "".join(c["text"] for c in chunks if c["commit"] == commit)
     hunks = [h.split("\n")[1] for h in change.split("@@ -")[1:]]
     assert hunks == [" // Count adds the steps.", " /// Adds the steps."], change
+    # a doc comment too long to come along: the function is widened from its own first line
+    long_doc = "".join(f"// Step {i} of the count is explained at length in this line of its doc comment.\n"
+                       for i in range(40))
+    b2 = RepoBuilder(tmp_path / "repo2")
+    b2.commit("Add a counter", {"count.go": go.replace("// Count adds the steps.\n", long_doc)})
+    b2.commit("Change step 6", {"count.go": go.replace("// Count adds the steps.\n", long_doc).replace("n += 6", "n += 60")})
+    stats, chunks, _ = chunk_repo(tmp_path / "second", tok, b2, max_chunk_tokens=256)
+    text = next(c["text"] for c in chunks if c["text"].startswith("commit 2024-01-02"))
+    assert text.split("@@ -")[1].split("\n")[1] == " func Count() int {", text
