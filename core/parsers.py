@@ -38,7 +38,7 @@ _GRAMMARS = {
         "method_definition", "type_alias_declaration", "enum_declaration", "internal_module")),
     "go": ("tree_sitter_go", "language", ()),
     "java": ("tree_sitter_java", "language", ("enum_declaration", "record_declaration", "constructor_declaration")),
-    # C++'s tags name a function by its declarator's name alone: not `Foo<T>::bar`, `Foo::~Foo`, `operator==`
+    # functions listed too: the tags find one by its declarator's name, not `Foo<T>::bar`, `~Foo`, `operator==`
     "c": ("tree_sitter_c", "language", ("function_definition", "preproc_def", "preproc_function_def")),
     "cpp": ("tree_sitter_cpp", "language", ("function_definition", "namespace_definition", "preproc_def",
                                             "preproc_function_def")),
@@ -304,6 +304,8 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
     for node in cursor.captures(tree.root_node).get("def", []):
         if node.type == "decorated_definition":
             node = node.child_by_field_name("definition")
+            if node is None:
+                continue
         while node.parent is not None and node.parent.child_by_field_name("declarator") == node:
             node = node.parent  # a C / C++ function declarator: its definition or declaration
         if node.type not in ("parameter_declaration", "optional_parameter_declaration"):
@@ -317,7 +319,7 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
         if up is not None and (up.start_byte, up.end_byte, up.type) in named and up.start_point.row == node.start_point.row:
             continue  # the type of its own definition (`typedef struct {...} T;`, Go's `type T struct`)
         end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > node.start_point.row else 0)
-        start, own = lead_start(node)
+        start, own = _lead_start(node)
         out.append(Definition(start, end, qualified_name(node, named[key], lang, types), own - start))
     return out
 
@@ -332,7 +334,7 @@ def _definitions_query(lang: str) -> str:
     return "\n".join([*listed, *tags, _EXTRA_PATTERNS.get(lang, ""), _held_query(_HOLDERS.get(lang, ()))])
 
 
-def lead_start(node) -> tuple[int, int]:
+def _lead_start(node) -> tuple[int, int]:
     """(the row a definition starts on, its own first row): that of what wraps it alone (`_WRAPPERS`),
     and of the comments, attributes and decorators (`_LEAD`) directly above that, each on a line of
     its own.
