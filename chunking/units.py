@@ -57,10 +57,28 @@ class _Parsed:
     boundaries: list[int]
     defs: list[Definition]
     first_line: dict[Definition, int]  # the line each definition starts on
+    spans: list[tuple[int, int]]  # [first, end) lines of each definition that starts on a line here
 
-    def cuts(self, a: int, b: int) -> list[int]:
-        """Boundaries strictly inside [a, b), relative to a."""
-        return [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
+    def cuts(self, a: int, b: int, sizes: list[float], target: float) -> list[int]:
+        """Boundaries strictly inside [a, b), relative to a, but those inside a definition that lies in
+        [a, b) and fits in `target` by itself (`sizes`: of lines a..b-1): its nested definitions do
+        not cut it, so that it stays in one piece.
+
+        >>> p = _Parsed([], [1, 2, 3, 4], [], {}, [(1, 4), (2, 3)])
+        >>> p.cuts(0, 5, [1.0] * 5, 3.0), p.cuts(0, 5, [1.0] * 5, 2.0)
+        ([1, 4], [1, 2, 3, 4])
+        """
+        cuts = [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
+        if not cuts:
+            return cuts
+        total = list(accumulate(sizes, initial=0.0))
+        depth = [0] * (b - a + 1)  # +1 after each fitting definition's first line, -1 at its end
+        for first, end in self.spans:
+            if a <= first and end <= b and end - first > 1 and total[end - a] - total[first - a] <= target:
+                depth[first - a + 1] += 1
+                depth[end - a] -= 1
+        inside = list(accumulate(depth))
+        return [c for c in cuts if not inside[c]]
 
 
 def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None,
@@ -83,8 +101,9 @@ def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None,
         if r is not None and r not in line_of_row:
             line_of_row[r] = i
         owner.append(by_row[r] if r is not None and r < len(by_row) else None)
-    return _Parsed(owner, sorted(line_of_row[r] for r in bounds if r in line_of_row), defs,
-                   {d: line_of_row[d.start] for d in defs if d.start in line_of_row})
+    first_line = {d: line_of_row[d.start] for d in defs if d.start in line_of_row}
+    spans = [(first, line_of_row.get(d.end + 1, len(rows))) for d, first in first_line.items()]
+    return _Parsed(owner, sorted(line_of_row[r] for r in bounds if r in line_of_row), defs, first_line, spans)
 
 
 def _past_blank(code_lines: list[str], row: int) -> int:
@@ -151,7 +170,7 @@ class Hunk:
             known = None
             if self.known is not None and new_side:  # rows of the whole file, moved to the hunk's first line
                 top = self.new_start - 1
-                known = [Definition(d.start - top, d.end - top, d.name) for d in self.known
+                known = [Definition(d.start - top, d.end - top, d.name, d.lead) for d in self.known
                          if d.end >= top and d.start < top + len(code)]
             self._info = _HunkInfo(_analyse(code, rows, self.lang, known), changed,
                                    [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before,
@@ -193,7 +212,7 @@ class Hunk:
         info = self._parse()
         sizes = [(len(l) + 1) * ratio for l in self.lines]
         pieces = []
-        for a, b in split_rows(sizes, info.parsed.cuts(self.base, self.base + len(self.lines)), target):
+        for a, b in split_rows(sizes, info.parsed.cuts(self.base, self.base + len(self.lines), sizes, target), target):
             if b - a == 1 and sizes[a] > target:  # one line alone over budget: the only mid-line cut
                 line, w = self.lines[a], len(self.old_starts)
                 pieces.extend(self._piece(a, a + 1, [line[:w] + part])
@@ -335,10 +354,10 @@ class Block:
     def split(self, target: float, ratio: float) -> list["Block"]:
         sizes = [(len(l) + 1) * ratio for l in self.lines[self.start:self.end]]
         out = []
-        for a, b in split_rows(sizes, self.parsed.cuts(self.start, self.end), target):
+        for a, b in split_rows(sizes, self.parsed.cuts(self.start, self.end, sizes, target), target):
             if b - a == 1 and sizes[a] > target:
                 for part in cut_text(self.lines[self.start + a], int(sizes[a] // target) + 1):
-                    out.append(Block([part], 0, 1, _Parsed([None], [], [], {})))
+                    out.append(Block([part], 0, 1, _Parsed([None], [], [], {}, [])))
             else:
                 out.append(Block(self.lines, self.start + a, self.start + b, self.parsed))
         return out
@@ -347,9 +366,11 @@ class Block:
 def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
             max_chars: int) -> tuple[int, int]:
     """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
-    in `max_chars` together (either side may stay the hunk's own `start` / `end`)."""
+    in `max_chars` together (either side may stay the hunk's own `start` / `end`); a definition from
+    its lead (doc comment, attributes) first, else from its own first row."""
     n = len(ends) - 1
-    around_lo = [d.start for d in defs if d.start <= lo <= d.end] + [None]
+    around_lo = [a for d in defs if d.start <= lo <= d.end
+                 for a in ((d.start, d.start + d.lead) if d.lead and d.start + d.lead <= lo else (d.start,))] + [None]
     around_hi = [min(d.end + 1, n) for d in defs if d.start <= hi <= d.end] + [None]
     for a in around_lo:  # outermost first: the largest unit that fits
         for b in around_hi:
