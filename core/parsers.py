@@ -53,6 +53,9 @@ _EXTRA_PATTERNS = {
     "typescript": "(property_signature type: (type_annotation (function_type))) @def",
 }
 _EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
+# definitions that hold no other: C / C++ macros, declarations and typedefs (a tree recovered from an
+# error may put a function under one: `FMT_GCC_VERSION::FormatInt`); they do not qualify names
+_LEAVES = frozenset({"preproc_def", "preproc_function_def", "declaration", "function_declarator", "type_definition"})
 # JavaScript / TypeScript definitions that are a function held by another construct: a call with
 # a title (`test('adds', t => {})`, `describe(...)`, `app.get('/', fn)`), an object property
 # (`pair: function () {}`), an assignment (`module.exports = function`), a variable
@@ -133,6 +136,12 @@ def definition_types(lang: str) -> frozenset:
     """The node types that are definitions (functions, classes, impls, ...) in `lang`: the grammar's
     tags query's and `_GRAMMARS`'."""
     return frozenset(_GRAMMARS[lang][2]) | frozenset(t for _, t in _tags_definitions(lang))
+
+
+@functools.cache
+def container_types(lang: str) -> frozenset:
+    """The definitions whose names qualify the names of those inside them."""
+    return definition_types(lang) - _LEAVES
 
 
 @functools.cache
@@ -310,7 +319,7 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
             node = node.parent  # a C / C++ function declarator: its definition or declaration
         if node.type not in ("parameter_declaration", "optional_parameter_declaration"):
             nodes[node.start_byte, node.end_byte, node.type] = node
-    types = definition_types(lang) | frozenset(_HOLDERS.get(lang, ()))
+    types = container_types(lang) | frozenset(_HOLDERS.get(lang, ()))
     named = {key: own for key, node in nodes.items() if (own := own_name(node, lang))}
     out = []
     for key in sorted(named, key=lambda k: (k[0], -k[1])):

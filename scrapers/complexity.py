@@ -46,7 +46,7 @@ from tree_sitter import Point, QueryCursor
 
 from core.languages import content_may_decide, language_of, language_of_blob
 from core.parallel import answer, die_with_parent
-from core.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
+from core.parsers import (LineStarts, container_types, grammar, own_name, parser_language, qualified_name, query,
                               reparse)
 from core.git_runner import BlobReader, Git
 
@@ -231,13 +231,16 @@ class FunctionIndex:
                                           self._nloc(n))
 
     def _name(self, node) -> str:
+        """Its own name, else its holder's (`const f = () => {}`: `f`), qualified by the definitions
+        around the holder (the holder is a definition itself: it does not qualify its own value)."""
         own = own_name(node, self.lang)
         if not own:
             parent = node.parent
             holder = parent.child_by_field_name("name") or parent.child_by_field_name("key") \
                 or parent.child_by_field_name("left") if parent is not None else None
             own = holder.text.decode("utf-8", "replace") if holder is not None else "(anonymous)"
-        return qualified_name(node, own, self.lang, definition_types(self.lang))
+            node = parent if holder is not None else node
+        return qualified_name(node, own, self.lang, container_types(self.lang))
 
     def _nloc(self, node) -> int:
         """Lines of the function with code on them (not blank, not only a comment)."""

@@ -110,6 +110,14 @@ def test_nested_functions_and_rust_rules():
     assert [(f.name, f.ccn) for f in rs] == [("f", 5)]
 
 
+def test_a_held_javascript_function_is_named_once_by_its_holder():
+    """`const f = () => {}` is `f`, and what it holds is `f.inner`: the grammar's tags query makes the
+    declarator a definition, which once named the function twice (`f.f`, ky's `timeout.timeout`)."""
+    js = FunctionIndex(b"const timeout = (ms) => {\n  const inner = () => ms;\n  return inner;\n};\n"
+                       b"ky.extend = function (o) {\n  return o ? 1 : 2;\n};\n", "javascript").touching(None)
+    assert [(f.name, f.ccn) for f in js] == [("timeout", 1), ("timeout.inner", 1), ("ky.extend", 2)]
+
+
 def lib_rs_history(tmp_path: Path, count: int) -> list[tuple[str, bytes, bytes]]:
     """`(blob, content, diff from the version before)` of the first `count` versions of the log
     bundle's src/lib.rs along the first parent."""
