@@ -297,8 +297,8 @@ class RecordBuilder:
         ticket, positions = self.prefetched.pop(commit.header["hash"])
         results = self.workers.result(ticket)
         return ([f for found, _, _ in results for f in found],
-                {k: lang for k, (_, _, lang) in zip(positions, results) if lang is not None},
-                {k: defs for k, (_, defs, _) in zip(positions, results) if defs is not None})
+                {k: lang for k, (_, lang, _) in zip(positions, results) if lang is not None},
+                {k: defs for k, (_, _, defs) in zip(positions, results) if defs is not None})
 
     def _merge(self, commit: str, parents: list[str], parsed: ParsedCommit) -> dict:
         """Merge base, the files both sides changed since it, and the conflicts the merge resolved."""

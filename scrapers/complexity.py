@@ -450,8 +450,11 @@ def _measure(meter: FunctionMeter, reader: BlobReader, items: list[Item],
 
     def content_of(blob: str) -> bytes | None:
         return contents[blob] if blob in contents else reader.read(blob)
-    return [(*meter.measure(path, blob, content_of, ranges, old, patch), meter.language(path, blob))
-            for path, blob, ranges, old, patch in items], meter.parsed
+    out = []
+    for path, blob, ranges, old, patch in items:
+        functions, definitions = meter.measure(path, blob, content_of, ranges, old, patch)
+        out.append((functions, meter.language(path, blob), definitions))
+    return out, meter.parsed
 
 
 _worker: tuple[FunctionMeter, BlobReader] | None = None  # in a worker process: its cache and its git reader
@@ -463,7 +466,7 @@ def _start_worker(parent: int, repo: str, max_chars: int) -> None:
     _worker = (FunctionMeter(max_chars=max_chars), BlobReader(Git(repo)))
 
 
-def _work(items: list[Item]) -> tuple[list[tuple[list[dict], dict | None, str | None]], int]:
+def _work(items: list[Item]) -> tuple[list[tuple[list[dict], str | None, dict | None]], int]:
     assert _worker is not None
     return _measure(*_worker, items, _ask(*_worker, items))
 
@@ -473,8 +476,8 @@ class FunctionWorkers:
 
         workers = FunctionWorkers(git, jobs=2)
         ticket = workers.submit(items)       # as early as possible (a few commits ahead)
-        found = workers.result(ticket)       # per item: (function dicts, definitions for stage 2 or None,
-                                             #            its language where its blob decided it)
+        found = workers.result(ticket)       # per item: (function dicts, its language where its blob decided it,
+                                             #            the definitions stage 2 needs or None)
 
     `jobs` worker processes each own a `FunctionMeter` and a `git cat-file --batch`; an item goes
     to the worker its path hashes to. They are forked when this is made (the scraper makes it
@@ -504,8 +507,8 @@ class FunctionWorkers:
             parts.setdefault(zlib.crc32(path.encode("utf-8", "surrogateescape")) % self.jobs, []).append(k)
         return [(w, ks, self.pools[w].submit(_work, [items[k] for k in ks])) for w, ks in sorted(parts.items())]
 
-    def result(self, ticket: list) -> list[tuple[list[dict], dict | None, str | None]]:
-        out: list[tuple[list[dict], dict | None, str | None]] = [([], None, None)] * sum(len(ks) for _, ks, _ in ticket)
+    def result(self, ticket: list) -> list[tuple[list[dict], str | None, dict | None]]:
+        out: list[tuple[list[dict], str | None, dict | None]] = [([], None, None)] * sum(len(ks) for _, ks, _ in ticket)
         for w, ks, job in ticket:
             if isinstance(job, Future):
                 functions, self.parsed[w] = answer(job, "a function complexity worker process",

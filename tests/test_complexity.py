@@ -191,7 +191,7 @@ def test_a_killed_worker_process_is_one_error_line(tmp_path):
     blob = b.git("rev-parse", "HEAD:m.py")
     workers = FunctionWorkers(Git(b.path), jobs=1)
     try:
-        functions, language = workers.result(workers.submit([("m.py", blob, None, None, b"")]))[0]
+        functions, language, _ = workers.result(workers.submit([("m.py", blob, None, None, b"")]))[0]
         assert functions[0]["cyclomatic_complexity"] == 2 and language is None  # a `.py` is Python by its name
         os.kill(workers.pools[0].submit(os.getpid).result(), signal.SIGKILL)
         with pytest.raises(WorkerDied) as err:
