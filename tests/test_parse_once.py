@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import core.parsers as parsers
 import semantic_chunker as sc
 from conftest import RepoBuilder, build_sample_repo
 from core.git_runner import BlobReader, Git
+from pipeline.checks import StageCheckFailed, check_history
 from scrapers.git_scraper_rich import ScrapeConfig, scrape
 
 CLASS = "class Shape:\n    def __init__(self, w, h):\n        self.w = w\n        self.h = h\n\n" + "".join(
@@ -37,7 +40,8 @@ def build_repo(path: Path) -> RepoBuilder:
 
 
 def scrape_history(repo: Path, out: Path) -> Path:
-    scrape(ScrapeConfig(repo=str(repo), output=str(out / "h.jsonl"), progress=False, jobs=0))
+    scrape(ScrapeConfig(repo=str(repo), output=str(out / "h.jsonl"), output_json=str(out / "h.json"), progress=False,
+                        jobs=0))
     return out / "h.jsonl"
 
 
@@ -132,3 +136,17 @@ def test_recorded_definitions_equal_a_parse_from_nothing(tmp_path):
     assert crlf["definitions"] is None  # stage 2 reads it with LF newlines: other bytes than stage 1 parsed
     m5 = next(f for r in records for f in r["files"] if f["path"] == "py/shape.py" and "Change m5" in r["message"])
     assert ["Shape.m5"] == [name for _, _, name in m5["definitions"]["found"] if name == "Shape.m5"]
+
+
+def test_the_stage_1_check_reads_the_definitions_as_stage_2_does(tmp_path):
+    b = build_repo(tmp_path / "repo")
+    history = scrape_history(b.path, tmp_path / "h")
+    assert check_history(history, history.with_suffix(".json"))["commits"] > 10
+    lines = history.read_text(encoding="utf-8").splitlines()
+    k = next(k for k, line in enumerate(lines) if '"definitions":{' in line)
+    record = json.loads(lines[k])
+    change = next(f for f in record["files"] if f["definitions"])
+    change["definitions"]["found"][0] = [0, "end", "f"]
+    history.write_text("\n".join(lines[:k] + [json.dumps(record)] + lines[k + 1:]) + "\n", encoding="utf-8")
+    with pytest.raises(StageCheckFailed, match=rf"stage 1 \(scrape\).*definitions of {change['path']} in commit "):
+        check_history(history, history.with_suffix(".json"))
