@@ -319,7 +319,6 @@ def hunk_spans(patch: bytes) -> list[tuple[int, int, int | None, int | None]] | 
     return [tuple(span) for span in spans]
 
 
-
 class LineStarts:
     """Byte offset where each line starts, from C loops only (split, len, accumulate).
 

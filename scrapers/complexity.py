@@ -22,6 +22,10 @@ measured on their own), counted on the syntax tree's tokens the way lizard count
 `except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
 the first). tests/test_complexity.py checks it against lizard on real code.
 
+The same tree gives stage 2 what its widening needs of the blob (`definitions_for`: the
+definitions near the change's hunks, recorded with the file change), so that stage 2 need not
+parse it again.
+
 `FunctionWorkers` does this work beside the caller: in `jobs` worker processes (each with its
 own cache and its own `git cat-file --batch`; every version of one path goes to the same worker,
 so that its re-parses start from the tree of the version before), or, with `jobs=0`, in the
@@ -336,7 +340,7 @@ class FunctionMeter:
         self.parsed = 0
 
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
-        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches,
+        """Whether `measure` will want this blob's content (a parseable file not in the caches,
         or a file whose content may decide its language, not decided yet)."""
         lang = self._grammar(path, blob)
         if lang is _UNDECIDED:
@@ -355,11 +359,6 @@ class FunctionMeter:
             return parser_language(path)
         lang = self.languages.get((blob, language_of(path)))
         return _UNDECIDED if lang is None else parser_language(path, lang)
-
-    def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
-                          old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
-        """Functions of blob `blob` (file `path`) overlapping `ranges` (all when None), with CCN (`measure`)."""
-        return self.measure(path, blob, content_of, ranges, old_blob, patch)[0]
 
     def measure(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
                 old_blob: str | None = None, patch: bytes = b"") -> tuple[list[dict], dict | None]:
