@@ -150,3 +150,21 @@ def test_the_stage_1_check_reads_the_definitions_as_stage_2_does(tmp_path):
     history.write_text("\n".join(lines[:k] + [json.dumps(record)] + lines[k + 1:]) + "\n", encoding="utf-8")
     with pytest.raises(StageCheckFailed, match=rf"stage 1 \(scrape\).*definitions of {change['path']} in commit "):
         check_history(history, history.with_suffix(".json"))
+
+
+def test_definitions_recorded_for_another_budget_are_not_taken(tmp_path, trained_tokenizer_dir, monkeypatch):
+    """Stage 1 records the rows stage 2 widens over at its --max-chunk-tokens; stage 2 with another budget
+    asks other rows (in the files longer than either reach), parses those blobs itself, and writes what it
+    writes without them."""
+    b = build_repo(tmp_path / "repo")
+    history = scrape_history(b.path, tmp_path / "h")  # the default budget, 512
+    blobs = blobs_with_definitions(b.path, history)
+    (tmp_path / "with").mkdir()
+    (tmp_path / "without").mkdir()
+    given, parsed = chunk(b.path, history, tmp_path / "with", trained_tokenizer_dir, monkeypatch,
+                          snapshot_at="none", max_chunk_tokens=128, min_chunk_tokens=16)
+    plain = without_definitions(history, tmp_path / "plain.jsonl")
+    alone, _ = chunk(b.path, plain, tmp_path / "without", trained_tokenizer_dir, monkeypatch,
+                     snapshot_at="none", max_chunk_tokens=128, min_chunk_tokens=16)
+    assert len(set(blobs.values()) & set(parsed)) >= 2  # the changed versions of py/shape.py
+    assert given == alone
