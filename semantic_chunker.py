@@ -43,12 +43,12 @@ from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
 from chunking.reuse import CommitCache, commit_key, write_cache  # noqa: E402
 from core.parallel import ProcessMap  # noqa: E402
-from core.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
+from core.parsers import BlobTrees, Definition, definitions_near, parser_language, widen_chars  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import TreeReader, head_commit  # noqa: E402
 from core import settings  # noqa: E402
 from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, key_settings, setting  # noqa: E402
-from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
+from core.settings import MAX_CHUNK_TOKENS, PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
@@ -59,7 +59,6 @@ logger = logging.getLogger(__name__)
 SUBJECT_CHARS = 120
 GITLINK = "160000"  # the mode of a submodule entry
 REGULAR_MODE = "100"  # the modes of regular files: 100644, 100755 (a symlink is 120000)
-WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
 _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
 _HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
@@ -87,7 +86,7 @@ class ChunkConfig:
                            role=PATH, required=True)
     output: str = setting("data/repo/chunks_semantic.jsonl",
                           "chunks_semantic.jsonl to write (tokens and stats beside it)", role=PATH, required=True)
-    max_chunk_tokens: int = setting(512, "largest chunk, in tokens of the tokenizer")
+    max_chunk_tokens: int = setting(MAX_CHUNK_TOKENS, "largest chunk, in tokens of the tokenizer")
     min_chunk_tokens: int = setting(64, "smallest chunk: smaller changes are merged with their neighbours in "
                                     "the same commit")
     tokenizer: str = setting(DEFAULT_MODEL, "tokenizer that measures chunks: hub name, directory or tokenizer.json")
@@ -167,7 +166,7 @@ class Chunker:
         self.cfg, self.tok = config, tok
         self.fitter = Fitter(tok, config.max_chunk_tokens, config.min_chunk_tokens)
         self.filter = config.file_filter()
-        self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+        self.widen_chars = widen_chars(config.max_chunk_tokens)
         self.trees = BlobTrees()
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
         self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
@@ -309,10 +308,14 @@ class Chunker:
         if text is None or lang is None:
             return hunks
 
-        def near(first: int, last: int) -> list:  # one tree per blob, re-parsed from the version before
+        def near(windows: list[list[int]]) -> list:
+            known = f.get("definitions")  # stage 1's, from its parse of the blob, where it asked the same rows
+            if known is not None and known["language"] == lang and known["windows"] == windows:
+                return [Definition(*d) for d in known["found"]]
+            # one tree per blob, re-parsed from the version before
             edits = b"" if f.get("truncated") else patch.encode("utf-8", "surrogatepass")
             tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), edits, f["path"])
-            return definitions_in(tree, lang, (first, last))
+            return definitions_near(tree, lang, windows)
 
         # a line the diff shows redacted differs from the blob: such a file is left as git showed it
         wide = widen_hunks(hunks, text, lang, self.widen_chars, near)

@@ -21,12 +21,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from itertools import accumulate, count
-from operator import add
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-from core.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
-    symbol_from_context
+from core.parsers import Definition, definition_boundaries, definition_windows, definitions, file_rows, \
+    heuristic_boundaries, qualify, row_ends, symbol_from_context
 from chunking.split import cut_text, split_rows
 
 # `@@ -a,b +c,d @@ ctx`, and for a merge's combined diff `@@@ -a,b -c,d +e,f @@@ ctx` (one `-` per parent)
@@ -396,7 +395,7 @@ def _own_start(defs: list[Definition], lo: int, start: int, rows: list[str]) -> 
 
 
 def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
-                near: Callable[[int, int], list[Definition]]) -> list[Hunk]:
+                near: Callable[[list[list[int]]], list[Definition]]) -> list[Hunk]:
     """Hunks of a one-parent diff widened to whole definitions of the new file `text`: the outermost
     definition around the first changed line to the outermost around the last, while the hunk stays
     within `max_chars` (context before / after those definitions is dropped); hunks that come to touch
@@ -404,17 +403,15 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
     belong to another definition (`_own_start`).
 
     Context lines added come from `text`; when the hunks do not match `text` line for line (or a
-    language has no grammar) the hunks come back unchanged. `near(first, last)` gives the
-    definitions of `text` that overlap rows first..last (0-based), outermost first; the hunks that
-    come back keep them (`Hunk.known`) for their symbols and cut points.
+    language has no grammar) the hunks come back unchanged. `near(windows)` gives the definitions of
+    `text` that overlap the stretches of rows `definition_windows` names (0-based `[first, last]`),
+    outermost first (`definitions_near`); the hunks that come back keep them (`Hunk.known`) for their
+    symbols and cut points.
     """
     if lang is None or not hunks or any(len(h.old_starts) != 1 or h.new_start < 1 for h in hunks):
         return hunks
-    rows = text.split("\n")
-    if rows and rows[-1] == "":
-        rows.pop()
-    # ends[i]: characters of rows[:i] with their newlines, so a span's size is one subtraction
-    ends = [0, *map(add, accumulate(map(len, rows)), range(1, len(rows) + 1))]
+    rows = file_rows(text)
+    ends = row_ends(rows)
     walked = _walk(hunks, rows)
     if walked is None:
         return hunks  # the diff and the blob disagree: leave the file as git showed it
@@ -423,18 +420,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
         return hunks
     # every definition that could fit around a change, and every one a hunk overlaps: one query per
     # stretch of rows near the hunks (not the rows between hunks far apart)
-    windows = []
-    for h, (_, changed, row) in zip(hunks, walked):
-        first, last = h.new_start - 1, row
-        if changed:
-            first = min(first, bisect_left(ends, ends[min(changed)] - max_chars))
-            last = max(last, bisect_right(ends, ends[min(max(changed) + 1, len(rows))] + max_chars))
-        if windows and first <= windows[-1][1] + 1:
-            windows[-1][1] = max(windows[-1][1], last)
-        else:
-            windows.append([first, last])
-    found = {d: None for first, last in windows for d in near(first, min(last, len(rows)))}
-    defs = sorted(found, key=lambda d: (d.start, -d.end))  # outermost first (a stable sort keeps ties in order)
+    defs = near(definition_windows([(h.new_start - 1, row, min(changed, default=None), max(changed, default=None))
+                                    for h, (_, changed, row) in zip(hunks, walked)], ends, max_chars))
     for h in hunks:
         h.known = defs
     spans: list[Span] = []

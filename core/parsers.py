@@ -19,9 +19,11 @@ import importlib
 import importlib.resources
 import re
 import threading
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import add
 
 from tree_sitter import Language, Parser, Point, Query, QueryCursor
 
@@ -371,6 +373,81 @@ def _last_row(node) -> int:
 
 
 _UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
+WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
+
+
+def widen_chars(max_chunk_tokens: int) -> int:
+    """How far (characters) stage 2 widens a hunk to whole definitions, for its chunk budget."""
+    return int(max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+
+
+def file_rows(text: str) -> list[str]:
+    """A file's lines, without the empty string after a final newline."""
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    return rows
+
+
+def row_ends(rows: list[str]) -> list[int]:
+    """ends[i]: characters of rows[:i] with their newlines, so that a span's size is one subtraction."""
+    return [0, *map(add, accumulate(map(len, rows)), range(1, len(rows) + 1))]
+
+
+def definition_windows(spans: list[tuple[int, int, int | None, int | None]], ends: list[int],
+                       max_chars: int) -> list[list[int]]:
+    """The stretches of rows `[first, last]` whose definitions widening hunks needs: per hunk `(first row,
+    row after it, first changed row, last changed row)` (0-based rows of the new file, None: no change),
+    its rows and `max_chars` characters either side of its changes, the stretches that touch joined.
+
+    >>> definition_windows([(0, 3, 1, 1), (40, 43, 41, 41)], list(range(0, 440, 10)), 25)
+    [[0, 5], [39, 43]]
+    """
+    n = len(ends) - 1
+    windows: list[list[int]] = []
+    for start, end, lo, hi in spans:
+        first, last = start, end
+        if lo is not None:
+            first = min(first, bisect_left(ends, ends[lo] - max_chars))
+            last = max(last, bisect_right(ends, ends[min(hi + 1, n)] + max_chars))
+        if windows and first <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], last)
+        else:
+            windows.append([first, last])
+    return [[first, min(last, n)] for first, last in windows]
+
+
+def definitions_near(tree, lang: str, windows: list[list[int]]) -> list[Definition]:
+    """The definitions of `tree` that overlap any of `windows` (`definitions_in`, one query per window),
+    outermost first (a stable sort: ties keep the order they were found in)."""
+    found = {d: None for first, last in windows for d in definitions_in(tree, lang, (first, last))}
+    return sorted(found, key=lambda d: (d.start, -d.end))
+
+
+def hunk_spans(patch: bytes) -> list[tuple[int, int, int | None, int | None]] | None:
+    r"""Per hunk of a one-parent unified diff: (first row, row after it, first and last changed row) of the
+    new file, 0-based, a removed line marking the row after it (None: no change); None for a combined diff.
+
+    >>> hunk_spans(b"@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n@@ -9,2 +9,1 @@\n x\n-y\n")
+    [(0, 3, 1, 1), (8, 9, 9, 9)]
+    """
+    spans: list[list] = []
+    for line in patch.split(b"\n"):
+        if line.startswith(b"@@"):
+            m = _UNIFIED_HUNK.match(line)
+            if m is None:
+                return None
+            first = int(m.group(3)) - 1 + (m.group(4) == b"0")
+            spans.append([first, first, None, None])
+        elif spans:
+            span, kind = spans[-1], line[:1]
+            if kind == b"+" or kind == b"-":
+                span[3] = span[1]
+                if span[2] is None:
+                    span[2] = span[1]
+            if kind == b" " or kind == b"+":
+                span[1] += 1
+    return [tuple(span) for span in spans]
 
 
 class LineStarts:
