@@ -43,12 +43,12 @@ from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
 from chunking.reuse import CommitCache, commit_key, write_cache  # noqa: E402
 from core.parallel import ProcessMap  # noqa: E402
-from core.parsers import BlobTrees, definitions_in, parser_language  # noqa: E402
+from core.parsers import BlobTrees, Definition, definitions_near, parser_language, widen_chars  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import TreeReader, head_commit  # noqa: E402
 from core import settings  # noqa: E402
 from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, key_settings, setting  # noqa: E402
-from core.settings import PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
+from core.settings import MAX_CHUNK_TOKENS, PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
 from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
 from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 
 SUBJECT_CHARS = 120
 GITLINK = "160000"  # the mode of a submodule entry
-WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
+REGULAR_MODE = "100"  # the modes of regular files: 100644, 100755 (a symlink is 120000)
 _WHITESPACE = re.compile(r"\s+")
 _CHERRY_PICKED = re.compile(r"(?m)^\(cherry picked from commit [0-9a-f]+\)\n?")
 _HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
@@ -86,7 +86,7 @@ class ChunkConfig:
                            role=PATH, required=True)
     output: str = setting("data/repo/chunks_semantic.jsonl",
                           "chunks_semantic.jsonl to write (tokens and stats beside it)", role=PATH, required=True)
-    max_chunk_tokens: int = setting(512, "largest chunk, in tokens of the tokenizer")
+    max_chunk_tokens: int = setting(MAX_CHUNK_TOKENS, "largest chunk, in tokens of the tokenizer")
     min_chunk_tokens: int = setting(64, "smallest chunk: smaller changes are merged with their neighbours in "
                                     "the same commit")
     tokenizer: str = setting(DEFAULT_MODEL, "tokenizer that measures chunks: hub name, directory or tokenizer.json")
@@ -166,7 +166,7 @@ class Chunker:
         self.cfg, self.tok = config, tok
         self.fitter = Fitter(tok, config.max_chunk_tokens, config.min_chunk_tokens)
         self.filter = config.file_filter()
-        self.widen_chars = int(config.max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+        self.widen_chars = widen_chars(config.max_chunk_tokens)
         self.trees = BlobTrees()
         self._reader = TreeReader(config.repo).__enter__() if config.repo else None
         self.blobs = BlobVerdicts(self._reader.reader, self.filter) if self._reader is not None else None
@@ -218,7 +218,7 @@ class Chunker:
         held: list = []
         for group in _batches(items, n):
             self.blobs.prefetch([b for _, rec in group if _valid(rec)
-                                 for f in rec.get("files", []) if (b := self._judged_blob(f))])
+                                 for f in rec.get("files", []) if (b := self._judged_blob(content_side(f)))])
             yield from held
             held = group
         yield from held
@@ -240,7 +240,8 @@ class Chunker:
         """One section per file change kept, the commit's lead on the first (raises on a change it
         cannot read: the caller falls back)."""
         sections = []
-        for f in rec.get("files") or []:
+        for shown_change in rec.get("files") or []:
+            f = content_side(shown_change)
             reason, blob = self._diff_reason(f)
             if reason is not None:
                 counts.leave_out(reason, f["path"])
@@ -264,7 +265,8 @@ class Chunker:
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
-            sections.append(Section(shown["path"], language, f.get("change_type"), file_title(shown), hunks))
+            change_type = shown_change.get("change_type")
+            sections.append(Section(shown["path"], language, change_type, file_title(dict(shown, change_type=change_type)), hunks))
         if sections:  # redacted here, bounded in tokens by `bound_leads`
             sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         return sections
@@ -306,10 +308,14 @@ class Chunker:
         if text is None or lang is None:
             return hunks
 
-        def near(first: int, last: int) -> list:  # one tree per blob, re-parsed from the version before
+        def near(windows: list[list[int]]) -> list:
+            known = f.get("definitions")  # stage 1's, from its parse of the blob, where it asked the same rows
+            if known is not None and known["language"] == lang and known["windows"] == windows:
+                return [Definition(*d) for d in known["found"]]
+            # one tree per blob, re-parsed from the version before
             edits = b"" if f.get("truncated") else patch.encode("utf-8", "surrogatepass")
             tree = self.trees.tree(f["new_blob"], text, lang, f.get("old_blob"), edits, f["path"])
-            return definitions_in(tree, lang, (first, last))
+            return definitions_near(tree, lang, windows)
 
         # a line the diff shows redacted differs from the blob: such a file is left as git showed it
         wide = widen_hunks(hunks, text, lang, self.widen_chars, near)
@@ -593,6 +599,33 @@ def _batches(items: Iterable, n: int) -> Iterator[list]:
     it = iter(items)
     while batch := list(islice(it, n)):
         yield batch
+
+
+def content_side(f: dict) -> dict:
+    """A type change (symlink <-> file) as the change of its regular file's content, other changes as they are.
+
+    Git shows a type change as two diffs under one path, the old entry deleted and the new one created,
+    and stage 1 keeps both in the change's `diff`. The regular file's diff is kept: a symlink that
+    becomes a file is the file added, a file that becomes a symlink is the file deleted (the link's
+    target is a path, not content).
+
+    >>> f = {"change_type": "type_changed", "old_mode": "120000", "new_mode": "100644", "old_blob": "a",
+    ...      "new_blob": "b", "diff": "diff --git a/x b/x\\n@@ -1 +0,0 @@\\n-y\\ndiff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n"}
+    >>> g = content_side(f)
+    >>> g["change_type"], g["old_blob"], g["diff"]
+    ('added', None, 'diff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n')
+    """
+    if f.get("change_type") != "type_changed":
+        return f
+    diff = f.get("diff") or ""
+    cut = diff.find("\ndiff --git ") + 1
+    if cut == 0:  # one side only (cut by --max-diff-bytes): as it is
+        return f
+    if str(f.get("new_mode")).startswith(REGULAR_MODE):
+        return dict(f, change_type="added", diff=diff[cut:], old_blob=None)
+    if str(f.get("old_mode")).startswith(REGULAR_MODE):
+        return dict(f, change_type="deleted", diff=diff[:cut], new_blob=None)
+    return f
 
 
 def _valid(rec) -> bool:

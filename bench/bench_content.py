@@ -14,9 +14,11 @@ diffs (the pipeline's offline fallback; with --tokenizer, that one). Then, from 
 - header share: tokens of the diff chunks' headers (`reporting.collect.header_text`: commit line and
   file titles) / tokens of the diff chunks;
 - definition openings: a diff chunk opens on a definition when the first non-blank line of its first
-  hunk (new side) starts a definition tree-sitter finds in the file at the chunk's commit
-  (`core.parsers.definitions` over `git show COMMIT:PATH`; the hunk alone where the file cannot be
-  read), or only comments, doc comments, attributes or decorators stand between them.
+  hunk (new side; the old side, in the file at the commit's first parent, for a hunk that shows no
+  line of the new file) starts a definition tree-sitter finds in the file at the chunk's commit
+  (`core.parsers.definitions` over `git show COMMIT:PATH`, which starts a definition at its doc
+  comment, attributes, decorators or template line; the hunk alone where the file cannot be read),
+  or only comments, doc comments, attributes or decorators stand between them.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def _category(c: dict) -> str:
 
 
 _NEW_START = re.compile(r"^@@+ (?:-\d+(?:,\d+)? )+\+(\d+)")
+_OLD_START = re.compile(r"^@@ -(\d+)")
 
 
 class FileAt:
@@ -76,7 +79,7 @@ class FileAt:
             if len(header) == 3 and header[1] == b"blob":
                 data = self.proc.stdout.read(int(header[2]) + 1)[:-1]
                 text = data.decode("utf-8", "replace").replace("\r\n", "\n")
-                self.value = (text.split("\n"), {d.start for d in definitions(text, lang)})
+                self.value = (text.split("\n"), {r for d in definitions(text, lang) for r in (d.start, d.start + d.lead)})
         return self.value
 
     def close(self) -> None:
@@ -86,28 +89,33 @@ class FileAt:
 
 def opens_on_definition(text: str, lang: str, files: FileAt | None = None, commit: str = "",
                         path: str = "") -> bool | None:
-    """Whether a diff chunk's first hunk opens on a definition (None: the chunk has no hunk)."""
+    """Whether a diff chunk's first hunk opens on a definition (None: the chunk has no hunk). A hunk
+    that shows nothing of the new file (a piece of a removed block) is judged on the old one's
+    side: the file at the commit's first parent."""
     lines = text.split("\n")
     at = next((i for i, l in enumerate(lines) if l.startswith("@@")), None)
     if at is None:
         return None
-    body = []
+    hunk = []
     for line in lines[at + 1:]:
         if line.startswith("@@"):
             break
-        if line[:1] in (" ", "+"):
-            body.append(line[1:])
+        hunk.append(line)
+    body = [l[1:] for l in hunk if l[:1] in (" ", "+")]
+    m = _NEW_START.match(lines[at])
+    if not any(l.strip() for l in body) and lines[at].startswith("@@ "):  # a one-parent hunk: its old side
+        body = [l[1:] for l in hunk if l[:1] in (" ", "-")]
+        m, commit = _OLD_START.match(lines[at]), commit + "^"
     first = next((i for i, l in enumerate(body) if l.strip()), None)
     if first is None:
         return False
-    m = _NEW_START.match(lines[at])
     whole = files.starts(commit, path, lang) if files is not None and m else None
     if whole is not None and 0 < int(m.group(1)) and body[first] == \
             (whole[0][int(m.group(1)) - 1 + first] if int(m.group(1)) - 1 + first < len(whole[0]) else None):
         offset = int(m.group(1)) - 1  # the hunk's first new row in the file
         body, starts, first = whole[0], whole[1], offset + first
     else:  # the hunk alone: tree-sitter recovers what it can of a fragment
-        starts = {d.start for d in definitions("\n".join(body), lang)}
+        starts = {r for d in definitions("\n".join(body), lang) for r in (d.start, d.start + d.lead)}
     lead = ("#",) + _LEAD_IN if lang == "python" else _LEAD_IN
     for row in range(first, len(body)):
         if row in starts:

@@ -8,7 +8,9 @@ Stage 1 runs in this process (`--jobs 0`, so that every parse is seen) on the ol
 CPU seconds (this process and its git children) and CPU milliseconds per file change, and the
 tree-sitter parses split into re-parses from a kept tree and parses from nothing, with their mean
 source KB and CPU milliseconds. A linear stage 1 has a flat `ms/change`; where it rises, the
-parse columns tell whether the files grew (KB per parse) or the parses got dearer.
+parse columns tell whether the files grew (KB per parse) or the parses got dearer. The last columns
+show the aggregates: authors, pairs of authors with a file in common (they grow with the square of a
+busy file's authors) and the size of the statistics file.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ def run_once(repo: Path, n: int, out: Path) -> dict:
     start = _cpu()
     stats = scrape(ScrapeConfig(repo=str(repo), output=str(out), max_commits=n, jobs=0, progress=False))
     cpu = _cpu() - start
-    row = {"commits": stats["counts"]["commits"], "changes": stats["counts"]["file_changes"], "cpu": cpu}
+    row = {"commits": stats["counts"]["commits"], "changes": stats["counts"]["file_changes"], "cpu": cpu,
+           "authors": len(stats["aggregates"]["authors"]), "pairs": stats["aggregates"]["collaboration_pairs"],
+           "stats_kb": (out.parent / "git_history_stats.json").stat().st_size / 1024}
     for reused, name in ((True, "re-parse"), (False, "parse")):
         got = _parses[reused]
         row[name] = (len(got), sum(b for b, _ in got) / max(1, len(got)) / 1024,
@@ -81,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
             rows[n].append(run_once(repo, n, work / "history.jsonl"))
     print(f"{repo}: stage 1 with --jobs 0, medians of {args.rounds} rounds")
     print(f"{'commits':>8}{'changes':>9}{'CPU s':>8}{'ms/change':>11}   {'re-parses':>9}{'KB':>6}{'ms':>7}"
-          f"   {'parses':>7}{'KB':>6}{'ms':>7}")
+          f"   {'parses':>7}{'KB':>6}{'ms':>7}   {'authors':>7}{'pairs':>9}{'stats KB':>9}")
     for n, runs in rows.items():
         r = runs[0]
         cpu = statistics.median(x["cpu"] for x in runs)
         rp = [statistics.median(x["re-parse"][k] for x in runs) for k in range(3)]
         fp = [statistics.median(x["parse"][k] for x in runs) for k in range(3)]
         print(f"{r['commits']:>8}{r['changes']:>9}{cpu:>8.1f}{1000 * cpu / max(1, r['changes']):>11.2f}   "
-              f"{rp[0]:>9.0f}{rp[1]:>6.1f}{rp[2]:>7.2f}   {fp[0]:>7.0f}{fp[1]:>6.1f}{fp[2]:>7.2f}")
+              f"{rp[0]:>9.0f}{rp[1]:>6.1f}{rp[2]:>7.2f}   {fp[0]:>7.0f}{fp[1]:>6.1f}{fp[2]:>7.2f}   "
+              f"{r['authors']:>7}{r['pairs']:>9}{r['stats_kb']:>9.0f}")
     return 0
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from itertools import accumulate, count
-from operator import add
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
-from core.parsers import Definition, definition_boundaries, definitions, heuristic_boundaries, qualify, \
-    symbol_from_context
+from core.parsers import Definition, definition_boundaries, definition_windows, definitions, file_rows, \
+    heuristic_boundaries, qualify, row_ends, symbol_from_context
 from chunking.split import cut_text, split_rows
 
 # `@@ -a,b +c,d @@ ctx`, and for a merge's combined diff `@@@ -a,b -c,d +e,f @@@ ctx` (one `-` per parent)
@@ -57,10 +56,28 @@ class _Parsed:
     boundaries: list[int]
     defs: list[Definition]
     first_line: dict[Definition, int]  # the line each definition starts on
+    spans: list[tuple[int, int]]  # [first, end) lines of each definition that starts on a line here
 
-    def cuts(self, a: int, b: int) -> list[int]:
-        """Boundaries strictly inside [a, b), relative to a."""
-        return [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
+    def cuts(self, a: int, b: int, sizes: list[float], target: float) -> list[int]:
+        """Boundaries strictly inside [a, b), relative to a, but those inside a definition that lies in
+        [a, b) and fits in `target` by itself (`sizes`: of lines a..b-1): its nested definitions do
+        not cut it, so that it stays in one piece.
+
+        >>> p = _Parsed([], [1, 2, 3, 4], [], {}, [(1, 4), (2, 3)])
+        >>> p.cuts(0, 5, [1.0] * 5, 3.0), p.cuts(0, 5, [1.0] * 5, 2.0)
+        ([1, 4], [1, 2, 3, 4])
+        """
+        cuts = [i - a for i in self.boundaries[bisect_right(self.boundaries, a):bisect_left(self.boundaries, b)]]
+        if not cuts:
+            return cuts
+        total = list(accumulate(sizes, initial=0.0))
+        depth = [0] * (b - a + 1)  # +1 after each fitting definition's first line, -1 at its end
+        for first, end in self.spans:
+            if a <= first and end <= b and end - first > 1 and total[end - a] - total[first - a] <= target:
+                depth[first - a + 1] += 1
+                depth[end - a] -= 1
+        inside = list(accumulate(depth))
+        return [c for c in cuts if not inside[c]]
 
 
 def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None,
@@ -83,8 +100,9 @@ def _analyse(code_lines: list[str], rows: list[int | None], lang: str | None,
         if r is not None and r not in line_of_row:
             line_of_row[r] = i
         owner.append(by_row[r] if r is not None and r < len(by_row) else None)
-    return _Parsed(owner, sorted(line_of_row[r] for r in bounds if r in line_of_row), defs,
-                   {d: line_of_row[d.start] for d in defs if d.start in line_of_row})
+    first_line = {d: line_of_row[d.start] for d in defs if d.start in line_of_row}
+    spans = [(first, line_of_row.get(d.end + 1, len(rows))) for d, first in first_line.items()]
+    return _Parsed(owner, sorted(line_of_row[r] for r in bounds if r in line_of_row), defs, first_line, spans)
 
 
 def _past_blank(code_lines: list[str], row: int) -> int:
@@ -151,7 +169,7 @@ class Hunk:
             known = None
             if self.known is not None and new_side:  # rows of the whole file, moved to the hunk's first line
                 top = self.new_start - 1
-                known = [Definition(d.start - top, d.end - top, d.name) for d in self.known
+                known = [Definition(d.start - top, d.end - top, d.name, d.lead) for d in self.known
                          if d.end >= top and d.start < top + len(code)]
             self._info = _HunkInfo(_analyse(code, rows, self.lang, known), changed,
                                    [l[w:w + 1] in (" ", "\t") for l in self.lines], old_before, new_before,
@@ -193,7 +211,7 @@ class Hunk:
         info = self._parse()
         sizes = [(len(l) + 1) * ratio for l in self.lines]
         pieces = []
-        for a, b in split_rows(sizes, info.parsed.cuts(self.base, self.base + len(self.lines)), target):
+        for a, b in split_rows(sizes, info.parsed.cuts(self.base, self.base + len(self.lines), sizes, target), target):
             if b - a == 1 and sizes[a] > target:  # one line alone over budget: the only mid-line cut
                 line, w = self.lines[a], len(self.old_starts)
                 pieces.extend(self._piece(a, a + 1, [line[:w] + part])
@@ -335,10 +353,10 @@ class Block:
     def split(self, target: float, ratio: float) -> list["Block"]:
         sizes = [(len(l) + 1) * ratio for l in self.lines[self.start:self.end]]
         out = []
-        for a, b in split_rows(sizes, self.parsed.cuts(self.start, self.end), target):
+        for a, b in split_rows(sizes, self.parsed.cuts(self.start, self.end, sizes, target), target):
             if b - a == 1 and sizes[a] > target:
                 for part in cut_text(self.lines[self.start + a], int(sizes[a] // target) + 1):
-                    out.append(Block([part], 0, 1, _Parsed([None], [], [], {})))
+                    out.append(Block([part], 0, 1, _Parsed([None], [], [], {}, [])))
             else:
                 out.append(Block(self.lines, self.start + a, self.start + b, self.parsed))
         return out
@@ -347,9 +365,11 @@ class Block:
 def _widest(defs: list[Definition], lo: int, hi: int, start: int, end: int, ends: list[int],
             max_chars: int) -> tuple[int, int]:
     """[a, b): from the outermost definition around row `lo` to the outermost around row `hi` that fit
-    in `max_chars` together (either side may stay the hunk's own `start` / `end`)."""
+    in `max_chars` together (either side may stay the hunk's own `start` / `end`); a definition from
+    its lead (doc comment, attributes) first, else from its own first row."""
     n = len(ends) - 1
-    around_lo = [d.start for d in defs if d.start <= lo <= d.end] + [None]
+    around_lo = [a for d in defs if d.start <= lo <= d.end
+                 for a in ((d.start, d.start + d.lead) if d.lead and d.start + d.lead <= lo else (d.start,))] + [None]
     around_hi = [min(d.end + 1, n) for d in defs if d.start <= hi <= d.end] + [None]
     for a in around_lo:  # outermost first: the largest unit that fits
         for b in around_hi:
@@ -375,7 +395,7 @@ def _own_start(defs: list[Definition], lo: int, start: int, rows: list[str]) -> 
 
 
 def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
-                near: Callable[[int, int], list[Definition]]) -> list[Hunk]:
+                near: Callable[[list[list[int]]], list[Definition]]) -> list[Hunk]:
     """Hunks of a one-parent diff widened to whole definitions of the new file `text`: the outermost
     definition around the first changed line to the outermost around the last, while the hunk stays
     within `max_chars` (context before / after those definitions is dropped); hunks that come to touch
@@ -383,17 +403,15 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
     belong to another definition (`_own_start`).
 
     Context lines added come from `text`; when the hunks do not match `text` line for line (or a
-    language has no grammar) the hunks come back unchanged. `near(first, last)` gives the
-    definitions of `text` that overlap rows first..last (0-based), outermost first; the hunks that
-    come back keep them (`Hunk.known`) for their symbols and cut points.
+    language has no grammar) the hunks come back unchanged. `near(windows)` gives the definitions of
+    `text` that overlap the stretches of rows `definition_windows` names (0-based `[first, last]`),
+    outermost first (`definitions_near`); the hunks that come back keep them (`Hunk.known`) for their
+    symbols and cut points.
     """
     if lang is None or not hunks or any(len(h.old_starts) != 1 or h.new_start < 1 for h in hunks):
         return hunks
-    rows = text.split("\n")
-    if rows and rows[-1] == "":
-        rows.pop()
-    # ends[i]: characters of rows[:i] with their newlines, so a span's size is one subtraction
-    ends = [0, *map(add, accumulate(map(len, rows)), range(1, len(rows) + 1))]
+    rows = file_rows(text)
+    ends = row_ends(rows)
     walked = _walk(hunks, rows)
     if walked is None:
         return hunks  # the diff and the blob disagree: leave the file as git showed it
@@ -402,18 +420,8 @@ def widen_hunks(hunks: list[Hunk], text: str, lang: str | None, max_chars: int,
         return hunks
     # every definition that could fit around a change, and every one a hunk overlaps: one query per
     # stretch of rows near the hunks (not the rows between hunks far apart)
-    windows = []
-    for h, (_, changed, row) in zip(hunks, walked):
-        first, last = h.new_start - 1, row
-        if changed:
-            first = min(first, bisect_left(ends, ends[min(changed)] - max_chars))
-            last = max(last, bisect_right(ends, ends[min(max(changed) + 1, len(rows))] + max_chars))
-        if windows and first <= windows[-1][1] + 1:
-            windows[-1][1] = max(windows[-1][1], last)
-        else:
-            windows.append([first, last])
-    found = {d: None for first, last in windows for d in near(first, min(last, len(rows)))}
-    defs = sorted(found, key=lambda d: (d.start, -d.end))  # outermost first (a stable sort keeps ties in order)
+    defs = near(definition_windows([(h.new_start - 1, row, min(changed, default=None), max(changed, default=None))
+                                    for h, (_, changed, row) in zip(hunks, walked)], ends, max_chars))
     for h in hunks:
         h.known = defs
     spans: list[Span] = []

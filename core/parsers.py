@@ -14,35 +14,50 @@ indentation 0 after a blank line starts a new block) and no symbol names.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.resources
 import re
 import threading
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import add
 
 from tree_sitter import Language, Parser, Point, Query, QueryCursor
 
 from core.languages import language_of
 
-# language -> (module, attribute of the grammar function, node types that are definitions)
+# language -> (module, attribute of the grammar function, node types that are definitions besides the
+# ones the grammar package's own tags query (`queries/tags.scm`, its `@definition.*` patterns) names:
+# the containers that qualify names (`impl`, C++ namespaces), and kinds a tags query leaves out)
 _GRAMMARS = {
-    "python": ("tree_sitter_python", "language", ("function_definition", "class_definition")),
-    "rust": ("tree_sitter_rust", "language", ("function_item", "function_signature_item", "impl_item",
-                                              "trait_item", "struct_item", "enum_item", "mod_item", "macro_definition")),
-    "javascript": ("tree_sitter_javascript", "language", ("function_declaration", "generator_function_declaration",
-                                                          "class_declaration", "method_definition")),
+    "python": ("tree_sitter_python", "language", ()),
+    "rust": ("tree_sitter_rust", "language", ("impl_item", "function_signature_item")),
+    "javascript": ("tree_sitter_javascript", "language", ("method_definition",)),  # its tags leave out constructors
     "typescript": ("tree_sitter_typescript", "language_typescript", (
-        "function_declaration", "generator_function_declaration", "class_declaration", "abstract_class_declaration",
-        "method_definition", "interface_declaration", "type_alias_declaration", "enum_declaration", "internal_module")),
-    "go": ("tree_sitter_go", "language", ("function_declaration", "method_declaration", "type_declaration")),
-    "java": ("tree_sitter_java", "language", ("class_declaration", "interface_declaration", "enum_declaration",
-                                              "record_declaration", "method_declaration", "constructor_declaration")),
-    "c": ("tree_sitter_c", "language", ("function_definition", "struct_specifier")),
-    "cpp": ("tree_sitter_cpp", "language", ("function_definition", "class_specifier", "struct_specifier",
-                                            "namespace_definition")),
+        "method_definition", "type_alias_declaration", "enum_declaration", "internal_module")),
+    "go": ("tree_sitter_go", "language", ()),
+    "java": ("tree_sitter_java", "language", ("enum_declaration", "record_declaration", "constructor_declaration")),
+    # functions listed too: the tags find one by its declarator's name, not `Foo<T>::bar`, `~Foo`, `operator==`
+    "c": ("tree_sitter_c", "language", ("function_definition", "preproc_def", "preproc_function_def")),
+    "cpp": ("tree_sitter_cpp", "language", ("function_definition", "namespace_definition", "preproc_def",
+                                            "preproc_function_def")),
 }
 _GRAMMARS["tsx"] = ("tree_sitter_typescript", "language_tsx", _GRAMMARS["typescript"][2])
+# tags queries written for another grammar that this one extends (TypeScript's names only what it adds)
+_TAGS_ALSO = {"typescript": ("tree_sitter_javascript",), "tsx": ("tree_sitter_javascript",)}
+# definitions no tags query names: Go's package-level `var` / `const` (its tags query names their
+# specs, without a kind), a TypeScript interface member of function type (`parseJson?: (text) => unknown`)
+_EXTRA_PATTERNS = {
+    "go": "(source_file [(var_declaration) (const_declaration)] @def)",
+    "typescript": "(property_signature type: (type_annotation (function_type))) @def",
+}
+_EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
+# definitions that hold no other: C / C++ macros, declarations and typedefs (a tree recovered from an
+# error may put a function under one: `FMT_GCC_VERSION::FormatInt`); they do not qualify names
+_LEAVES = frozenset({"preproc_def", "preproc_function_def", "declaration", "function_declarator", "type_definition"})
 # JavaScript / TypeScript definitions that are a function held by another construct: a call with
 # a title (`test('adds', t => {})`, `describe(...)`, `app.get('/', fn)`), an object property
 # (`pair: function () {}`), an assignment (`module.exports = function`), a variable
@@ -55,6 +70,14 @@ _HOLDERS = {"javascript": ("call_expression", "pair", "assignment_expression", "
 _HOLDERS["tsx"] = _HOLDERS["typescript"]
 _FUNCTION_VALUES = ("arrow_function", "function_expression", "generator_function", "class")
 _TITLES = frozenset({"string", "template_string"})
+# A definition starts at what wraps it alone (a Python decorated definition, a C++ template; on its
+# first row: an `export`, the statement of a held function, Go's `type`) and at the comments, doc
+# comments, attributes and decorators directly above it, each on a line of its own, without a
+# blank line between.
+_WRAPPERS = frozenset({"decorated_definition", "template_declaration"})
+_ROW_WRAPPERS = frozenset({"export_statement", "expression_statement", "lexical_declaration", "variable_declaration",
+                           "type_declaration"})
+_LEAD = frozenset({"comment", "line_comment", "block_comment", "attribute_item", "decorator"})
 _SEPARATOR = {"rust": "::", "cpp": "::"}
 _NAME_NODES = ("identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name",
                "type_identifier", "property_identifier")
@@ -62,9 +85,10 @@ _NAME_NODES = ("identifier", "field_identifier", "qualified_identifier", "destru
 
 @dataclass(frozen=True, slots=True)
 class Definition:
-    start: int  # first row (0-based), decorators included
+    start: int  # first row (0-based), its lead included: doc comment, attributes, decorators, template line
     end: int  # last row, inclusive
     name: str  # qualified: enclosing definitions joined with the language's separator
+    lead: int = 0  # rows of comments, doc comments and attributes above its own first row (start + lead)
 
 
 _LOCAL = threading.local()  # a tree-sitter Parser is not thread-safe: one set per thread that parses
@@ -109,9 +133,73 @@ def query(lang: str, source: str) -> Query:
     return queries[key]
 
 
+@functools.cache
 def definition_types(lang: str) -> frozenset:
-    """The node types that are definitions (functions, classes, impls, ...) in `lang`."""
-    return frozenset(_GRAMMARS[lang][2])
+    """The node types that are definitions (functions, classes, impls, ...) in `lang`: the grammar's
+    tags query's and `_GRAMMARS`'."""
+    return frozenset(_GRAMMARS[lang][2]) | frozenset(t for _, t in _tags_definitions(lang))
+
+
+@functools.cache
+def container_types(lang: str) -> frozenset:
+    """The definitions whose names qualify the names of those inside them."""
+    return definition_types(lang) - _LEAVES
+
+
+@functools.cache
+def _tags_definitions(lang: str) -> list[tuple[str, str]]:
+    """(pattern, node type captured) of each `@definition.*` pattern of the tags queries the grammar
+    package of `lang` ships, its capture renamed `@def`; others (`@reference.*`) are left out.
+
+    >>> sorted({t for _, t in _tags_definitions("c")})
+    ['declaration', 'enum_specifier', 'function_declarator', 'struct_specifier', 'type_definition']
+    """
+    out = []
+    for module in (_GRAMMARS[lang][0], *_TAGS_ALSO.get(lang, ())):
+        tags = importlib.resources.files(module) / "queries" / "tags.scm"
+        if tags.is_file():
+            out.extend(_definition_patterns(tags.read_text(encoding="utf-8")))
+    return out
+
+
+_SCM_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|;[^\n]*|[()\[\]]|[^\s()\[\]";]+')
+
+
+def _definition_patterns(source: str) -> list[tuple[str, str]]:
+    """The top-level patterns of a tags query that capture `@definition.*`, as (pattern text with that
+    capture renamed `@def`, a node type it captures), one pair per type an alternation captures.
+    Constants (`@definition.constant`: Python's module-level assignments) are left out: in a hunk
+    parsed alone, every assignment of a function's body would be one.
+
+    >>> _definition_patterns('(a (b) @name) @definition.class\\n; note\\n(c) @reference.call\\n'
+    ...                      '((x)* @doc . [(d) (e)] @definition.f)')
+    [('(a (b) @name) @def', 'a'), ('((x)* @doc . [(d) (e)] @def)', 'd'), ('((x)* @doc . [(d) (e)] @def)', 'e')]
+    """
+    starts, ends, captured, stack, closed = [], [], [], [], []
+    for m in _SCM_TOKEN.finditer(source):
+        tok = m.group()
+        if tok.startswith(";"):
+            continue
+        if tok in ("(", "[") and not stack:
+            starts.append(m.start())
+            ends.append(m.end())
+            captured.append([])
+        if starts:
+            ends[-1] = m.end()
+        if tok in ("(", "["):
+            stack.append([tok, None, []])  # opener, node type, types of the alternatives
+        elif tok in (")", "]"):
+            opener, node_type, inner = stack.pop()
+            closed = [node_type] if opener == "(" else inner
+            if stack and stack[-1][0] == "[":
+                stack[-1][2].extend(closed)
+        elif stack and stack[-1][1] is None and stack[-1][0] == "(" and not tok.startswith(("@", '"')):
+            stack[-1][1] = tok
+        elif tok.startswith("@definition.") and tok != "@definition.constant" and starts \
+                and not (stack and str(stack[-1][1]).startswith("#")):
+            captured[-1].extend(closed)
+    return [(re.sub(r"@definition\.[\w.]+", "@def", source[a:b]), t)
+            for a, b, types in zip(starts, ends, captured) for t in types if t]
 
 
 def held_name(node) -> str | None:
@@ -165,6 +253,14 @@ def own_name(node, lang: str) -> str | None:
         rtype = re.sub(r"^\(\s*(?:\w+\s+)?\*?|\)$", "", _text(receiver)).strip() if receiver is not None else ""
         name = _text(node.child_by_field_name("name"))
         return f"{rtype}.{name}" if rtype else name
+    if t in ("var_declaration", "const_declaration"):  # Go: its (first) spec's name
+        if node.start_point.column:
+            return None  # in a hunk parsed alone, a function's local variable
+        spec = next((c for c in node.named_children if c.type in ("var_spec", "const_spec")), None)
+        if spec is None:  # a parenthesized group (`var ( ... )`)
+            group = next((c for c in node.named_children if c.type.endswith("_spec_list")), None)
+            spec = next((c for c in group.named_children if c.type.endswith("_spec")), None) if group else None
+        return _text(spec.child_by_field_name("name")) if spec is not None else None
     name = node.child_by_field_name("name")
     if name is not None:
         return _text(name)
@@ -211,35 +307,147 @@ def definitions(text: str, lang: str) -> list[Definition]:
 
 def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list[Definition]:
     """The definitions of a parsed `tree` (those that overlap rows first..last when `rows` is given),
-    outermost first, in source order."""
-    holders = _HOLDERS.get(lang, ())
-    types = definition_types(lang) | frozenset(holders)
-    # a Python definition starts at its decorators: their node is asked for too, so that a range
-    # within the decorators finds the definition below them
-    asked = sorted(definition_types(lang)) + (["decorated_definition"] if lang == "python" else [])
-    cursor = QueryCursor(query(lang, "[" + " ".join(f"({t})" for t in asked) + "] @def" + _held_query(holders)))
+    outermost first, in source order. A definition starts at its lead (`_WRAPPERS`, `_LEAD`)."""
+    cursor = QueryCursor(query(lang, _definitions_query(lang)))
     if rows is not None:
         cursor.set_point_range(Point(rows[0], 0), Point(rows[1] + 1, 0))
     nodes = {}
     for node in cursor.captures(tree.root_node).get("def", []):
-        if node.type not in types:
+        if node.type == "decorated_definition":
             node = node.child_by_field_name("definition")
-            if node is None or node.type not in types:
+            if node is None:
                 continue
-        nodes[node.start_byte, node.end_byte, node.type] = node
+        while node.parent is not None and node.parent.child_by_field_name("declarator") == node:
+            node = node.parent  # a C / C++ function declarator: its definition or declaration
+        if node.type not in ("parameter_declaration", "optional_parameter_declaration"):
+            nodes[node.start_byte, node.end_byte, node.type] = node
+    types = container_types(lang) | frozenset(_HOLDERS.get(lang, ()))
+    named = {key: own for key, node in nodes.items() if (own := own_name(node, lang))}
     out = []
-    for node in sorted(nodes.values(), key=lambda n: (n.start_byte, -n.end_byte)):
-        own = own_name(node, lang)
-        if not own:
-            continue
-        start = node.parent.start_point.row if node.parent is not None and node.parent.type == "decorated_definition" \
-            else node.start_point.row
-        end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > start else 0)
-        out.append(Definition(start, end, qualified_name(node, own, lang, types)))
+    for key in sorted(named, key=lambda k: (k[0], -k[1])):
+        node = nodes[key]
+        up = node.parent
+        if up is not None and (up.start_byte, up.end_byte, up.type) in named and up.start_point.row == node.start_point.row:
+            continue  # the type of its own definition (`typedef struct {...} T;`, Go's `type T struct`)
+        end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > node.start_point.row else 0)
+        start, own = _lead_start(node)
+        out.append(Definition(start, end, qualified_name(node, named[key], lang, types), own - start))
     return out
 
 
+@functools.cache
+def _definitions_query(lang: str) -> str:
+    """The query whose `@def` captures are `lang`'s definitions (a Python decorated definition stands
+    for the one it decorates, so that rows within its decorators find it)."""
+    asked = sorted(_GRAMMARS[lang][2]) + (["decorated_definition"] if lang == "python" else [])
+    tags = dict.fromkeys(pattern for pattern, _ in _tags_definitions(lang))
+    listed = ["[" + " ".join(f"({t})" for t in asked) + "] @def"] if asked else []
+    return "\n".join([*listed, *tags, _EXTRA_PATTERNS.get(lang, ""), _held_query(_HOLDERS.get(lang, ()))])
+
+
+def _lead_start(node) -> tuple[int, int]:
+    """(the row a definition starts on, its own first row): that of what wraps it alone (`_WRAPPERS`),
+    and of the comments, attributes and decorators (`_LEAD`) directly above that, each on a line of
+    its own.
+
+    >>> [(d.start, d.lead) for d in definitions("int x;\\n\\n/** Doc. */\\n// more\\nint f(void) { return x; } // f\\nint g(void);", "c")]
+    [(2, 2), (5, 0)]
+    """
+    while node.parent is not None and (node.parent.type in _WRAPPERS or node.parent.type in _ROW_WRAPPERS
+                                       and node.parent.start_point.row == node.start_point.row):
+        node = node.parent
+    own = start = node.start_point.row
+    lead = node.prev_sibling
+    while lead is not None and lead.type in _LEAD and _last_row(lead) >= start - 1:
+        before = lead.prev_sibling
+        if before is not None and _last_row(before) >= lead.start_point.row:
+            break  # a comment at the end of a line of code
+        start, lead = lead.start_point.row, before
+    return start, own
+
+
+def _last_row(node) -> int:
+    """A node's last row (a line comment that takes its newline ends on its own row)."""
+    end = node.end_point
+    return end.row - (1 if end.column == 0 and end.row > node.start_point.row else 0)
+
+
 _UNIFIED_HUNK = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
+WIDEN_CHARS_PER_TOKEN = 3.3  # a widened hunk's characters per budget token (code is ~3-4 characters a token)
+
+
+def widen_chars(max_chunk_tokens: int) -> int:
+    """How far (characters) stage 2 widens a hunk to whole definitions, for its chunk budget."""
+    return int(max_chunk_tokens * WIDEN_CHARS_PER_TOKEN)
+
+
+def file_rows(text: str) -> list[str]:
+    """A file's lines, without the empty string after a final newline."""
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    return rows
+
+
+def row_ends(rows: list[str]) -> list[int]:
+    """ends[i]: characters of rows[:i] with their newlines, so that a span's size is one subtraction."""
+    return [0, *map(add, accumulate(map(len, rows)), range(1, len(rows) + 1))]
+
+
+def definition_windows(spans: list[tuple[int, int, int | None, int | None]], ends: list[int],
+                       max_chars: int) -> list[list[int]]:
+    """The stretches of rows `[first, last]` whose definitions widening hunks needs: per hunk `(first row,
+    row after it, first changed row, last changed row)` (0-based rows of the new file, None: no change),
+    its rows and `max_chars` characters either side of its changes, the stretches that touch joined.
+
+    >>> definition_windows([(0, 3, 1, 1), (40, 43, 41, 41)], list(range(0, 440, 10)), 25)
+    [[0, 5], [39, 43]]
+    """
+    n = len(ends) - 1
+    windows: list[list[int]] = []
+    for start, end, lo, hi in spans:
+        first, last = start, end
+        if lo is not None:
+            first = min(first, bisect_left(ends, ends[lo] - max_chars))
+            last = max(last, bisect_right(ends, ends[min(hi + 1, n)] + max_chars))
+        if windows and first <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], last)
+        else:
+            windows.append([first, last])
+    return [[first, min(last, n)] for first, last in windows]
+
+
+def definitions_near(tree, lang: str, windows: list[list[int]]) -> list[Definition]:
+    """The definitions of `tree` that overlap any of `windows` (`definitions_in`, one query per window),
+    outermost first (a stable sort: ties keep the order they were found in)."""
+    found = {d: None for first, last in windows for d in definitions_in(tree, lang, (first, last))}
+    return sorted(found, key=lambda d: (d.start, -d.end))
+
+
+def hunk_spans(patch: bytes) -> list[tuple[int, int, int | None, int | None]] | None:
+    r"""Per hunk of a one-parent unified diff: (first row, row after it, first and last changed row) of the
+    new file, 0-based, a removed line marking the row after it (None: no change); None for a combined diff.
+
+    >>> hunk_spans(b"@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n@@ -9,2 +9,1 @@\n x\n-y\n")
+    [(0, 3, 1, 1), (8, 9, 9, 9)]
+    """
+    spans: list[list] = []
+    for line in patch.split(b"\n"):
+        if line.startswith(b"@@"):
+            m = _UNIFIED_HUNK.match(line)
+            if m is None:
+                return None
+            first = int(m.group(3)) - 1 + (m.group(4) == b"0")
+            spans.append([first, first, None, None])
+        elif spans:
+            span, kind = spans[-1], line[:1]
+            if kind == b"+" or kind == b"-":
+                span[3] = span[1]
+                if span[2] is None:
+                    span[2] = span[1]
+            if kind == b" " or kind == b"+":
+                span[1] += 1
+    return [tuple(span) for span in spans]
 
 
 class LineStarts:

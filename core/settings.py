@@ -20,6 +20,7 @@ MIN_FALLBACK_VOCAB = 256 + 2  # the byte alphabet and the two special tokens: be
 MIN_CHUNK_BUDGET = 16         # the chunker's smallest --max-chunk-tokens
 RATIO_FLAGS = ("--train-ratio", "--val-ratio", "--test-ratio")
 SNAPSHOT_AT = ("cutoff", "head", "none")  # where file snapshots are taken (--snapshot-at)
+MAX_CHUNK_TOKENS = 512  # stage 2's largest chunk by default (stage 1 records what stage 2's widening needs for it)
 # Settings that several stages share (`core.config.setting(**REDACT)`), declared here once.
 PROGRESS = {"default": True, "help": "no progress bars", "role": RUN}
 REDACT = {"default": True, "help": "keep secrets (not recommended; by default they are redacted in everything "

@@ -27,7 +27,8 @@ def _fail(stage: str, path: Path, what: str) -> None:
 
 
 def check_history(jsonl: Path, json_path: Path) -> dict:
-    """Every commit has the documented keys, orders run 0..n-1, and the .json holds the same commits."""
+    """Every commit has the documented keys, orders run 0..n-1, a file change's `definitions` (when
+    there are) read as stage 2 reads them, and the .json holds the same commits."""
     n = n_files = 0
     for record in iter_jsonl(jsonl):
         missing = [k for k in COMMIT_KEYS if k not in record]
@@ -39,6 +40,9 @@ def check_history(jsonl: Path, json_path: Path) -> dict:
             missing = [k for k in FILE_KEYS if k not in f]
             if missing:
                 _fail("1 (scrape)", jsonl, f"a file of commit {record['hash']} lacks {', '.join(missing)}")
+            if f.get("definitions") is not None and not _definitions_read(f["definitions"]):
+                _fail("1 (scrape)", jsonl, f"the definitions of {f['path']} in commit {record['hash']} are not "
+                      "{language, windows: [[first, last]], found: [[start, end, name, lead]]}")
         n += 1
         n_files += len(record["files"])
     if n == 0:
@@ -47,6 +51,17 @@ def check_history(jsonl: Path, json_path: Path) -> dict:
     if n_json != n:
         _fail("1 (scrape)", json_path, f"{n_json} commits, but the .jsonl has {n}")
     return {"commits": n, "file_changes": n_files}
+
+
+def _definitions_read(definitions) -> bool:
+    """Whether stage 2 can read a file change's `definitions` (`semantic_chunker.Chunker._widen`)."""
+    try:
+        return (isinstance(definitions["language"], str)
+                and all(isinstance(a, int) and isinstance(b, int) for a, b in definitions["windows"])
+                and all(isinstance(a, int) and isinstance(b, int) and isinstance(name, str) and isinstance(lead, int)
+                        for a, b, name, lead in definitions["found"]))
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def check_chunks(path: Path) -> dict:

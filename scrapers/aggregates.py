@@ -4,16 +4,22 @@
 
 Per file: change frequency and ownership (authors by lines changed, the top owner's share);
 a rename carries the old path's history over to the new path. Per author: commits, lines,
-first and last time, files touched. Collaboration: pairs of authors who changed the same files.
+first and last time, files touched. Collaboration: the `COLLABORATION_PAIRS` pairs of authors who
+changed the most files in common, and how many pairs changed a file in common at all.
 Everything in the result is sorted, so reruns are byte-identical.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import combinations
+
+import numpy as np
+from scipy import sparse
+
+# The pairs listed: every pair that shares a file grows with the square of a busy file's authors
+# (click: 486 pairs at a quarter of its history, 30,959 at the end, 4.7 of the 6 MB of statistics).
+COLLABORATION_PAIRS = 1000
 
 
 @dataclass(slots=True)
@@ -86,7 +92,6 @@ class RepositoryAggregates:
     def result(self, branches: dict[str, str], tags: dict[str, str]) -> dict:
         """The aggregates as plain JSON data, every mapping and list sorted."""
         files = {}
-        pair_counts: dict[tuple[str, str], int] = defaultdict(int)
         for path in sorted(self.files):
             fs = self.files[path]
             owners = sorted(fs.changes_by_author, key=lambda k: (-fs.lines_by_author[k], -fs.changes_by_author[k], k))
@@ -99,19 +104,36 @@ class RepositoryAggregates:
                             for k in owners],
                 "top_owner": top, "top_owner_share": round(share, 4),
             }
-            for pair in combinations(sorted(owners), 2):
-                pair_counts[pair] += 1
         authors = {
             k: {"name": a.name, "email": a.email, "commits": a.commits, "additions": a.additions,
                 "deletions": a.deletions, "first_at": a.first[1], "last_at": a.last[1], "files_touched": len(a.files)}
             for k, a in sorted(self.authors.items())
         }
-        collaboration = [{"authors": list(pair), "shared_files": n}
-                         for pair, n in sorted(pair_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+        collaboration, pairs = self._collaboration(sorted(self.authors))
         return {
             "files": files,
             "authors": authors,
             "collaboration": collaboration,
+            "collaboration_pairs": pairs,
             "branches": dict(sorted(branches.items())),
             "tags": dict(sorted(tags.items())),
         }
+
+    def _collaboration(self, names: list[str]) -> tuple[list[dict], int]:
+        """(the `COLLABORATION_PAIRS` pairs of authors with the most files in common, most first, then by
+        their names; how many pairs have one file or more in common). The files each pair shares are
+        the product of the file-by-author incidence matrix with itself, in scipy's sparse product:
+        its cost follows the pairs there are, not the changes of a busy file's authors one by one."""
+        index = {name: i for i, name in enumerate(names)}
+        rows, cols = [], []
+        for row, fs in enumerate(self.files.values()):
+            rows.extend([row] * len(fs.changes_by_author))
+            cols.extend(index[a] for a in fs.changes_by_author)
+        incidence = sparse.csr_matrix((np.ones(len(rows), np.int64), (rows, cols)), shape=(len(self.files), len(names)))
+        shared = sparse.triu(incidence.T @ incidence, k=1).tocoo()
+        first, second, n = shared.row, shared.col, shared.data
+        keep = n > 0
+        first, second, n = first[keep], second[keep], n[keep]
+        top = np.lexsort((second, first, -n))[:COLLABORATION_PAIRS]  # indices follow the sorted names
+        return ([{"authors": [names[first[i]], names[second[i]]], "shared_files": int(n[i])} for i in top.tolist()],
+                len(n))

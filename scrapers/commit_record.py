@@ -20,7 +20,9 @@ from scrapers.complexity import FunctionWorkers, changed_line_ranges, commit_com
 from scrapers.git_log_stream import NULL_SHA, FileChange, MergeDetails, ParsedCommit
 from core.git_runner import Git, GitError
 from core.languages import HEAD_CHARS, content_may_decide, language_of
-from core.redaction import Redactor
+from core.parsers import widen_chars
+from core.redaction import Redactor, redact
+from core.settings import MAX_CHUNK_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -149,12 +151,14 @@ def commit_dates(git: Git, header: dict[str, str]) -> dict:
 
 class RecordBuilder:
     def __init__(self, git: Git, max_diff_bytes: int, redact: bool, function_complexity: bool,
-                 merges: dict[str, MergeDetails] | None = None, jobs: int = 0):
+                 merges: dict[str, MergeDetails] | None = None, jobs: int = 0,
+                 max_chars: int = widen_chars(MAX_CHUNK_TOKENS)):
         self.git = git
         self.merges = merges or {}  # merge hash -> base and conflict candidates (`merge_details`)
         self.max_diff_bytes = max_diff_bytes
         self.redact = Redactor(redact)  # every text of a record goes through it; counts per kind and field
-        self.workers = FunctionWorkers(git, jobs) if function_complexity else None  # `jobs` processes, or 0: here
+        # `jobs` processes, or 0: here; `max_chars`: stage 2's widening reach (`complexity.definitions_for`)
+        self.workers = FunctionWorkers(git, jobs, max_chars) if function_complexity else None
         self.prefetched: dict[str, list] = {}  # commit -> the workers' ticket for its files
         self.counts: Counter = Counter()
 
@@ -167,8 +171,8 @@ class RecordBuilder:
         h = commit.header
         parents = h["parents"].split()
         message = self.redact(h["message"].rstrip("\n"), "messages")
-        functions, languages = self._functions(commit) if self.workers is not None else ([], {})
-        files = [self._file(fc, languages.get(k)) for k, fc in enumerate(commit.files + missing)]
+        functions, languages, definitions = self._functions(commit) if self.workers is not None else ([], {}, {})
+        files = [self._file(fc, languages.get(k), definitions.get(k)) for k, fc in enumerate(commit.files + missing)]
         if functions:  # the paths as the record shows them (redacted)
             shown = {_path(fc.path): f["path"] for fc, f in zip(commit.files, files)}
             for fn in functions:
@@ -211,8 +215,9 @@ class RecordBuilder:
             "complexity": complexity,
         }
 
-    def _file(self, fc: FileChange, language: str | None = None) -> dict:
-        """The record of a file change; `language`: its blob's where the function workers read it."""
+    def _file(self, fc: FileChange, language: str | None = None, definitions: dict | None = None) -> dict:
+        """The record of a file change; `language`: its blob's where the function workers read it;
+        `definitions`: what stage 2 needs of its new blob's tree (`complexity.definitions_for`)."""
         patch = fc.patch
         truncated = len(patch) > self.max_diff_bytes
         if truncated:
@@ -245,7 +250,13 @@ class RecordBuilder:
             "old_blob": _blob(fc.blobs[0]),
             "new_blob": _blob(fc.blobs[-1]),
             "missing_object": fc.missing_object,
+            "definitions": definitions if definitions is None or self._shown(definitions, path) else None,
         }
+
+    def _shown(self, definitions: dict, path: str) -> bool:
+        """Whether the names of `definitions` can be shown as they are: no secret in them (a test's title
+        is a string); the record does not show them redacted, stage 2 then parses the blob itself."""
+        return not self.redact.enabled or not redact("\n".join(name for _, _, name, _ in definitions["found"]), path)[1]
 
     def prefetch(self, commit: ParsedCommit) -> None:
         """Hand this commit's files to the function workers, before `build` needs their functions."""
@@ -276,16 +287,18 @@ class RecordBuilder:
                 wanted.append((k, fc, path, ranges if measurable(path) else []))
         return wanted
 
-    def _functions(self, commit: ParsedCommit) -> tuple[list[dict], dict[int, str]]:
-        """Changed functions (with CCN) of the commit's readable, text, parseable new files, and the
-        languages their blobs decided (a `.h` header that shows C++), by position in `commit.files`."""
+    def _functions(self, commit: ParsedCommit) -> tuple[list[dict], dict[int, str], dict[int, dict]]:
+        """Changed functions (with CCN) of the commit's readable, text, parseable new files, the
+        languages their blobs decided (a `.h` header that shows C++) and the definitions stage 2 needs
+        of them, by position in `commit.files`."""
         if commit.header["hash"] not in self.prefetched:
             self.prefetch(commit)
         assert self.workers is not None
         ticket, positions = self.prefetched.pop(commit.header["hash"])
         results = self.workers.result(ticket)
-        return ([f for found, _ in results for f in found],
-                {k: lang for k, (_, lang) in zip(positions, results) if lang is not None})
+        return ([f for found, _, _ in results for f in found],
+                {k: lang for k, (_, lang, _) in zip(positions, results) if lang is not None},
+                {k: defs for k, (_, _, defs) in zip(positions, results) if defs is not None})
 
     def _merge(self, commit: str, parents: list[str], parsed: ParsedCommit) -> dict:
         """Merge base, the files both sides changed since it, and the conflicts the merge resolved."""

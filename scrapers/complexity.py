@@ -22,6 +22,10 @@ measured on their own), counted on the syntax tree's tokens the way lizard count
 `except`, `finally`, `and`, `or`; Rust's `where`, `?`, `let ... else` and every match arm after
 the first). tests/test_complexity.py checks it against lizard on real code.
 
+The same tree gives stage 2 what its widening needs of the blob (`definitions_for`: the
+definitions near the change's hunks, recorded with the file change), so that stage 2 need not
+parse it again.
+
 `FunctionWorkers` does this work beside the caller: in `jobs` worker processes (each with its
 own cache and its own `git cat-file --batch`; every version of one path goes to the same worker,
 so that its re-parses start from the tree of the version before), or, with `jobs=0`, in the
@@ -46,8 +50,9 @@ from tree_sitter import Point, QueryCursor
 
 from core.languages import content_may_decide, language_of, language_of_blob
 from core.parallel import answer, die_with_parent
-from core.parsers import (LineStarts, definition_types, grammar, own_name, parser_language, qualified_name, query,
-                              reparse)
+from core.settings import MAX_CHUNK_TOKENS
+from core.parsers import (LineStarts, container_types, definition_windows, definitions_near, file_rows, grammar,
+                          hunk_spans, own_name, parser_language, qualified_name, query, reparse, row_ends, widen_chars)
 from core.git_runner import BlobReader, Git
 
 # `@@ -a,b +c,d @@` and combined `@@@ -a,b -c,d +e,f @@@`: the new side's start and length.
@@ -231,13 +236,16 @@ class FunctionIndex:
                                           self._nloc(n))
 
     def _name(self, node) -> str:
+        """Its own name, else its holder's (`const f = () => {}`: `f`), qualified by the definitions
+        around the holder (the holder is a definition itself: it does not qualify its own value)."""
         own = own_name(node, self.lang)
         if not own:
             parent = node.parent
             holder = parent.child_by_field_name("name") or parent.child_by_field_name("key") \
                 or parent.child_by_field_name("left") if parent is not None else None
             own = holder.text.decode("utf-8", "replace") if holder is not None else "(anonymous)"
-        return qualified_name(node, own, self.lang, definition_types(self.lang))
+            node = parent if holder is not None else node
+        return qualified_name(node, own, self.lang, container_types(self.lang))
 
     def _nloc(self, node) -> int:
         """Lines of the function with code on them (not blank, not only a comment)."""
@@ -290,6 +298,28 @@ def _decision_query_source(lang: str) -> str:
     return f"{source} {_EXTRA.get(lang, '')} {_function_query_source(lang)}"
 
 
+def definitions_for(index: FunctionIndex, patch: bytes | None, max_chars: int) -> dict | None:
+    """What stage 2 needs of this blob's tree to widen a change's hunks (`chunking.units.widen_hunks`),
+    or None: `{"language", "windows", "found"}`, the definitions (`[start, end, name, lead]`, rows 0-based)
+    that overlap the stretches of rows `definition_windows` gives for the hunks of `patch` (None: an
+    added file, one hunk of every row) at stage 2's reach `max_chars`. Only for a blob that stage 2
+    reads as these bytes (UTF-8, no CRLF: it turns CRLF into LF) and a one-parent diff with a change.
+    """
+    content = index.content
+    if b"\r\n" in content:
+        return None
+    try:
+        rows = file_rows(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    spans = ([(0, len(rows), 0, len(rows) - 1)] if rows else []) if patch is None else hunk_spans(patch)
+    if not spans or all(lo is None for _, _, lo, _ in spans) or any(end > len(rows) for _, end, _, _ in spans):
+        return None
+    windows = definition_windows(spans, row_ends(rows), max_chars)
+    return {"language": index.lang, "windows": windows,
+            "found": [[d.start, d.end, d.name, d.lead] for d in definitions_near(index.tree, index.lang, windows)]}
+
+
 class FunctionMeter:
     """Changed functions of blobs, each blob parsed at most once while it is kept.
 
@@ -301,17 +331,19 @@ class FunctionMeter:
     is neither read nor parsed.
     """
 
-    def __init__(self, cache_bytes: int = CACHE_BYTES):
+    def __init__(self, cache_bytes: int = CACHE_BYTES, max_chars: int = widen_chars(MAX_CHUNK_TOKENS)):
         self.cache_bytes = cache_bytes
+        self.max_chars = max_chars  # stage 2's widening reach, which the definitions near a change are gathered for
         self.cache: OrderedDict[tuple[str, str], FunctionIndex] = OrderedDict()
         self.cached_bytes = 0
-        self.whole: OrderedDict[tuple[str, str], list[Function]] = OrderedDict()  # every function, per blob
+        # every function of a blob, and its definitions as an added file's change needs them
+        self.whole: OrderedDict[tuple[str, str], tuple[list[Function], dict | None]] = OrderedDict()
         self.last: dict[str, str] = {}  # path -> the blob of it parsed last
         self.languages: OrderedDict[tuple[str, str], str] = OrderedDict()  # (blob, its name's language) -> language
         self.parsed = 0
 
     def needs(self, path: str, blob: str, ranges: list[tuple[int, int]] | None) -> bool:
-        """Whether `changed_functions` will want this blob's content (a parseable file not in the caches,
+        """Whether `measure` will want this blob's content (a parseable file not in the caches,
         or a file whose content may decide its language, not decided yet)."""
         lang = self._grammar(path, blob)
         if lang is _UNDECIDED:
@@ -331,9 +363,10 @@ class FunctionMeter:
         lang = self.languages.get((blob, language_of(path)))
         return _UNDECIDED if lang is None else parser_language(path, lang)
 
-    def changed_functions(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
-                          old_blob: str | None = None, patch: bytes = b"") -> list[dict]:
-        """Functions of blob `blob` (file `path`) overlapping `ranges` (all when None), with CCN.
+    def measure(self, path: str, blob: str, content_of, ranges: list[tuple[int, int]] | None,
+                old_blob: str | None = None, patch: bytes = b"") -> tuple[list[dict], dict | None]:
+        """(functions of blob `blob` (file `path`) overlapping `ranges` (all when None), with CCN; the
+        definitions stage 2 needs to widen this change's hunks, or None: `definitions_for`).
 
         `content_of(blob)` gives the bytes (or None) on a cache miss; `patch`, the unified diff from
         `old_blob`, lets tree-sitter re-parse only the changed parts when that blob is cached.
@@ -344,29 +377,31 @@ class FunctionMeter:
         if lang is _UNDECIDED:
             content = content_of(blob)
             if content is None:
-                return []
+                return [], None
             decided = language_of_blob(path, content)
             self.languages[blob, language_of(path)] = decided
             if len(self.languages) > LANGUAGES_KEPT:
                 self.languages.popitem(last=False)
             lang = parser_language(path, decided)
         if lang is None or ranges == []:  # no grammar, or only the language was asked (a rename, a file without one)
-            return []
+            return [], None
         key = (blob, lang)
         if ranges is None and key in self.whole:  # the blob again (a copy, a revert, a re-added file)
             self.whole.move_to_end(key)
-            return self._dicts(path, self.whole[key])
+            functions, defs = self.whole[key]
+            return self._dicts(path, functions), defs
         index = self.cache.get(key)
         if index is None:
             content = content if content is not None else content_of(blob)
             if content is None:
-                return []
+                return [], None
             previous = self.cache.get((old_blob, lang)) if old_blob is not None and patch else None
+            edits = patch
             if previous is not None:  # the file's next change starts from this version: the old one goes first
                 self.cache.move_to_end((old_blob, lang), last=False)
             else:  # e.g. after a clean merge, whose result was not parsed: from this path's last version
-                previous, patch = self.cache.get((self.last.get(path), lang)), b""
-            index = FunctionIndex(content, lang, previous, patch)
+                previous, edits = self.cache.get((self.last.get(path), lang)), b""
+            index = FunctionIndex(content, lang, previous, edits)
             self.parsed += 1
             self.last[path] = blob
             self.cache[key] = index
@@ -376,11 +411,12 @@ class FunctionMeter:
         else:
             self.cache.move_to_end(key)
         functions = index.touching(ranges)
+        defs = definitions_for(index, None if ranges is None else patch, self.max_chars)
         if ranges is None:
-            self.whole[key] = functions
+            self.whole[key] = (functions, defs)
             if len(self.whole) > WHOLE_BLOBS:
                 self.whole.popitem(last=False)
-        return self._dicts(path, functions)
+        return self._dicts(path, functions), defs
 
     @staticmethod
     def _dicts(path: str, functions: list[Function]) -> list[dict]:
@@ -408,27 +444,31 @@ def _ask(meter: FunctionMeter, reader: BlobReader, items: list[Item]) -> list[st
 
 
 def _measure(meter: FunctionMeter, reader: BlobReader, items: list[Item],
-             asked: list[str]) -> tuple[list[tuple[list[dict], str | None]], int]:
-    """Changed functions of each item and its language where the blob decided it (else None), the
-    `asked` blobs taken from `reader`; and the blobs parsed so far."""
+             asked: list[str]) -> tuple[list[tuple[list[dict], str | None, dict | None]], int]:
+    """Changed functions of each item, its language where the blob decided it (else None) and the
+    definitions stage 2 needs (`definitions_for`), the `asked` blobs taken from `reader`; and the
+    blobs parsed so far."""
     contents = {blob: reader.get(blob) for blob in asked}
 
     def content_of(blob: str) -> bytes | None:
         return contents[blob] if blob in contents else reader.read(blob)
-    return [(meter.changed_functions(path, blob, content_of, ranges, old, patch), meter.language(path, blob))
-            for path, blob, ranges, old, patch in items], meter.parsed
+    out = []
+    for path, blob, ranges, old, patch in items:
+        functions, definitions = meter.measure(path, blob, content_of, ranges, old, patch)
+        out.append((functions, meter.language(path, blob), definitions))
+    return out, meter.parsed
 
 
 _worker: tuple[FunctionMeter, BlobReader] | None = None  # in a worker process: its cache and its git reader
 
 
-def _start_worker(parent: int, repo: str) -> None:
+def _start_worker(parent: int, repo: str, max_chars: int) -> None:
     global _worker
     die_with_parent(parent)
-    _worker = (FunctionMeter(), BlobReader(Git(repo)))
+    _worker = (FunctionMeter(max_chars=max_chars), BlobReader(Git(repo)))
 
 
-def _work(items: list[Item]) -> tuple[list[tuple[list[dict], str | None]], int]:
+def _work(items: list[Item]) -> tuple[list[tuple[list[dict], str | None, dict | None]], int]:
     assert _worker is not None
     return _measure(*_worker, items, _ask(*_worker, items))
 
@@ -438,7 +478,8 @@ class FunctionWorkers:
 
         workers = FunctionWorkers(git, jobs=2)
         ticket = workers.submit(items)       # as early as possible (a few commits ahead)
-        found = workers.result(ticket)       # per item: (function dicts, its language where its blob decided it)
+        found = workers.result(ticket)       # per item: (function dicts, its language where its blob decided it,
+                                             #            the definitions stage 2 needs or None)
 
     `jobs` worker processes each own a `FunctionMeter` and a `git cat-file --batch`; an item goes
     to the worker its path hashes to. They are forked when this is made (the scraper makes it
@@ -448,17 +489,17 @@ class FunctionWorkers:
     With `jobs=0` the work is done in `result`, in this process.
     """
 
-    def __init__(self, git: Git, jobs: int):
+    def __init__(self, git: Git, jobs: int, max_chars: int = widen_chars(MAX_CHUNK_TOKENS)):
         self.jobs = jobs
         self.parsed = [0] * max(jobs, 1)  # blobs parsed, per worker
         if jobs:
             context = get_context("fork")
             self.pools = [ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker,
-                                              initargs=(os.getpid(), str(git.repo))) for _ in range(jobs)]
+                                              initargs=(os.getpid(), str(git.repo), max_chars)) for _ in range(jobs)]
             for pool in self.pools:
                 pool.submit(int)  # forks the worker now, before the caller opens its git pipes
         else:
-            self.meter, self.reader = FunctionMeter(), BlobReader(git)
+            self.meter, self.reader = FunctionMeter(max_chars=max_chars), BlobReader(git)
 
     def submit(self, items: list[Item]) -> list:
         if not self.jobs:
@@ -468,8 +509,8 @@ class FunctionWorkers:
             parts.setdefault(zlib.crc32(path.encode("utf-8", "surrogateescape")) % self.jobs, []).append(k)
         return [(w, ks, self.pools[w].submit(_work, [items[k] for k in ks])) for w, ks in sorted(parts.items())]
 
-    def result(self, ticket: list) -> list[tuple[list[dict], str | None]]:
-        out: list[tuple[list[dict], str | None]] = [([], None)] * sum(len(ks) for _, ks, _ in ticket)
+    def result(self, ticket: list) -> list[tuple[list[dict], str | None, dict | None]]:
+        out: list[tuple[list[dict], str | None, dict | None]] = [([], None, None)] * sum(len(ks) for _, ks, _ in ticket)
         for w, ks, job in ticket:
             if isinstance(job, Future):
                 functions, self.parsed[w] = answer(job, "a function complexity worker process",

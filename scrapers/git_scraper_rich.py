@@ -32,8 +32,9 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, positive, setting
+from core.parsers import widen_chars
 from core.io import UserError, atomic_write, dumps, run_main, setup_logging, write_history_json
-from core.settings import PROGRESS, REDACT
+from core.settings import MAX_CHUNK_TOKENS, PROGRESS, REDACT
 from scrapers.aggregates import RepositoryAggregates
 from scrapers.commit_record import RecordBuilder
 from scrapers.complexity import default_jobs
@@ -66,6 +67,9 @@ class ScrapeConfig:
     redact: bool = setting(**REDACT)
     function_complexity: bool = setting(True, "skip measuring the cyclomatic complexity of changed "
                                            "functions")
+    max_chunk_tokens: int = setting(MAX_CHUNK_TOKENS, "stage 2's largest chunk, in tokens: the definitions "
+                                    "near each change that stage 2 widens hunks to are recorded for this budget "
+                                    "(with function complexity)", check=positive)
     jobs: int | None = setting(None, "processes measuring function complexity beside the scraper; the output is "
                                "the same for any number [one per core beyond the first, at most 4; 0: none]",
                                check=at_least(0), role=RUN, pipeline="scrape_jobs")
@@ -187,7 +191,8 @@ class _Scrape:
             raise UserError(f"git failed while reading merges: {e}") from None
         jobs = default_jobs() if config.jobs is None else config.jobs
         self.builder = builder = RecordBuilder(self.git, config.max_diff_bytes, config.redact,
-                                               config.function_complexity, merges, jobs)
+                                               config.function_complexity, merges, jobs,
+                                               widen_chars(config.max_chunk_tokens))
         try:
             bar = _progress(len(todo), config.progress)
             try:
@@ -221,7 +226,8 @@ class _Scrape:
         """The settings the statistics record: what an appending run must find unchanged."""
         config = self.config
         return {k: (self.shown_revs if config.revs else []) if k == "revs" else v for k, v in asdict(config).items()
-                if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact", "function_complexity")}
+                if k in ("revs", "since", "until", "max_commits", "max_diff_bytes", "redact", "function_complexity",
+                         "max_chunk_tokens")}
 
     def appendable(self, records: Path, stats: Path) -> tuple[list[int] | None, str | None]:
         """(the positions in `self.hashes` of the commits `records` lacks, or None; why it cannot be kept):

@@ -7,6 +7,7 @@ file, Python and Rust code), and `trained_tokenizer_dir` is a byte-level BPE tra
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 from pathlib import Path
@@ -82,7 +83,7 @@ class RepoBuilder:
         for rel in remove:
             self.repo.git.rm("-q", rel)
         self.tick += 1
-        date = f"2024-01-{self.tick:02d}T12:00:00+02:00"
+        date = f"{datetime.date(2024, 1, 1) + datetime.timedelta(days=self.tick - 1)}T12:00:00+02:00"
         env = {"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1], "GIT_AUTHOR_DATE": date,
                "GIT_COMMITTER_NAME": author[0], "GIT_COMMITTER_EMAIL": author[1], "GIT_COMMITTER_DATE": date}
         self.repo.git.commit("-q", "--allow-empty", "-m", message, env=env)

@@ -302,12 +302,11 @@ def test_hunk_headers_of_pieces_count_lines_as_git_does(tmp_path, tok):
     head = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(10))
     block = "".join(f"TABLE_{i} = ({i * 7 % 13}, {i + 1})\n" for i in range(80))
     b.commit("Add module", {"m.py": head + "\n" + head.replace("def f", "def g")})
-    b.commit("Add a table", {"m.py": head + block + "\n" + head.replace("def f", "def g")})
-    b.commit("Drop the table", {"m.py": head + "\n" + head.replace("def f", "def g")})
+    added = b.commit("Add a table", {"m.py": head + block + "\n" + head.replace("def f", "def g")})
+    dropped = b.commit("Drop the table", {"m.py": head + "\n" + head.replace("def f", "def g")})
     stats, chunks, _ = chunk_repo(tmp_path, tok, b, max_chunk_tokens=256)
     checked = 0
-    for date, side in (("2024-01-02", "old"), ("2024-01-03", "new")):
-        commit = b.git("log", "-1", "--format=%H", f"--before=2024-01-{int(date[-2:]) + 1:02d}")
+    for commit, side in ((added, "old"), (dropped, "new")):
         zero = b.git("diff", "-U0", f"{commit}~1", commit, "--", "m.py")
         git_old, git_new = re.search(r"^@@ -(\d+),0 \+(\d+),80 @@|^@@ -(\d+),80 \+(\d+),0 @@", zero, re.M).groups()[
             slice(0, 2) if side == "old" else slice(2, 4)]
@@ -342,3 +341,47 @@ def test_one_parent_hunks_are_walked_as_combined_ones_are():
     for size in range(6):
         for lines in product(kinds, repeat=size):
             assert _walk_unified(list(lines)) == _walk_combined(list(lines), 1), lines
+
+
+def test_a_definition_that_fits_is_not_cut_at_the_definitions_nested_in_it():
+    """A class that fits in a piece by itself is one piece, not the end of the piece before and the start
+    of the next one, cut between its methods (tree-sitter's definitions of a real-shaped module)."""
+    from chunking.units import Block
+
+    helper = "def helper(items):\n" + "".join(f"    items.append({i})\n" for i in range(6)) + "    return items\n\n\n"
+    store = "class Store:\n    '''Keeps values.'''\n\n" + "".join(
+        f"    def get_{k}(self):\n        value = self.values[{k!r}]\n        return value\n\n" for k in "abcd")
+    text = helper + store
+    block = Block.whole_file(text, "python")
+    target = len(store) + 8  # sizes are characters: ratio 1
+    pieces = ["".join(l + "\n" for l in p.lines[p.start:p.end]) for p in block.split(target, 1.0)]
+    assert pieces == [helper, store]
+    assert [p.symbols() for p in block.split(target, 1.0)] == [["helper"], ["Store"]]
+
+
+def test_a_change_in_a_documented_function_opens_on_its_doc_comment(tmp_path, tok):
+    """Widening reaches a definition's doc comment and attributes: the chunk opens on them, not on the
+    line of the function below them (Go and Rust, as gofmt and rustfmt write them)."""
+    b = RepoBuilder(tmp_path / "repo")
+    body = "".join(f"\tn += {i}\n" for i in range(8))
+    go = ("package cobra\n\nimport \"fmt\"\n\n// Count adds the steps.\n// It returns the sum.\n"
+          f"func Count() int {{\n\tn := 0\n{body}\treturn n\n}}\n")
+    rust = ("use std::fmt;\n\n/// Adds the steps.\n#[inline]\n#[must_use]\npub fn count() -> u64 {\n"
+            "    let mut n = 0;\n" + "".join(f"    n += {i};\n" for i in range(8)) + "    n\n}\n")
+    b.commit("Add counters", {"count.go": go, "src/count.rs": rust})
+    b.commit("Change step 6", {"count.go": go.replace("n += 6", "n += 60"),
+                               "src/count.rs": rust.replace("n += 6", "n += 60")})
+    stats, chunks, _ = chunk_repo(tmp_path, tok, b, max_chunk_tokens=512)
+    commit = next(c["commit"] for c in chunks if c["text"].startswith("commit 2024-01-02"))
+    change = "".join(c["text"] for c in chunks if c["commit"] == commit)
+    hunks = [h.split("\n")[1] for h in change.split("@@ -")[1:]]
+    assert hunks == [" // Count adds the steps.", " /// Adds the steps."], change
+    # a doc comment too long to come along: the function is widened from its own first line
+    long_doc = "".join(f"// Step {i} of the count is explained at length in this line of its doc comment.\n"
+                       for i in range(40))
+    b2 = RepoBuilder(tmp_path / "repo2")
+    b2.commit("Add a counter", {"count.go": go.replace("// Count adds the steps.\n", long_doc)})
+    b2.commit("Change step 6", {"count.go": go.replace("// Count adds the steps.\n", long_doc).replace("n += 6", "n += 60")})
+    stats, chunks, _ = chunk_repo(tmp_path / "second", tok, b2, max_chunk_tokens=256)
+    text = next(c["text"] for c in chunks if c["text"].startswith("commit 2024-01-02"))
+    assert text.split("@@ -")[1].split("\n")[1] == " func Count() int {", text

@@ -93,9 +93,9 @@ def test_only_touched_functions_and_each_blob_parsed_once():
 
     meter = FunctionMeter()
     patch = b"@@ -5,3 +5,5 @@\n def b(x):\n+    if x:\n+        return 1\n     return 2\n"
-    fns = meter.changed_functions("m.py", "1" * 40, content_of, changed_line_ranges(patch))
+    fns = meter.measure("m.py", "1" * 40, content_of, changed_line_ranges(patch))[0]
     assert [(f["name"], f["cyclomatic_complexity"], f["start_line"], f["end_line"]) for f in fns] == [("b", 2, 5, 8)]
-    again = meter.changed_functions("m.py", "1" * 40, content_of, None)
+    again = meter.measure("m.py", "1" * 40, content_of, None)[0]
     assert [f["name"] for f in again] == ["a", "b"]
     assert reads == ["1" * 40] and meter.parsed == 1
 
@@ -108,6 +108,14 @@ def test_nested_functions_and_rust_rules():
                        b"    match y { 0 => None, 1 => Some(1), _ => Some(y?) }\n}\n", "rust").touching(None)
     # lizard: 1 + let-else + 2 more match arms + `?`
     assert [(f.name, f.ccn) for f in rs] == [("f", 5)]
+
+
+def test_a_held_javascript_function_is_named_once_by_its_holder():
+    """`const f = () => {}` is `f`, and what it holds is `f.inner`: the grammar's tags query makes the
+    declarator a definition, which once named the function twice (`f.f`, ky's `timeout.timeout`)."""
+    js = FunctionIndex(b"const timeout = (ms) => {\n  const inner = () => ms;\n  return inner;\n};\n"
+                       b"ky.extend = function (o) {\n  return o ? 1 : 2;\n};\n", "javascript").touching(None)
+    assert [(f.name, f.ccn) for f in js] == [("timeout", 1), ("timeout.inner", 1), ("ky.extend", 2)]
 
 
 def lib_rs_history(tmp_path: Path, count: int) -> list[tuple[str, bytes, bytes]]:
@@ -154,11 +162,11 @@ def test_a_version_changed_from_an_unparsed_one_is_reparsed_from_the_paths_last(
     versions = lib_rs_history(tmp_path, 30)
     contents = {blob: content for blob, content, _ in versions}
     meter = FunctionMeter()
-    meter.changed_functions("src/lib.rs", versions[0][0], contents.get, None)
+    meter.measure("src/lib.rs", versions[0][0], contents.get, None)
     for k in range(2, len(versions), 2):  # every other version is skipped, as a clean merge's would be
         (old, _, _), (blob, content, patch) = versions[k - 1], versions[k]
         ranges = changed_line_ranges(patch)
-        found = meter.changed_functions("src/lib.rs", blob, contents.get, ranges, old, patch)
+        found = meter.measure("src/lib.rs", blob, contents.get, ranges, old, patch)[0]
         fresh = FunctionIndex(content, "rust")
         before = meter.cache[(versions[k - 2][0], "rust")].tree.root_node.has_error
         assert meter.cache[(blob, "rust")].incremental == (not before and not fresh.tree.root_node.has_error), k
@@ -191,7 +199,7 @@ def test_a_killed_worker_process_is_one_error_line(tmp_path):
     blob = b.git("rev-parse", "HEAD:m.py")
     workers = FunctionWorkers(Git(b.path), jobs=1)
     try:
-        functions, language = workers.result(workers.submit([("m.py", blob, None, None, b"")]))[0]
+        functions, language, _ = workers.result(workers.submit([("m.py", blob, None, None, b"")]))[0]
         assert functions[0]["cyclomatic_complexity"] == 2 and language is None  # a `.py` is Python by its name
         os.kill(workers.pools[0].submit(os.getpid).result(), signal.SIGKILL)
         with pytest.raises(WorkerDied) as err:

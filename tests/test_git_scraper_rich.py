@@ -148,6 +148,31 @@ def test_aggregates_and_json_output(sample):
     assert json.loads((out / "git_history_stats.json").read_text()) == stats
 
 
+def test_collaboration_lists_the_most_shared_pairs_whatever_the_authors(tmp_path):
+    """Every pair of a busy file's authors shares it: listed in full, the pairs grow with the square of
+    the authors (click: 486 pairs at a quarter of its history, 30,959 at the end). 50 authors on one
+    file and 4 of them on a second: 1,225 pairs, the 1,000 most shared listed, the 6 on both first."""
+    from scrapers.aggregates import COLLABORATION_PAIRS
+
+    b = RepoBuilder(tmp_path / "repo")
+    people = [(f"Dev {i:02d}", f"dev{i:02d}@example.com") for i in range(50)]
+    for i, who in enumerate(people):
+        b.commit(f"Change {i}", {"hot.py": f"X = {i}\n"}, author=who)
+    for i, who in enumerate(people[:4]):
+        b.commit(f"Tool {i}", {"tool.py": f"Y = {i}\n"}, author=who)
+    stats = scrape(ScrapeConfig(repo=str(b.path), output=str(tmp_path / "h.jsonl"), function_complexity=False,
+                                progress=False))
+    agg = stats["aggregates"]
+    assert COLLABORATION_PAIRS == 1000 and agg["collaboration_pairs"] == 50 * 49 // 2
+    pairs = agg["collaboration"]
+    assert len(pairs) == COLLABORATION_PAIRS
+    names = [f"{n} <{e}>" for n, e in people]
+    assert pairs[:7] == [{"authors": [names[i], names[j]], "shared_files": 2} for i, j in
+                         ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))] + [
+        {"authors": [names[0], names[4]], "shared_files": 1}]
+    assert pairs[-1] == {"authors": [names[28], names[34]], "shared_files": 1}
+
+
 def test_complexity_score_and_changed_functions(sample):
     _, _, records, _ = sample
     c = by_subject(records, "Validate area input")["complexity"]

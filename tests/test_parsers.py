@@ -117,3 +117,62 @@ def test_javascript_and_typescript_functions_held_by_calls_properties_and_names_
                 (26, 29, "Client"), (27, 27, "Client.onError")]
     for lang in ("javascript", "typescript", "tsx"):
         assert [(d.start, d.end, d.name) for d in definitions(JS_HELD, lang)] == expected, lang
+
+
+# Real-shaped openings: a definition's doc comment, attributes, annotations, decorators and template line
+LEADS = {
+    "rust": ("use std::fmt;\n\n/// A counter.\n///\n/// Counts.\n#[derive(Debug, Clone)]\npub struct Counter {\n"
+             "    n: u64,\n}\n\nimpl Counter {\n    /// Bumps it.\n    #[inline]\n    pub fn bump(&mut self) {\n"
+             "        self.n += 1; // one more\n    }\n}\n",
+             [(2, 8, "Counter"), (10, 16, "impl Counter"), (11, 15, "Counter::bump")]),
+    "java": ("package a;\n\n/**\n * A client.\n */\n@Deprecated\npublic class Client {\n    /** Sends. */\n"
+             "    @Override\n    public void send() {}\n}\n",
+             [(2, 10, "Client"), (7, 9, "Client.send")]),
+    "c": ("#include <stdio.h>\n\n/* Parse an object. */\nstatic int parse_object(const char *s)\n{\n"
+          "    return 0;\n}\n",
+          [(2, 6, "parse_object")]),
+    "cpp": ("namespace spdlog {\n/// A sink.\ntemplate <typename Mutex>\nclass base_sink {\n  public:\n"
+            "    // Logs.\n    void log(const msg &m) override;\n};\n}  // namespace spdlog\n",
+            [(0, 8, "spdlog"), (1, 7, "spdlog::base_sink"), (5, 6, "spdlog::base_sink::log")]),
+    "go": ("package cobra\n\nimport \"fmt\"\n\n// Execute runs the command.\n// It returns the error.\n"
+           "func (c *Command) Execute() error {\n\treturn nil\n}\n",
+           [(4, 8, "Command.Execute")]),
+    "typescript": ("import is from './is.js';\n\n/**\nOptions of a request.\n*/\nexport type Options = {\n"
+                   "\tretry?: number;\n};\n\nexport class Ky {\n\t// Sends it.\n\t@logged()\n\tasync fetch() {}\n}\n",
+                   [(2, 7, "Options"), (9, 13, "Ky"), (10, 12, "Ky.fetch")]),
+    "python": ("import os\n\n\n# Reads the file.\n@cache\n@wraps(f)\ndef read(path):\n    return 1\n",
+               [(3, 7, "read")]),
+}
+
+
+def test_a_definition_starts_at_its_doc_comment_attributes_decorators_and_template_line():
+    """Widening and cut points use a definition's start: its doc comment, attributes, annotations,
+    decorators and template line go with it (a comment at the end of a line of code, or one a blank
+    line away, does not)."""
+    for lang, (text, expected) in LEADS.items():
+        assert [(d.start, d.end, d.name) for d in definitions(text, lang)] == expected, lang
+    spaced = "// Copyright.\n\nint f(void) { return 0; }  // f\nint g(void) { return 1; }\n"
+    assert [(d.start, d.name) for d in definitions(spaced, "c")] == [(2, "f"), (3, "g")]
+
+
+def test_definition_kinds_come_from_the_grammars_tags_queries():
+    """C prototypes, typedefs, enums and macros; Go package-level `var` / `const`; TypeScript interface
+    members that are functions: definitions (a C parameter, a struct type named in a declaration, or a
+    local `var` in a hunk parsed alone are not)."""
+    c = ("#define CJSON_VERSION_MAJOR 1\n#define cJSON_IsTrue(x) ((x) != 0)\n"
+         "typedef struct cJSON {\n    struct cJSON *next;\n} cJSON;\n"
+         "enum patch_operation { INVALID, ADD };\n"
+         "CJSON_PUBLIC(cJSON *) cJSON_Parse(const char *value);\n"
+         "static void walk(struct cJSON *item, int (*visit)(cJSON *));\n")
+    assert [(d.start, d.end, d.name) for d in definitions(c, "c")] == [
+        (0, 0, "CJSON_VERSION_MAJOR"), (1, 1, "cJSON_IsTrue"), (2, 4, "cJSON"), (5, 5, "patch_operation"),
+        (6, 6, "cJSON_Parse"), (7, 7, "walk")]
+    go = ("package cobra\n\nvar minUsagePadding = 25\n\nconst (\n\tBashComp = \"bash\"\n)\n\n"
+          "type (\n\tA struct{}\n\tB int\n)\n")
+    assert [(d.start, d.end, d.name) for d in definitions(go, "go")] == [
+        (2, 2, "minUsagePadding"), (4, 6, "BashComp"), (9, 9, "A"), (10, 10, "B")]
+    assert definitions("\tvar x = 1\n\tx++\n", "go") == []
+    ts = ("export interface Options {\n\t/** Parses the body. */\n\tparseJson?: (text: string) => unknown;\n"
+          "\tretry?: number;\n\tjson<T>(): Promise<T>;\n}\n")
+    assert [(d.start, d.end, d.name) for d in definitions(ts, "typescript")] == [
+        (0, 5, "Options"), (1, 2, "Options.parseJson"), (4, 4, "Options.json")]

@@ -343,3 +343,34 @@ def test_commit_lead_leaves_room_for_the_file_with_a_tiny_vocabulary(tmp_path):
     assert len(encode_batch(tiny, [chunks[0]["text"].split("file a.py")[0]])[0]) <= 160 // 2  # the lead: a half
     assert all(f"+def f{i}(x):" in "".join(c["text"] for c in chunks) for i in range(4))
     check_tokens(tmp_path, tiny, chunks)
+
+
+def test_a_symlink_that_becomes_a_file_is_chunked_as_the_file_added(tmp_path, tok):
+    """Git shows a type change as a deletion and a creation under one path; stage 1 keeps both in one
+    diff, which stage 2 read as a hunk followed by an unexpected `diff --git` line: the whole commit
+    fell back to one raw chunk (spdlog's `example/jni/example.cpp`, commit bcc1f1d0fe78)."""
+    from conftest import RepoBuilder
+    from scrapers.git_scraper_rich import ScrapeConfig, scrape
+
+    b = RepoBuilder(tmp_path / "repo")
+    b.commit("Add shapes", {"src/shapes.py": PY_V1})
+    os.symlink("shapes.py", b.path / "src" / "alias.py")
+    b.commit("Link alias")
+    (b.path / "src" / "alias.py").unlink()
+    b.commit("Alias becomes a module", {"src/alias.py": PY_V2, "src/shapes.py": PY_V2})
+    os.remove(b.path / "src" / "shapes.py")
+    os.symlink("alias.py", b.path / "src" / "shapes.py")
+    b.commit("Shapes becomes a link")
+    history = tmp_path / "git_history_rich.jsonl"
+    scrape(ScrapeConfig(repo=str(b.path), output=str(history), function_complexity=False, progress=False))
+    changes = {(r["subject"], f["path"]): f for r in iter_commit_records(history) for f in r["files"]}
+    assert changes[("Alias becomes a module", "src/alias.py")]["change_type"] == "type_changed"
+    stats, chunks = run_on_repo(tmp_path / "out", tok, b, history, split_ratios=(1.0, 0.0, 0.0), snapshot_at="none",
+                                deleted_content=True)
+    assert stats["fallback_commits"] == 0 and {c["kind"] for c in chunks} == {"diff"}
+    added = [c for c in chunks if "file src/alias.py (type_changed)" in c["text"]]
+    assert len(added) == 1 and "+def area(width, height):" in added[0]["text"]
+    assert "-shapes.py" not in added[0]["text"] and added[0]["symbol"] is not None
+    deleted = [c for c in chunks if "file src/shapes.py (type_changed)" in c["text"]]
+    assert len(deleted) == 1 and "-def area(width, height):" in deleted[0]["text"]
+    assert "+alias.py" not in deleted[0]["text"]
