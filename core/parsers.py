@@ -287,13 +287,18 @@ def qualify(name: str, context_symbol: str | None, lang: str | None) -> str:
     return f"{_container_name(context_symbol)}{sep}{name}"
 
 
-def qualified_name(node, own: str, lang: str, types: frozenset) -> str:
-    """`own` prefixed by the names of the definitions around `node` (`Counter::bump`, `Shape.area`)."""
+def qualified_name(node, own: str, lang: str, types: frozenset, names: dict | None = None) -> str:
+    """`own` prefixed by the names of the definitions around `node` (`Counter::bump`, `Shape.area`);
+    `names`: the own names of nodes known already, by (start byte, end byte, type), added to as found."""
     chain = []
     outer = node.parent
     while outer is not None:
         if outer.type in types:
-            outer_name = own_name(outer, lang)
+            if names is None:
+                outer_name = own_name(outer, lang)
+            else:
+                key = (outer.start_byte, outer.end_byte, outer.type)
+                outer_name = names[key] if key in names else names.setdefault(key, own_name(outer, lang))
             if outer_name:
                 chain.append(_container_name(outer_name))
         outer = outer.parent
@@ -322,7 +327,8 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
         if node.type not in ("parameter_declaration", "optional_parameter_declaration"):
             nodes[node.start_byte, node.end_byte, node.type] = node
     types = container_types(lang) | frozenset(_HOLDERS.get(lang, ()))
-    named = {key: own for key, node in nodes.items() if (own := own_name(node, lang))}
+    names = {key: own_name(node, lang) for key, node in nodes.items()}
+    named = {key: own for key, own in names.items() if own}
     out = []
     for key in sorted(named, key=lambda k: (k[0], -k[1])):
         node = nodes[key]
@@ -331,7 +337,7 @@ def definitions_in(tree, lang: str, rows: tuple[int, int] | None = None) -> list
             continue  # the type of its own definition (`typedef struct {...} T;`, Go's `type T struct`)
         end = node.end_point.row - (1 if node.end_point.column == 0 and node.end_point.row > node.start_point.row else 0)
         start, own = _lead_start(node)
-        out.append(Definition(start, end, qualified_name(node, named[key], lang, types), own - start))
+        out.append(Definition(start, end, qualified_name(node, named[key], lang, types, names), own - start))
     return out
 
 
