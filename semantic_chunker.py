@@ -265,8 +265,8 @@ class Chunker:
                 if self.cfg.function_context and self.blobs is not None and f.get("new_blob") and hunks:
                     # a merge's diff is not from its old blob (--remerge-diff): its tree is parsed afresh
                     hunks = self._widen(hunks, f, lang, "" if len(rec.get("parents") or []) > 1 else diff, counts)
-            change_type = shown_change.get("change_type")
-            sections.append(Section(shown["path"], language, change_type, file_title(dict(shown, change_type=change_type)), hunks))
+            shown["change_type"] = shown_change.get("change_type")  # a type change says so in its title
+            sections.append(Section(shown["path"], language, shown["change_type"], file_title(shown), hunks))
         if sections:  # redacted here, bounded in tokens by `bound_leads`
             sections[0].lead = self.redact(commit_lead(rec, self.cfg.max_chunk_tokens), counts)
         return sections
@@ -610,7 +610,8 @@ def content_side(f: dict) -> dict:
     target is a path, not content).
 
     >>> f = {"change_type": "type_changed", "old_mode": "120000", "new_mode": "100644", "old_blob": "a",
-    ...      "new_blob": "b", "diff": "diff --git a/x b/x\\n@@ -1 +0,0 @@\\n-y\\ndiff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n"}
+    ...      "new_blob": "b",
+    ...      "diff": "diff --git a/x b/x\\n@@ -1 +0,0 @@\\n-y\\ndiff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n"}
     >>> g = content_side(f)
     >>> g["change_type"], g["old_blob"], g["diff"]
     ('added', None, 'diff --git a/x b/x\\n@@ -0,0 +1 @@\\n+z\\n')
