@@ -13,6 +13,7 @@ network is probed once instead of letting the hub client retry for a minute.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -82,7 +83,7 @@ def load_tokenizer(spec: str):
     A hub name is taken from the local Hugging Face cache when it is there, and downloaded
     otherwise. Raises TokenizerUnavailable (a UserError) with the fix when neither works.
     """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     path = Path(spec).expanduser()
     if path.is_file():
@@ -93,7 +94,12 @@ def load_tokenizer(spec: str):
         _name_special_tokens(tok)
     elif path.is_dir():
         try:
-            tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
+            if _saved_class(path) in _PLAIN_CLASSES:  # as AutoTokenizer loads it, without importing torch
+                tok = PreTrainedTokenizerFast.from_pretrained(str(path))
+            else:
+                from transformers import AutoTokenizer
+
+                tok = AutoTokenizer.from_pretrained(str(path), use_fast=True)
         except (OSError, ValueError) as e:
             raise TokenizerUnavailable(f"{path}: no tokenizer saved in this directory ({str(e).splitlines()[0]})") from None
     else:
@@ -103,6 +109,21 @@ def load_tokenizer(spec: str):
     if not getattr(tok, "is_fast", False):
         raise TokenizerUnavailable(f"{spec}: only fast (Rust) tokenizers are supported")
     return tok
+
+
+# The class a plain tokenizers-backed tokenizer is saved as (`save_pretrained` of the fallback BPE, or of a
+# tokenizer.json); transformers 5's `PreTrainedTokenizerFast` is that class. AutoTokenizer resolves the
+# class through the model configuration machinery, which imports torch (about 2 s); for these it
+# returns the same class, with the same files read.
+_PLAIN_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _saved_class(path: Path) -> str | None:
+    """The `tokenizer_class` a saved tokenizer's `tokenizer_config.json` names, or None."""
+    try:
+        return json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 _EOS_NAMES = (FALLBACK_EOS, "</s>", "<eos>", "<|end_of_text|>")
@@ -121,17 +142,22 @@ def _name_special_tokens(tok) -> None:
 
 
 def _load_from_hub(name: str):
-    from transformers import AutoTokenizer
+    """A hub name from the local cache, else downloaded. AutoTokenizer (it imports torch, about 2 s) is
+    imported only when the name is in the cache or the hub answers: the offline fallback goes without."""
+    if tokenizer_source(name) is not None:
+        from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(name, use_fast=True, local_files_only=True)
-    except (OSError, ValueError):
-        pass
+        try:
+            return AutoTokenizer.from_pretrained(name, use_fast=True, local_files_only=True)
+        except (OSError, ValueError):
+            pass
     fix = ("give a local directory or tokenizer.json with --model, point HF_HOME at a cache that has it, "
            "or run once with network access to cache it")
     if not hub_reachable():
         raise TokenizerUnavailable(f"cannot load tokenizer '{name}': the Hugging Face hub is not reachable "
                                    f"and it is not in the local cache; {fix}")
+    from transformers import AutoTokenizer
+
     try:
         return AutoTokenizer.from_pretrained(name, use_fast=True)
     except (OSError, ValueError) as e:

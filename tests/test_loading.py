@@ -94,3 +94,25 @@ def test_encode_batch_ignores_truncation_saved_with_the_tokenizer(trained_tokeni
     assert len(full[0]) > 8
     assert encode_batch(load_tokenizer(str(truncating)), [TEXT, "x"]) == full
     assert encode_batch(load_tokenizer(str(truncating / "tokenizer.json")), [TEXT, "x"]) == full
+
+
+def test_a_saved_plain_tokenizer_loads_as_autotokenizer_loads_it_without_torch(trained_tokenizer_dir, tmp_path):
+    """A directory saved from a plain tokenizers-backed tokenizer (the fallback BPE) is loaded without
+    AutoTokenizer, whose class lookup imports torch (about 2 s of every run that loads the tokenizer):
+    the same class, identity, ids and saved files as AutoTokenizer's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ours, auto = load_tokenizer(str(trained_tokenizer_dir)), AutoTokenizer.from_pretrained(str(trained_tokenizer_dir))
+    assert type(ours) is type(auto)
+    assert tokenizer_identity(ours) == tokenizer_identity(auto)
+    assert encode_batch(ours, [TEXT]) == encode_batch(auto, [TEXT])
+    ours.save_pretrained(tmp_path / "ours")
+    auto.save_pretrained(tmp_path / "auto")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ours").iterdir()} == \
+        {p.name: p.read_bytes() for p in (tmp_path / "auto").iterdir()}
+    root = Path(__file__).resolve().parent.parent
+    code = (f"import sys; sys.path.insert(0, {str(root)!r}); from core.tokenizer import load_tokenizer; "
+            f"load_tokenizer({str(trained_tokenizer_dir)!r}); print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
