@@ -188,9 +188,12 @@ def content_language(head: str) -> str | None:
 _HTML_OPENING = re.compile(r"(?:<!--.*?-->\s*)*<(?:!doctype\s+html\b|html\b)", re.I | re.S)
 CONTENT_DECIDES = frozenset({"other", "script"})  # what a name alone tells when the content may tell more
 HEAD_CHARS = 8192  # the head of a file that `language_of` reads: modelines and shebangs in its first lines, C++ marks
-# A `.h` header is C or C++ (identify tags it both): C++ when its head shows C++ only constructs.
+# A `.h` header is C or C++ (identify tags it both): C++ when its head shows C++ only constructs (GitHub
+# linguist's heuristics for `.h`, with `enum class`; not its `__cplusplus >`, which C headers that
+# C++ includes test too).
 _CPP_MARK = re.compile(r"^\s*(?:namespace\s+[\w:]*\s*\{|template\s*<|using\s+namespace\b|class\s+\w+[^;]*$"
-                       r"|#\s*include\s*<[a-z_]+>\s*$)|\bstd::|^\s*(?:public|private|protected):", re.M)
+                       r"|#\s*include\s*<[a-z_]+>\s*$|enum\s+class\b|(?:try|constexpr)\b|catch\s*\()"
+                       r"|\bstd::|__has_cpp_attribute|^\s*(?:public|private|protected):", re.M)
 
 
 def content_may_decide(path: str) -> bool:

@@ -106,6 +106,19 @@ def test_a_header_is_cpp_when_its_head_shows_cpp():
     assert parser_language("include/spdlog/logger.h", language_of("include/spdlog/logger.h", spdlog)) == "cpp"
 
 
+@pytest.mark.parametrize("head", [
+    # fmt's bundled color.h: a macro for its namespace, then an enum class (C has none)
+    "// Formatting library for C++ - color support\n#ifndef FMT_COLOR_H_\n#define FMT_COLOR_H_\n\n"
+    "#include \"format.h\"\n\nFMT_BEGIN_NAMESPACE\n\nenum class color : uint32_t {\n  alice_blue = 0xF0F8FF,\n",
+    "#pragma once\n\nconstexpr int level_count = 7;\n",
+    "#pragma once\n#if defined(__has_cpp_attribute)\n#  define HAS_NODISCARD __has_cpp_attribute(nodiscard)\n#endif\n",
+    "inline void run() {\n  try {\n    go();\n  } catch (...) {\n  }\n}\n",
+])
+def test_a_header_with_a_cpp_only_construct_from_linguists_list_is_cpp(head):
+    assert language_of("include/fmt/x.h", head) == "cpp"
+    assert language_of("include/x.h", "/* try this first */\nint retries;\n#if __cplusplus\n#endif\n") == "c"
+
+
 BENCH_SUMMARY = "".join(  # a benchmark's result table as ripgrep keeps them (`benchsuite/runs/*/summary`)
     f"{name} (pattern: {pattern})\n{'-' * (len(name) + len(pattern) + 12)}\n" + "".join(
         f"{tool:<20}{t:.3f} +/- {t / 40:.3f} (lines: {n})\n"
