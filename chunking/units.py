@@ -330,9 +330,7 @@ class Block:
 
     @classmethod
     def whole_file(cls, text: str, lang: str | None) -> "Block":
-        lines = text.split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
+        lines = file_rows(text)
         return cls(lines, 0, len(lines), _analyse(lines, list(range(len(lines))), lang))
 
     def render(self) -> str:

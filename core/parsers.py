@@ -298,7 +298,9 @@ def qualified_name(node, own: str, lang: str, types: frozenset, names: dict | No
                 outer_name = own_name(outer, lang)
             else:
                 key = (outer.start_byte, outer.end_byte, outer.type)
-                outer_name = names[key] if key in names else names.setdefault(key, own_name(outer, lang))
+                if key not in names:
+                    names[key] = own_name(outer, lang)
+                outer_name = names[key]
             if outer_name:
                 chain.append(_container_name(outer_name))
         outer = outer.parent

@@ -131,9 +131,7 @@ class RepositoryAggregates:
             cols.extend(index[a] for a in fs.changes_by_author)
         incidence = sparse.csr_matrix((np.ones(len(rows), np.int64), (rows, cols)), shape=(len(self.files), len(names)))
         shared = sparse.triu(incidence.T @ incidence, k=1).tocoo()
-        first, second, n = shared.row, shared.col, shared.data
-        keep = n > 0
-        first, second, n = first[keep], second[keep], n[keep]
+        first, second, n = shared.row, shared.col, shared.data  # products of counts of 1: no explicit zeros
         top = np.lexsort((second, first, -n))[:COLLABORATION_PAIRS]  # indices follow the sorted names
         return ([{"authors": [names[first[i]], names[second[i]]], "shared_files": int(n[i])} for i in top.tolist()],
                 len(n))
