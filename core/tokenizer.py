@@ -205,15 +205,51 @@ def raw_backend(tok):
     return backend
 
 
+def recorded_backend(spec: str | os.PathLike, identity: dict):
+    """The Rust tokenizer that `identity` describes, read from `spec` (a saved directory or a tokenizer.json)
+    by the tokenizers library alone, with truncation and padding off; None when `spec` holds no such
+    file or holds another tokenizer.
+
+    The identity's hash is over the serialized Rust tokenizer, so a file that serializes to the same
+    hash encodes every text to the same ids as the tokenizer the identity was taken from: a rerun that
+    only encodes (stages 2 and 3 with the tokenizer saved beside the data) does without transformers,
+    whose import costs about 0.8 s.
+    """
+    from tokenizers import Tokenizer
+
+    path = Path(spec).expanduser()
+    file = path / "tokenizer.json" if path.is_dir() else path
+    try:
+        backend = Tokenizer.from_file(str(file))
+    except Exception:  # no such file, or not a tokenizers JSON file: the library raises its own Exception
+        return None
+    if hashlib.sha256(backend.to_str().encode("utf-8")).hexdigest() != identity["sha256"]:
+        return None
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
+
+
+def is_backend(tok) -> bool:
+    """Whether `tok` is a bare Rust tokenizer (`recorded_backend`) rather than a transformers tokenizer."""
+    from tokenizers import Tokenizer
+
+    return isinstance(tok, Tokenizer)
+
+
 _BACKENDS: dict[int, tuple] = {}  # id(tok) -> (weak reference to tok, its raw backend)
 
 
 def encode_batch(tok, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text, no special tokens added, encoded in one Rust batch call."""
-    ref, backend = _BACKENDS.get(id(tok), (None, None))
-    if ref is None or ref() is not tok:  # an id is reused once its object is gone
-        backend = raw_backend(tok)
-        _BACKENDS[id(tok)] = (weakref.ref(tok), backend)
+    """Token ids of each text, no special tokens added, encoded in one Rust batch call. `tok`: a
+    transformers tokenizer, or a bare Rust one from `recorded_backend`."""
+    if is_backend(tok):
+        backend = tok
+    else:
+        ref, backend = _BACKENDS.get(id(tok), (None, None))
+        if ref is None or ref() is not tok:  # an id is reused once its object is gone
+            backend = raw_backend(tok)
+            _BACKENDS[id(tok)] = (weakref.ref(tok), backend)
     return [e.ids for e in backend.encode_batch_fast(list(texts), add_special_tokens=False)]
 
 
@@ -249,8 +285,14 @@ def train_fallback_tokenizer(texts: Iterable[str], out_dir: str | os.PathLike,
 
 
 def save_tokenizer(tok, identity: dict, tok_dir: Path) -> None:
-    """Save the tokenizer beside the data, unless the same one (same hash) is already there."""
-    if (tok_dir / "tokenizer.json").is_file():
+    """Save the tokenizer beside the data, unless the same one (same hash) is already there. `tok` may be
+    a bare Rust tokenizer (`recorded_backend`) only when it is."""
+    if recorded_backend(tok_dir, identity) is not None:
+        return
+    if is_backend(tok):
+        raise ValueError(f"{tok_dir} does not hold the tokenizer {identity['name_or_path']}, and a bare Rust "
+                         "tokenizer cannot be saved as transformers loads it: load it in full")
+    if (tok_dir / "tokenizer.json").is_file():  # the same tokenizer as transformers reads the directory?
         try:
             if tokenizer_identity(load_tokenizer(str(tok_dir)))["sha256"] == identity["sha256"]:
                 return

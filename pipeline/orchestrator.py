@@ -18,7 +18,8 @@ functions, never as subprocesses.
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
 redoes all): its key is every setting of the config object it runs with (`core.config.key_settings`)
 and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id (LABELS).
-The report is such a step too; the tokenizer is loaded only when stage 2 or 3 runs (DeferredTokenizer),
+The report is such a step too; the tokenizer is loaded only when stage 2 or 3 runs (DeferredTokenizer; a rerun that finds the
+saved tokenizer unchanged reads only its Rust tokenizer),
 so an unchanged rerun reads refs and stat data only (docs/architecture.md, "Resume").
 """
 
@@ -66,10 +67,21 @@ def _sha(text: str) -> str:
 
 
 class DeferredTokenizer:
-    """The last run's tokenizer, loaded on first use (`loaded(tok)`), checked against its recorded identity."""
+    """The last run's tokenizer, loaded on first use (`loaded(tok)`), checked against its recorded identity;
+    or only its Rust tokenizer (`encoder(tok)`), for stages that only encode."""
+
+    _UNREAD = object()
 
     def __init__(self, spec: str, identity: dict):
-        self.spec, self.identity, self.tok = spec, identity, None
+        self.spec, self.identity, self.tok, self._backend = spec, identity, None, self._UNREAD
+
+    def backend(self):
+        """The bare Rust tokenizer of `spec` when it is the recorded one (`core.tokenizer.recorded_backend`), else None."""
+        if self._backend is self._UNREAD:
+            from core.tokenizer import recorded_backend
+
+            self._backend = recorded_backend(self.spec, self.identity)
+        return self._backend
 
     def get(self):
         if self.tok is None:
@@ -90,6 +102,19 @@ class StageChanged(Exception):
 def loaded(tok):
     """The tokenizer itself, from a loaded one or a DeferredTokenizer."""
     return tok.get() if isinstance(tok, DeferredTokenizer) else tok
+
+
+def encoder(tok, saved: Path | None = None):
+    """What a stage that only encodes is handed: for a DeferredTokenizer not loaded yet, its bare Rust
+    tokenizer when its files hold the recorded one (and, with `saved`, when that directory holds it
+    too: the stage saves the tokenizer there, which only a loaded one can do); else the loaded tokenizer."""
+    if isinstance(tok, DeferredTokenizer) and tok.tok is None:
+        from core.tokenizer import recorded_backend
+
+        backend = tok.backend()
+        if backend is not None and (saved is None or recorded_backend(saved, tok.identity) is not None):
+            return backend
+    return loaded(tok)
 
 
 class Pipeline:
@@ -259,7 +284,7 @@ class Pipeline:
 
         def work():
             run = self.reused["chunk"] = {}
-            semantic_chunker.run(cc, tokenizer=loaded(tok), identity=identity, incremental=incremental, run_info=run)
+            semantic_chunker.run(cc, tokenizer=encoder(tok), identity=identity, incremental=incremental, run_info=run)
             counts = check_chunks(self.p["chunks"])
             kinds = ", ".join(f"{n} {k}" for k, n in counts["kinds"].items())
             shown = (f"{run['commits_chunked']} commits chunked, {run['commits_kept']} kept" if run["commits_kept"]
@@ -308,7 +333,7 @@ class Pipeline:
                    "sequences": schema.companion(tokenized, schema.SEQUENCES_SUFFIX), "tokenizer": self.p["tokenizer"]}
 
         def work():
-            fst.run(tc, tokenizer=loaded(tok), identity=identity)
+            fst.run(tc, tokenizer=encoder(tok, saved=self.p["tokenizer"]), identity=identity)
             counts = check_tokenized(tokenized)
             return counts, f"{counts['chunks']} chunks", \
                 f"{counts['sequences']} sequences, {counts['tokens']:,} tokens, vocab {counts['vocab_size']}", ""

@@ -24,7 +24,7 @@ from core.io import UserError, iter_jsonl, read_json
 from core.schema import (CHUNKS, DATASET_DIR, HISTORY_STATS, MANIFEST, SPLIT_CHUNKS_SUFFIX, STATS_SUFFIX, TOKENIZED,
                          companion, split_file)
 from core.splits import SPLITS, SplitPlan
-from core.tokenizer import encode_batch, load_tokenizer
+from core.tokenizer import encode_batch, load_tokenizer, recorded_backend
 from core.tokenized_chunks import load_tokenized
 
 logger = logging.getLogger(__name__)
@@ -125,9 +125,13 @@ def _index_chunks(out_dir: Path) -> Iterator[dict]:
 
 
 def _tokenizer(dataset_dir: Path, manifest: dict):
-    """The run's tokenizer (its saved copy, else its name), or None when it cannot be loaded."""
+    """The run's tokenizer (its saved copy, else its name), or None when it cannot be loaded: only
+    its Rust tokenizer when the saved copy is the one the manifest identifies (headers are only encoded)."""
     spec = str(dataset_dir / manifest["tokenizer_dir"]) if manifest.get("tokenizer_dir") \
         else manifest["tokenizer"]["name_or_path"]
+    backend = recorded_backend(spec, manifest["tokenizer"])
+    if backend is not None:
+        return backend
     try:
         return load_tokenizer(spec)
     except UserError as e:

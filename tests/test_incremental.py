@@ -3,12 +3,15 @@ fresh run on the new history; anything that is not a pure append is a full run (
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import RepoBuilder, build_sample_repo
+from conftest import ROOT, RepoBuilder, build_sample_repo
 from scrapers.git_scraper_rich import ScrapeConfig, scrape
 
 
@@ -173,6 +176,26 @@ def test_a_pipeline_rerun_after_new_commits_reads_only_them_and_equals_a_fresh_r
     assert any("new commits read" in r.note for r in again.reports)
     run_into(b.path, fresh, trained_tokenizer_dir, report=True)
     assert outputs_of(inc) == outputs_of(fresh)  # every file, the state file, report and chunk index included
+
+
+def test_a_rerun_after_new_commits_encodes_without_importing_transformers(tmp_path, trained_tokenizer_dir):
+    """Stages 2 and 3 and the report only encode: with the tokenizer's files as recorded and its copy beside
+    the data, they read its Rust tokenizer alone (transformers' import is about 0.8 s of a rerun)."""
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    run_into(b.path, inc, trained_tokenizer_dir, report=True)
+    add_history(b)
+    code = ("import sys; from pathlib import Path; from test_incremental import run_into; "
+            f"p = run_into(Path({str(b.path)!r}), Path({str(inc)!r}), Path({str(trained_tokenizer_dir)!r}), True); "
+            "print('ran:', *(r.stage.strip() for r in p.reports if not r.skipped)); "
+            "print('transformers imported:', 'transformers' in sys.modules)")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "tests")))}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "ran: 1 scrape 2 chunk 3 tokenize 4 dataset report" in result.stdout
+    assert "transformers imported: False" in result.stdout
+    run_into(b.path, fresh, trained_tokenizer_dir, report=True)
+    assert outputs_of(inc) == outputs_of(fresh)
 
 
 def test_a_rewritten_history_is_a_full_run_equal_to_a_fresh_one(tmp_path, trained_tokenizer_dir):

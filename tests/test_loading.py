@@ -10,7 +10,8 @@ from transformers import AutoTokenizer
 
 from conftest import PY_V2, RS_V1
 from core.tokenizer import (FALLBACK_EOS, FALLBACK_PAD, TokenizerUnavailable, encode_batch, load_tokenizer,
-                                 same_tokenizer, separator_id, tokenizer_identity, train_fallback_tokenizer)
+                            recorded_backend, same_tokenizer, save_tokenizer, separator_id, tokenizer_identity,
+                            train_fallback_tokenizer)
 
 TEXT = PY_V2 + RS_V1
 
@@ -116,3 +117,20 @@ def test_a_saved_plain_tokenizer_loads_as_autotokenizer_loads_it_without_torch(t
     code = (f"import sys; sys.path.insert(0, {str(root)!r}); from core.tokenizer import load_tokenizer; "
             f"load_tokenizer({str(trained_tokenizer_dir)!r}); print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_the_recorded_rust_tokenizer_is_read_only_where_it_is_the_identified_one(trained_tokenizer_dir, tmp_path):
+    """`recorded_backend` gives the same ids as the loaded tokenizer from the directory or its tokenizer.json,
+    None where the files hold another tokenizer; such a bare tokenizer is saved nowhere it is not already."""
+    full = load_tokenizer(str(trained_tokenizer_dir))
+    identity = tokenizer_identity(full)
+    for spec in (trained_tokenizer_dir, trained_tokenizer_dir / "tokenizer.json"):
+        backend = recorded_backend(spec, identity)
+        assert encode_batch(backend, [TEXT, "x" * 600]) == encode_batch(full, [TEXT, "x" * 600])
+    other = tmp_path / "other"
+    train_fallback_tokenizer(["def f(x):\n    return x\n"] * 50, other, vocab_size=300)
+    assert recorded_backend(other, identity) is None
+    assert recorded_backend(tmp_path / "missing", identity) is None
+    save_tokenizer(recorded_backend(trained_tokenizer_dir, identity), identity, trained_tokenizer_dir)  # already there
+    with pytest.raises(ValueError, match="load it in full"):
+        save_tokenizer(recorded_backend(trained_tokenizer_dir, identity), identity, other)

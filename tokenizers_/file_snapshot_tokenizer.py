@@ -40,8 +40,8 @@ from core.io import (NpyStream, UserError, atomic_write, iter_jsonl, read_json, 
 from core.schema import (IDS_SUFFIX, SEQUENCES_SUFFIX, STATS_SUFFIX, TOKENIZED, TOKENIZER_DIR, TOKENS_SUFFIX,
                              companion, token_dtype)
 from core.splits import commit_token_counts, split_commits
-from core.tokenizer import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, load_or_fall_back, save_tokenizer,
-                                 tokenizer_identity, train_fallback_tokenizer)
+from core.tokenizer import (DEFAULT_MODEL, FALLBACK_VOCAB_SIZE, encode_batch, is_backend, load_or_fall_back,
+                            save_tokenizer, tokenizer_identity, train_fallback_tokenizer)
 from core.tokenized_chunks import FORMAT, FORMAT_VERSION, sequence_table, write_meta
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     """Tokenize config.input; write the sequences file, its arrays and `tokenizer/`. Returns a summary.
 
     `tokenizer`/`identity`: already resolved by the orchestrator (loaded, or the fallback it
-    trained). When None, config.model is loaded, or with config.fallback a byte-level BPE is
+    trained; or, with its identity, the bare Rust tokenizer of the one already saved in `tokenizer/`,
+    `core.tokenizer.recorded_backend`). When None, config.model is loaded, or with config.fallback a byte-level BPE is
     trained on the chunk texts when it cannot be.
     """
     settings.sequence_windows(config.sequence_length, config.overlap)
@@ -93,11 +94,11 @@ def run(config: TokenizeConfig, tokenizer=None, identity: dict | None = None) ->
     ids_path, seq_path = companion(out, IDS_SUFFIX), companion(out, SEQUENCES_SUFFIX)
     cache = _stage2_cache(input_path, identity)
     try:
-        encoded = _write_ids(input_path, ids_path, tokenizer, cache, config.progress)
+        encoded = _write_ids(input_path, ids_path, tokenizer, identity["vocab_size"], cache, config.progress)
     except _CacheMismatch as e:
         logger.warning("stage 2's token cache does not match %s (%s); encoding the chunks again", input_path, e)
         cache = None
-        encoded = _write_ids(input_path, ids_path, tokenizer, None, config.progress)
+        encoded = _write_ids(input_path, ids_path, tokenizer, identity["vocab_size"], None, config.progress)
     chunks, n_tokens = encoded["chunks"], np.array([c["n_tokens"] for c in encoded["chunks"]], dtype=np.int64)
 
     table = sequence_table(n_tokens, config.sequence_length, config.overlap)
@@ -185,25 +186,28 @@ def _stage2_cache(input_path: Path, identity: dict) -> np.ndarray | None:
     return cache
 
 
-def _id_dtype(tok) -> np.dtype:
-    return np.dtype(token_dtype(max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))))
+def _id_dtype(backend, vocab_size: int) -> np.dtype:
+    return np.dtype(token_dtype(max(vocab_size, backend.get_vocab_size(with_added_tokens=True))))
 
 
-def _unknown_id(tok) -> int | None:
+def _unknown_id(backend) -> int | None:
     """The id the model emits for text it cannot represent (None for byte-level models)."""
-    model = json.loads(tok.backend_tokenizer.to_str())["model"]
+    model = json.loads(backend.to_str())["model"]
     if isinstance(model.get("unk_id"), int):  # Unigram
         return model["unk_id"]
     if isinstance(model.get("unk_token"), str):  # BPE, WordPiece, WordLevel
-        return tok.backend_tokenizer.token_to_id(model["unk_token"])
+        return backend.token_to_id(model["unk_token"])
     return None
 
 
-def _write_ids(input_path: Path, ids_path: Path, tok, cache: np.ndarray | None, progress: bool) -> dict:
-    """Stream every chunk's ids into ids_path (a .npy) in batches; return the chunk list and counters."""
+def _write_ids(input_path: Path, ids_path: Path, tok, vocab_size: int, cache: np.ndarray | None,
+               progress: bool) -> dict:
+    """Stream every chunk's ids into ids_path (a .npy) in batches; return the chunk list and counters.
+    `tok`: a transformers tokenizer or a bare Rust one; `vocab_size`: its identity's."""
     from tqdm import tqdm
 
-    dtype, unk_id = _id_dtype(tok), _unknown_id(tok)
+    backend = tok if is_backend(tok) else tok.backend_tokenizer
+    dtype, unk_id = _id_dtype(backend, vocab_size), _unknown_id(backend)
     chunks: list[dict] = []
     counters = {"bad_records": 0, "n_tokens_mismatch": 0, "unknown_tokens": 0}
     offset, cache_pos = 0, 0
