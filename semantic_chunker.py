@@ -41,7 +41,7 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
-from chunking.reuse import CommitCache, commit_key, write_cache  # noqa: E402
+from chunking.reuse import CommitCache, commit_key, line_key, write_cache  # noqa: E402
 from core.parallel import ProcessMap  # noqa: E402
 from core.parsers import BlobTrees, Definition, definitions_near, parser_language, widen_chars  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
@@ -49,7 +49,8 @@ from chunking.snapshots import TreeReader, head_commit  # noqa: E402
 from core import settings  # noqa: E402
 from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, key_settings, setting  # noqa: E402
 from core.settings import MAX_CHUNK_TOKENS, PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
-from core.io import UserError, count_records, iter_commit_records, run_main, setup_logging  # noqa: E402
+from core.io import (UserError, count_records, iter_commit_records, jsonl_lines, parse_jsonl_line, run_main,  # noqa: E402
+                     setup_logging)
 from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
@@ -742,7 +743,9 @@ def _reuse_plan(config: ChunkConfig, header: dict, files: dict[str, Path]
     hits: dict[int, dict] = {}
     todo: list | None = []
     chars = 0
-    for i, rec in enumerate(iter_commit_records(config.commits)):
+    for i, rec in enumerate(_records_or_hits(config.commits, cache, hits)):
+        if rec is None:  # kept, found from its line alone
+            continue
         entry = cache.entries.get(rec.get("hash")) if _valid(rec) else None
         if entry is not None and entry["key"] == commit_key(rec):
             hits[i] = {**entry, "order": rec.get("order", i)}
@@ -758,6 +761,23 @@ def _reuse_plan(config: ChunkConfig, header: dict, files: dict[str, Path]
         return None, {}, "commits chunked before are gone, changed or in another order", None
     logger.info("chunk: %d commits kept from the last run", len(hits))
     return cache, hits, None, todo
+
+
+def _records_or_hits(commits: str, cache: CommitCache, hits: dict[int, dict]) -> Iterator[dict | None]:
+    """The commit records of `commits`, in order; for a stage 1 `.jsonl`, a line whose key (`line_key`) is
+    the one `cache` holds for its commit is not parsed: it goes into `hits` (by position) and None is
+    yielded in its place. Parsing and re-serializing every record for its key was most of a rerun's reading."""
+    if Path(commits).suffix != ".jsonl":
+        yield from iter_commit_records(commits)
+        return
+    for i, (lineno, line) in enumerate(jsonl_lines(commits)):
+        entry = cache.entries.get(line[9:49]) if line.startswith('{"hash":"') else None
+        known = line_key(line) if entry is not None else None
+        if known is not None and known[0] == entry["key"]:
+            hits[i] = {**entry, "order": known[1]}
+            yield None
+        else:
+            yield parse_jsonl_line(commits, lineno, line)
 
 
 def _with_kept(jobs: Iterator, cache: CommitCache | None, hits: dict[int, dict]) -> Iterator[tuple]:

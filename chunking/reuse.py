@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,31 @@ VOLATILE = ("order", "branches", "tags")  # record fields that change with new c
 def commit_key(record: dict) -> str:
     """A hash of what a commit's chunks are made from: its record without VOLATILE."""
     kept = {k: v for k, v in record.items() if k not in VOLATILE}
-    return hashlib.blake2b(dumps(kept).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return _key(dumps(kept))
+
+
+def _key(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+_LIST_END = re.compile(r'\](?=,"|\})')  # a list's end: a `]` inside a string is never followed by an unescaped quote
+
+
+def line_key(line: str) -> tuple[str, int] | None:
+    """(`commit_key`, `order`) of the record on a line of stage 1's `.jsonl`, read from the text without
+    parsing it: the line with its VOLATILE fields cut out is what `dumps` writes for the record without
+    them. None when the line is not laid out as stage 1 writes it. A line `dumps` did not write gives
+    another key than its parsed record would, so its commit is chunked again: never a wrong reuse."""
+    text = line.rstrip("\n")
+    order_at = text.find(',"order":')
+    order_end = text.find(",", order_at + 9)
+    branches_at = text.find(',"branches":[', order_end)
+    tags_at = text.find('],"tags":[', branches_at)
+    end = _LIST_END.search(text, tags_at + 10) if min(order_at, order_end, branches_at, tags_at) >= 0 else None
+    order = text[order_at + 9:order_end]
+    if end is None or not order.isdigit():
+        return None
+    return _key(text[:order_at] + text[order_end:branches_at] + text[end.end():]), int(order)
 
 
 class CommitCache:

@@ -97,17 +97,28 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> int:
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
     """Yield the objects of a JSON Lines file; a bad line is a UserError naming file and line."""
+    for lineno, line in jsonl_lines(path):
+        yield parse_jsonl_line(path, lineno, line)
+
+
+def jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line of a JSON Lines file that is not blank, unparsed: for a reader
+    that parses only some of them (`parse_jsonl_line`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if line.strip():
+                yield lineno, line
+
+
+def parse_jsonl_line(path: str | os.PathLike, lineno: int, line: str) -> Any:
+    """The object on line `lineno` of `path`; a UserError naming file and line when it is not JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
 
 
 def write_history_json(path: str | os.PathLike, jsonl_path: str | os.PathLike, repository: dict) -> None:

@@ -223,6 +223,26 @@ def test_an_edited_split_chunk_map_reruns_stage_4(tmp_path, trained_tokenizer_di
     assert chunk_map.read_bytes() == expected
 
 
+def test_a_history_line_is_keyed_as_its_parsed_record_is(tmp_path):
+    """Stage 2 finds the commits it keeps from their lines, unparsed (`line_key`): the same key and order as
+    the parsed record's, whatever the ref names hold; a line laid out otherwise is not recognised."""
+    import json
+
+    from chunking.reuse import commit_key, line_key
+
+    b = build_sample_repo(tmp_path / "repo")
+    add_history(b)
+    b.git("tag", 'odd],"x', "HEAD~3")  # quotes and brackets in ref names: valid to git
+    b.git("branch", "odd]", "HEAD~2")
+    scrape_into(b.path, tmp_path / "h")
+    lines = (tmp_path / "h" / "h.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert any("odd]" in line for line in lines)
+    assert [line_key(line) for line in lines] == [(commit_key(r), r["order"]) for r in map(json.loads, lines)]
+    record = json.loads(lines[0])
+    assert line_key(json.dumps(record)) != (commit_key(record), record["order"])  # spaces after separators
+    assert line_key(json.dumps({k: v for k, v in record.items() if k != "order"})) is None
+
+
 def chunk_into(repo: Path, history: Path, out: Path, tokenizer: Path, incremental: bool = True, **kw) -> dict:
     """Stage 2 alone; returns what it did (`commits_chunked`, `commits_kept`, `full_because`)."""
     import semantic_chunker
