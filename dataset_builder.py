@@ -32,9 +32,9 @@ from core.settings import PROGRESS
 from core.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
 from core.split_file import FORMAT, VERSION, write_split
-from core.schema import MANIFEST, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, split_file, token_dtype
+from core.schema import MANIFEST, NEAR_DUP_SUFFIX, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, companion, split_file, token_dtype
 from core.splits import DEFAULT_RATIOS, SPLITS, commit_token_counts, split_commits
-from core.near_dup import SHINGLE, THRESHOLD, near_duplicates
+from core.near_dup import SHINGLE, THRESHOLD, SignatureCache, near_duplicates
 from core.languages import category_of, language_of
 from core.tokenizer import load_tokenizer, same_tokenizer, tokenizer_identity
 from core.tokenized_chunks import load_tokenized
@@ -224,19 +224,26 @@ def near_dup_candidates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.n
 
 
 def _drop_near_duplicates(data: Stage3Tokens, perm: np.ndarray, split_sorted: np.ndarray,
-                          enabled: bool, progress: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+                          enabled: bool, progress: bool, signatures: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """Train diff chunks that are near-duplicates of earlier train chunks (`core.near_dup`) left out;
-    val and test are never touched, so nothing moves between splits. Returns the new order and the counts."""
+    val and test are never touched, so nothing moves between splits. Returns the new order and the counts.
+    Their MinHash signatures are kept in the file `signatures` for the next run to reuse."""
     near = {"enabled": enabled, "threshold": THRESHOLD, "shingle_tokens": SHINGLE, "split": "train",
             "chunks": 0, "tokens": 0}
     if not enabled:
+        signatures.unlink(missing_ok=True)  # a file of the last run's, not of this one
         return perm, split_sorted, near
     from tqdm import tqdm
 
+    cache = SignatureCache(signatures)
     pos = near_dup_candidates(data, perm, split_sorted)
     offsets, n_tokens = data.offsets[perm[pos]].tolist(), data.n_tokens[perm[pos]].tolist()
     flags = near_duplicates(tqdm((data.ids[o:o + n] for o, n in zip(offsets, n_tokens)), total=len(pos),
-                                 desc="near-duplicates", unit="chunk", disable=not progress))
+                                 desc="near-duplicates", unit="chunk", disable=not progress), cache=cache)
+    try:
+        cache.save()
+    except OSError as e:  # stage 3's directory is not writable here: the next run computes them again
+        logger.warning("%s: near-duplicate signatures not kept for the next run (%s)", signatures, e.strerror or e)
     drop = pos[np.asarray(flags, dtype=bool)] if flags else pos[:0]
     near.update(chunks=int(len(drop)), tokens=int((data.n_tokens[perm[drop]] + 1).sum()))
     return np.delete(perm, drop), np.delete(split_sorted, drop), near
@@ -410,7 +417,7 @@ def run(config: DatasetConfig) -> dict:
     split_sorted = split_of[perm]
     assert np.all(np.diff(split_sorted) >= 0), "splits must be contiguous in commit order"
     perm, split_sorted, near = _drop_near_duplicates(data, perm, split_sorted, config.near_dedup,
-                                                     config.progress)
+                                                     config.progress, companion(config.chunks, NEAR_DUP_SUFFIX))
     stream, starts = build_stream(data, perm, separator, dtype, config.progress)
 
     out_dir = config.output_dir

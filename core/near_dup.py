@@ -21,9 +21,11 @@ per band, in order) stays in one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -135,11 +137,71 @@ def _batches(chunks: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
         yield batch
 
 
+class SignatureCache:
+    """Signatures kept between runs in one `.npy` file, found by the content of the token ids they were
+    computed from: a rerun hashes only the chunks it has not seen, and the decisions are the same as
+    without it. A key is a hash of the ids' bytes and of the signature's parameters, so a row is reused
+    only for the same ids under the same permutations and shingles.
+
+        cache = SignatureCache(path)
+        near_duplicates(chunks, cache=cache)   # reads what it finds, records every chunk's row
+        cache.save()                           # the rows of this run's chunks, in their order
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.known: dict[bytes, np.ndarray] = {}
+        self.rows: list[tuple[list[bytes], np.ndarray]] = []  # this run's (keys, signatures) by batch
+        try:
+            table = np.load(self.path)
+            keys = table["key"].tobytes()
+            sigs = table["signature"]
+        except (OSError, ValueError, KeyError, IndexError):  # none yet, or not such a table: nothing known
+            return
+        self.known = {keys[i * _KEY_BYTES:(i + 1) * _KEY_BYTES]: sigs[i] for i in range(len(table))}
+
+    @staticmethod
+    def key(ids: np.ndarray, num_perm: int, used: int) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(ids).tobytes(), digest_size=_KEY_BYTES,
+                               person=f"{num_perm}/{used}/{SHINGLE}/{ids.dtype.str}".encode()).digest()
+
+    def signatures(self, batch: list[np.ndarray], num_perm: int, used: int) -> tuple[list[bytes], np.ndarray]:
+        """(keys, `signatures(batch)`), computing only the rows not known."""
+        keys = [self.key(c, num_perm, used) for c in batch]
+        found = [self.known.get(k) for k in keys]
+        missing = [i for i, row in enumerate(found) if row is None or row.shape != (used,)]
+        sig = np.empty((len(batch), used), dtype=np.uint32)
+        if missing:
+            sig[missing] = signatures([batch[i] for i in missing], num_perm, used)
+        for i in sorted(set(range(len(batch))) - set(missing)):
+            sig[i] = found[i]
+        return keys, sig
+
+    def save(self) -> None:
+        """Write this run's rows (only: chunks that left the run leave the file), atomically."""
+        from core.io import atomic_write
+
+        width = self.rows[0][1].shape[1] if self.rows else 0
+        table = np.empty(sum(len(k) for k, _ in self.rows),
+                         dtype=[("key", "u1", (_KEY_BYTES,)), ("signature", "<u4", (width,))])
+        at = 0
+        for keys, sig in self.rows:
+            table["key"][at:at + len(keys)] = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, _KEY_BYTES)
+            table["signature"][at:at + len(keys)] = sig
+            at += len(keys)
+        with atomic_write(self.path, "wb") as f:
+            np.save(f, table)
+
+
+_KEY_BYTES = 16
+
+
 def near_duplicates(chunks: Iterable[np.ndarray], threshold: float = THRESHOLD, num_perm: int = NUM_PERM,
-                    workers: int | None = None) -> list[bool]:
+                    workers: int | None = None, cache: SignatureCache | None = None) -> list[bool]:
     """For each token array in order: True when an earlier kept one shares an LSH band with it
     (datasketch's `MinHashLSH.query` against the chunks inserted before it; a duplicate is not inserted).
-    `workers` threads hash the batches (default: one per CPU, at most 4); the answer is the same for any."""
+    `workers` threads hash the batches (default: one per CPU, at most 4); the answer is the same for any.
+    `cache`: signatures found there are not computed again, and every chunk's is recorded in it."""
     if workers is None:  # the CPUs this process may use (macOS has no affinity: all of them)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = min(4, cpus)
@@ -148,24 +210,31 @@ def near_duplicates(chunks: Iterable[np.ndarray], threshold: float = THRESHOLD, 
     tables: list[set[bytes]] = [set() for _ in range(n_bands)]
     out: list[bool] = []
 
-    def decide(sig: np.ndarray) -> None:
+    def sign(batch: list[np.ndarray]) -> tuple[list[bytes] | None, np.ndarray]:
+        return cache.signatures(batch, num_perm, used) if cache is not None \
+            else (None, signatures(batch, num_perm, used))
+
+    def decide(keys_sig: tuple[list[bytes] | None, np.ndarray]) -> None:
+        keys, sig = keys_sig
+        if cache is not None:  # here, in chunk order, whatever order the threads finish in
+            cache.rows.append((keys, sig))
         buf, w = sig.tobytes(), rows * sig.itemsize  # one bytes object per batch, sliced per band
         for o in range(0, len(buf), used * sig.itemsize):
-            keys = [buf[o + i * w:o + (i + 1) * w] for i in range(n_bands)]
-            dup = any(k in t for k, t in zip(keys, tables))
+            bands = [buf[o + i * w:o + (i + 1) * w] for i in range(n_bands)]
+            dup = any(k in t for k, t in zip(bands, tables))
             if not dup:
-                for k, t in zip(keys, tables):
+                for k, t in zip(bands, tables):
                     t.add(k)
             out.append(dup)
 
     if workers <= 1:
         for batch in _batches(chunks):
-            decide(signatures(batch, num_perm, used))
+            decide(sign(batch))
         return out
     with ThreadPoolExecutor(workers) as pool:
         pending = []
         for batch in _batches(chunks):
-            pending.append(pool.submit(signatures, batch, num_perm, used))
+            pending.append(pool.submit(sign, batch))
             if len(pending) > workers:
                 decide(pending.pop(0).result())
         for f in pending:

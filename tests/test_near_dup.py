@@ -57,3 +57,31 @@ def test_same_decisions_as_datasketch_in_any_batching(monkeypatch):
 def test_nothing_to_compare():
     assert near_duplicates([]) == []
     assert near_duplicates([np.zeros(0, np.uint32)] * 2) == [False, True]
+
+
+def test_kept_signatures_give_the_same_decisions_and_are_read_not_recomputed(tmp_path, monkeypatch):
+    """A rerun's cache holds the last run's rows: its decisions are the reference's; a row it holds is
+    used as it is (a doctored row changes the decision), under the same parameters only."""
+    from core.near_dup import SignatureCache
+
+    monkeypatch.setattr(near_dup, "BATCH_SHINGLES", 1000)  # rows recorded across many batches and threads
+    chunks = _edited_copies(3, 300)
+    expected = near_duplicates_reference(chunks)
+    path = tmp_path / "signatures.npy"
+    first = SignatureCache(path)
+    assert near_duplicates(chunks[:200], workers=3, cache=first) == expected[:200]
+    first.save()
+    again = SignatureCache(path)
+    assert len(again.known) == len({again.key(c, near_dup.NUM_PERM, 117) for c in chunks[:200]})
+    assert near_duplicates(chunks, workers=3, cache=again) == expected  # 100 chunks more: computed
+    again.save()
+    fresh = SignatureCache(tmp_path / "fresh.npy")
+    assert near_duplicates(chunks, workers=1, cache=fresh) == expected
+    fresh.save()
+    assert (tmp_path / "fresh.npy").read_bytes() == path.read_bytes()  # as a run without the last one's writes it
+    unique = next(i for i, dup in enumerate(expected) if not dup and i > 0)
+    doctored = SignatureCache(path)
+    doctored.known[doctored.key(chunks[unique], near_dup.NUM_PERM, 117)] = signatures(chunks[:1], used=117)[0]
+    assert near_duplicates(chunks, workers=1, cache=doctored)[unique] is True  # its row was read, not computed
+    other = SignatureCache(path)  # other parameters: other keys, nothing found
+    assert near_duplicates(chunks, threshold=0.5, cache=other) == near_duplicates_reference(chunks, threshold=0.5)
