@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from tokenizers import Tokenizer
@@ -131,6 +132,11 @@ def test_the_recorded_rust_tokenizer_is_read_only_where_it_is_the_identified_one
     train_fallback_tokenizer(["def f(x):\n    return x\n"] * 50, other, vocab_size=300)
     assert recorded_backend(other, identity) is None
     assert recorded_backend(tmp_path / "missing", identity) is None
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_tokenizer_dir, copy)
+    assert recorded_backend(copy, identity) is recorded_backend(copy / "tokenizer.json", identity)  # read once
+    shutil.copy(other / "tokenizer.json", copy / "tokenizer.json")
+    assert recorded_backend(copy, identity) is None  # its file changed: read again
     save_tokenizer(recorded_backend(trained_tokenizer_dir, identity), identity, trained_tokenizer_dir)  # already there
     with pytest.raises(ValueError, match="load it in full"):
         save_tokenizer(recorded_backend(trained_tokenizer_dir, identity), identity, other)
