@@ -771,7 +771,7 @@ def _records_or_hits(commits: str, cache: CommitCache, hits: dict[int, dict]) ->
         yield from iter_commit_records(commits)
         return
     for i, (lineno, line) in enumerate(jsonl_lines(commits)):
-        entry = cache.entries.get(line[9:49]) if line.startswith('{"hash":"') else None
+        entry = cache.entries.get(line[9:line.find('"', 9)]) if line.startswith('{"hash":"') else None
         known = line_key(line) if entry is not None else None
         if known is not None and known[0] == entry["key"]:
             hits[i] = {**entry, "order": known[1]}
