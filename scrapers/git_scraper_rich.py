@@ -249,7 +249,7 @@ class _Scrape:
             return None, "the clone is shallow or lacks objects"
         try:
             with open(records, "rb") as f:
-                old = [line[9:49].decode() if line.startswith(b'{"hash":"') else "" for line in f]
+                old = [line[9:line.find(b'"', 9)].decode() if line.startswith(b'{"hash":"') else "" for line in f]
         except OSError:
             return None, f"no earlier records in {records}"
         if not old or len(old) != counts.get("commits"):

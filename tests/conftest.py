@@ -58,9 +58,10 @@ pub fn add(a: i32, b: i32) -> i32 {
 class RepoBuilder:
     """Write files and commit them with fixed, increasing dates so hashes are reproducible."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, **init):
+        """`init`: more `git init` options (`object_format="sha256"`)."""
         self.path = path
-        self.repo = git.Repo.init(path, initial_branch="main")
+        self.repo = git.Repo.init(path, initial_branch="main", **init)
         with self.repo.config_writer() as cw:
             cw.set_value("user", "name", "Alice Example")
             cw.set_value("user", "email", "alice@example.com")
@@ -87,7 +88,7 @@ class RepoBuilder:
         env = {"GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1], "GIT_AUTHOR_DATE": date,
                "GIT_COMMITTER_NAME": author[0], "GIT_COMMITTER_EMAIL": author[1], "GIT_COMMITTER_DATE": date}
         self.repo.git.commit("-q", "--allow-empty", "-m", message, env=env)
-        return self.repo.head.commit.hexsha
+        return self.git("rev-parse", "HEAD")  # GitPython's own ref parsing knows SHA-1 ids only
 
     def git(self, *args: str, **kwargs) -> str:
         return self.repo.git.execute(["git", *args], **kwargs)

@@ -198,6 +198,22 @@ def test_a_rerun_after_new_commits_encodes_without_importing_transformers(tmp_pa
     assert outputs_of(inc) == outputs_of(fresh)
 
 
+def test_a_sha256_repository_keeps_its_earlier_records_and_chunks(tmp_path, trained_tokenizer_dir):
+    """Commit ids of 64 hex digits: the earlier output is kept as for SHA-1 ones (it was a full run, said as
+    "commits scraped before are gone")."""
+    b = RepoBuilder(tmp_path / "repo", object_format="sha256")
+    b.commit("Add shapes", {"src/shapes.py": "def square(x):\n    return x * x\n"})
+    b.commit("Add cube", {"src/shapes.py": "def square(x):\n    return x * x\n\n\ndef cube(x):\n    return x ** 3\n"})
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    run_into(b.path, inc, trained_tokenizer_dir)
+    b.commit("Add a README", {"README.md": "# Shapes\n\nSquares and cubes.\n"})
+    again = run_into(b.path, inc, trained_tokenizer_dir)
+    assert again.reused["scrape"]["full_because"] is None and again.reused["scrape"]["commits_kept"] == 2
+    assert again.reused["chunk"] == {"commits_chunked": 1, "commits_kept": 2, "full_because": None}
+    run_into(b.path, fresh, trained_tokenizer_dir)
+    assert outputs_of(inc) == outputs_of(fresh)
+
+
 def test_a_rewritten_history_is_a_full_run_equal_to_a_fresh_one(tmp_path, trained_tokenizer_dir):
     b = build_sample_repo(tmp_path / "repo")
     inc, fresh = tmp_path / "inc", tmp_path / "fresh"
