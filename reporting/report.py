@@ -16,6 +16,7 @@ import html
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from core.io import UserError, atomic_write, run_main, setup_logging
@@ -70,18 +71,19 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
         raise UserError(f"{out_dir}: dataset/dataset_stats.json lacks {e} (written by an older stage 4); "
                         "rerun the pipeline with --force") from None
     png_dir = out_dir / "report"
-    pngs = write_figures(png_dir, sections)
+    pngs, drawn = write_figures(png_dir, sections)
     page = out_dir / "report.html"
     with atomic_write(page) as f:
         f.write(render_html(f"Dataset report: {facts.repository}", sections, pngs))
-    logger.info("report: %s (%d figures in %s)", page, len(pngs), png_dir)
+    logger.info("report: %s (%d figures in %s: %d drawn, %d unchanged)", page, len(pngs), png_dir, len(drawn),
+                len(pngs) - len(drawn))
     return page
 
 
-def write_figures(png_dir: Path, sections: list[Section]) -> dict[str, bytes]:
+def write_figures(png_dir: Path, sections: list[Section]) -> tuple[dict[str, bytes], list[str]]:
     """Each section's figure as `png_dir/NAME`: the PNG there when it is that picture already, else drawn.
 
-    Removes the PNGs of figures this report does not have; returns name -> PNG bytes.
+    Removes the PNGs of figures this report does not have. Returns name -> PNG bytes, and the names drawn.
     """
     pictures = {name: picture for s in sections for name, picture in s.figures.items()}
     for stale in png_dir.glob("*.png") if png_dir.is_dir() else []:
@@ -91,13 +93,14 @@ def write_figures(png_dir: Path, sections: list[Section]) -> dict[str, bytes]:
     for name, picture in pictures.items():
         path = png_dir / name
         old = path.read_bytes() if path.is_file() else None
+        start = time.perf_counter()
         pngs[name] = picture.png(old)
         if pngs[name] is not old:  # drawn now (a reused PNG is returned as it was read)
+            logger.debug("report: drew %s in %.3fs", name, time.perf_counter() - start)
             drawn.append(name)
             with atomic_write(path, "wb") as f:
                 f.write(pngs[name])
-    logger.info("report: figures drawn: %s; unchanged: %d", ", ".join(drawn) or "none", len(pngs) - len(drawn))
-    return pngs
+    return pngs, drawn
 
 
 def multi_sections(manifest: dict) -> list[Section]:
@@ -130,7 +133,7 @@ def write_multi_report(out_dir: str | Path, manifest: dict) -> Path:
     """report.html and report/repositories.png of a multi-repository dataset in `out_dir`; the page's path."""
     out_dir = Path(out_dir)
     sections = multi_sections(manifest)
-    pngs = write_figures(out_dir / "report", sections)
+    pngs, _ = write_figures(out_dir / "report", sections)
     page = out_dir / "report.html"
     with atomic_write(page) as f:
         f.write(render_html(f"Dataset report: {len(manifest['repositories'])} repositories", sections, pngs))

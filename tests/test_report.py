@@ -293,7 +293,7 @@ def test_a_figure_whose_numbers_did_not_change_is_not_drawn_again(run, tmp_path,
     with caplog.at_level("INFO", logger="reporting.report"):
         write_report(copy)
     assert _pngs(copy) == before  # the same files, not rewritten
-    assert "figures drawn: none; unchanged: 8" in caplog.text
+    assert ": 0 drawn, 8 unchanged)" in caplog.text
     assert (copy / "report.html").read_bytes() == page
 
 
@@ -308,12 +308,14 @@ def test_a_changed_number_redraws_only_its_figure_and_equals_a_fresh_drawing(run
     write_json(copy / "chunks_semantic.stats.json", stats)
     (copy / "report" / "timeline.png").write_bytes(PNG_SIGNATURE + b"not this picture")
     before = _pngs(copy)
-    with caplog.at_level("INFO", logger="reporting.report"):
+    with caplog.at_level("DEBUG", logger="reporting.report"):
         write_report(copy)
     after = _pngs(copy)
     redrawn = {name for name in after if after[name][:2] != before[name][:2]}
     assert redrawn == {"chunk_lengths.png", "timeline.png"}
-    assert "figures drawn: timeline.png, chunk_lengths.png; unchanged: 6" in caplog.text
+    assert [m.split()[2] for m in caplog.messages if m.startswith("report: drew ")] == ["timeline.png",
+                                                                                         "chunk_lengths.png"]
+    assert ": 2 drawn, 6 unchanged)" in caplog.text
     assert after["chunk_lengths.png"][2] != before["chunk_lengths.png"][2]
     assert after["timeline.png"][2] == run.joinpath("report", "timeline.png").read_bytes()
 
