@@ -9,7 +9,8 @@ nothing: it returns a `Picture`, whose key hashes the function's name, its argum
 and matplotlib's version, and is stored in the PNG itself (a tEXt chunk). A PNG that carries the
 key is that picture already drawn, byte for byte, and is reused as it is; matplotlib is imported
 only when some picture must be drawn. Each figure is drawn once: its layout engine
-("constrained") makes room for the labels, with no second drawing to measure them.
+("constrained") makes room for the labels within that drawing, and the canvas's pixels are
+written as the PNG (savefig would draw a second time, as would bbox_inches="tight").
 """
 
 from __future__ import annotations
@@ -56,12 +57,17 @@ class Picture:
             return old
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from PIL import Image, PngImagePlugin
 
-        fig = Figure(figsize=self.size, layout="constrained")
-        FigureCanvasAgg(fig)
+        fig = Figure(figsize=self.size, dpi=DPI, layout="constrained")
+        canvas = FigureCanvasAgg(fig)
         self.draw(fig, *self.args)
+        canvas.draw()  # the layout engine places the axes within this one drawing (savefig would draw twice)
+        info = PngImagePlugin.PngInfo()
+        info.add_text(KEY_NAME, self.key)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, metadata={KEY_NAME: self.key})
+        Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+            buf, format="png", pnginfo=info)
         return buf.getvalue()
 
 
