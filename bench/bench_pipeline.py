@@ -202,13 +202,15 @@ class NewCommits:
         shutil.rmtree(self.model, ignore_errors=True)
         shutil.copytree(tokenizer, self.model)
         self.rounds: list[tuple[float, float, list]] = []  # (first run, rerun, the rerun's stage reports)
+        self.first_reports: list[float] = []  # the report step's seconds in each first run
         self.identical: bool | None = None
 
     def round(self, k: int) -> None:
         out = self.work / f"out-{k}"
         shutil.rmtree(out, ignore_errors=True)
         git(self.clone, "reset", "-q", "--hard", f"{self.tip}~{self.n}")
-        first, _, _ = pipeline_run(self.clone, out, True, self.work / "parses-first.log", self.model)
+        first, first_stages, _ = pipeline_run(self.clone, out, True, self.work / "parses-first.log", self.model)
+        self.first_reports += [seconds for name, seconds, *_ in first_stages if name == "report"]
         git(self.clone, "reset", "-q", "--hard", self.tip)
         rerun, stages, _ = pipeline_run(self.clone, out, False, self.work / "parses-rerun.log", self.model)
         self.rounds.append((first, rerun, stages))
@@ -226,6 +228,7 @@ class NewCommits:
         median_round = sorted(self.rounds, key=lambda r: r[1])[len(self.rounds) // 2]
         return {"first": first, "rerun": rerun, "share": rerun / first, "identical": self.identical,
                 "rounds": [(a, b) for a, b, _ in self.rounds], "stages": median_round[2],
+                "first_report": statistics.median(self.first_reports),
                 "new_commits": len(git(self.clone, "rev-list", f"{self.tip}~{self.n}..{self.tip}").split())}
 
 
@@ -274,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"({new['new_commits']} commits with their merged branches), medians of {args.rounds}: "
                   f"first run {new['first']:.2f}s, rerun {new['rerun']:.2f}s = {new['share']:.1%} of the first run; "
                   f"outputs identical to a fresh run: {'yes' if new['identical'] else 'NO'}")
-            print("  rounds (first, rerun): " + ", ".join(f"({a:.1f}, {b:.1f})" for a, b in new["rounds"]))
+            print("  rounds (first, rerun): " + ", ".join(f"({a:.1f}, {b:.1f})" for a, b in new["rounds"])
+                  + f"; the first run's report {new['first_report']:.2f}s (median)")
             for name, seconds, skipped, note in new["stages"]:
                 print(f"  {name:<12}{'skipped' if skipped else f'{seconds:.2f}s':>9}  {note}")
     if len(rows) > 1 and not args.new_commits_only:

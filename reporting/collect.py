@@ -14,7 +14,9 @@ Memory grows with the number of commits, files and days, not with tokens or chun
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,8 @@ from core.tokenized_chunks import load_tokenized
 logger = logging.getLogger(__name__)
 
 WEEKLY_BELOW_DAYS = 183      # a history shorter than this is drawn per week, else per month
-HEADER_BATCH = 1024          # chunk headers encoded per tokenizer call
+HEADER_BATCH = 2048          # distinct chunk headers encoded per tokenizer call
+TITLE_LINE = re.compile(r"^file [^\n]*", re.MULTILINE)   # a line that may be a chunk's `file PATH ...` title
 
 
 @dataclass
@@ -107,7 +110,7 @@ def header_text(chunk: dict) -> str:
     text = chunk.get("text") or ""
     first, _, rest = text.partition("\n")
     titles = tuple(f"file {p}" for p in (chunk.get("paths") or [chunk.get("path")]) if p)
-    lines = [first + "\n"] + [line + "\n" for line in rest.split("\n") if titles and line.startswith(titles)]
+    lines = [first + "\n"] + [line + "\n" for line in TITLE_LINE.findall(rest) if titles and line.startswith(titles)]
     return "".join(lines)
 
 
@@ -170,24 +173,29 @@ def collect(out_dir: str | Path, progress: bool = False) -> Facts:
     if tok is not None:
         facts.header_tokens = dict.fromkeys(SPLITS, 0)
     chunks = iter_jsonl(out_dir / CHUNKS) if use_text else _index_chunks(out_dir)
-    pending: list[tuple[str, str]] = []  # (split, header) waiting for one batched encode
+    # Headers waiting for one batched encode, each once with its chunks per split: a commit's chunks of
+    # one file, next to each other in the file, share their header.
+    pending: dict[str, list[int]] = {}
 
     def flush() -> None:
-        for (split, _), ids in zip(pending, encode_batch(tok, [h for _, h in pending])):
-            facts.header_tokens[split] += len(ids)
+        for counts, ids in zip(pending.values(), encode_batch(tok, list(pending))):
+            for split, k in zip(SPLITS, counts):
+                facts.header_tokens[split] += k * len(ids)
         pending.clear()
 
     train_kept = _train_kept(manifest_path.parent, manifest)
+    # Once per commit order and per timestamp, not per chunk: a commit's chunks share both.
+    split_of = functools.lru_cache(maxsize=None)(plan.split_of)
+    day_of = functools.lru_cache(maxsize=None)(lambda timestamp: _day(timestamp).isoformat())
     for c in tqdm(chunks, unit="chunk", desc="report", disable=not progress, mininterval=1.0):
-        split, n = plan.split_of(int(c["order"])), int(c["n_tokens"])
+        split, n = split_of(int(c["order"])), int(c["n_tokens"])
         if train_kept is not None and split == "train" and c.get("id") not in train_kept:
             continue  # a near-duplicate stage 4 left out of train
         s = SPLITS.index(split)
         facts.split_tokens[split] += n + 1
         facts.split_chunks[split] += 1
         facts.chunk_lengths[n] += 1
-        day = _day(c["timestamp"]).isoformat()
-        facts.day_tokens.setdefault(day, [0, 0, 0])[s] += n + 1
+        facts.day_tokens.setdefault(day_of(c["timestamp"]), [0, 0, 0])[s] += n + 1
         if c["kind"] != "snapshot":  # snapshots are files at the cut-off, not a commit's change
             entry = facts.commits.get(c["commit"])
             if entry is None:
@@ -199,7 +207,7 @@ def collect(out_dir: str | Path, progress: bool = False) -> Facts:
         if c.get("path"):
             facts.files.setdefault(c["path"], [0, 0, 0])[s] += n + 1
         if tok is not None:
-            pending.append((split, header_text(c)))
+            pending.setdefault(header_text(c), [0, 0, 0])[s] += 1
             if len(pending) >= HEADER_BATCH:
                 flush()
     if pending:

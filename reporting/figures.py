@@ -1,55 +1,139 @@
-"""The report's pictures: matplotlib on the headless Agg backend, each returned as PNG bytes.
+"""The report's pictures: matplotlib on the headless Agg backend, each a PNG, drawn only when it changed.
 
-    png = stacked_bars("Tokens per language", labels, {"train": [...], "val": [...], "test": [...]})
+    picture = stacked_bars("Tokens per language", labels, {"train": [...], "val": [...], "test": [...]})
+    png = picture.png(old)      # `old` (the PNG written last time) when it is this picture, else drawn
 
 Every function takes plain numbers (the same ones the report prints beside the picture) and
-draws nothing else, so a picture can never show a figure the tables do not.
+draws nothing else, so a picture can never show a figure the tables do not. Calling one draws
+nothing: it returns a `Picture`, whose key hashes the function's name, its arguments, this file
+and matplotlib's version, and is stored in the PNG itself (a tEXt chunk). A PNG that carries the
+key is that picture already drawn, byte for byte, and is reused as it is; matplotlib is imported
+only when some picture must be drawn. Each figure is drawn once: its layout engine
+("constrained") makes room for the labels within that drawing, and the canvas's pixels are
+written as the PNG (savefig would draw a second time, as would bbox_inches="tight").
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+import json
+import struct
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Callable
 
 SPLIT_COLORS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 DPI = 100
+KEY_NAME = "Report figure key"   # the PNG tEXt keyword the picture's key is stored under
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHAR_INCHES = 0.065             # about one fontsize-8 character, to widen a figure for its long labels
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+@functools.cache
+def _code_identity() -> str:
+    """What else a picture depends on: this file's code and matplotlib's version."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest() + " matplotlib " + version("matplotlib")
 
 
-def timeline(step: str, labels: list[str], per_split: dict[str, list[int]],
-             cutoffs: list[tuple[int, str]]) -> bytes:
+@dataclass(frozen=True)
+class Picture:
+    """One figure to draw: `draw(fig, *args)` on a fresh matplotlib Figure of `size` inches."""
+
+    draw: Callable
+    size: tuple[float, float]
+    args: tuple
+
+    @functools.cached_property
+    def key(self) -> str:
+        spec = json.dumps([self.draw.__name__, self.size, self.args, _code_identity()])
+        return hashlib.sha256(spec.encode("utf-8")).hexdigest()
+
+    def png(self, old: bytes | None = None) -> bytes:
+        """This picture's PNG: `old` when it carries this picture's key, else drawn now."""
+        if old is not None and png_key(old) == self.key:
+            return old
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from PIL import Image, PngImagePlugin
+
+        fig = Figure(figsize=self.size, dpi=DPI, layout="constrained")
+        canvas = FigureCanvasAgg(fig)
+        self.draw(fig, *self.args)
+        canvas.draw()  # the layout engine places the axes within this one drawing (savefig would draw twice)
+        info = PngImagePlugin.PngInfo()
+        info.add_text(KEY_NAME, self.key)
+        buf = io.BytesIO()
+        Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+            buf, format="png", pnginfo=info)
+        return buf.getvalue()
+
+
+def png_key(png: bytes) -> str | None:
+    """The picture key stored in a PNG's tEXt chunk, or None (not a PNG, or none stored)."""
+    if not png.startswith(PNG_SIGNATURE):
+        return None
+    pos, prefix = len(PNG_SIGNATURE), KEY_NAME.encode("latin-1") + b"\0"
+    while pos + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        data = png[pos + 8:pos + 8 + length]
+        if kind == b"tEXt" and data.startswith(prefix):
+            return data[len(prefix):].decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):  # text chunks come before the image data
+            return None
+        pos += 12 + length
+    return None
+
+
+def _picture(size: Callable[..., tuple[float, float]]):
+    """Make `draw(fig, *args)` a function of `args` that returns their Picture, sized by `size(*args)`."""
+    def wrap(draw):
+        @functools.wraps(draw)
+        def picture(*args) -> Picture:
+            return Picture(draw, size(*args), args)
+        return picture
+    return wrap
+
+
+def _bar_rows_size(title: str, labels: list[str], *_) -> tuple[float, float]:
+    """Horizontal bars: a row per label, and width for the longest label beside the axes."""
+    return 5.0 + CHAR_INCHES * max(map(len, labels), default=0), 0.3 * len(labels) + 1.4
+
+
+@_picture(lambda step, labels, *_: (min(14.0, max(6.0, 0.25 * len(labels) + 3)), 3.6))
+def timeline(fig, step: str, labels: list[str], per_split: dict[str, list[int]],
+             cutoffs: list[tuple[int, str]]) -> None:
     """Stacked bars of tokens per time bucket; a dashed line at each (bucket index, label) cut-off."""
-    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 0.25 * len(labels) + 3)), 3.6))
-    x = list(range(len(labels)))
-    bottom = [0] * len(labels)
-    for split, values in per_split.items():
-        ax.bar(x, values, bottom=bottom, color=SPLIT_COLORS[split], label=split, width=0.85)
+    from matplotlib.collections import PolyCollection
+
+    ax = fig.subplots()
+    bottom, half = [0] * len(labels), 0.85 / 2
+    for split, values in per_split.items():  # one collection of bars per split, not a patch per bar
+        bars = PolyCollection([[(x - half, b), (x - half, b + v), (x + half, b + v), (x + half, b)]
+                               for x, (b, v) in enumerate(zip(bottom, values)) if v],
+                              facecolors=SPLIT_COLORS[split], edgecolors="none", label=split)
+        bars.sticky_edges.y.append(0)  # as bars: the axis starts at 0, with no margin below
+        ax.add_collection(bars)
         bottom = [b + v for b, v in zip(bottom, values)]
+    ax.autoscale_view()
     top = max(bottom, default=0) or 1
     for k, (index, text) in enumerate(cutoffs):
         ax.axvline(index, color="black", linestyle="--", linewidth=1)
         ax.text(index, top * (0.95 - 0.12 * k), " " + text, fontsize=8, va="top")
+    x = range(len(labels))
     ticks = x if len(x) <= 24 else x[:: -(-len(x) // 24)]
     ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("tokens")
     ax.set_title(f"Tokens per {step}, by split")
     ax.legend(fontsize=8)
-    return _png(fig)
 
 
-def stacked_bars(title: str, labels: list[str], per_split: dict[str, list[int]]) -> bytes:
+@_picture(_bar_rows_size)
+def stacked_bars(fig, title: str, labels: list[str], per_split: dict[str, list[int]]) -> None:
     """Horizontal bars, one per label (largest on top), stacked by split."""
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.4))
+    ax = fig.subplots()
     y = list(range(len(labels)))[::-1]
     left = [0] * len(labels)
     for split, values in per_split.items():
@@ -59,23 +143,23 @@ def stacked_bars(title: str, labels: list[str], per_split: dict[str, list[int]])
     ax.set_xlabel("tokens")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _png(fig)
 
 
-def bars(title: str, labels: list[str], values: list[int], xlabel: str) -> bytes:
+@_picture(_bar_rows_size)
+def bars(fig, title: str, labels: list[str], values: list[int], xlabel: str) -> None:
     """Horizontal bars, first label on top."""
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1.4))
+    ax = fig.subplots()
     y = list(range(len(labels)))[::-1]
     ax.barh(y, values, color="#4C72B0")
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    return _png(fig)
 
 
-def length_histogram(lengths: dict[int, int], low: int | None, high: int | None) -> bytes:
+@_picture(lambda *_: (7.0, 3.4))
+def length_histogram(fig, lengths: dict[int, int], low: int | None, high: int | None) -> None:
     """Histogram of chunk lengths (tokens -> chunks), with the min/max bounds as dashed lines."""
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax = fig.subplots()
     values = sorted(lengths)
     ax.hist(values, weights=[lengths[v] for v in values], bins=min(50, max(1, len(values))), color="#4C72B0")
     for bound, name in ((low, "min"), (high, "max")):
@@ -85,4 +169,3 @@ def length_histogram(lengths: dict[int, int], low: int | None, high: int | None)
     ax.set_xlabel("tokens per chunk")
     ax.set_ylabel("chunks")
     ax.set_title("Chunk length distribution")
-    return _png(fig)

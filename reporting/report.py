@@ -16,6 +16,7 @@ import html
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from core.io import UserError, atomic_write, run_main, setup_logging
@@ -44,14 +45,15 @@ def _table_html(table) -> str:
     return f'<table id="{table.id}"><tr>{head}</tr>\n' + "\n".join(body) + "\n</table>"
 
 
-def render_html(title: str, sections: list[Section]) -> str:
+def render_html(title: str, sections: list[Section], pngs: dict[str, bytes]) -> str:
+    """The page, with each section's figures embedded from `pngs` (file name -> PNG bytes)."""
     parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>"]
     parts.append("<p>" + " · ".join(f'<a href="#{s.id}">{html.escape(s.title)}</a>' for s in sections) + "</p>")
     for s in sections:
         parts.append(f'<h2 id="{s.id}">{html.escape(s.title)}</h2>\n<div class="row">')
-        for name, png in s.figures.items():
-            data = base64.b64encode(png).decode("ascii")
+        for name in s.figures:
+            data = base64.b64encode(pngs[name]).decode("ascii")
             parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
         parts.append("<div>" + "\n".join(_table_html(t) for t in s.tables) + "</div></div>")
         parts += [f'<p class="note">{html.escape(n)}</p>' for n in s.notes]
@@ -69,19 +71,36 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
         raise UserError(f"{out_dir}: dataset/dataset_stats.json lacks {e} (written by an older stage 4); "
                         "rerun the pipeline with --force") from None
     png_dir = out_dir / "report"
-    names = {name for s in sections for name in s.figures}
-    for stale in png_dir.glob("*.png") if png_dir.is_dir() else []:
-        if stale.name not in names:  # a figure an earlier run drew and this one does not
-            stale.unlink()
-    for section in sections:
-        for name, png in section.figures.items():
-            with atomic_write(png_dir / name, "wb") as f:
-                f.write(png)
+    pngs, drawn = write_figures(png_dir, sections)
     page = out_dir / "report.html"
     with atomic_write(page) as f:
-        f.write(render_html(f"Dataset report: {facts.repository}", sections))
-    logger.info("report: %s (%d figures in %s)", page, sum(len(s.figures) for s in sections), png_dir)
+        f.write(render_html(f"Dataset report: {facts.repository}", sections, pngs))
+    logger.info("report: %s (%d figures in %s: %d drawn, %d unchanged)", page, len(pngs), png_dir, len(drawn),
+                len(pngs) - len(drawn))
     return page
+
+
+def write_figures(png_dir: Path, sections: list[Section]) -> tuple[dict[str, bytes], list[str]]:
+    """Each section's figure as `png_dir/NAME`: the PNG there when it is that picture already, else drawn.
+
+    Removes the PNGs of figures this report does not have. Returns name -> PNG bytes, and the names drawn.
+    """
+    pictures = {name: picture for s in sections for name, picture in s.figures.items()}
+    for stale in png_dir.glob("*.png") if png_dir.is_dir() else []:
+        if stale.name not in pictures:  # a figure an earlier run drew and this one does not
+            stale.unlink()
+    pngs, drawn = {}, []
+    for name, picture in pictures.items():
+        path = png_dir / name
+        old = path.read_bytes() if path.is_file() else None
+        start = time.perf_counter()
+        pngs[name] = picture.png(old)
+        if pngs[name] is not old:  # drawn now (a reused PNG is returned as it was read)
+            logger.debug("report: drew %s in %.3fs", name, time.perf_counter() - start)
+            drawn.append(name)
+            with atomic_write(path, "wb") as f:
+                f.write(pngs[name])
+    return pngs, drawn
 
 
 def multi_sections(manifest: dict) -> list[Section]:
@@ -114,13 +133,10 @@ def write_multi_report(out_dir: str | Path, manifest: dict) -> Path:
     """report.html and report/repositories.png of a multi-repository dataset in `out_dir`; the page's path."""
     out_dir = Path(out_dir)
     sections = multi_sections(manifest)
-    for section in sections:
-        for name, png in section.figures.items():
-            with atomic_write(out_dir / "report" / name, "wb") as f:
-                f.write(png)
+    pngs, _ = write_figures(out_dir / "report", sections)
     page = out_dir / "report.html"
     with atomic_write(page) as f:
-        f.write(render_html(f"Dataset report: {len(manifest['repositories'])} repositories", sections))
+        f.write(render_html(f"Dataset report: {len(manifest['repositories'])} repositories", sections, pngs))
     logger.info("report: %s", page)
     return page
 

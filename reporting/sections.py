@@ -33,7 +33,7 @@ class Table:
 class Section:
     id: str
     title: str
-    figures: dict[str, bytes] = field(default_factory=dict)   # PNG file name -> bytes
+    figures: dict[str, figures.Picture] = field(default_factory=dict)   # PNG file name -> what it draws
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -270,3 +273,63 @@ def test_without_chunk_text_the_report_reads_stage_3s_index(run, tmp_path):
     assert not any(r[0].startswith("2 chunk") for r in page.tables["left_out"])
     assert "headers" not in page.tables and ["per-chunk figures from", "chunks_tokenized.json"] in page.tables["run"]
     assert [[r[1], r[5]] for r in page.tables["top_commits"]] == [[r[1], r[5]] for r in full.tables["top_commits"]]
+
+
+def _pngs(run: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Each written figure's (inode, mtime in ns, bytes): a figure written again gets a new inode."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "report").glob("*.png")}
+
+
+def _copy(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest)
+    return dest
+
+
+def test_a_figure_whose_numbers_did_not_change_is_not_drawn_again(run, tmp_path, caplog):
+    from reporting.report import write_report
+
+    copy = _copy(run, tmp_path / "run")
+    before, page = _pngs(copy), (copy / "report.html").read_bytes()
+    with caplog.at_level("INFO", logger="reporting.report"):
+        write_report(copy)
+    assert _pngs(copy) == before  # the same files, not rewritten
+    assert ": 0 drawn, 8 unchanged)" in caplog.text
+    assert (copy / "report.html").read_bytes() == page
+
+
+def test_a_changed_number_redraws_only_its_figure_and_equals_a_fresh_drawing(run, tmp_path, caplog):
+    """A new chunk bound changes the length histogram only; a PNG without the figure's key is drawn again."""
+    from core.io import write_json
+    from reporting.report import write_report
+
+    copy = _copy(run, tmp_path / "run")
+    stats = read_json(copy / "chunks_semantic.stats.json")
+    stats["settings"]["min_chunk_tokens"] += 7
+    write_json(copy / "chunks_semantic.stats.json", stats)
+    (copy / "report" / "timeline.png").write_bytes(PNG_SIGNATURE + b"not this picture")
+    before = _pngs(copy)
+    with caplog.at_level("DEBUG", logger="reporting.report"):
+        write_report(copy)
+    after = _pngs(copy)
+    redrawn = {name for name in after if after[name][:2] != before[name][:2]}
+    assert redrawn == {"chunk_lengths.png", "timeline.png"}
+    assert [m.split()[2] for m in caplog.messages if m.startswith("report: drew ")] == ["timeline.png",
+                                                                                         "chunk_lengths.png"]
+    assert ": 2 drawn, 6 unchanged)" in caplog.text
+    assert after["chunk_lengths.png"][2] != before["chunk_lengths.png"][2]
+    assert after["timeline.png"][2] == run.joinpath("report", "timeline.png").read_bytes()
+
+    fresh = _copy(copy, tmp_path / "fresh")  # the same run with every figure drawn anew
+    shutil.rmtree(fresh / "report")
+    write_report(fresh)
+    assert {name: b for name, (_, _, b) in _pngs(fresh).items()} == {name: b for name, (_, _, b) in after.items()}
+    assert (fresh / "report.html").read_bytes() == (copy / "report.html").read_bytes()
+
+
+def test_a_report_with_every_figure_unchanged_does_not_import_matplotlib(run, tmp_path):
+    copy = _copy(run, tmp_path / "run")
+    code = ("import sys; from reporting.report import write_report; write_report(sys.argv[1]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))")
+    done = subprocess.run([sys.executable, "-c", code, str(copy)], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
