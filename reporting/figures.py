@@ -19,7 +19,6 @@ import functools
 import hashlib
 import io
 import json
-import struct
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -28,7 +27,6 @@ from typing import Callable
 SPLIT_COLORS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 DPI = 100
 KEY_NAME = "Report figure key"   # the PNG tEXt keyword the picture's key is stored under
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHAR_INCHES = 0.065             # about one fontsize-8 character, to widen a figure for its long labels
 
 
@@ -72,19 +70,15 @@ class Picture:
 
 
 def png_key(png: bytes) -> str | None:
-    """The picture key stored in a PNG's tEXt chunk, or None (not a PNG, or none stored)."""
-    if not png.startswith(PNG_SIGNATURE):
+    """The picture key stored in a PNG's text chunk (Pillow reads those before the pixels), or None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            key = image.info.get(KEY_NAME) if image.format == "PNG" else None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):  # not an image, or a broken one
         return None
-    pos, prefix = len(PNG_SIGNATURE), KEY_NAME.encode("latin-1") + b"\0"
-    while pos + 8 <= len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        data = png[pos + 8:pos + 8 + length]
-        if kind == b"tEXt" and data.startswith(prefix):
-            return data[len(prefix):].decode("latin-1")
-        if kind in (b"IDAT", b"IEND"):  # text chunks come before the image data
-            return None
-        pos += 12 + length
-    return None
+    return key if isinstance(key, str) else None
 
 
 def _picture(size: Callable[..., tuple[float, float]]):
