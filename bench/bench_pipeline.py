@@ -8,8 +8,8 @@ and tokenizing the chunk texts once (the Rust tokenizer's `encode_batch_fast`), 
 on this machine, in this run. The pipeline runs offline with the fallback tokenizer (trained on a
 sample of the history), every stage forced, in a forked process of its own (so that its peak RSS
 is its own); floor and pipeline alternate for `--rounds` rounds and the medians are printed.
-`report` is what follows stage 4 (the HTML report). Then the same command again on the finished
-output (nothing changed: every stage is skipped, the report is written again).
+`report` is the HTML report's step after stage 4, `other` the rest of the run (the summary, exports).
+Then the same command again on the finished output (nothing changed: every step is skipped).
 
 Rerun after new commits (`--new-commits N`, default 20; 0: not measured): the repository is cloned
 (`--single-branch --no-tags`: its default branch) into the work directory and reset N first-parent
@@ -162,7 +162,7 @@ def measure(repo: Path, work: Path, rounds: int) -> dict:
     for total, reports, _ in runs:
         for name, seconds, *_ in reports:
             stages.setdefault(name, []).append(seconds)
-        stages.setdefault("report", []).append(total - sum(r[1] for r in reports))
+        stages.setdefault("other", []).append(total - sum(r[1] for r in reports))  # the summary, the exports
     return {"repo": repo.name, "git_mb": git_bytes / 1e6, "tokens": n_tokens,
             "pipeline": statistics.median(r[0] for r in runs),
             "git": statistics.median(f[0] for f in floors), "encode": statistics.median(f[1] for f in floors),
