@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import UserError, iter_commit_records, iter_jsonl, read_json
+from core.io import JSON_COMMITS_CLOSE, JSON_COMMITS_OPEN, UserError, iter_jsonl, read_json
 from core.schema import CHUNK_KEYS, COMMIT_KEYS, FILE_KEYS, MANIFEST, split_file
 from core.split_file import load_split_arrays
 from core.splits import SPLITS
@@ -47,10 +47,24 @@ def check_history(jsonl: Path, json_path: Path) -> dict:
         n_files += len(record["files"])
     if n == 0:
         _fail("1 (scrape)", jsonl, "no commits")
-    n_json = sum(1 for _ in iter_commit_records(json_path))
-    if n_json != n:
-        _fail("1 (scrape)", json_path, f"{n_json} commits, but the .jsonl has {n}")
+    why = _not_a_copy(jsonl, json_path)
+    if why:
+        _fail("1 (scrape)", json_path, why)
     return {"commits": n, "file_changes": n_files}
+
+
+def _not_a_copy(jsonl: Path, json_path: Path) -> str | None:
+    """Why the .json does not hold the .jsonl's commits, each on its line as `write_history_json` copies
+    them, or None: compared as text, so the .json is not parsed a second time."""
+    with open(jsonl, encoding="utf-8") as a, open(json_path, encoding="utf-8") as b:
+        if b.readline().rstrip("\n") != JSON_COMMITS_OPEN:
+            return "it does not open with the commit list"
+        for n, line in enumerate(line for line in a if line.strip()):
+            if b.readline().rstrip("\n").removesuffix(",") != line.rstrip("\n"):
+                return f"its commit {n} is not the .jsonl's"
+        if b.readline().rstrip("\n") != JSON_COMMITS_CLOSE:
+            return "it holds more commits than the .jsonl, or its commit list does not end"
+    return None
 
 
 def _definitions_read(definitions) -> bool:

@@ -90,3 +90,26 @@ def test_dataset_window_past_its_stream_fails_through_the_trainer_reader(stages,
     np.save(tokens, np.load(tokens)[:10])
     with pytest.raises(StageCheckFailed, match=r"stage 4 \(dataset\) output check failed: .*runs past the end"):
         check_dataset(run / schema.DATASET_DIR)
+
+
+def test_a_history_json_that_is_not_the_jsonls_copy_fails(tmp_path):
+    """Stage 1's .json must hold the .jsonl's commits line for line: another commit, one too few or too many fails."""
+    from conftest import build_sample_repo
+    from scrapers.git_scraper_rich import ScrapeConfig, scrape
+    from pipeline.checks import check_history
+
+    repo = build_sample_repo(tmp_path / "repo")
+    jsonl, history_json = tmp_path / "h.jsonl", tmp_path / "h.json"
+    scrape(ScrapeConfig(repo=str(repo.path), output=str(jsonl), output_json=str(history_json), progress=False, jobs=0))
+    assert check_history(jsonl, history_json)["commits"] == 10
+    good = history_json.read_text(encoding="utf-8").split("\n")
+    other = json.loads(good[2].removesuffix(","))
+    other["subject"] = "Not what the .jsonl says"
+    for lines, why in ((good[:2] + [json.dumps(other, separators=(",", ":")) + ","] + good[3:], "its commit 1 is not"),
+                       (good[:2] + good[3:], "is not the .jsonl's"),
+                       (good[:1] + good[1:2] * 2 + good[2:], "is not the .jsonl's"),
+                       (good[:-3] + good[-2:], "more commits than the .jsonl, or its commit list does not end"),
+                       (good[1:], "does not open with the commit list")):
+        history_json.write_text("\n".join(lines), encoding="utf-8")
+        with pytest.raises(StageCheckFailed, match=r"stage 1 \(scrape\).*h\.json: .*" + why):
+            check_history(jsonl, history_json)
