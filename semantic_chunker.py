@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import sys
 from collections import Counter
@@ -42,7 +41,7 @@ from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary
                               normalize_newlines, pin_bump)
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
 from chunking.reuse import CommitCache, commit_key, line_key, write_cache  # noqa: E402
-from core.parallel import ProcessMap  # noqa: E402
+from core.parallel import ProcessMap, usable_cpus  # noqa: E402
 from core.parsers import BlobTrees, Definition, definitions_near, parser_language, widen_chars  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
 from chunking.snapshots import TreeReader, head_commit  # noqa: E402
@@ -544,7 +543,7 @@ def _summary(rec: dict) -> dict:
 
 def default_workers() -> int:
     """Processes for stage 2: one per CPU, at most 4 (the main process only reads, pickles and writes)."""
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    return max(1, min(4, usable_cpus()))
 
 
 def _check(config: ChunkConfig) -> None:

@@ -30,6 +30,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from core.parallel import usable_cpus
+
 THRESHOLD = 0.8
 NUM_PERM = 128
 SHINGLE = 5
@@ -202,9 +204,8 @@ def near_duplicates(chunks: Iterable[np.ndarray], threshold: float = THRESHOLD, 
     (datasketch's `MinHashLSH.query` against the chunks inserted before it; a duplicate is not inserted).
     `workers` threads hash the batches (default: one per CPU, at most 4); the answer is the same for any.
     `cache`: signatures found there are not computed again, and every chunk's is recorded in it."""
-    if workers is None:  # the CPUs this process may use (macOS has no affinity: all of them)
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(4, cpus)
+    if workers is None:
+        workers = min(4, usable_cpus())
     n_bands, rows = lsh_params(threshold, num_perm)
     used = n_bands * rows  # datasketch's bands read only the first b * r values of a signature
     tables: list[set[bytes]] = [set() for _ in range(n_bands)]

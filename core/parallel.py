@@ -40,6 +40,14 @@ class WorkerDied(UserError):
                          f"fewer workers ({fewer})")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the system has one (Linux), else all of
+    them (macOS and Windows have no `os.sched_getaffinity`)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def die_with_parent(parent: int) -> None:
     """In a forked worker: end (SIGTERM) when `parent`, the process that forked it, ends however it ends.
 

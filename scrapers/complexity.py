@@ -49,7 +49,7 @@ from multiprocessing import get_context
 from tree_sitter import Point, QueryCursor
 
 from core.languages import content_may_decide, language_of, language_of_blob
-from core.parallel import answer, die_with_parent
+from core.parallel import answer, die_with_parent, usable_cpus
 from core.settings import MAX_CHUNK_TOKENS
 from core.parsers import (LineStarts, container_types, definition_windows, definitions_near, file_rows, grammar,
                           hunk_spans, own_name, parser_language, qualified_name, query, reparse, row_ends, widen_chars)
@@ -433,7 +433,7 @@ Item = tuple[str, str, "list[tuple[int, int]] | None", "str | None", bytes]
 
 def default_jobs() -> int:
     """Worker processes for function complexity: one per CPU beyond the one the scraper runs on, at most 4."""
-    return max(0, min(4, len(os.sched_getaffinity(0)) - 1))
+    return max(0, min(4, usable_cpus() - 1))
 
 
 def _ask(meter: FunctionMeter, reader: BlobReader, items: list[Item]) -> list[str]:

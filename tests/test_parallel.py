@@ -90,3 +90,18 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_worker_counts_do_without_cpu_affinity(monkeypatch):
+    """macOS and Windows have no os.sched_getaffinity: every CPU counts there (it raised AttributeError)."""
+    import os
+
+    import semantic_chunker
+    from core.parallel import usable_cpus
+    from scrapers.complexity import default_jobs
+
+    assert usable_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert usable_cpus() == 3
+    assert semantic_chunker.default_workers() == 3 and default_jobs() == 2
