@@ -1,7 +1,7 @@
 """The report's pictures: matplotlib on the headless Agg backend, each a PNG, drawn only when it changed.
 
     picture = stacked_bars("Tokens per language", labels, {"train": [...], "val": [...], "test": [...]})
-    png = picture.png(old)      # `old` (the PNG written last time) when it is this picture, else drawn
+    png = picture.png()         # drawn, with picture.key in it: `png_key(png) == picture.key`
 
 Every function takes plain numbers (the same ones the report prints beside the picture) and
 draws nothing else, so a picture can never show a figure the tables do not. Calling one draws
@@ -49,10 +49,8 @@ class Picture:
         spec = json.dumps([self.draw.__name__, self.size, self.args, _code_identity()])
         return hashlib.sha256(spec.encode("utf-8")).hexdigest()
 
-    def png(self, old: bytes | None = None) -> bytes:
-        """This picture's PNG: `old` when it carries this picture's key, else drawn now."""
-        if old is not None and png_key(old) == self.key:
-            return old
+    def png(self) -> bytes:
+        """This picture drawn, as a PNG that carries its key."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from PIL import Image, PngImagePlugin

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from core.io import UserError, atomic_write, run_main, setup_logging
+from core.parallel import ProcessMap, usable_cpus
 from core.splits import SPLITS
 from reporting import figures
 from reporting.collect import collect
@@ -89,18 +90,43 @@ def write_figures(png_dir: Path, sections: list[Section]) -> tuple[dict[str, byt
     for stale in png_dir.glob("*.png") if png_dir.is_dir() else []:
         if stale.name not in pictures:  # a figure an earlier run drew and this one does not
             stale.unlink()
-    pngs, drawn = {}, []
+    pngs: dict[str, bytes] = {}
     for name, picture in pictures.items():
         path = png_dir / name
         old = path.read_bytes() if path.is_file() else None
-        start = time.perf_counter()
-        pngs[name] = picture.png(old)
-        if pngs[name] is not old:  # drawn now (a reused PNG is returned as it was read)
-            logger.debug("report: drew %s in %.3fs", name, time.perf_counter() - start)
-            drawn.append(name)
-            with atomic_write(path, "wb") as f:
-                f.write(pngs[name])
-    return pngs, drawn
+        if old is not None and figures.png_key(old) == picture.key:
+            pngs[name] = old
+    drawn = [name for name in pictures if name not in pngs]
+    start = time.perf_counter()
+    for name, png in zip(drawn, _draw([pictures[name] for name in drawn])):
+        logger.debug("report: drew %s", name)
+        pngs[name] = png
+        with atomic_write(png_dir / name, "wb") as f:
+            f.write(png)
+    logger.debug("report: %d figures drawn in %.3fs", len(drawn), time.perf_counter() - start)
+    return {name: pngs[name] for name in pictures}, drawn
+
+
+_pictures: list = []  # in a drawing process: the pictures it may be asked to draw (handed over by the fork)
+
+
+def _take(pictures: list) -> None:
+    global _pictures
+    _pictures = pictures
+
+
+def _draw_nth(k: int) -> bytes:
+    return _pictures[k].png()
+
+
+def _draw(pictures: list) -> list[bytes]:
+    """Each picture's PNG. Several are drawn in two forked processes where there are two CPUs (each
+    imports matplotlib and draws every other one); the bytes do not depend on where one is drawn."""
+    workers = min(2, len(pictures), usable_cpus())
+    if workers < 2:
+        return [picture.png() for picture in pictures]
+    with ProcessMap(workers, _take, (pictures,), "a process drawing the report's figures") as pool:
+        return list(pool.map(_draw_nth, range(len(pictures)), ahead=len(pictures)))
 
 
 def multi_sections(manifest: dict) -> list[Section]:
