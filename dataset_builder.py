@@ -32,7 +32,8 @@ from core.settings import PROGRESS
 from core.io import (UserError, atomic_write, dumps, iter_commit_records, read_json, run_main, setup_logging,
                          sha256_file, write_json)
 from core.split_file import FORMAT, VERSION, write_split
-from core.schema import MANIFEST, NEAR_DUP_SUFFIX, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, companion, split_file, token_dtype
+from core.schema import (MANIFEST, NEAR_DUP_SUFFIX, SPLIT_CHUNKS_SUFFIX, TOKENS_SUFFIX, companion, split_file,
+                         token_dtype)
 from core.splits import DEFAULT_RATIOS, SPLITS, commit_token_counts, split_commits
 from core.near_dup import SHINGLE, THRESHOLD, SignatureCache, near_duplicates
 from core.languages import category_of, language_of

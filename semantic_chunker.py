@@ -48,8 +48,8 @@ from chunking.snapshots import TreeReader, head_commit  # noqa: E402
 from core import settings  # noqa: E402
 from core.config import PATH, RUN, add_flags, at_least, check_fields, from_args, key_settings, setting  # noqa: E402
 from core.settings import MAX_CHUNK_TOKENS, PROGRESS, REDACT, SNAPSHOT_AT  # noqa: E402
-from core.io import (UserError, count_records, iter_commit_records, jsonl_lines, parse_jsonl_line, run_main,  # noqa: E402
-                     setup_logging)
+from core.io import (UserError, count_records, iter_commit_records, jsonl_lines, parse_jsonl_line,  # noqa: E402
+                     run_main, setup_logging)
 from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
 from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402

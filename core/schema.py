@@ -35,7 +35,8 @@ COMMITS_SUFFIX = ".commits.jsonl"  # stage 2's per-commit index, for reruns (chu
 TOKENIZED = "chunks_tokenized.json"
 IDS_SUFFIX = ".ids.npy"
 SEQUENCES_SUFFIX = ".sequences.npy"
-NEAR_DUP_SUFFIX = ".near_dup.npy"  # written by stage 4 beside it: the MinHash signatures of train's diff chunks, for reruns
+# written by stage 4 beside stage 3's file: the MinHash signatures of train's diff chunks, for reruns
+NEAR_DUP_SUFFIX = ".near_dup.npy"
 TOKENIZER_DIR = "tokenizer"
 # Stage 4: dataset (in DATASET_DIR; one set of files per split, see `split_file`)
 DATASET_DIR = "dataset"

@@ -18,9 +18,9 @@ functions, never as subprocesses.
 A stage whose settings and inputs have not changed since it last finished is skipped (`--force`
 redoes all): its key is every setting of the config object it runs with (`core.config.key_settings`)
 and the content hashes of its inputs, kept in `.pipeline_state.json` under the stage's id (LABELS).
-The report is such a step too; the tokenizer is loaded only when stage 2 or 3 runs (DeferredTokenizer; a rerun that finds the
-saved tokenizer unchanged reads only its Rust tokenizer),
-so an unchanged rerun reads refs and stat data only (docs/architecture.md, "Resume").
+The report is such a step too; the tokenizer is loaded only when stage 2 or 3 runs (DeferredTokenizer;
+where its saved copy is the recorded one, only its Rust tokenizer is read), so an unchanged rerun
+reads refs and stat data only (docs/architecture.md, "Resume").
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class DeferredTokenizer:
         self.spec, self.identity, self.tok, self._backend = spec, identity, None, self._UNREAD
 
     def backend(self):
-        """The bare Rust tokenizer of `spec` when it is the recorded one (`core.tokenizer.recorded_backend`), else None."""
+        """The bare Rust tokenizer of `spec` when it is the recorded one (`core.tokenizer.recorded_backend`),
+        else None."""
         if self._backend is self._UNREAD:
             from core.tokenizer import recorded_backend
 
