@@ -394,7 +394,8 @@ class Pipeline:
                 from reporting.report import write_report  # matplotlib: only when the report is drawn
 
                 outputs["figures"].mkdir(exist_ok=True)
-                write_report(self.out, progress=self.cfg.progress)
+                # draws in as many processes as stage 2 may fork (a multi-repository task asks for none)
+                write_report(self.out, progress=self.cfg.progress, workers=self.cfg.chunk_workers)
                 figures = len(list(outputs["figures"].glob("*.png")))
                 return {}, "dataset, stats, chunks", f"{page.name}, {figures} figures", ""
 

@@ -62,8 +62,9 @@ def render_html(title: str, sections: list[Section], pngs: dict[str, bytes]) -> 
     return "\n".join(parts)
 
 
-def write_report(out_dir: str | Path, progress: bool = False) -> Path:
-    """Write report.html and report/*.png in `out_dir` (a pipeline run's directory); return the page's path."""
+def write_report(out_dir: str | Path, progress: bool = False, workers: int | None = None) -> Path:
+    """Write report.html and report/*.png in `out_dir` (a pipeline run's directory); return the page's path.
+    `workers`: processes that draw the figures (`_draw`; None: by the CPUs, 1: none forked)."""
     out_dir = Path(out_dir)
     facts = collect(out_dir, progress=progress)
     try:
@@ -72,7 +73,7 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
         raise UserError(f"{out_dir}: dataset/dataset_stats.json lacks {e} (written by an older stage 4); "
                         "rerun the pipeline with --force") from None
     png_dir = out_dir / "report"
-    pngs, drawn = write_figures(png_dir, sections)
+    pngs, drawn = write_figures(png_dir, sections, workers)
     page = out_dir / "report.html"
     with atomic_write(page) as f:
         f.write(render_html(f"Dataset report: {facts.repository}", sections, pngs))
@@ -81,8 +82,10 @@ def write_report(out_dir: str | Path, progress: bool = False) -> Path:
     return page
 
 
-def write_figures(png_dir: Path, sections: list[Section]) -> tuple[dict[str, bytes], list[str]]:
-    """Each section's figure as `png_dir/NAME`: the PNG there when it is that picture already, else drawn.
+def write_figures(png_dir: Path, sections: list[Section], workers: int | None = None
+                  ) -> tuple[dict[str, bytes], list[str]]:
+    """Each section's figure as `png_dir/NAME`: the PNG there when it is that picture already, else drawn
+    (by `workers` processes, as `_draw`).
 
     Removes the PNGs of figures this report does not have. Returns name -> PNG bytes, and the names drawn.
     """
@@ -98,7 +101,7 @@ def write_figures(png_dir: Path, sections: list[Section]) -> tuple[dict[str, byt
             pngs[name] = old
     drawn = [name for name in pictures if name not in pngs]
     start = time.perf_counter()
-    for name, png in zip(drawn, _draw([pictures[name] for name in drawn])):
+    for name, png in zip(drawn, _draw([pictures[name] for name in drawn], workers)):
         logger.debug("report: drew %s", name)
         pngs[name] = png
         with atomic_write(png_dir / name, "wb") as f:
@@ -119,10 +122,11 @@ def _draw_nth(k: int) -> bytes:
     return _pictures[k].png()
 
 
-def _draw(pictures: list) -> list[bytes]:
-    """Each picture's PNG. Several are drawn in two forked processes where there are two CPUs (each
-    imports matplotlib and draws every other one); the bytes do not depend on where one is drawn."""
-    workers = min(2, len(pictures), usable_cpus())
+def _draw(pictures: list, workers: int | None = None) -> list[bytes]:
+    """Each picture's PNG. Several are drawn in two forked processes where there are two CPUs and
+    `workers` allows (each imports matplotlib and draws every other one; 1: in this process, as a
+    multi-repository run's task, which holds one CPU, asks); the bytes do not depend on where one is drawn."""
+    workers = min(2, len(pictures), usable_cpus() if workers is None else workers)
     if workers < 2:
         return [picture.png() for picture in pictures]
     with ProcessMap(workers, _take, (pictures,), "a process drawing the report's figures") as pool:

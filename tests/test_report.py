@@ -19,7 +19,7 @@ import pytest
 
 import comprehensive_pipeline
 from pipeline import orchestrator
-from conftest import build_sample_repo
+from conftest import ROOT, build_sample_repo
 from core.io import iter_jsonl, read_json
 from core.languages import category_of, language_of
 from test_pipeline import SMALL
@@ -333,3 +333,27 @@ def test_a_report_with_every_figure_unchanged_does_not_import_matplotlib(run, tm
     done = subprocess.run([sys.executable, "-c", code, str(copy)], cwd=Path(__file__).resolve().parent.parent,
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_figures_drawn_in_worker_processes_or_in_this_one_are_the_same_bytes(run, tmp_path):
+    """By default the figures are drawn in two forked processes (matplotlib is imported there, not here);
+    `workers=1` (a multi-repository task) draws them in this process: the same files either way."""
+    import subprocess
+    import sys
+
+    from core.parallel import usable_cpus
+
+    if usable_cpus() < 2:
+        pytest.skip("one CPU: the figures are drawn in this process anyway")
+    imported = {}
+    for name, workers in (("alone", 1), ("forked", None)):
+        copy = _copy(run, tmp_path / name)
+        shutil.rmtree(copy / "report")
+        code = (f"import sys; from reporting.report import write_report; write_report({str(copy)!r}, "
+                f"workers={workers!r}); print('matplotlib' in sys.modules)")
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        imported[name] = result.stdout.strip()
+    assert imported == {"alone": "True", "forked": "False"}
+    alone, forked = tmp_path / "alone", tmp_path / "forked"
+    assert {n: b for n, (_, _, b) in _pngs(alone).items()} == {n: b for n, (_, _, b) in _pngs(forked).items()}
+    assert (alone / "report.html").read_bytes() == (forked / "report.html").read_bytes()
