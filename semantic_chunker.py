@@ -40,7 +40,7 @@ from chunking.assemble import Fitter, Piece, Section  # noqa: E402
 from chunking.filters import (BlobVerdicts, FileFilter, changed_lines, is_binary_bytes, lfs_pointer_reason,  # noqa: E402
                               normalize_newlines, pin_bump)
 from chunking.output import TOKEN_DTYPE, ChunkWriter  # noqa: E402
-from chunking.reuse import CommitCache, commit_key, line_key, write_cache  # noqa: E402
+from chunking.reuse import CommitCache, Kept, commit_key, line_key, write_cache  # noqa: E402
 from core.parallel import ProcessMap, usable_cpus  # noqa: E402
 from core.parsers import BlobTrees, Definition, definitions_near, parser_language, widen_chars  # noqa: E402
 from chunking.units import Block, parse_hunks, widen_hunks  # noqa: E402
@@ -51,7 +51,7 @@ from core.settings import MAX_CHUNK_TOKENS, PROGRESS, REDACT, SNAPSHOT_AT  # noq
 from core.io import (UserError, count_records, iter_commit_records, jsonl_lines, parse_jsonl_line,  # noqa: E402
                      run_main, setup_logging)
 from core.schema import COMMITS_SUFFIX, TOKENS_SUFFIX, companion  # noqa: E402
-from core.splits import DEFAULT_RATIOS, commit_token_counts, split_commits  # noqa: E402
+from core.splits import DEFAULT_RATIOS, split_commits  # noqa: E402
 from core.tokenizer import DEFAULT_MODEL, encode_batch, load_tokenizer, tokenizer_identity  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -694,13 +694,15 @@ def run(config: ChunkConfig, tokenizer=None, commits: Iterable[dict] | None = No
                 stats["fallback_hashes"].append(rec["hash"])
             counts.merge(local)
             at, before = [out.n_bytes, 0, out.n_ids], (out.duplicates, out.duplicate_tokens)
-            for c in out.write_commit(chunks):
-                at[1] += 1
-                token_counts.update(commit_token_counts([c]))
+            rows = list(out.write_kept(chunks.rows, chunks.lines, chunks.ids, rec["order"]) if isinstance(chunks, Kept)
+                        else out.write_commit(chunks))
+            at[1] = len(rows)
+            if rows:  # its own chunks (no snapshot among them), each n_tokens + 1 separator, as commit_token_counts
+                token_counts[rec["order"]] += sum(row[2] + 1 for row in rows)
             out.duplicates, out.duplicate_tokens = out.duplicates + dropped[0], out.duplicate_tokens + dropped[1]
             entries.append({"hash": rec["hash"], "key": rec["key"], "timestamp": rec["timestamp"], "date": rec["date"],
                             "files": rec["files"], "error": error, "counts": local.as_dict(), "at": at,
-                            "dropped": [out.duplicates - before[0], out.duplicate_tokens - before[1]]})
+                            "dropped": [out.duplicates - before[0], out.duplicate_tokens - before[1]], "chunks": rows})
         if cache is not None:
             cache.close()
         if not metas:

@@ -1,7 +1,8 @@
 """Write chunk records and their token ids as they come; drop exact duplicates; count what was written.
 
     with ChunkWriter("data/x/chunks_semantic.jsonl", dedup=True) as out:
-        out.write_commit(chunks)          # yields the chunks actually written
+        rows = list(out.write_commit(chunks))   # a row per chunk actually written (kept for reruns)
+        out.write_kept(rows, lines, ids, order)  # a kept commit's chunks again, from the last run's rows
     out.write_stats(stats)                # adds the counters and the sha256 of the .jsonl
 
 Token ids stream into `chunks_semantic.tokens.npy` (1-D uint32, in file order; `core.io.NpyStream`
@@ -66,37 +67,64 @@ class ChunkWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stack.__exit__(exc_type, exc, tb)
 
-    def _write(self, chunks: Iterable[dict]) -> Iterator[dict]:
+    def _write(self, chunks: Iterable[dict]) -> Iterator[list]:
+        """Write each chunk unless it is a duplicate; yield each written one's `Kept` row."""
         for index, chunk in enumerate(chunks):
-            if self.dedup:
-                digest = normalized_digest(chunk["text"])
-                if digest in self.seen:
-                    self.duplicates += 1
-                    self.duplicate_tokens += chunk["n_tokens"]
-                    continue
-                self.seen.add(digest)
+            digest = normalized_digest(chunk["text"]) if self.dedup else None
+            if self._duplicate(digest, chunk["n_tokens"]):
+                continue
             ids = chunk.pop("_ids")
-            line = chunk.pop("_line", None)  # a chunk of the last run, written again as it was (`chunking.reuse`)
-            if chunk["id"] is None:  # else a chunk of the last run
+            if chunk["id"] is None:
                 key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
                 chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-            line = line or dumps(chunk) + "\n"
-            self._jsonl.write(line)
-            self.n_bytes += len(line.encode("utf-8", "surrogatepass"))
-            self._ids.write(np.asarray(ids, dtype=TOKEN_DTYPE))
-            self.n_ids += len(ids)
-            self.chunks[chunk["kind"]] += 1
-            self.tokens[chunk["kind"]] += chunk["n_tokens"]
             category = category_of(chunk["path"], chunk.get("language")) if chunk["path"] else "unknown"
-            self.by_order_category[chunk["order"], category] += chunk["n_tokens"]
-            count_placeholders(chunk["text"], self.placeholders)
-            if chunk["n_tokens"] < self.min_tokens:
-                self.under_min[chunk["kind"]] += 1
-            yield chunk
+            row = [digest.hex() if digest else None, chunk["kind"], chunk["n_tokens"], category,
+                   list(count_placeholders(chunk["text"], Counter()).elements())]
+            self._put(dumps(chunk) + "\n", np.asarray(ids, dtype=TOKEN_DTYPE), row, chunk["order"])
+            yield row
 
-    def write_commit(self, chunks: list[dict]) -> Iterator[dict]:
-        """Write one commit's chunks (ids count positions within the commit); yield those kept."""
+    def _duplicate(self, digest: bytes | None, n_tokens: int) -> bool:
+        """Whether a chunk with this digest was written already (then counted as dropped); else remember it."""
+        if digest is None:  # no dedup
+            return False
+        if digest in self.seen:
+            self.duplicates += 1
+            self.duplicate_tokens += n_tokens
+            return True
+        self.seen.add(digest)
+        return False
+
+    def _put(self, line: str, ids: np.ndarray, row: list, order: int) -> None:
+        _, kind, n_tokens, category, placeholders = row
+        self._jsonl.write(line)
+        self.n_bytes += len(line.encode("utf-8", "surrogatepass"))
+        self._ids.write(ids)
+        self.n_ids += len(ids)
+        self.chunks[kind] += 1
+        self.tokens[kind] += n_tokens
+        self.by_order_category[order, category] += n_tokens
+        self.placeholders.update(placeholders)
+        if n_tokens < self.min_tokens:
+            self.under_min[kind] += 1
+
+    def write_commit(self, chunks: list[dict]) -> Iterator[list]:
+        """Write one commit's chunks (ids count positions within the commit); yield the `Kept` row of each
+        written (`[digest hex or None, kind, n_tokens, category, secret placeholders]`: what a rerun that
+        keeps the commit needs of it, `chunking.reuse`)."""
         return self._write(chunks)
+
+    def write_kept(self, rows: list[list], lines: list[str], ids: np.ndarray, order: int) -> Iterator[list]:
+        """Write again a commit's chunks of the last run (`chunking.reuse.CommitCache.replay`): its lines and
+        ids as they were, found by their rows without parsing a line; yield the row of each written."""
+        at = 0
+        for row, line in zip(rows, lines):
+            n_tokens = row[2]
+            ids_of = ids[at:at + n_tokens]
+            at += n_tokens
+            if self._duplicate(bytes.fromhex(row[0]) if row[0] is not None else None, n_tokens):
+                continue
+            self._put(line, ids_of, row, order)
+            yield row
 
     def write_snapshots(self, chunks: Iterable[dict]) -> None:
         for _ in self._write(chunks):

@@ -2,16 +2,18 @@
 
     cache = CommitCache.open(path, header, chunks, tokens)      # None, and why, when nothing can be kept
     entry = cache.entries[commit_hash]                          # if entry["key"] == commit_key(record)
-    summary, chunks, counts, error, dropped = cache.replay(entry, order)
+    summary, kept, counts, error, dropped = cache.replay(entry, order)   # kept: Kept (rows, lines, ids)
 
 `chunks_semantic.commits.jsonl`, written beside the chunks by every run: a header (the settings the
 diff chunks depend on, the tokenizer's sha256, the sha256 of the chunks and token files it indexes),
 then one line per commit record, in order: its hash, `key` (a hash of the record without `order`,
 `branches` and `tags`, which change when commits are added and which no chunk text shows), what
 chunking it counted, its fall-back error, the chunks exact-duplicate removal dropped from it (count,
-tokens) and where its kept chunks are (`at`: byte offset and chunk count in the chunks file, offset
-in the token ids). A commit whose record is unchanged is then not chunked again: its kept chunks
-are read back, with their token ids, and written through the same duplicate removal as new ones.
+tokens), where its kept chunks are (`at`: byte offset and chunk count in the chunks file, offset
+in the token ids) and a row per kept chunk (`chunks`: its duplicate digest, kind, token count,
+category and secret placeholders). A commit whose record is unchanged is then not chunked again:
+its kept chunks' lines are read back unparsed (only their `order` set anew), with their token ids,
+and written through the same duplicate removal as new ones, by their rows.
 
 Chunks dropped as duplicates are not kept, so the earlier run is used only when every commit it
 chunked is still there, unchanged and in the same order among themselves (a new commit may come
@@ -24,12 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.io import dumps, sha256_file
 
+FORMAT = 2  # of the index: 2 added each kept chunk's row (`chunks`)
 VOLATILE = ("order", "branches", "tags")  # record fields that change with new commits and reach no chunk's text
 
 
@@ -77,6 +81,8 @@ class CommitCache:
         try:
             with open(path, encoding="utf-8") as f:
                 last = json.loads(f.readline())
+                if last.get("format") != FORMAT:
+                    return None, f"{path.name} was written by another version"
                 if {k: last.get(k) for k in header} != header:
                     return None, "the settings or the tokenizer changed"
                 if (sha256_file(chunks), sha256_file(tokens)) != (last["chunks_sha256"], last["tokens_sha256"]):
@@ -93,31 +99,42 @@ class CommitCache:
     def close(self) -> None:
         self.chunks.close()
 
-    def replay(self, entry: dict, order: int) -> tuple[dict, list[dict], dict, str | None, list[int]]:
-        """(summary, the kept chunks with their ids and `order`, counts, error, [chunks, tokens] dropped)."""
+    def replay(self, entry: dict, order: int) -> tuple[dict, "Kept", dict, str | None, list[int]]:
+        """(summary, the kept chunks as `Kept`, counts, error, [chunks, tokens] dropped): their lines are read,
+        not parsed, and given the commit's `order` now."""
         offset, count, ids_at = entry["at"]
         self.chunks.seek(offset)
-        chunks = []
-        for _ in range(count):
-            line = self.chunks.readline()
-            chunk = json.loads(line)
-            if chunk["order"] == order:
-                chunk["_line"] = line.decode("utf-8")  # written again as it is
-            else:
-                chunk["order"] = order
-            chunk["_ids"] = np.asarray(self.ids[ids_at:ids_at + chunk["n_tokens"]])
-            ids_at += chunk["n_tokens"]
-            chunks.append(chunk)
+        lines = [with_order(self.chunks.readline().decode("utf-8"), order) for _ in range(count)]
+        rows = entry["chunks"]
+        ids = np.asarray(self.ids[ids_at:ids_at + sum(row[2] for row in rows)])
         summary = {"hash": entry["hash"], "order": order, "timestamp": entry["timestamp"], "date": entry["date"],
                    "files": entry["files"], "key": entry["key"]}
-        return summary, chunks, entry["counts"], entry["error"], entry["dropped"]
+        return summary, Kept(rows, lines, ids), entry["counts"], entry["error"], entry["dropped"]
+
+
+@dataclass
+class Kept:
+    """A kept commit's chunks as the last run wrote them: a row each (`ChunkWriter.write_commit`'s: digest,
+    kind, n_tokens, category, secret placeholders), its line, and all their token ids in one array."""
+
+    rows: list[list]
+    lines: list[str]
+    ids: np.ndarray
+
+
+def with_order(line: str, order: int) -> str:
+    """A chunk line (`dumps` of a chunk record, its `order` the first key after `id`, `kind`, `commit` and
+    `timestamp`, whose values hold no such text) with its `order` set to `order`, as `dumps` writes it."""
+    at = line.index(',"order":') + 9
+    end = line.index(",", at)
+    return line if line[at:end] == str(order) else f"{line[:at]}{order}{line[end:]}"
 
 
 def write_cache(path: Path, header: dict, entries: list[dict], chunks: Path, tokens: Path) -> None:
     """The header (with the sha256 of the files the entries index) and one line per commit."""
     from core.io import atomic_write
 
-    head = {**header, "chunks_sha256": sha256_file(chunks), "tokens_sha256": sha256_file(tokens)}
+    head = {"format": FORMAT, **header, "chunks_sha256": sha256_file(chunks), "tokens_sha256": sha256_file(tokens)}
     with atomic_write(path) as f:
         f.write(dumps(head) + "\n")
         for entry in entries:

@@ -3,6 +3,7 @@ fresh run on the new history; anything that is not a pure append is a full run (
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -212,6 +213,33 @@ def test_a_sha256_repository_keeps_its_earlier_records_and_chunks(tmp_path, trai
     assert again.reused["chunk"] == {"commits_chunked": 1, "commits_kept": 2, "full_because": None}
     run_into(b.path, fresh, trained_tokenizer_dir)
     assert outputs_of(inc) == outputs_of(fresh)
+
+
+def test_a_new_commit_before_kept_ones_moves_their_chunks_as_a_fresh_run(tmp_path, trained_tokenizer_dir):
+    """A commit dated between two chunked ones lands before the later ones: their kept chunks are written
+    again with the new `order` (set in their lines as text), byte for byte as a fresh run writes them."""
+    from chunking.reuse import with_order
+
+    b = build_sample_repo(tmp_path / "repo")
+    inc, fresh = tmp_path / "inc", tmp_path / "fresh"
+    first = run_into(b.path, inc, trained_tokenizer_dir)
+    def orders() -> dict[str, int]:
+        return {c["commit"]: c["order"] for c in map(json.loads, (inc / "chunks_semantic.jsonl").open(encoding="utf-8"))
+                if c["kind"] != "snapshot"}
+
+    before = orders()
+    _old_dated_branch(b)
+    again = run_into(b.path, inc, trained_tokenizer_dir)
+    assert again.reused["chunk"] == {"commits_chunked": 1, "commits_kept": first.reused["scrape"]["commits_read"],
+                                     "full_because": None}
+    after = orders()
+    assert [c for c in before if after[c] != before[c]]  # kept commits that moved
+    run_into(b.path, fresh, trained_tokenizer_dir)
+    assert outputs_of(inc) == outputs_of(fresh)
+    line = (fresh / "chunks_semantic.jsonl").open(encoding="utf-8").readline()
+    record = json.loads(line)
+    assert with_order(line, 12345) == json.dumps({**record, "order": 12345}, ensure_ascii=False,
+                                                 separators=(",", ":")) + "\n"
 
 
 def test_a_rewritten_history_is_a_full_run_equal_to_a_fresh_one(tmp_path, trained_tokenizer_dir):
