@@ -317,3 +317,17 @@ def test_stage_2_keeps_nothing_with_other_settings_or_another_tokenizer(tmp_path
         "commits_chunked": 0, "commits_kept": 10 + n, "full_because": None}
     chunk_into(b.path, hist / "h.jsonl", fresh, other, incremental=False)
     assert files_of(inc) == files_of(fresh)
+
+
+def test_stage_2_keeps_nothing_from_an_index_of_another_format(tmp_path, trained_tokenizer_dir):
+    """An index without this version's `format` (written before its rows per chunk) is not read: a full run."""
+    b = build_sample_repo(tmp_path / "repo")
+    hist, inc = tmp_path / "h", tmp_path / "inc"
+    scrape_into(b.path, hist)
+    chunk_into(b.path, hist / "h.jsonl", inc, trained_tokenizer_dir)
+    index = inc / "chunks.commits.jsonl"
+    head, rest = index.read_text(encoding="utf-8").split("\n", 1)
+    index.write_text(json.dumps({k: v for k, v in json.loads(head).items() if k != "format"}) + "\n" + rest,
+                     encoding="utf-8")
+    assert chunk_into(b.path, hist / "h.jsonl", inc, trained_tokenizer_dir)["full_because"] == \
+        "chunks.commits.jsonl was written by another version"
