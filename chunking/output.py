@@ -74,9 +74,8 @@ class ChunkWriter:
             if self._duplicate(digest, chunk["n_tokens"]):
                 continue
             ids = chunk.pop("_ids")
-            if chunk["id"] is None:
-                key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
-                chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+            key = "\0".join((chunk["kind"], chunk["commit"], str(index), chunk["text"]))
+            chunk["id"] = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:20]
             category = category_of(chunk["path"], chunk.get("language")) if chunk["path"] else "unknown"
             row = [digest.hex() if digest else None, chunk["kind"], chunk["n_tokens"], category,
                    list(count_placeholders(chunk["text"], Counter()).elements())]

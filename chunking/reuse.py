@@ -123,8 +123,9 @@ class Kept:
 
 
 def with_order(line: str, order: int) -> str:
-    """A chunk line (`dumps` of a chunk record, its `order` the first key after `id`, `kind`, `commit` and
-    `timestamp`, whose values hold no such text) with its `order` set to `order`, as `dumps` writes it."""
+    """A chunk line (`dumps` of a chunk record, its `order` the first key after `id`, `kind`, `commit`,
+    `short_hash` and `timestamp`, whose values hold no such text) with its `order` set to `order`, as
+    `dumps` writes it."""
     at = line.index(',"order":') + 9
     end = line.index(",", at)
     return line if line[at:end] == str(order) else f"{line[:at]}{order}{line[end:]}"

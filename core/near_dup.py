@@ -170,13 +170,15 @@ class SignatureCache:
     def signatures(self, batch: list[np.ndarray], num_perm: int, used: int) -> tuple[list[bytes], np.ndarray]:
         """(keys, `signatures(batch)`), computing only the rows not known."""
         keys = [self.key(c, num_perm, used) for c in batch]
-        found = [self.known.get(k) for k in keys]
-        missing = [i for i, row in enumerate(found) if row is None or row.shape != (used,)]
         sig = np.empty((len(batch), used), dtype=np.uint32)
+        missing = []
+        for i, row in enumerate(map(self.known.get, keys)):
+            if row is None or row.shape != (used,):
+                missing.append(i)
+            else:
+                sig[i] = row
         if missing:
             sig[missing] = signatures([batch[i] for i in missing], num_perm, used)
-        for i in sorted(set(range(len(batch))) - set(missing)):
-            sig[i] = found[i]
         return keys, sig
 
     def save(self) -> None:
